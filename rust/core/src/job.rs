@@ -1,0 +1,115 @@
+//! The job and its attempts: data only.
+
+use std::fmt;
+
+/// Where a job is in its life (DESIGN.md section 4).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum JobState {
+    /// Waiting to be claimed once `run_at` is reached.
+    Pending,
+    /// Claimed by a worker that holds a lease on it.
+    Processing,
+    /// Exited 0.
+    Completed,
+    /// Failed, with retries left; claimable again once `run_at` (the backoff) is reached.
+    Failed,
+    /// Failed with no retries left: the dead letter queue.
+    Dead,
+}
+
+impl JobState {
+    /// Every state, in the order `status` shows them.
+    pub const ALL: [JobState; 5] = [
+        JobState::Pending,
+        JobState::Processing,
+        JobState::Completed,
+        JobState::Failed,
+        JobState::Dead,
+    ];
+
+    /// The lower-case name stored in the database and shown to users.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobState::Pending => "pending",
+            JobState::Processing => "processing",
+            JobState::Completed => "completed",
+            JobState::Failed => "failed",
+            JobState::Dead => "dead",
+        }
+    }
+
+    /// The state named `name`, if any.
+    pub fn parse(name: &str) -> Option<JobState> {
+        JobState::ALL.into_iter().find(|s| s.as_str() == name)
+    }
+}
+
+impl fmt::Display for JobState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A validated job about to be enqueued. `id` is `None` when the store should generate one.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewJob {
+    pub id: Option<String>,
+    pub command: String,
+    pub max_retries: u32,
+    pub priority: i64,
+    pub run_at_ms: i64,
+    /// 0 means no timeout.
+    pub timeout_ms: u64,
+    pub cwd: String,
+}
+
+/// A job as stored. Fields of the latest attempt are `None` until a worker claims it.
+#[derive(Clone, PartialEq)]
+pub struct Job {
+    pub id: String,
+    pub command: String,
+    pub state: JobState,
+    pub attempts: u32,
+    pub max_retries: u32,
+    pub priority: i64,
+    pub run_at_ms: i64,
+    pub timeout_ms: u64,
+    pub cwd: String,
+    pub created_at_ms: i64,
+    pub updated_at_ms: i64,
+    pub started_at_ms: Option<i64>,
+    pub finished_at_ms: Option<i64>,
+    pub exit_code: Option<i32>,
+    pub last_error: Option<String>,
+    pub worker_id: Option<String>,
+    pub lease_expires_ms: Option<i64>,
+}
+
+/// Commands may hold secrets and Debug output ends up in bug reports: show their length only.
+impl fmt::Debug for Job {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Job")
+            .field("id", &self.id)
+            .field("command", &format_args!("<{} bytes>", self.command.len()))
+            .field("state", &self.state)
+            .field("attempts", &self.attempts)
+            .field("max_retries", &self.max_retries)
+            .field("worker_id", &self.worker_id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// One finished execution of a job.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Attempt {
+    pub attempt: u32,
+    pub worker_id: Option<String>,
+    pub started_at_ms: Option<i64>,
+    pub finished_at_ms: i64,
+    pub exit_code: Option<i32>,
+    pub error: Option<String>,
+    /// The state the job moved to when this attempt was settled.
+    pub outcome: JobState,
+    /// The last few KiB of the attempt's stdout and stderr.
+    pub output_tail: String,
+}

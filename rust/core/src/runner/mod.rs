@@ -1,0 +1,200 @@
+//! Runs one attempt of a job: the platform shell in its own process group (job object on
+//! Windows), output streamed straight into the job's log file, a timeout that takes down
+//! the whole tree, and a tick callback through which the worker heartbeats and can kill.
+
+#[cfg(unix)]
+mod unix;
+#[cfg(unix)]
+use unix as platform;
+#[cfg(windows)]
+mod windows;
+#[cfg(windows)]
+use windows as platform;
+
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::path::Path;
+use std::process::Stdio;
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use crate::clock;
+use crate::error::{Error, Result};
+
+/// How much of the end of an attempt's output is kept in the database.
+pub const TAIL_BYTES: u64 = 4096;
+
+/// One attempt to run.
+#[derive(Debug, Clone)]
+pub struct RunSpec<'a> {
+    pub command: &'a str,
+    pub cwd: &'a Path,
+    /// Added to the worker's environment.
+    pub env: Vec<(&'static str, String)>,
+    pub log_path: &'a Path,
+    pub attempt: u32,
+    /// 0 means no timeout.
+    pub timeout_ms: u64,
+    /// Between the polite signal and the forced kill.
+    pub kill_grace_ms: u64,
+}
+
+/// What the tick callback tells the runner.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Control {
+    Continue,
+    /// Kill the job's tree now; the attempt will not count.
+    Kill,
+}
+
+/// How an attempt ended.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunOutcome {
+    pub success: bool,
+    pub exit_code: Option<i32>,
+    /// Why it failed, in words; `None` on success.
+    pub error: Option<String>,
+    pub output_tail: String,
+    pub duration_ms: u64,
+    /// The tick callback asked for a kill.
+    pub killed_on_request: bool,
+}
+
+fn open_log(path: &Path) -> Result<File> {
+    let mut o = OpenOptions::new();
+    o.create(true).append(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut o, 0o600);
+    o.open(path).map_err(|e| Error::Io(format!("cannot open the log file {}: {e}", path.display())))
+}
+
+/// The last `TAIL_BYTES` written to `log` after offset `from`, as text.
+fn read_tail(log: &mut File, from: u64) -> String {
+    let end = log.seek(SeekFrom::End(0)).unwrap_or(from);
+    let start = from.max(end.saturating_sub(TAIL_BYTES));
+    let mut buf = Vec::new();
+    if log.seek(SeekFrom::Start(start)).is_ok() {
+        let _ = log.take(end - start).read_to_end(&mut buf);
+    }
+    String::from_utf8_lossy(&buf).into_owned()
+}
+
+fn failure(error: String, started: Instant) -> RunOutcome {
+    RunOutcome {
+        success: false,
+        exit_code: None,
+        error: Some(error),
+        output_tail: String::new(),
+        duration_ms: started.elapsed().as_millis() as u64,
+        killed_on_request: false,
+    }
+}
+
+/// Runs one attempt to its end, calling `tick` at least every `tick_every` while it runs.
+/// Errors are only those of the log file; everything that goes wrong with the job itself
+/// is a failed outcome.
+pub fn run(spec: &RunSpec<'_>, tick_every: Duration, tick: &mut dyn FnMut() -> Control) -> Result<RunOutcome> {
+    let started = Instant::now();
+    let mut log = open_log(spec.log_path)?;
+    writeln!(
+        log,
+        "=== attempt {} at {} in {}\n$ {}",
+        spec.attempt,
+        clock::format_iso8601(clock::now_ms()),
+        spec.cwd.display(),
+        spec.command
+    )?;
+    let body_start = log.seek(SeekFrom::End(0))?;
+    let mut outcome = if !spec.cwd.is_dir() {
+        failure(format!("the working directory {} does not exist", spec.cwd.display()), started)
+    } else {
+        match spawn_and_wait(spec, &log, started, tick_every, tick) {
+            Ok(o) => o,
+            Err(e) => failure(format!("cannot start the command: {e}"), started),
+        }
+    };
+    outcome.output_tail = read_tail(&mut log, body_start);
+    let result = match (&outcome.error, outcome.exit_code) {
+        (None, _) => "exit code 0".to_string(),
+        (Some(e), _) => e.clone(),
+    };
+    writeln!(log, "=== {result} after {:.3}s", outcome.duration_ms as f64 / 1000.0)?;
+    Ok(outcome)
+}
+
+fn spawn_and_wait(
+    spec: &RunSpec<'_>,
+    log: &File,
+    started: Instant,
+    tick_every: Duration,
+    tick: &mut dyn FnMut() -> Control,
+) -> std::io::Result<RunOutcome> {
+    let mut cmd = platform::shell(spec.command);
+    cmd.current_dir(spec.cwd)
+        .stdin(Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log.try_clone()?);
+    for (k, v) in &spec.env {
+        cmd.env(k, v);
+    }
+    platform::isolate(&mut cmd);
+    let mut child = cmd.spawn()?;
+    let tree = platform::Tree::adopt(&child);
+    let (tx, rx) = mpsc::channel();
+    // The child is waited on by its own thread so that this one can keep time and tick.
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait());
+    });
+    let deadline = (spec.timeout_ms > 0).then(|| started + Duration::from_millis(spec.timeout_ms));
+    let grace = Duration::from_millis(spec.kill_grace_ms);
+    let mut killed: Option<(bool, Instant)> = None; // (on request, forced kill due at)
+    let status = loop {
+        let now = Instant::now();
+        let mut wait = tick_every;
+        if let Some(d) = deadline.filter(|_| killed.is_none()) {
+            wait = wait.min(d.saturating_duration_since(now));
+        }
+        if let Some((_, at)) = killed {
+            wait = wait.min(at.saturating_duration_since(now));
+        }
+        match rx.recv_timeout(wait) {
+            Ok(status) => break status?,
+            Err(mpsc::RecvTimeoutError::Disconnected) => {
+                return Err(std::io::Error::other("lost track of the job process"))
+            }
+            Err(mpsc::RecvTimeoutError::Timeout) => {}
+        }
+        let now = Instant::now();
+        match killed {
+            Some((_, at)) if now >= at => {
+                tree.kill();
+                killed = Some((killed.is_some_and(|k| k.0), now + Duration::from_secs(3600)));
+            }
+            Some(_) => {}
+            None => {
+                if deadline.is_some_and(|d| now >= d) {
+                    tree.terminate();
+                    killed = Some((false, now + grace));
+                } else if tick() == Control::Kill {
+                    tree.terminate();
+                    killed = Some((true, now + grace));
+                }
+            }
+        }
+    };
+    // Whatever the shell left behind in its group goes with it when we killed it.
+    if killed.is_some() {
+        tree.kill();
+    }
+    let duration_ms = started.elapsed().as_millis() as u64;
+    let (exit_code, mut error) = platform::describe(&status);
+    if let Some((on_request, _)) = killed {
+        error = Some(if on_request {
+            "killed on request (stop --force)".to_string()
+        } else {
+            format!("timed out after {}s", spec.timeout_ms as f64 / 1000.0)
+        });
+        return Ok(RunOutcome { success: false, exit_code, error, output_tail: String::new(), duration_ms, killed_on_request: on_request });
+    }
+    Ok(RunOutcome { success: error.is_none(), exit_code, error, output_tail: String::new(), duration_ms, killed_on_request: false })
+}

@@ -1,0 +1,559 @@
+//! The embedded store: one SQLite file in WAL mode.
+//!
+//! Writes run in `BEGIN IMMEDIATE` so two writers never deadlock upgrading a read lock;
+//! SQLite serialises them, which is what makes the one-statement claim atomic.
+
+use std::path::Path;
+use std::time::Duration;
+
+use rusqlite::{params, Connection, OpenFlags, OptionalExtension, Row, TransactionBehavior};
+
+use super::{next_state, ClaimParams, Settled, SettleParams, Store, StoreOptions, WorkerRow};
+use crate::error::{Error, Result};
+use crate::job::{Attempt, Job, JobState, NewJob};
+use crate::jobid;
+
+/// Forward migrations; `PRAGMA user_version` is the number applied so far.
+const MIGRATIONS: &[&str] = &[r#"
+CREATE TABLE jobs (
+    seq              INTEGER PRIMARY KEY,   -- enqueue order: FIFO among equal priorities
+    id               TEXT NOT NULL UNIQUE,
+    command          TEXT NOT NULL,
+    state            TEXT NOT NULL,
+    attempts         INTEGER NOT NULL DEFAULT 0,
+    max_retries      INTEGER NOT NULL,
+    priority         INTEGER NOT NULL DEFAULT 0,
+    run_at_ms        INTEGER NOT NULL,
+    timeout_ms       INTEGER NOT NULL,
+    cwd              TEXT NOT NULL,
+    created_at_ms    INTEGER NOT NULL,
+    updated_at_ms    INTEGER NOT NULL,
+    started_at_ms    INTEGER,
+    finished_at_ms   INTEGER,
+    exit_code        INTEGER,
+    last_error       TEXT,
+    worker_id        TEXT,
+    lease_expires_ms INTEGER
+);
+-- The claim walks this index in priority order and stops at the first due row; it holds
+-- only runnable jobs, so finished ones (millions, eventually) never slow it down.
+CREATE INDEX jobs_due ON jobs (priority DESC, seq, run_at_ms) WHERE state IN ('pending', 'failed');
+-- Lease rescue looks only at running jobs.
+CREATE INDEX jobs_lease ON jobs (lease_expires_ms) WHERE state = 'processing';
+-- list --state, status counts and purge.
+CREATE INDEX jobs_state ON jobs (state, seq);
+CREATE TABLE attempts (
+    job_seq        INTEGER NOT NULL,
+    attempt        INTEGER NOT NULL,
+    worker_id      TEXT,
+    started_at_ms  INTEGER,
+    finished_at_ms INTEGER NOT NULL,
+    exit_code      INTEGER,
+    error          TEXT,
+    outcome        TEXT NOT NULL,
+    output_tail    TEXT NOT NULL
+);
+CREATE INDEX attempts_job ON attempts (job_seq);
+CREATE TABLE workers (
+    id             TEXT PRIMARY KEY,
+    host           TEXT NOT NULL,
+    pid            INTEGER NOT NULL,
+    state          TEXT NOT NULL,
+    current_job    TEXT,
+    started_at_ms  INTEGER NOT NULL,
+    heartbeat_ms   INTEGER NOT NULL,
+    lease_ms       INTEGER NOT NULL,
+    stop_requested INTEGER NOT NULL DEFAULT 0,
+    exited_at_ms   INTEGER
+);
+CREATE TABLE config (
+    key           TEXT PRIMARY KEY,
+    value         TEXT NOT NULL,
+    updated_at_ms INTEGER NOT NULL
+);
+"#];
+
+const JOB_COLS: &str = "id, command, state, attempts, max_retries, priority, run_at_ms, timeout_ms, cwd, \
+     created_at_ms, updated_at_ms, started_at_ms, finished_at_ms, exit_code, last_error, worker_id, lease_expires_ms";
+
+const WORKER_COLS: &str =
+    "id, host, pid, state, current_job, started_at_ms, heartbeat_ms, lease_ms, stop_requested, exited_at_ms";
+
+fn state_of(s: &str) -> rusqlite::Result<JobState> {
+    JobState::parse(s).ok_or_else(|| rusqlite::Error::InvalidColumnType(0, s.to_string(), rusqlite::types::Type::Text))
+}
+
+fn job_from_row(r: &Row<'_>) -> rusqlite::Result<Job> {
+    Ok(Job {
+        id: r.get(0)?,
+        command: r.get(1)?,
+        state: state_of(&r.get::<_, String>(2)?)?,
+        attempts: r.get(3)?,
+        max_retries: r.get(4)?,
+        priority: r.get(5)?,
+        run_at_ms: r.get(6)?,
+        timeout_ms: r.get::<_, i64>(7)? as u64,
+        cwd: r.get(8)?,
+        created_at_ms: r.get(9)?,
+        updated_at_ms: r.get(10)?,
+        started_at_ms: r.get(11)?,
+        finished_at_ms: r.get(12)?,
+        exit_code: r.get(13)?,
+        last_error: r.get(14)?,
+        worker_id: r.get(15)?,
+        lease_expires_ms: r.get(16)?,
+    })
+}
+
+fn worker_from_row(r: &Row<'_>) -> rusqlite::Result<WorkerRow> {
+    Ok(WorkerRow {
+        id: r.get(0)?,
+        host: r.get(1)?,
+        pid: r.get(2)?,
+        state: r.get(3)?,
+        current_job: r.get(4)?,
+        started_at_ms: r.get(5)?,
+        heartbeat_ms: r.get(6)?,
+        lease_ms: r.get(7)?,
+        stop_requested: r.get(8)?,
+        exited_at_ms: r.get(9)?,
+    })
+}
+
+/// A connection to a queuectl SQLite database.
+pub struct SqliteStore {
+    conn: Connection,
+    path: String,
+}
+
+/// Creates the database file owner-only before SQLite sees it; SQLite gives its `-wal` and
+/// `-shm` files the same permissions.
+fn create_private(path: &Path) -> Result<()> {
+    if path.exists() {
+        return Ok(());
+    }
+    let mut o = std::fs::OpenOptions::new();
+    o.write(true).create(true).truncate(false);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut o, 0o600);
+    o.open(path).map(|_| ()).map_err(|e| Error::Io(format!("cannot create the database {}: {e}", path.display())))
+}
+
+impl SqliteStore {
+    /// Opens (creating when absent) and migrates the database at `path`.
+    pub fn open(path: &Path, opts: &StoreOptions) -> Result<SqliteStore> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            if !dir.is_dir() {
+                return Err(Error::Io(format!("the folder {} of the database does not exist", dir.display())));
+            }
+        }
+        create_private(path)?;
+        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let conn = Connection::open_with_flags(path, flags)?;
+        conn.busy_timeout(Duration::from_millis(opts.busy_timeout_ms))?;
+        let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            return Err(Error::Database(format!("cannot switch the database to WAL mode (it is in {mode} mode)")));
+        }
+        // FULL syncs the WAL on every commit: an acknowledged enqueue survives a power cut.
+        // NORMAL (workers) syncs at checkpoints only; a lost settle means the job runs again.
+        conn.pragma_update(None, "synchronous", if opts.durable { "FULL" } else { "NORMAL" })?;
+        let mut store = SqliteStore { conn, path: path.display().to_string() };
+        store.migrate()?;
+        Ok(store)
+    }
+
+    /// The `synchronous` setting in force (2 = FULL, 1 = NORMAL), for tests of durability.
+    pub fn synchronous(&self) -> Result<i64> {
+        Ok(self.conn.query_row("PRAGMA synchronous", [], |r| r.get(0))?)
+    }
+
+    /// Runs `PRAGMA integrity_check` and returns its verdict ("ok" when sound).
+    pub fn integrity_check(&self) -> Result<String> {
+        Ok(self.conn.query_row("PRAGMA integrity_check", [], |r| r.get(0))?)
+    }
+
+    fn migrate(&mut self) -> Result<()> {
+        let latest = MIGRATIONS.len() as i64;
+        let current: i64 = self.conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+        if current == latest {
+            return Ok(());
+        }
+        if current > latest {
+            return Err(Error::SchemaTooNew { found: current, supported: latest });
+        }
+        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        // Another process may have migrated while we waited for the write lock.
+        let current: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+        for (i, sql) in MIGRATIONS.iter().enumerate().skip(current.max(0) as usize) {
+            tx.execute_batch(sql)?;
+            tx.pragma_update(None, "user_version", i as i64 + 1)?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn immediate(&mut self) -> Result<rusqlite::Transaction<'_>> {
+        Ok(self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?)
+    }
+}
+
+/// Settles one processing job inside `tx`, fenced on (id, attempt, worker).
+fn settle_in(tx: &rusqlite::Transaction<'_>, p: &SettleParams<'_>, policy: &crate::backoff::BackoffPolicy) -> Result<Settled> {
+    let row: Option<(i64, u32, Option<i64>)> = tx
+        .query_row(
+            "SELECT seq, max_retries, started_at_ms FROM jobs
+             WHERE id = ?1 AND state = 'processing' AND attempts = ?2 AND worker_id = ?3",
+            params![p.id, p.attempt, p.worker_id],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .optional()?;
+    let Some((seq, max_retries, started_at_ms)) = row else {
+        return Ok(Settled::Fenced);
+    };
+    let (state, run_at_ms) = next_state(p.success, p.attempt, max_retries, policy, p.now_ms);
+    let mut upd = tx.prepare_cached(
+        "UPDATE jobs SET state = ?2, run_at_ms = ?3, finished_at_ms = ?4, updated_at_ms = ?4,
+             exit_code = ?5, last_error = ?6, lease_expires_ms = NULL
+         WHERE seq = ?1",
+    )?;
+    upd.execute(params![seq, state.as_str(), run_at_ms, p.now_ms, p.exit_code, p.error])?;
+    let mut ins = tx.prepare_cached(
+        "INSERT INTO attempts (job_seq, attempt, worker_id, started_at_ms, finished_at_ms, exit_code, error, outcome, output_tail)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+    )?;
+    ins.execute(params![seq, p.attempt, p.worker_id, started_at_ms, p.now_ms, p.exit_code, p.error, state.as_str(), p.output_tail])?;
+    Ok(match state {
+        JobState::Completed => Settled::Completed,
+        JobState::Dead => Settled::Dead,
+        _ => Settled::Retry { run_at_ms },
+    })
+}
+
+fn set_worker_idle(tx: &rusqlite::Transaction<'_>, worker_id: &str, now_ms: i64) -> Result<()> {
+    tx.prepare_cached(
+        "UPDATE workers SET state = CASE state WHEN 'busy' THEN 'idle' ELSE state END,
+             current_job = NULL, heartbeat_ms = ?2 WHERE id = ?1",
+    )?
+    .execute(params![worker_id, now_ms])?;
+    Ok(())
+}
+
+impl Store for SqliteStore {
+    fn job_insert_many(&mut self, jobs: &[NewJob], now_ms: i64) -> Result<Vec<String>> {
+        let tx = self.immediate()?;
+        let mut ids = Vec::with_capacity(jobs.len());
+        {
+            let mut ins = tx.prepare_cached(
+                "INSERT INTO jobs (id, command, state, max_retries, priority, run_at_ms, timeout_ms, cwd, created_at_ms, updated_at_ms)
+                 VALUES (?1, ?2, 'pending', ?3, ?4, ?5, ?6, ?7, ?8, ?8)",
+            )?;
+            for j in jobs {
+                let id = match &j.id {
+                    Some(id) => id.clone(),
+                    None => jobid::generate(now_ms),
+                };
+                let timeout = i64::try_from(j.timeout_ms).unwrap_or(i64::MAX);
+                match ins.execute(params![id, j.command, j.max_retries, j.priority, j.run_at_ms, timeout, j.cwd, now_ms]) {
+                    Ok(_) => ids.push(id),
+                    Err(rusqlite::Error::SqliteFailure(f, _)) if f.code == rusqlite::ErrorCode::ConstraintViolation => {
+                        return Err(Error::DuplicateId(id));
+                    }
+                    Err(e) => return Err(e.into()),
+                }
+            }
+        }
+        tx.commit()?;
+        Ok(ids)
+    }
+
+    fn job_due_exists(&mut self, now_ms: i64) -> Result<bool> {
+        let mut st = self.conn.prepare_cached(
+            "SELECT 1 FROM jobs WHERE state IN ('pending', 'failed') AND run_at_ms <= ?1 LIMIT 1",
+        )?;
+        Ok(st.exists(params![now_ms])?)
+    }
+
+    fn job_claim(&mut self, p: &ClaimParams<'_>) -> Result<Option<Job>> {
+        let tx = self.immediate()?;
+        let job = {
+            // One statement: pick the most urgent due job through jobs_due and take it.
+            // The write lock of BEGIN IMMEDIATE means no other claim runs in between.
+            let sql = format!(
+                "UPDATE jobs SET state = 'processing', attempts = attempts + 1, worker_id = ?1,
+                     started_at_ms = ?2, finished_at_ms = NULL, exit_code = NULL, last_error = NULL,
+                     lease_expires_ms = ?3, updated_at_ms = ?2
+                 WHERE seq = (SELECT seq FROM jobs
+                              WHERE state IN ('pending', 'failed') AND run_at_ms <= ?2
+                              ORDER BY priority DESC, seq LIMIT 1)
+                 RETURNING {JOB_COLS}"
+            );
+            let mut st = tx.prepare_cached(&sql)?;
+            st.query_row(params![p.worker_id, p.now_ms, p.now_ms + p.lease_ms], job_from_row).optional()?
+        };
+        if let Some(j) = &job {
+            tx.prepare_cached("UPDATE workers SET state = 'busy', current_job = ?2, heartbeat_ms = ?3 WHERE id = ?1 AND state = 'idle'")?
+                .execute(params![p.worker_id, j.id, p.now_ms])?;
+        }
+        tx.commit()?;
+        Ok(job)
+    }
+
+    fn job_settle(&mut self, p: &SettleParams<'_>) -> Result<Settled> {
+        let policy = self.backoff_policy()?;
+        let tx = self.immediate()?;
+        let settled = settle_in(&tx, p, &policy)?;
+        set_worker_idle(&tx, p.worker_id, p.now_ms)?;
+        tx.commit()?;
+        Ok(settled)
+    }
+
+    fn job_requeue(&mut self, id: &str, attempt: u32, worker_id: &str, now_ms: i64) -> Result<bool> {
+        let tx = self.immediate()?;
+        let n = tx.execute(
+            "UPDATE jobs SET state = 'pending', attempts = attempts - 1, worker_id = NULL,
+                 lease_expires_ms = NULL, started_at_ms = NULL, updated_at_ms = ?4
+             WHERE id = ?1 AND state = 'processing' AND attempts = ?2 AND worker_id = ?3",
+            params![id, attempt, worker_id, now_ms],
+        )?;
+        set_worker_idle(&tx, worker_id, now_ms)?;
+        tx.commit()?;
+        Ok(n == 1)
+    }
+
+    fn job_rescue_expired(&mut self, now_ms: i64) -> Result<Vec<(String, u32)>> {
+        let expired_exists = self
+            .conn
+            .prepare_cached("SELECT 1 FROM jobs WHERE state = 'processing' AND lease_expires_ms < ?1 LIMIT 1")?
+            .exists(params![now_ms])?;
+        if !expired_exists {
+            return Ok(Vec::new());
+        }
+        let policy = self.backoff_policy()?;
+        let tx = self.immediate()?;
+        let expired: Vec<(String, u32, String)> = {
+            let mut st = tx.prepare(
+                "SELECT id, attempts, worker_id FROM jobs WHERE state = 'processing' AND lease_expires_ms < ?1",
+            )?;
+            let rows = st.query_map(params![now_ms], |r| Ok((r.get(0)?, r.get(1)?, r.get::<_, Option<String>>(2)?.unwrap_or_default())))?;
+            rows.collect::<rusqlite::Result<_>>()?
+        };
+        let mut rescued = Vec::new();
+        for (id, attempt, worker_id) in expired {
+            let p = SettleParams {
+                id: &id,
+                attempt,
+                worker_id: &worker_id,
+                now_ms,
+                success: false,
+                exit_code: None,
+                error: Some(format!("worker {worker_id} was lost (its lease expired)")),
+                output_tail: String::new(),
+            };
+            if settle_in(&tx, &p, &policy)? != Settled::Fenced {
+                rescued.push((id, attempt));
+            }
+        }
+        tx.commit()?;
+        Ok(rescued)
+    }
+
+    fn job_get(&mut self, id: &str) -> Result<Job> {
+        let sql = format!("SELECT {JOB_COLS} FROM jobs WHERE id = ?1");
+        self.conn
+            .prepare_cached(&sql)?
+            .query_row(params![id], job_from_row)
+            .optional()?
+            .ok_or_else(|| Error::NotFound(id.to_string()))
+    }
+
+    fn job_list(&mut self, state: Option<JobState>, limit: Option<u64>) -> Result<Vec<Job>> {
+        let limit = limit.map_or(-1, |l| i64::try_from(l).unwrap_or(i64::MAX));
+        let sql = format!(
+            "SELECT {JOB_COLS} FROM jobs WHERE (?1 IS NULL OR state = ?1) ORDER BY seq LIMIT ?2"
+        );
+        let mut st = self.conn.prepare_cached(&sql)?;
+        let rows = st.query_map(params![state.map(JobState::as_str), limit], job_from_row)?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    fn job_count_by_state(&mut self) -> Result<Vec<(JobState, u64)>> {
+        let mut st = self.conn.prepare_cached("SELECT count(*) FROM jobs WHERE state = ?1")?;
+        JobState::ALL
+            .iter()
+            .map(|s| Ok((*s, st.query_row(params![s.as_str()], |r| r.get::<_, i64>(0))? as u64)))
+            .collect()
+    }
+
+    fn job_attempts(&mut self, id: &str) -> Result<Vec<Attempt>> {
+        let job_exists = self.conn.prepare_cached("SELECT 1 FROM jobs WHERE id = ?1")?.exists(params![id])?;
+        if !job_exists {
+            return Err(Error::NotFound(id.to_string()));
+        }
+        let mut st = self.conn.prepare_cached(
+            "SELECT a.attempt, a.worker_id, a.started_at_ms, a.finished_at_ms, a.exit_code, a.error, a.outcome, a.output_tail
+             FROM attempts a JOIN jobs j ON j.seq = a.job_seq WHERE j.id = ?1 ORDER BY a.rowid",
+        )?;
+        let rows = st.query_map(params![id], |r| {
+            Ok(Attempt {
+                attempt: r.get(0)?,
+                worker_id: r.get(1)?,
+                started_at_ms: r.get(2)?,
+                finished_at_ms: r.get(3)?,
+                exit_code: r.get(4)?,
+                error: r.get(5)?,
+                outcome: state_of(&r.get::<_, String>(6)?)?,
+                output_tail: r.get(7)?,
+            })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    fn job_purge(&mut self, state: JobState, cutoff_ms: Option<i64>) -> Result<Vec<String>> {
+        if !matches!(state, JobState::Completed | JobState::Dead) {
+            return Err(Error::InvalidInput("only completed or dead jobs can be purged".into()));
+        }
+        let cutoff = cutoff_ms.unwrap_or(i64::MAX);
+        let tx = self.immediate()?;
+        tx.execute(
+            "DELETE FROM attempts WHERE job_seq IN (SELECT seq FROM jobs WHERE state = ?1 AND updated_at_ms <= ?2)",
+            params![state.as_str(), cutoff],
+        )?;
+        let ids = {
+            let mut st = tx.prepare("DELETE FROM jobs WHERE state = ?1 AND updated_at_ms <= ?2 RETURNING id")?;
+            let rows = st.query_map(params![state.as_str(), cutoff], |r| r.get(0))?;
+            rows.collect::<rusqlite::Result<Vec<String>>>()?
+        };
+        tx.commit()?;
+        Ok(ids)
+    }
+
+    fn dead_retry(&mut self, ids: &[String], now_ms: i64) -> Result<u64> {
+        let tx = self.immediate()?;
+        for id in ids {
+            let state: Option<String> = tx.query_row("SELECT state FROM jobs WHERE id = ?1", params![id], |r| r.get(0)).optional()?;
+            match state.as_deref() {
+                None => return Err(Error::NotFound(id.clone())),
+                Some("dead") => {}
+                Some(s) => return Err(Error::InvalidState(format!("job {id:?} is not in the DLQ (it is {s})"))),
+            }
+            tx.execute(
+                "UPDATE jobs SET state = 'pending', attempts = 0, run_at_ms = ?2, updated_at_ms = ?2,
+                     worker_id = NULL, lease_expires_ms = NULL WHERE id = ?1",
+                params![id, now_ms],
+            )?;
+        }
+        tx.commit()?;
+        Ok(ids.len() as u64)
+    }
+
+    fn dead_retry_all(&mut self, now_ms: i64) -> Result<u64> {
+        let tx = self.immediate()?;
+        let n = tx.execute(
+            "UPDATE jobs SET state = 'pending', attempts = 0, run_at_ms = ?1, updated_at_ms = ?1,
+                 worker_id = NULL, lease_expires_ms = NULL WHERE state = 'dead'",
+            params![now_ms],
+        )?;
+        tx.commit()?;
+        Ok(n as u64)
+    }
+
+    fn config_get(&mut self, key: &str) -> Result<Option<String>> {
+        Ok(self
+            .conn
+            .prepare_cached("SELECT value FROM config WHERE key = ?1")?
+            .query_row(params![key], |r| r.get(0))
+            .optional()?)
+    }
+
+    fn config_set(&mut self, key: &str, value: &str, now_ms: i64) -> Result<()> {
+        let tx = self.immediate()?;
+        tx.execute(
+            "INSERT INTO config (key, value, updated_at_ms) VALUES (?1, ?2, ?3)
+             ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated_at_ms = excluded.updated_at_ms",
+            params![key, value, now_ms],
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn config_list(&mut self) -> Result<Vec<(String, String)>> {
+        let mut st = self.conn.prepare_cached("SELECT key, value FROM config ORDER BY key")?;
+        let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    fn worker_register(&mut self, id: &str, host: &str, pid: u32, lease_ms: i64, now_ms: i64) -> Result<()> {
+        let tx = self.immediate()?;
+        tx.execute(
+            "INSERT INTO workers (id, host, pid, state, started_at_ms, heartbeat_ms, lease_ms) VALUES (?1, ?2, ?3, 'idle', ?4, ?4, ?5)",
+            params![id, host, pid, now_ms, lease_ms],
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn worker_heartbeat(&mut self, id: &str, now_ms: i64) -> Result<u8> {
+        let tx = self.immediate()?;
+        let row: Option<(u8, i64)> = tx
+            .prepare_cached("UPDATE workers SET heartbeat_ms = ?2 WHERE id = ?1 RETURNING stop_requested, lease_ms")?
+            .query_row(params![id, now_ms], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()?;
+        let Some((stop, lease_ms)) = row else {
+            tx.commit()?;
+            return Ok(super::STOP_GRACEFUL);
+        };
+        tx.prepare_cached("UPDATE jobs SET lease_expires_ms = ?2 WHERE worker_id = ?1 AND state = 'processing'")?
+            .execute(params![id, now_ms + lease_ms])?;
+        tx.commit()?;
+        Ok(stop)
+    }
+
+    fn worker_set_state(&mut self, id: &str, state: &str, now_ms: i64) -> Result<()> {
+        let tx = self.immediate()?;
+        tx.execute(
+            "UPDATE workers SET state = ?2, heartbeat_ms = ?3,
+                 current_job = CASE WHEN ?2 = 'exited' THEN NULL ELSE current_job END,
+                 exited_at_ms = CASE WHEN ?2 = 'exited' THEN ?3 ELSE NULL END
+             WHERE id = ?1",
+            params![id, state, now_ms],
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn worker_list(&mut self, include_exited: bool) -> Result<Vec<WorkerRow>> {
+        let sql = format!(
+            "SELECT {WORKER_COLS} FROM workers WHERE ?1 OR state != 'exited' ORDER BY started_at_ms DESC, id"
+        );
+        let mut st = self.conn.prepare_cached(&sql)?;
+        let rows = st.query_map(params![include_exited], worker_from_row)?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    fn worker_request_stop(&mut self, level: u8, host: Option<&str>) -> Result<u64> {
+        let tx = self.immediate()?;
+        let n = tx.execute(
+            "UPDATE workers SET stop_requested = max(stop_requested, ?1)
+             WHERE state != 'exited' AND (?2 IS NULL OR host = ?2)",
+            params![level, host],
+        )?;
+        tx.commit()?;
+        Ok(n as u64)
+    }
+
+    fn worker_reap(&mut self, now_ms: i64) -> Result<u64> {
+        let tx = self.immediate()?;
+        let n = tx.execute(
+            "UPDATE workers SET state = 'exited', exited_at_ms = ?1, current_job = NULL
+             WHERE state != 'exited' AND heartbeat_ms + lease_ms < ?1",
+            params![now_ms],
+        )?;
+        tx.commit()?;
+        Ok(n as u64)
+    }
+
+    fn describe(&self) -> String {
+        format!("sqlite {} at {}", rusqlite::version(), self.path)
+    }
+}
