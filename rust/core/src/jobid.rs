@@ -61,6 +61,12 @@ pub fn generate(now_ms: i64) -> String {
         .collect()
 }
 
+/// `n` random lower-case base-32 characters (at most 25), for names that need no order.
+pub fn random_token(n: usize) -> String {
+    let bits = random_bits();
+    (0..n.min(25)).map(|i| CROCKFORD[((bits >> (i * 5)) & 31) as usize] as char).collect()
+}
+
 /// FNV-1a, 64 bits: stable across hosts and versions, which the log file name needs.
 fn fnv1a(data: &[u8]) -> u64 {
     data.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ u64::from(*b)).wrapping_mul(0x100_0000_01b3))

@@ -55,7 +55,7 @@ impl WorkerConfig {
 
 /// A new worker id: short, random, unique enough across hosts.
 pub fn new_worker_id() -> String {
-    format!("w-{}", &jobid::generate(now_ms())[18..])
+    format!("w-{}", jobid::random_token(8))
 }
 
 /// What one worker did before it exited.

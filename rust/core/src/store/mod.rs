@@ -10,6 +10,11 @@ use std::path::PathBuf;
 
 pub use sqlite::SqliteStore;
 
+/// The version of the SQLite library compiled in.
+pub fn sqlite_library_version() -> &'static str {
+    rusqlite::version()
+}
+
 use crate::backoff::BackoffPolicy;
 use crate::error::{Error, Result};
 use crate::job::{Attempt, Job, JobState, NewJob};
@@ -91,6 +96,9 @@ pub struct WorkerRow {
     pub exited_at_ms: Option<i64>,
 }
 
+/// How many inserted rows pass between two progress reports of a batch.
+pub const PROGRESS_EVERY: usize = 20_000;
+
 /// A stop request level, as stored in `WorkerRow::stop_requested`.
 pub const STOP_GRACEFUL: u8 = 1;
 /// Kill the running job, put it back to pending uncounted, and exit.
@@ -100,7 +108,8 @@ pub const STOP_FORCE: u8 = 2;
 /// threads: each worker thread opens its own.
 pub trait Store: Send {
     /// Adds all `jobs` in one transaction, or none of them. Returns their ids in order.
-    fn job_insert_many(&mut self, jobs: &[NewJob], now_ms: i64) -> Result<Vec<String>>;
+    /// `progress`, when given, is told how many rows are in every `PROGRESS_EVERY`.
+    fn job_insert_many(&mut self, jobs: &[NewJob], now_ms: i64, progress: Option<&mut dyn FnMut(usize)>) -> Result<Vec<String>>;
     /// Whether a job is due: a cheap read that lets idle workers skip the write lock.
     fn job_due_exists(&mut self, now_ms: i64) -> Result<bool>;
     /// Atomically claims the most urgent due job (priority high to low, then enqueue

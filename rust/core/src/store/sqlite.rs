@@ -240,7 +240,7 @@ fn set_worker_idle(tx: &rusqlite::Transaction<'_>, worker_id: &str, now_ms: i64)
 }
 
 impl Store for SqliteStore {
-    fn job_insert_many(&mut self, jobs: &[NewJob], now_ms: i64) -> Result<Vec<String>> {
+    fn job_insert_many(&mut self, jobs: &[NewJob], now_ms: i64, mut progress: Option<&mut dyn FnMut(usize)>) -> Result<Vec<String>> {
         let tx = self.immediate()?;
         let mut ids = Vec::with_capacity(jobs.len());
         {
@@ -255,7 +255,14 @@ impl Store for SqliteStore {
                 };
                 let timeout = i64::try_from(j.timeout_ms).unwrap_or(i64::MAX);
                 match ins.execute(params![id, j.command, j.max_retries, j.priority, j.run_at_ms, timeout, j.cwd, now_ms]) {
-                    Ok(_) => ids.push(id),
+                    Ok(_) => {
+                        ids.push(id);
+                        if ids.len() % super::PROGRESS_EVERY == 0 {
+                            if let Some(report) = progress.as_mut() {
+                                report(ids.len());
+                            }
+                        }
+                    }
                     Err(rusqlite::Error::SqliteFailure(f, _)) if f.code == rusqlite::ErrorCode::ConstraintViolation => {
                         return Err(Error::DuplicateId(id));
                     }

@@ -1,0 +1,96 @@
+"""The `queuectl` command: global options, error handling and exit codes.
+
+This package is the only place that prints or chooses an exit code: 0 success, 1 a runtime
+or input error, 2 a usage error; every error is one line on stderr starting `Error:`.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import traceback
+from typing import Any
+
+import click
+
+from queuectl import QueuectlError, __version__, _core
+from queuectl.cli.app import App
+
+
+def _version_text() -> str:
+    return f"queuectl {__version__} (SQLite {_core.sqlite_version()})"
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--home",
+    metavar="DIR",
+    help="Home folder (default: $QUEUECTL_HOME or the per-user data folder).",
+)
+@click.option(
+    "--db",
+    metavar="PATH_OR_URL",
+    help="Database (default: $QUEUECTL_DB or <home>/qctl.db).",
+)
+@click.option("--debug", is_flag=True, help="Show tracebacks for errors.")
+@click.version_option(__version__, message=_version_text())
+@click.pass_context
+def cli(ctx: click.Context, home: str | None, db: str | None, debug: bool) -> None:
+    """A background job queue for shell commands.
+
+    Enqueue jobs, run workers that claim them atomically, retry failures with
+    exponential backoff, and inspect what ended in the dead letter queue.
+    """
+    ctx.obj = App.from_options(home, db)
+
+
+def _register() -> None:
+    from queuectl.cli import config, dlq, jobs, worker
+
+    for command in (
+        jobs.enqueue,
+        jobs.status,
+        jobs.list_jobs,
+        jobs.show,
+        jobs.logs,
+        jobs.purge,
+        worker.worker,
+        dlq.dlq,
+        config.config,
+    ):
+        cli.add_command(command)
+
+
+_register()
+
+
+def _fail(message: str, code: int) -> None:
+    click.echo(f"Error: {message}", err=True)
+    sys.exit(code)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point of the `queuectl` script and of `python -m queuectl`."""
+    args = sys.argv[1:] if argv is None else argv
+    debug = "--debug" in args or bool(os.environ.get("QUEUECTL_DEBUG"))
+    try:
+        rv: Any = cli.main(args=args, prog_name="queuectl", standalone_mode=False)
+    except click.UsageError as e:
+        hint = f" (see '{e.ctx.command_path} --help')" if e.ctx is not None else ""
+        _fail(f"{e.format_message()}{hint}", 2)
+    except click.ClickException as e:
+        _fail(e.format_message(), e.exit_code)
+    except click.Abort:
+        _fail("aborted", 1)
+    except QueuectlError as e:
+        if debug:
+            traceback.print_exc()
+        _fail(str(e), 1)
+    except OSError as e:
+        if debug:
+            traceback.print_exc()
+        _fail(str(e), 1)
+    except KeyboardInterrupt:
+        click.echo("Error: interrupted", err=True)
+        sys.exit(130)
+    sys.exit(rv if isinstance(rv, int) else 0)

@@ -1,0 +1,49 @@
+"""Settings stored in the database, shared by every worker."""
+
+from __future__ import annotations
+
+import click
+
+from queuectl import config as settings
+from queuectl.cli import render
+from queuectl.cli.app import App
+
+
+@click.group()
+def config() -> None:
+    """Get and set settings (max-retries, backoff-base, backoff-max, job-timeout)."""
+
+
+@config.command("get")
+@click.argument("key")
+@click.pass_obj
+def config_get(app: App, key: str) -> None:
+    """Print the bare value of KEY."""
+    name = settings.canonical(key)
+    click.echo(app.config().get(name))
+
+
+@config.command("set")
+@click.argument("key")
+@click.argument("value")
+@click.pass_obj
+def config_set(app: App, key: str, value: str) -> None:
+    """Set KEY to VALUE; an unknown key or invalid value changes nothing."""
+    name, stored = settings.normalize(key, value)
+    app.store.config_set(name, stored)
+    click.echo(f"{name} = {stored}")
+
+
+@config.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Compact JSON object on stdout.")
+@click.pass_obj
+def config_list(app: App, as_json: bool) -> None:
+    """Every setting with its value (defaults included)."""
+    items = app.config().items()
+    if as_json:
+        render.emit_json(dict(items))
+        return
+    render.table(
+        ["KEY", "VALUE", "MEANING"],
+        [[k, v, settings.KEYS[k].help] for k, v in items],
+    )

@@ -1,0 +1,82 @@
+"""Worker commands: start, stop, list."""
+
+from __future__ import annotations
+
+import click
+
+from queuectl import _core, supervisor
+from queuectl.cli import render
+from queuectl.cli.app import App
+from queuectl.cli.jobs import Duration
+
+
+@click.group()
+def worker() -> None:
+    """Run and stop workers."""
+
+
+@worker.command("start")
+@click.option("--count", "-n", type=click.IntRange(1, 1024), default=1, show_default=True,
+              help="How many workers.")
+@click.option("--burst", is_flag=True, help="Exit when no job is due.")
+@click.option("--detach", is_flag=True, help="Run in the background; return once they are up.")
+@click.option("--lease", type=Duration(), default=30.0, show_default=True,
+              help="A job of a worker silent this long is returned to the queue.")
+@click.option("--quiet", "-q", is_flag=True, help="Do not log each job to stderr.")
+@click.pass_obj
+def start(app: App, count: int, burst: bool, detach: bool, lease: float, quiet: bool) -> None:
+    """Start COUNT workers: in the foreground (Ctrl-C stops them after their current job;
+    a second Ctrl-C kills the jobs and requeues them), or with --detach in the background."""
+    settings = supervisor.WorkerSettings(count=count, burst=burst, lease_s=lease,
+                                         verbose=not quiet)
+    app.store  # noqa: B018 - create and migrate the database before any worker starts
+    if detach:
+        pid = supervisor.start_detached(app.home, settings)
+        click.echo(f"started {count} worker(s) in process {pid}; log: {app.home.worker_log}")
+        return
+    summary = supervisor.run_foreground(app.home, settings)
+    click.echo(
+        f"workers stopped: {summary['completed']} completed, {summary['failed']} failed, "
+        f"{summary['dead']} dead, {summary['requeued']} requeued",
+        err=True,
+    )
+
+
+@worker.command("stop")
+@click.option("--timeout", type=Duration(), help="Give up waiting after this long (exit 1).")
+@click.option("--force", is_flag=True, help="Kill running jobs and put them back to pending.")
+@click.option("--no-wait", is_flag=True, help="Return once the request is recorded.")
+@click.option("--host", help="Only the workers of this host.")
+@click.pass_obj
+def stop(app: App, timeout: float | None, force: bool, no_wait: bool, host: str | None) -> None:
+    """Stop every running worker, on any host sharing the database."""
+    n = supervisor.stop(app.store, force=force, wait=not no_wait, timeout_s=timeout, host=host)
+    if n == 0:
+        click.echo("no workers running")
+    elif no_wait:
+        click.echo(f"asked {n} worker(s) to stop")
+    else:
+        click.echo(f"stopped {n} worker(s)")
+
+
+@worker.command("list")
+@click.option("--all", "all_", is_flag=True, help="Include exited and lost workers.")
+@click.option("--json", "as_json", is_flag=True, help="Compact JSON on stdout.")
+@click.pass_obj
+def list_workers(app: App, all_: bool, as_json: bool) -> None:
+    """Show each running worker: id, host, pid, state, current job, last heartbeat."""
+    now, here = _core.now_ms(), supervisor.host_name()
+    rows = [(w, supervisor.worker_state(w, now, here)) for w in app.store.workers(all_)]
+    if not all_:
+        rows = [(w, s) for w, s in rows if s not in ("exited", "lost")]
+    if as_json:
+        render.emit_json([render.worker_dict(w, s) for w, s in rows])
+        return
+    if not rows:
+        click.echo("no workers running")
+        return
+    render.table(
+        ["WORKER", "HOST", "PID", "STATE", "JOB", "HEARTBEAT"],
+        [[w.id, w.host, str(w.pid), s, w.current_job or "-", render.age(w.heartbeat_ms, now)]
+         for w, s in rows],
+    )

@@ -1,0 +1,187 @@
+"""Starting, detaching and stopping workers, and telling which ones are alive.
+
+Stop requests go through the database so they reach workers in any terminal, service or
+host; signals only tell the workers of this process to read their stop flag.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from types import FrameType
+
+from queuectl import QueuectlError, _core
+from queuectl.home import Home
+
+STOP_GRACEFUL = 1
+STOP_FORCE = 2
+
+
+def host_name() -> str:
+    """This host's name as workers record it; QUEUECTL_HOST overrides it (tests, containers)."""
+    return os.environ.get("QUEUECTL_HOST") or socket.gethostname()
+
+
+def _pid_alive(pid: int) -> bool:
+    if os.name == "nt":
+        return True  # no cheap, side-effect-free probe; the heartbeat decides
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def worker_state(w: _core.Worker, now_ms: int, host: str) -> str:
+    """idle, busy, stopping, lost (no heartbeat within its lease) or exited."""
+    if w.state == "exited":
+        return "exited"
+    if now_ms - w.heartbeat_ms > w.lease_ms or (w.host == host and not _pid_alive(w.pid)):
+        return "lost"
+    if w.stop_requested or w.state == "stopping":
+        return "stopping"
+    return w.state
+
+
+def live_workers(
+    store: _core.Store, host: str | None = None
+) -> list[tuple[_core.Worker, str]]:
+    """Workers that are running (not exited or lost), optionally only those of `host`."""
+    now, here = _core.now_ms(), host_name()
+    out = []
+    for w in store.workers(False):
+        state = worker_state(w, now, here)
+        if state not in ("exited", "lost") and (host is None or w.host == host):
+            out.append((w, state))
+    return out
+
+
+@dataclass(frozen=True)
+class WorkerSettings:
+    count: int
+    burst: bool
+    lease_s: float
+    verbose: bool = True
+
+    def pool(self, home: Home) -> _core.WorkerPool:
+        lease_ms = max(1000, round(self.lease_s * 1000))
+        home.ensure()
+        return _core.WorkerPool(
+            home.db,
+            self.count,
+            logs_dir=str(home.logs_dir),
+            host=host_name(),
+            pid=os.getpid(),
+            lease_ms=lease_ms,
+            heartbeat_ms=min(1000, lease_ms // 3),
+            burst=self.burst,
+            verbose=self.verbose,
+        )
+
+
+def run_foreground(home: Home, settings: WorkerSettings, announce: bool = True) -> dict[str, int]:
+    """Runs the workers until they stop. The first SIGINT, SIGTERM or SIGHUP lets running
+    jobs finish; a second one kills them and puts them back to pending."""
+    pool = settings.pool(home)
+    if announce:
+        print(
+            f"started {settings.count} worker(s) in process {os.getpid()}: "
+            f"{', '.join(pool.worker_ids)}",
+            file=sys.stderr,
+            flush=True,
+        )
+    received = [0]
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        received[0] += 1
+        if received[0] == 1:
+            print("stopping: running jobs will finish (signal again to kill them)",
+                  file=sys.stderr, flush=True)
+            pool.request_stop(STOP_GRACEFUL)
+        else:
+            print("stopping now: killing running jobs and requeueing them",
+                  file=sys.stderr, flush=True)
+            pool.request_stop(STOP_FORCE)
+
+    names = ["SIGINT", "SIGTERM", "SIGHUP", "SIGBREAK"]
+    previous = {}
+    for name in names:
+        sig = getattr(signal, name, None)
+        if sig is not None:
+            previous[sig] = signal.signal(sig, on_signal)
+    try:
+        # Short waits so Python gets to run the signal handlers between them.
+        while not pool.wait(0.25):
+            pass
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    return pool.join()
+
+
+def _self_command() -> list[str]:
+    """How to run this same queuectl again: the one-file binary, or this interpreter."""
+    if getattr(sys, "frozen", False):
+        return [sys.executable]
+    return [sys.executable, "-m", "queuectl"]
+
+
+def start_detached(home: Home, settings: WorkerSettings, wait_s: float = 20.0) -> int:
+    """Starts the workers in a background process; returns its pid once all are registered."""
+    home.ensure()
+    args = [*_self_command(), "--home", str(home.dir), "--db", home.db, "worker", "start",
+            "--count", str(settings.count), "--lease", str(settings.lease_s)]
+    if settings.burst:
+        args.append("--burst")
+    kwargs: dict[str, object] = {}
+    if os.name == "nt":
+        flags = subprocess.DETACHED_PROCESS | subprocess.CREATE_NEW_PROCESS_GROUP  # type: ignore[attr-defined]
+        kwargs["creationflags"] = flags
+    else:
+        kwargs["start_new_session"] = True
+    with open(home.worker_log, "ab") as log:
+        proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=log, stderr=log, **kwargs)  # type: ignore[call-overload]
+    store = _core.Store(home.db)
+    deadline = time.monotonic() + wait_s
+    while time.monotonic() < deadline:
+        mine = [w for w in store.workers(True) if w.pid == proc.pid and w.host == host_name()]
+        if len(mine) >= settings.count:
+            return proc.pid
+        if proc.poll() is not None:
+            if settings.burst and mine:
+                return proc.pid
+            raise QueuectlError(
+                f"the workers exited at start (exit code {proc.returncode}); see {home.worker_log}"
+            )
+        time.sleep(0.05)
+    raise QueuectlError(f"the workers did not register within {wait_s:.0f}s; see {home.worker_log}")
+
+
+def stop(
+    store: _core.Store, force: bool, wait: bool, timeout_s: float | None, host: str | None
+) -> int:
+    """Asks every running worker to stop and, with `wait`, waits until none runs.
+    Returns how many were asked."""
+    store.reap()
+    running = live_workers(store, host)
+    if not running:
+        return 0
+    store.request_stop(STOP_FORCE if force else STOP_GRACEFUL, host)
+    if not wait:
+        return len(running)
+    deadline = None if timeout_s is None else time.monotonic() + timeout_s
+    while live_workers(store, host):
+        if deadline is not None and time.monotonic() >= deadline:
+            left = len(live_workers(store, host))
+            raise QueuectlError(
+                f"{left} worker(s) still running after {timeout_s:g}s; the stop request stands"
+            )
+        time.sleep(0.1)
+    return len(running)
