@@ -23,7 +23,7 @@ def config_get(app: App, key: str) -> None:
     click.echo(app.config().get(name))
 
 
-@config.command("set")
+@config.command("set", context_settings={"ignore_unknown_options": True})
 @click.argument("key")
 @click.argument("value")
 @click.pass_obj

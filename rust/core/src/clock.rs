@@ -34,7 +34,15 @@ fn civil_from_days(z: i64) -> (i64, i64, i64) {
     let mp = (5 * doy + 2) / 153;
     let d = doy - (153 * mp + 2) / 5 + 1;
     let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    (if m <= 2 { yoe + era * 400 + 1 } else { yoe + era * 400 }, m, d)
+    (
+        if m <= 2 {
+            yoe + era * 400 + 1
+        } else {
+            yoe + era * 400
+        },
+        m,
+        d,
+    )
 }
 
 /// Formats milliseconds since the epoch as `YYYY-MM-DDTHH:MM:SS.mmmZ`.
@@ -42,7 +50,12 @@ pub fn format_iso8601(ms: i64) -> String {
     let days = ms.div_euclid(86_400_000);
     let rem = ms.rem_euclid(86_400_000);
     let (y, mo, d) = civil_from_days(days);
-    let (h, mi, s, milli) = (rem / 3_600_000, rem / 60_000 % 60, rem / 1000 % 60, rem % 1000);
+    let (h, mi, s, milli) = (
+        rem / 3_600_000,
+        rem / 60_000 % 60,
+        rem / 1000 % 60,
+        rem % 1000,
+    );
     format!("{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}.{milli:03}Z")
 }
 
@@ -151,7 +164,15 @@ mod tests {
 
     #[test]
     fn rejects_nonsense() {
-        for bad in ["", "yesterday", "2023-02-29", "2024-13-01", "2024-01-01T25:00", "2024-01-01T10:00:00Q", "2024-01-01T10:00:00."] {
+        for bad in [
+            "",
+            "yesterday",
+            "2023-02-29",
+            "2024-13-01",
+            "2024-01-01T25:00",
+            "2024-01-01T10:00:00Q",
+            "2024-01-01T10:00:00.",
+        ] {
             assert_eq!(parse_iso8601(bad), None, "{bad}");
         }
     }

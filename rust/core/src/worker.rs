@@ -14,7 +14,9 @@ use crate::error::{Error, Result};
 use crate::job::Job;
 use crate::jobid;
 use crate::runner::{self, Control, RunSpec};
-use crate::store::{open_store, ClaimParams, Settled, SettleParams, Store, StoreOptions, STOP_FORCE, STOP_GRACEFUL};
+use crate::store::{
+    open_store, ClaimParams, SettleParams, Settled, Store, StoreOptions, STOP_FORCE, STOP_GRACEFUL,
+};
 
 /// Settings of one worker, resolved by the caller.
 #[derive(Debug, Clone)]
@@ -102,7 +104,9 @@ impl Loop<'_> {
         match self.store.job_rescue_expired(now) {
             Ok(rescued) => {
                 for (id, attempt) in rescued {
-                    self.say(&format!("rescued job {id} (attempt {attempt}) from a lost worker"));
+                    self.say(&format!(
+                        "rescued job {id} (attempt {attempt}) from a lost worker"
+                    ));
                 }
             }
             Err(e) => self.say(&format!("lease rescue failed: {e}")),
@@ -137,7 +141,11 @@ impl Loop<'_> {
                 if !due {
                     return Ok(None);
                 }
-                self.store.job_claim(&ClaimParams { worker_id: &self.cfg.worker_id, now_ms: now, lease_ms: self.cfg.lease_ms })
+                self.store.job_claim(&ClaimParams {
+                    worker_id: &self.cfg.worker_id,
+                    now_ms: now,
+                    lease_ms: self.cfg.lease_ms,
+                })
             });
             match claimed {
                 Ok(Some(job)) => {
@@ -147,7 +155,10 @@ impl Loop<'_> {
                 Ok(None) if self.cfg.burst => break,
                 Ok(None) => self.nap(Duration::from_millis(self.cfg.poll_ms)),
                 Err(e) => {
-                    self.say(&format!("cannot claim a job: {e}; trying again in {:.1}s", error_pause.as_secs_f64()));
+                    self.say(&format!(
+                        "cannot claim a job: {e}; trying again in {:.1}s",
+                        error_pause.as_secs_f64()
+                    ));
                     self.nap(error_pause);
                     error_pause = (error_pause * 2).min(Duration::from_secs(5));
                 }
@@ -164,7 +175,10 @@ impl Loop<'_> {
         let spec = RunSpec {
             command: &job.command,
             cwd: &cwd,
-            env: vec![("QUEUECTL_JOB_ID", job.id.clone()), ("QUEUECTL_ATTEMPT", attempt.to_string())],
+            env: vec![
+                ("QUEUECTL_JOB_ID", job.id.clone()),
+                ("QUEUECTL_ATTEMPT", attempt.to_string()),
+            ],
             log_path: &log_path,
             attempt,
             timeout_ms: job.timeout_ms,
@@ -222,14 +236,24 @@ impl Loop<'_> {
             }
             Settled::Retry { run_at_ms } => {
                 summary.failed += 1;
-                self.say(&format!("job {} failed ({why}); retry at {}", job.id, format_iso8601(run_at_ms)));
+                self.say(&format!(
+                    "job {} failed ({why}); retry at {}",
+                    job.id,
+                    format_iso8601(run_at_ms)
+                ));
             }
             Settled::Dead => {
                 summary.dead += 1;
-                self.say(&format!("job {} failed ({why}); no retries left, moved to the DLQ", job.id));
+                self.say(&format!(
+                    "job {} failed ({why}); no retries left, moved to the DLQ",
+                    job.id
+                ));
             }
             Settled::Fenced => {
-                self.say(&format!("job {} was taken over after this worker's lease expired; result dropped", job.id));
+                self.say(&format!(
+                    "job {} was taken over after this worker's lease expired; result dropped",
+                    job.id
+                ));
             }
         }
         Ok(())
@@ -256,10 +280,22 @@ impl Loop<'_> {
 
 /// Runs one worker on `store` until it is asked to stop (or, in burst mode, until no job
 /// is due). Registers it first and marks it exited last.
-pub fn run_worker(store: &mut dyn Store, cfg: &WorkerConfig, signal: &AtomicU8) -> Result<WorkerSummary> {
-    let mut lp = Loop { store, cfg, signal, requested: 0, last_beat: Instant::now() };
+pub fn run_worker(
+    store: &mut dyn Store,
+    cfg: &WorkerConfig,
+    signal: &AtomicU8,
+) -> Result<WorkerSummary> {
+    let mut lp = Loop {
+        store,
+        cfg,
+        signal,
+        requested: 0,
+        last_beat: Instant::now(),
+    };
     let result = lp.run();
-    let _ = lp.store.worker_set_state(&cfg.worker_id, "exited", now_ms());
+    let _ = lp
+        .store
+        .worker_set_state(&cfg.worker_id, "exited", now_ms());
     match &result {
         Ok(s) => lp.say(&format!(
             "exiting: {} completed, {} failed, {} dead, {} requeued",
@@ -306,7 +342,12 @@ impl Pool {
                 .map_err(|e| Error::Io(format!("cannot start a worker thread: {e}")))?;
             handles.push(h);
         }
-        Ok(Pool { handles, ids, signal, running })
+        Ok(Pool {
+            handles,
+            ids,
+            signal,
+            running,
+        })
     }
 
     /// The ids of the pool's workers.
@@ -316,14 +357,17 @@ impl Pool {
 
     /// Asks every worker of the pool to stop: 1 after the current job, 2 killing it.
     pub fn request_stop(&self, level: u8) {
-        self.signal.fetch_max(level.clamp(STOP_GRACEFUL, STOP_FORCE), Ordering::SeqCst);
+        self.signal
+            .fetch_max(level.clamp(STOP_GRACEFUL, STOP_FORCE), Ordering::SeqCst);
     }
 
     /// Waits up to `timeout` for every worker to exit; true when all have.
     pub fn wait(&self, timeout: Duration) -> bool {
         let (count, cv) = &*self.running;
         let guard = count.lock().unwrap_or_else(|p| p.into_inner());
-        let (guard, _) = cv.wait_timeout_while(guard, timeout, |n| *n > 0).unwrap_or_else(|p| p.into_inner());
+        let (guard, _) = cv
+            .wait_timeout_while(guard, timeout, |n| *n > 0)
+            .unwrap_or_else(|p| p.into_inner());
         *guard == 0
     }
 

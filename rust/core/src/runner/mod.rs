@@ -62,10 +62,11 @@ pub struct RunOutcome {
 
 fn open_log(path: &Path) -> Result<File> {
     let mut o = OpenOptions::new();
-    o.create(true).append(true);
+    o.create(true).append(true).read(true);
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut o, 0o600);
-    o.open(path).map_err(|e| Error::Io(format!("cannot open the log file {}: {e}", path.display())))
+    o.open(path)
+        .map_err(|e| Error::Io(format!("cannot open the log file {}: {e}", path.display())))
 }
 
 /// The last `TAIL_BYTES` written to `log` after offset `from`, as text.
@@ -93,7 +94,11 @@ fn failure(error: String, started: Instant) -> RunOutcome {
 /// Runs one attempt to its end, calling `tick` at least every `tick_every` while it runs.
 /// Errors are only those of the log file; everything that goes wrong with the job itself
 /// is a failed outcome.
-pub fn run(spec: &RunSpec<'_>, tick_every: Duration, tick: &mut dyn FnMut() -> Control) -> Result<RunOutcome> {
+pub fn run(
+    spec: &RunSpec<'_>,
+    tick_every: Duration,
+    tick: &mut dyn FnMut() -> Control,
+) -> Result<RunOutcome> {
     let started = Instant::now();
     let mut log = open_log(spec.log_path)?;
     writeln!(
@@ -106,7 +111,13 @@ pub fn run(spec: &RunSpec<'_>, tick_every: Duration, tick: &mut dyn FnMut() -> C
     )?;
     let body_start = log.seek(SeekFrom::End(0))?;
     let mut outcome = if !spec.cwd.is_dir() {
-        failure(format!("the working directory {} does not exist", spec.cwd.display()), started)
+        failure(
+            format!(
+                "the working directory {} does not exist",
+                spec.cwd.display()
+            ),
+            started,
+        )
     } else {
         match spawn_and_wait(spec, &log, started, tick_every, tick) {
             Ok(o) => o,
@@ -118,7 +129,11 @@ pub fn run(spec: &RunSpec<'_>, tick_every: Duration, tick: &mut dyn FnMut() -> C
         (None, _) => "exit code 0".to_string(),
         (Some(e), _) => e.clone(),
     };
-    writeln!(log, "=== {result} after {:.3}s", outcome.duration_ms as f64 / 1000.0)?;
+    writeln!(
+        log,
+        "=== {result} after {:.3}s",
+        outcome.duration_ms as f64 / 1000.0
+    )?;
     Ok(outcome)
 }
 
@@ -194,7 +209,21 @@ fn spawn_and_wait(
         } else {
             format!("timed out after {}s", spec.timeout_ms as f64 / 1000.0)
         });
-        return Ok(RunOutcome { success: false, exit_code, error, output_tail: String::new(), duration_ms, killed_on_request: on_request });
+        return Ok(RunOutcome {
+            success: false,
+            exit_code,
+            error,
+            output_tail: String::new(),
+            duration_ms,
+            killed_on_request: on_request,
+        });
     }
-    Ok(RunOutcome { success: error.is_none(), exit_code, error, output_tail: String::new(), duration_ms, killed_on_request: false })
+    Ok(RunOutcome {
+        success: error.is_none(),
+        exit_code,
+        error,
+        output_tail: String::new(),
+        duration_ms,
+        killed_on_request: false,
+    })
 }

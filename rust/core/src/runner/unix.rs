@@ -24,7 +24,9 @@ pub struct Tree {
 impl Tree {
     /// The tree rooted at a child started after [`isolate`].
     pub fn adopt(child: &Child) -> Tree {
-        Tree { pgid: child.id() as libc::pid_t }
+        Tree {
+            pgid: child.id() as libc::pid_t,
+        }
     }
 
     fn signal(&self, sig: libc::c_int) {
@@ -52,9 +54,15 @@ pub fn describe(status: &ExitStatus) -> (Option<i32>, Option<String>) {
     match (status.code(), status.signal()) {
         (Some(0), _) => (Some(0), None),
         (Some(127), _) => (Some(127), Some("command not found (exit code 127)".into())),
-        (Some(126), _) => (Some(126), Some("command not executable (exit code 126)".into())),
+        (Some(126), _) => (
+            Some(126),
+            Some("command not executable (exit code 126)".into()),
+        ),
         (Some(c), _) => (Some(c), Some(format!("exit code {c}"))),
-        (None, Some(s)) => (None, Some(format!("killed by signal {s} ({})", signal_name(s)))),
+        (None, Some(s)) => (
+            None,
+            Some(format!("killed by signal {s} ({})", signal_name(s))),
+        ),
         (None, None) => (None, Some("ended without an exit code".into())),
     }
 }

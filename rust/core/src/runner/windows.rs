@@ -60,7 +60,10 @@ pub fn describe(status: &ExitStatus) -> (Option<i32>, Option<String>) {
     let code = status.code().unwrap_or(status.into_raw() as i32);
     match code {
         0 => (Some(0), None),
-        9009 => (Some(code), Some("command not found (exit code 9009)".into())),
+        9009 => (
+            Some(code),
+            Some("command not found (exit code 9009)".into()),
+        ),
         c => (Some(c), Some(format!("exit code {c}"))),
     }
 }

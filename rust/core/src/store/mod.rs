@@ -31,7 +31,10 @@ pub struct StoreOptions {
 
 impl Default for StoreOptions {
     fn default() -> Self {
-        StoreOptions { durable: true, busy_timeout_ms: 30_000 }
+        StoreOptions {
+            durable: true,
+            busy_timeout_ms: 30_000,
+        }
     }
 }
 
@@ -72,7 +75,9 @@ pub struct SettleParams<'a> {
 pub enum Settled {
     Completed,
     /// Failed with retries left; runnable again at `run_at_ms`.
-    Retry { run_at_ms: i64 },
+    Retry {
+        run_at_ms: i64,
+    },
     Dead,
     /// The job no longer belongs to this attempt (its lease ran out and it was rescued);
     /// nothing was written.
@@ -109,7 +114,12 @@ pub const STOP_FORCE: u8 = 2;
 pub trait Store: Send {
     /// Adds all `jobs` in one transaction, or none of them. Returns their ids in order.
     /// `progress`, when given, is told how many rows are in every `PROGRESS_EVERY`.
-    fn job_insert_many(&mut self, jobs: &[NewJob], now_ms: i64, progress: Option<&mut dyn FnMut(usize)>) -> Result<Vec<String>>;
+    fn job_insert_many(
+        &mut self,
+        jobs: &[NewJob],
+        now_ms: i64,
+        progress: Option<&mut dyn FnMut(usize)>,
+    ) -> Result<Vec<String>>;
     /// Whether a job is due: a cheap read that lets idle workers skip the write lock.
     fn job_due_exists(&mut self, now_ms: i64) -> Result<bool>;
     /// Atomically claims the most urgent due job (priority high to low, then enqueue
@@ -119,7 +129,8 @@ pub trait Store: Send {
     fn job_settle(&mut self, p: &SettleParams<'_>) -> Result<Settled>;
     /// Puts a claimed job back to pending without counting the attempt (forced stop).
     /// Returns false when the fence no longer holds.
-    fn job_requeue(&mut self, id: &str, attempt: u32, worker_id: &str, now_ms: i64) -> Result<bool>;
+    fn job_requeue(&mut self, id: &str, attempt: u32, worker_id: &str, now_ms: i64)
+        -> Result<bool>;
     /// Settles, as failed attempts, every processing job whose lease ran out. Returns
     /// (id, attempt) of each job rescued.
     fn job_rescue_expired(&mut self, now_ms: i64) -> Result<Vec<(String, u32)>>;
@@ -146,7 +157,14 @@ pub trait Store: Send {
     /// Every stored config value, by key.
     fn config_list(&mut self) -> Result<Vec<(String, String)>>;
     /// Registers a worker as idle.
-    fn worker_register(&mut self, id: &str, host: &str, pid: u32, lease_ms: i64, now_ms: i64) -> Result<()>;
+    fn worker_register(
+        &mut self,
+        id: &str,
+        host: &str,
+        pid: u32,
+        lease_ms: i64,
+        now_ms: i64,
+    ) -> Result<()>;
     /// Renews the worker's heartbeat and the lease of its job; returns the stop level
     /// requested for it (0 when none).
     fn worker_heartbeat(&mut self, id: &str, now_ms: i64) -> Result<u8>;
@@ -162,7 +180,10 @@ pub trait Store: Send {
     /// The backoff policy currently configured (defaults when unset).
     fn backoff_policy(&mut self) -> Result<BackoffPolicy> {
         let mut p = BackoffPolicy::default();
-        if let Some(v) = self.config_get("backoff-base")?.and_then(|v| v.parse().ok()) {
+        if let Some(v) = self
+            .config_get("backoff-base")?
+            .and_then(|v| v.parse().ok())
+        {
             p.base = v;
         }
         if let Some(v) = self.config_get("backoff-max")?.and_then(|v| v.parse().ok()) {
@@ -176,11 +197,20 @@ pub trait Store: Send {
 
 /// The state a failed or successful attempt leads to (DESIGN.md section 4): completed,
 /// failed with a backoff while `attempts <= max_retries`, dead after that.
-pub fn next_state(success: bool, attempts: u32, max_retries: u32, policy: &BackoffPolicy, now_ms: i64) -> (JobState, i64) {
+pub fn next_state(
+    success: bool,
+    attempts: u32,
+    max_retries: u32,
+    policy: &BackoffPolicy,
+    now_ms: i64,
+) -> (JobState, i64) {
     if success {
         (JobState::Completed, now_ms)
     } else if attempts <= max_retries {
-        (JobState::Failed, now_ms.saturating_add(policy.delay_ms(attempts)))
+        (
+            JobState::Failed,
+            now_ms.saturating_add(policy.delay_ms(attempts)),
+        )
     } else {
         (JobState::Dead, now_ms)
     }

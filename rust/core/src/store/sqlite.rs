@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension, Row, TransactionBehavior};
 
-use super::{next_state, ClaimParams, Settled, SettleParams, Store, StoreOptions, WorkerRow};
+use super::{next_state, ClaimParams, SettleParams, Settled, Store, StoreOptions, WorkerRow};
 use crate::error::{Error, Result};
 use crate::job::{Attempt, Job, JobState, NewJob};
 use crate::jobid;
@@ -80,7 +80,9 @@ const WORKER_COLS: &str =
     "id, host, pid, state, current_job, started_at_ms, heartbeat_ms, lease_ms, stop_requested, exited_at_ms";
 
 fn state_of(s: &str) -> rusqlite::Result<JobState> {
-    JobState::parse(s).ok_or_else(|| rusqlite::Error::InvalidColumnType(0, s.to_string(), rusqlite::types::Type::Text))
+    JobState::parse(s).ok_or_else(|| {
+        rusqlite::Error::InvalidColumnType(0, s.to_string(), rusqlite::types::Type::Text)
+    })
 }
 
 fn job_from_row(r: &Row<'_>) -> rusqlite::Result<Job> {
@@ -136,7 +138,12 @@ fn create_private(path: &Path) -> Result<()> {
     o.write(true).create(true).truncate(false);
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut o, 0o600);
-    o.open(path).map(|_| ()).map_err(|e| Error::Io(format!("cannot create the database {}: {e}", path.display())))
+    o.open(path).map(|_| ()).map_err(|e| {
+        Error::Io(format!(
+            "cannot create the database {}: {e}",
+            path.display()
+        ))
+    })
 }
 
 impl SqliteStore {
@@ -144,7 +151,10 @@ impl SqliteStore {
     pub fn open(path: &Path, opts: &StoreOptions) -> Result<SqliteStore> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             if !dir.is_dir() {
-                return Err(Error::Io(format!("the folder {} of the database does not exist", dir.display())));
+                return Err(Error::Io(format!(
+                    "the folder {} of the database does not exist",
+                    dir.display()
+                )));
             }
         }
         create_private(path)?;
@@ -153,36 +163,56 @@ impl SqliteStore {
         conn.busy_timeout(Duration::from_millis(opts.busy_timeout_ms))?;
         let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
         if !mode.eq_ignore_ascii_case("wal") {
-            return Err(Error::Database(format!("cannot switch the database to WAL mode (it is in {mode} mode)")));
+            return Err(Error::Database(format!(
+                "cannot switch the database to WAL mode (it is in {mode} mode)"
+            )));
         }
         // FULL syncs the WAL on every commit: an acknowledged enqueue survives a power cut.
         // NORMAL (workers) syncs at checkpoints only; a lost settle means the job runs again.
-        conn.pragma_update(None, "synchronous", if opts.durable { "FULL" } else { "NORMAL" })?;
-        let mut store = SqliteStore { conn, path: path.display().to_string() };
+        conn.pragma_update(
+            None,
+            "synchronous",
+            if opts.durable { "FULL" } else { "NORMAL" },
+        )?;
+        let mut store = SqliteStore {
+            conn,
+            path: path.display().to_string(),
+        };
         store.migrate()?;
         Ok(store)
     }
 
     /// The `synchronous` setting in force (2 = FULL, 1 = NORMAL), for tests of durability.
     pub fn synchronous(&self) -> Result<i64> {
-        Ok(self.conn.query_row("PRAGMA synchronous", [], |r| r.get(0))?)
+        Ok(self
+            .conn
+            .query_row("PRAGMA synchronous", [], |r| r.get(0))?)
     }
 
     /// Runs `PRAGMA integrity_check` and returns its verdict ("ok" when sound).
     pub fn integrity_check(&self) -> Result<String> {
-        Ok(self.conn.query_row("PRAGMA integrity_check", [], |r| r.get(0))?)
+        Ok(self
+            .conn
+            .query_row("PRAGMA integrity_check", [], |r| r.get(0))?)
     }
 
     fn migrate(&mut self) -> Result<()> {
         let latest = MIGRATIONS.len() as i64;
-        let current: i64 = self.conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+        let current: i64 = self
+            .conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))?;
         if current == latest {
             return Ok(());
         }
         if current > latest {
-            return Err(Error::SchemaTooNew { found: current, supported: latest });
+            return Err(Error::SchemaTooNew {
+                found: current,
+                supported: latest,
+            });
         }
-        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
         // Another process may have migrated while we waited for the write lock.
         let current: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
         for (i, sql) in MIGRATIONS.iter().enumerate().skip(current.max(0) as usize) {
@@ -194,12 +224,18 @@ impl SqliteStore {
     }
 
     fn immediate(&mut self) -> Result<rusqlite::Transaction<'_>> {
-        Ok(self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?)
+        Ok(self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?)
     }
 }
 
 /// Settles one processing job inside `tx`, fenced on (id, attempt, worker).
-fn settle_in(tx: &rusqlite::Transaction<'_>, p: &SettleParams<'_>, policy: &crate::backoff::BackoffPolicy) -> Result<Settled> {
+fn settle_in(
+    tx: &rusqlite::Transaction<'_>,
+    p: &SettleParams<'_>,
+    policy: &crate::backoff::BackoffPolicy,
+) -> Result<Settled> {
     let row: Option<(i64, u32, Option<i64>)> = tx
         .query_row(
             "SELECT seq, max_retries, started_at_ms FROM jobs
@@ -217,12 +253,29 @@ fn settle_in(tx: &rusqlite::Transaction<'_>, p: &SettleParams<'_>, policy: &crat
              exit_code = ?5, last_error = ?6, lease_expires_ms = NULL
          WHERE seq = ?1",
     )?;
-    upd.execute(params![seq, state.as_str(), run_at_ms, p.now_ms, p.exit_code, p.error])?;
+    upd.execute(params![
+        seq,
+        state.as_str(),
+        run_at_ms,
+        p.now_ms,
+        p.exit_code,
+        p.error
+    ])?;
     let mut ins = tx.prepare_cached(
         "INSERT INTO attempts (job_seq, attempt, worker_id, started_at_ms, finished_at_ms, exit_code, error, outcome, output_tail)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
     )?;
-    ins.execute(params![seq, p.attempt, p.worker_id, started_at_ms, p.now_ms, p.exit_code, p.error, state.as_str(), p.output_tail])?;
+    ins.execute(params![
+        seq,
+        p.attempt,
+        p.worker_id,
+        started_at_ms,
+        p.now_ms,
+        p.exit_code,
+        p.error,
+        state.as_str(),
+        p.output_tail
+    ])?;
     Ok(match state {
         JobState::Completed => Settled::Completed,
         JobState::Dead => Settled::Dead,
@@ -240,7 +293,12 @@ fn set_worker_idle(tx: &rusqlite::Transaction<'_>, worker_id: &str, now_ms: i64)
 }
 
 impl Store for SqliteStore {
-    fn job_insert_many(&mut self, jobs: &[NewJob], now_ms: i64, mut progress: Option<&mut dyn FnMut(usize)>) -> Result<Vec<String>> {
+    fn job_insert_many(
+        &mut self,
+        jobs: &[NewJob],
+        now_ms: i64,
+        mut progress: Option<&mut dyn FnMut(usize)>,
+    ) -> Result<Vec<String>> {
         let tx = self.immediate()?;
         let mut ids = Vec::with_capacity(jobs.len());
         {
@@ -254,7 +312,16 @@ impl Store for SqliteStore {
                     None => jobid::generate(now_ms),
                 };
                 let timeout = i64::try_from(j.timeout_ms).unwrap_or(i64::MAX);
-                match ins.execute(params![id, j.command, j.max_retries, j.priority, j.run_at_ms, timeout, j.cwd, now_ms]) {
+                match ins.execute(params![
+                    id,
+                    j.command,
+                    j.max_retries,
+                    j.priority,
+                    j.run_at_ms,
+                    timeout,
+                    j.cwd,
+                    now_ms
+                ]) {
                     Ok(_) => {
                         ids.push(id);
                         if ids.len() % super::PROGRESS_EVERY == 0 {
@@ -263,7 +330,9 @@ impl Store for SqliteStore {
                             }
                         }
                     }
-                    Err(rusqlite::Error::SqliteFailure(f, _)) if f.code == rusqlite::ErrorCode::ConstraintViolation => {
+                    Err(rusqlite::Error::SqliteFailure(f, _))
+                        if f.code == rusqlite::ErrorCode::ConstraintViolation =>
+                    {
                         return Err(Error::DuplicateId(id));
                     }
                     Err(e) => return Err(e.into()),
@@ -296,7 +365,11 @@ impl Store for SqliteStore {
                  RETURNING {JOB_COLS}"
             );
             let mut st = tx.prepare_cached(&sql)?;
-            st.query_row(params![p.worker_id, p.now_ms, p.now_ms + p.lease_ms], job_from_row).optional()?
+            st.query_row(
+                params![p.worker_id, p.now_ms, p.now_ms + p.lease_ms],
+                job_from_row,
+            )
+            .optional()?
         };
         if let Some(j) = &job {
             tx.prepare_cached("UPDATE workers SET state = 'busy', current_job = ?2, heartbeat_ms = ?3 WHERE id = ?1 AND state = 'idle'")?
@@ -315,7 +388,13 @@ impl Store for SqliteStore {
         Ok(settled)
     }
 
-    fn job_requeue(&mut self, id: &str, attempt: u32, worker_id: &str, now_ms: i64) -> Result<bool> {
+    fn job_requeue(
+        &mut self,
+        id: &str,
+        attempt: u32,
+        worker_id: &str,
+        now_ms: i64,
+    ) -> Result<bool> {
         let tx = self.immediate()?;
         let n = tx.execute(
             "UPDATE jobs SET state = 'pending', attempts = attempts - 1, worker_id = NULL,
@@ -331,7 +410,9 @@ impl Store for SqliteStore {
     fn job_rescue_expired(&mut self, now_ms: i64) -> Result<Vec<(String, u32)>> {
         let expired_exists = self
             .conn
-            .prepare_cached("SELECT 1 FROM jobs WHERE state = 'processing' AND lease_expires_ms < ?1 LIMIT 1")?
+            .prepare_cached(
+                "SELECT 1 FROM jobs WHERE state = 'processing' AND lease_expires_ms < ?1 LIMIT 1",
+            )?
             .exists(params![now_ms])?;
         if !expired_exists {
             return Ok(Vec::new());
@@ -342,7 +423,13 @@ impl Store for SqliteStore {
             let mut st = tx.prepare(
                 "SELECT id, attempts, worker_id FROM jobs WHERE state = 'processing' AND lease_expires_ms < ?1",
             )?;
-            let rows = st.query_map(params![now_ms], |r| Ok((r.get(0)?, r.get(1)?, r.get::<_, Option<String>>(2)?.unwrap_or_default())))?;
+            let rows = st.query_map(params![now_ms], |r| {
+                Ok((
+                    r.get(0)?,
+                    r.get(1)?,
+                    r.get::<_, Option<String>>(2)?.unwrap_or_default(),
+                ))
+            })?;
             rows.collect::<rusqlite::Result<_>>()?
         };
         let mut rescued = Vec::new();
@@ -385,15 +472,25 @@ impl Store for SqliteStore {
     }
 
     fn job_count_by_state(&mut self) -> Result<Vec<(JobState, u64)>> {
-        let mut st = self.conn.prepare_cached("SELECT count(*) FROM jobs WHERE state = ?1")?;
+        let mut st = self
+            .conn
+            .prepare_cached("SELECT count(*) FROM jobs WHERE state = ?1")?;
         JobState::ALL
             .iter()
-            .map(|s| Ok((*s, st.query_row(params![s.as_str()], |r| r.get::<_, i64>(0))? as u64)))
+            .map(|s| {
+                Ok((
+                    *s,
+                    st.query_row(params![s.as_str()], |r| r.get::<_, i64>(0))? as u64,
+                ))
+            })
             .collect()
     }
 
     fn job_attempts(&mut self, id: &str) -> Result<Vec<Attempt>> {
-        let job_exists = self.conn.prepare_cached("SELECT 1 FROM jobs WHERE id = ?1")?.exists(params![id])?;
+        let job_exists = self
+            .conn
+            .prepare_cached("SELECT 1 FROM jobs WHERE id = ?1")?
+            .exists(params![id])?;
         if !job_exists {
             return Err(Error::NotFound(id.to_string()));
         }
@@ -418,7 +515,9 @@ impl Store for SqliteStore {
 
     fn job_purge(&mut self, state: JobState, cutoff_ms: Option<i64>) -> Result<Vec<String>> {
         if !matches!(state, JobState::Completed | JobState::Dead) {
-            return Err(Error::InvalidInput("only completed or dead jobs can be purged".into()));
+            return Err(Error::InvalidInput(
+                "only completed or dead jobs can be purged".into(),
+            ));
         }
         let cutoff = cutoff_ms.unwrap_or(i64::MAX);
         let tx = self.immediate()?;
@@ -427,7 +526,9 @@ impl Store for SqliteStore {
             params![state.as_str(), cutoff],
         )?;
         let ids = {
-            let mut st = tx.prepare("DELETE FROM jobs WHERE state = ?1 AND updated_at_ms <= ?2 RETURNING id")?;
+            let mut st = tx.prepare(
+                "DELETE FROM jobs WHERE state = ?1 AND updated_at_ms <= ?2 RETURNING id",
+            )?;
             let rows = st.query_map(params![state.as_str(), cutoff], |r| r.get(0))?;
             rows.collect::<rusqlite::Result<Vec<String>>>()?
         };
@@ -438,11 +539,19 @@ impl Store for SqliteStore {
     fn dead_retry(&mut self, ids: &[String], now_ms: i64) -> Result<u64> {
         let tx = self.immediate()?;
         for id in ids {
-            let state: Option<String> = tx.query_row("SELECT state FROM jobs WHERE id = ?1", params![id], |r| r.get(0)).optional()?;
+            let state: Option<String> = tx
+                .query_row("SELECT state FROM jobs WHERE id = ?1", params![id], |r| {
+                    r.get(0)
+                })
+                .optional()?;
             match state.as_deref() {
                 None => return Err(Error::NotFound(id.clone())),
                 Some("dead") => {}
-                Some(s) => return Err(Error::InvalidState(format!("job {id:?} is not in the DLQ (it is {s})"))),
+                Some(s) => {
+                    return Err(Error::InvalidState(format!(
+                        "job {id:?} is not in the DLQ (it is {s})"
+                    )))
+                }
             }
             tx.execute(
                 "UPDATE jobs SET state = 'pending', attempts = 0, run_at_ms = ?2, updated_at_ms = ?2,
@@ -485,12 +594,21 @@ impl Store for SqliteStore {
     }
 
     fn config_list(&mut self) -> Result<Vec<(String, String)>> {
-        let mut st = self.conn.prepare_cached("SELECT key, value FROM config ORDER BY key")?;
+        let mut st = self
+            .conn
+            .prepare_cached("SELECT key, value FROM config ORDER BY key")?;
         let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
-    fn worker_register(&mut self, id: &str, host: &str, pid: u32, lease_ms: i64, now_ms: i64) -> Result<()> {
+    fn worker_register(
+        &mut self,
+        id: &str,
+        host: &str,
+        pid: u32,
+        lease_ms: i64,
+        now_ms: i64,
+    ) -> Result<()> {
         let tx = self.immediate()?;
         tx.execute(
             "INSERT INTO workers (id, host, pid, state, started_at_ms, heartbeat_ms, lease_ms) VALUES (?1, ?2, ?3, 'idle', ?4, ?4, ?5)",
@@ -510,8 +628,10 @@ impl Store for SqliteStore {
             tx.commit()?;
             return Ok(super::STOP_GRACEFUL);
         };
-        tx.prepare_cached("UPDATE jobs SET lease_expires_ms = ?2 WHERE worker_id = ?1 AND state = 'processing'")?
-            .execute(params![id, now_ms + lease_ms])?;
+        tx.prepare_cached(
+            "UPDATE jobs SET lease_expires_ms = ?2 WHERE worker_id = ?1 AND state = 'processing'",
+        )?
+        .execute(params![id, now_ms + lease_ms])?;
         tx.commit()?;
         Ok(stop)
     }

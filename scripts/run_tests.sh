@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# The whole test suite, from a fresh clone: virtualenv, tools, the extension, then
+# cargo fmt/clippy/test, ruff, mypy and pytest. Safe to rerun; later runs reuse the
+# virtualenv and the Cargo build folder.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$PWD
+
+# Outside the clone, so that every clone on this machine shares one Rust build.
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/queuectl/target}"
+venv="${QUEUECTL_VENV:-$root/.venv}"
+
+step() { printf '\n==> %s\n' "$*"; }
+
+step "virtualenv at $venv"
+[ -x "$venv/bin/python" ] || python3 -m venv "$venv"
+"$venv/bin/python" -m pip install -q --disable-pip-version-check \
+    "maturin>=1.7,<2" "pytest>=8" "ruff>=0.6" "mypy>=1.10" "click>=8.1" "platformdirs>=3"
+export VIRTUAL_ENV="$venv" PATH="$venv/bin:$PATH"
+
+step "cargo fmt --check"
+cargo fmt --all -- --check
+step "cargo clippy"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+step "cargo test"
+cargo test --workspace --locked
+
+step "build and install the extension (maturin develop)"
+maturin develop --locked -q
+
+step "ruff"
+ruff check python tests scripts
+ruff format --check python tests scripts
+step "mypy"
+mypy
+
+step "pytest"
+pytest -q "$@"
