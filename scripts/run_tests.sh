@@ -33,6 +33,8 @@ ruff check python tests scripts
 ruff format --check python tests scripts
 step "mypy"
 mypy
+step "stubtest: the .pyi stub against the built extension"
+python -m mypy.stubtest queuectl._core
 
 step "pytest"
 pytest -q "$@"

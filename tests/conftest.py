@@ -26,10 +26,23 @@ class Queue:
         self.env.pop("QUEUECTL_DB", None)
         self.procs: list[subprocess.Popen[str]] = []
 
-    def run(self, *args: str, input: str | None = None, check: bool = True,
-            timeout: float = 60, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-        r = subprocess.run([QUEUECTL, *args], input=input, capture_output=True, text=True,
-                           env=self.env, timeout=timeout, cwd=cwd)
+    def run(
+        self,
+        *args: str,
+        input: str | None = None,
+        check: bool = True,
+        timeout: float = 60,
+        cwd: Path | None = None,
+    ) -> subprocess.CompletedProcess[str]:
+        r = subprocess.run(
+            [QUEUECTL, *args],
+            input=input,
+            capture_output=True,
+            text=True,
+            env=self.env,
+            timeout=timeout,
+            cwd=cwd,
+        )
         if check and r.returncode != 0:
             raise AssertionError(f"queuectl {' '.join(args)} exited {r.returncode}: {r.stderr}")
         return r
@@ -46,13 +59,19 @@ class Queue:
 
     def start_workers(self, *args: str) -> subprocess.Popen[str]:
         """A foreground `worker start` in the background of the test."""
-        p = subprocess.Popen([QUEUECTL, "worker", "start", *args], env=self.env, text=True,
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        p = subprocess.Popen(
+            [QUEUECTL, "worker", "start", *args],
+            env=self.env,
+            text=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
         self.procs.append(p)
         return p
 
-    def wait_for(self, predicate: Callable[[], bool], timeout: float = 30,
-                 what: str = "condition") -> None:
+    def wait_for(
+        self, predicate: Callable[[], bool], timeout: float = 30, what: str = "condition"
+    ) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if predicate():
@@ -65,8 +84,12 @@ class Queue:
         return state
 
     def close(self) -> None:
-        subprocess.run([QUEUECTL, "worker", "stop", "--force", "--timeout", "10"], env=self.env,
-                       capture_output=True, timeout=30)
+        subprocess.run(
+            [QUEUECTL, "worker", "stop", "--force", "--timeout", "10"],
+            env=self.env,
+            capture_output=True,
+            timeout=30,
+        )
         for p in self.procs:
             if p.poll() is None:
                 p.kill()

@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import pytest
+
 from conftest import Queue
 
 
 def test_defaults_and_spellings(q: Queue) -> None:
     assert q.json("config", "list") == {
-        "max-retries": "3", "backoff-base": "2", "backoff-max": "3600", "job-timeout": "0"}
+        "max-retries": "3",
+        "backoff-base": "2",
+        "backoff-max": "3600",
+        "job-timeout": "0",
+    }
     q.run("config", "set", "backoff_base", "1.5")
     assert q.run("config", "get", "backoff-base").stdout == "1.5\n"
     assert q.run("config", "get", "BACKOFF_BASE").stdout == "1.5\n"

@@ -3,23 +3,34 @@
 from __future__ import annotations
 
 import json
-import stat
 import sqlite3
+import stat
 import subprocess
 import sys
 
 import pytest
+
 from conftest import Queue
 
 
 def test_json_form_prints_the_id_and_stores_the_job(q: Queue) -> None:
-    spec = {"id": "job1", "command": "sleep 2", "state": "pending", "attempts": 0,
-            "max_retries": 3, "created_at": "2025-11-04T10:30:00Z",
-            "updated_at": "2025-11-04T10:30:00Z"}
+    spec = {
+        "id": "job1",
+        "command": "sleep 2",
+        "state": "pending",
+        "attempts": 0,
+        "max_retries": 3,
+        "created_at": "2025-11-04T10:30:00Z",
+        "updated_at": "2025-11-04T10:30:00Z",
+    }
     assert q.run("enqueue", json.dumps(spec)).stdout == "job1\n"
     job = q.job("job1")
     assert (job["state"], job["attempts"], job["max_retries"], job["command"]) == (
-        "pending", 0, 3, "sleep 2")
+        "pending",
+        0,
+        3,
+        "sleep 2",
+    )
 
 
 def test_generated_ids_are_unique_and_sortable(q: Queue) -> None:
@@ -29,8 +40,21 @@ def test_generated_ids_are_unique_and_sortable(q: Queue) -> None:
 
 
 def test_flag_form_file_form_and_stdin(q: Queue, tmp_path) -> None:
-    out = q.run("enqueue", "--command", "echo hi", "--id", "f1", "--priority", "5",
-                "--max-retries", "1", "--timeout", "1m", "--delay", "1h").stdout
+    out = q.run(
+        "enqueue",
+        "--command",
+        "echo hi",
+        "--id",
+        "f1",
+        "--priority",
+        "5",
+        "--max-retries",
+        "1",
+        "--timeout",
+        "1m",
+        "--delay",
+        "1h",
+    ).stdout
     assert out == "f1\n"
     job = q.job("f1")
     assert (job["priority"], job["max_retries"], job["timeout"]) == (5, 1, 60.0)
@@ -38,13 +62,16 @@ def test_flag_form_file_form_and_stdin(q: Queue, tmp_path) -> None:
     batch = tmp_path / "jobs.jsonl"
     batch.write_text('{"id":"b1","command":"true"}\n\n{"id":"b2","command":"true"}\n')
     assert q.run("enqueue", "--file", str(batch)).stdout == "enqueued 2 jobs\n"
-    assert q.run("enqueue", "--file", "-", input='[{"command":"a"},{"command":"b"}]').stdout \
+    assert (
+        q.run("enqueue", "--file", "-", input='[{"command":"a"},{"command":"b"}]').stdout
         == "enqueued 2 jobs\n"
+    )
     single = tmp_path / "one.json"
     single.write_text('{"id":"at-file","command":"true"}')
     assert q.run("enqueue", f"@{single}").stdout == "at-file\n"
-    assert q.run("enqueue", "-", input='{"id":"from-stdin","command":"true"}').stdout \
-        == "from-stdin\n"
+    assert (
+        q.run("enqueue", "-", input='{"id":"from-stdin","command":"true"}').stdout == "from-stdin\n"
+    )
     assert len(q.json("list")) == 7
 
 
@@ -98,16 +125,27 @@ def test_a_bad_line_fails_the_whole_batch(q: Queue) -> None:
     r = q.run("enqueue", "--file", "-", input=text, check=False)
     assert r.returncode == 1 and "line 3" in r.stderr and "'priority'" in r.stderr
     q.enqueue("true", id="taken")
-    r = q.run("enqueue", "--file", "-", check=False,
-              input='{"id":"new","command":"true"}\n{"id":"taken","command":"true"}\n')
+    r = q.run(
+        "enqueue",
+        "--file",
+        "-",
+        check=False,
+        input='{"id":"new","command":"true"}\n{"id":"taken","command":"true"}\n',
+    )
     assert r.returncode == 1 and "already exists" in r.stderr
     assert [j["id"] for j in q.json("list")] == ["taken"]
 
 
 def test_usage_errors_exit_2(q: Queue) -> None:
-    for args in (["enqueue"], ["enqueue", "--command", "x", "--delay", "soon"],
-                 ["list", "--state", "bogus"], ["enqueue", '{"command":"x"}', "--priority", "1"],
-                 ["nosuchcommand"], ["purge"], ["dlq", "retry"]):
+    for args in (
+        ["enqueue"],
+        ["enqueue", "--command", "x", "--delay", "soon"],
+        ["list", "--state", "bogus"],
+        ["enqueue", '{"command":"x"}', "--priority", "1"],
+        ["nosuchcommand"],
+        ["purge"],
+        ["dlq", "retry"],
+    ):
         r = q.run(*args, check=False)
         assert r.returncode == 2, (args, r.stderr)
         assert r.stderr.startswith("Error: ") and r.stderr.count("\n") == 1, r.stderr
@@ -144,7 +182,12 @@ def test_db_flag_and_env(q: Queue, tmp_path) -> None:
 
 
 def test_python_dash_m_is_the_same_program(q: Queue) -> None:
-    r = subprocess.run([sys.executable, "-m", "queuectl", "--version"], capture_output=True,
-                       text=True, env=q.env, check=True)
+    r = subprocess.run(
+        [sys.executable, "-m", "queuectl", "--version"],
+        capture_output=True,
+        text=True,
+        env=q.env,
+        check=True,
+    )
     assert r.stdout == q.run("--version").stdout
     assert r.stdout.startswith("queuectl ")

@@ -54,7 +54,9 @@ KEYS: dict[str, Key] = {
     k.name: k
     for k in (
         Key("max-retries", "3", "retries after the first run (whole number >= 0)", _int_at_least_0),
-        Key("backoff-base", "2", "delay = base ^ attempts seconds (number >= 1)", _number_at_least_1),
+        Key(
+            "backoff-base", "2", "delay = base ^ attempts seconds (number >= 1)", _number_at_least_1
+        ),
         Key("backoff-max", "3600", "longest retry delay (seconds, or 30s/10m/2h/1d)", _seconds),
         Key("job-timeout", "0", "default job timeout at enqueue (seconds; 0 = none)", _seconds),
     )

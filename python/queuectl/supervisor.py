@@ -50,9 +50,7 @@ def worker_state(w: _core.Worker, now_ms: int, host: str) -> str:
     return w.state
 
 
-def live_workers(
-    store: _core.Store, host: str | None = None
-) -> list[tuple[_core.Worker, str]]:
+def live_workers(store: _core.Store, host: str | None = None) -> list[tuple[_core.Worker, str]]:
     """Workers that are running (not exited or lost), optionally only those of `host`."""
     now, here = _core.now_ms(), host_name()
     out = []
@@ -102,12 +100,18 @@ def run_foreground(home: Home, settings: WorkerSettings, announce: bool = True) 
     def on_signal(signum: int, frame: FrameType | None) -> None:
         received[0] += 1
         if received[0] == 1:
-            print("stopping: running jobs will finish (signal again to kill them)",
-                  file=sys.stderr, flush=True)
+            print(
+                "stopping: running jobs will finish (signal again to kill them)",
+                file=sys.stderr,
+                flush=True,
+            )
             pool.request_stop(STOP_GRACEFUL)
         else:
-            print("stopping now: killing running jobs and requeueing them",
-                  file=sys.stderr, flush=True)
+            print(
+                "stopping now: killing running jobs and requeueing them",
+                file=sys.stderr,
+                flush=True,
+            )
             pool.request_stop(STOP_FORCE)
 
     names = ["SIGINT", "SIGTERM", "SIGHUP", "SIGBREAK"]
@@ -136,18 +140,32 @@ def _self_command() -> list[str]:
 def start_detached(home: Home, settings: WorkerSettings, wait_s: float = 20.0) -> int:
     """Starts the workers in a background process; returns its pid once all are registered."""
     home.ensure()
-    args = [*_self_command(), "--home", str(home.dir), "--db", home.db, "worker", "start",
-            "--count", str(settings.count), "--lease", str(settings.lease_s)]
+    args = [
+        *_self_command(),
+        "--home",
+        str(home.dir),
+        "--db",
+        home.db,
+        "worker",
+        "start",
+        "--count",
+        str(settings.count),
+        "--lease",
+        str(settings.lease_s),
+    ]
     if settings.burst:
         args.append("--burst")
-    kwargs: dict[str, object] = {}
-    if os.name == "nt":
-        flags = subprocess.DETACHED_PROCESS | subprocess.CREATE_NEW_PROCESS_GROUP  # type: ignore[attr-defined]
-        kwargs["creationflags"] = flags
-    else:
-        kwargs["start_new_session"] = True
     with open(home.worker_log, "ab") as log:
-        proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=log, stderr=log, **kwargs)  # type: ignore[call-overload]
+        if sys.platform == "win32":
+            flags = subprocess.DETACHED_PROCESS | subprocess.CREATE_NEW_PROCESS_GROUP
+            proc = subprocess.Popen(
+                args, stdin=subprocess.DEVNULL, stdout=log, stderr=log, creationflags=flags
+            )
+        else:
+            # A session of its own: no signal from this terminal reaches the workers.
+            proc = subprocess.Popen(
+                args, stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True
+            )
     store = _core.Store(home.db)
     deadline = time.monotonic() + wait_s
     while time.monotonic() < deadline:

@@ -19,7 +19,7 @@ def dlq() -> None:
 @click.pass_obj
 def dlq_list(app: App, limit: int | None, as_json: bool) -> None:
     """List dead jobs, oldest first."""
-    jobs = app.store.list("dead", limit)
+    jobs = app.store.jobs("dead", limit)
     if as_json:
         render.emit_json([render.job_dict(j) for j in jobs])
         return
@@ -29,8 +29,12 @@ def dlq_list(app: App, limit: int | None, as_json: bool) -> None:
     render.table(
         ["ID", "ATTEMPTS", "LAST ERROR", "COMMAND"],
         [
-            [render.short(j.id, 28), str(j.attempts), render.short(j.last_error, 40),
-             render.short(j.command, 40)]
+            [
+                render.short(j.id, 28),
+                str(j.attempts),
+                render.short(j.last_error, 40),
+                render.short(j.command, 40),
+            ]
             for j in jobs
         ],
     )

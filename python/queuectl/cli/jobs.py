@@ -21,12 +21,14 @@ STATES = ["pending", "processing", "completed", "failed", "dead"]
 PROGRESS_MIN_JOBS = 50_000
 
 
-class Duration(click.ParamType):
+class Duration(click.ParamType):  # type: ignore[type-arg]
     """Seconds, or a number with s, m, h or d."""
 
     name = "duration"
 
-    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> float:
+    def convert(
+        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
+    ) -> float:
         if isinstance(value, float):
             return value
         try:
@@ -120,7 +122,9 @@ def enqueue(
         text = _read_input(file_)
     else:
         assert job is not None
-        text = _read_input(job[1:]) if job.startswith("@") else _read_input(job) if job == "-" else job
+        text = (
+            _read_input(job[1:]) if job.startswith("@") else _read_input(job) if job == "-" else job
+        )
     store = app.store
     cfg = app.config()
     defaults: dict[str, Any] = {
@@ -159,7 +163,7 @@ def _enqueue_batch(store: _core.Store, text: str, defaults: dict[str, Any]) -> l
 @click.pass_obj
 def status(app: App, as_json: bool) -> None:
     """Count jobs in every state and show the active workers."""
-    counts = dict(app.store.counts())
+    counts: dict[str, int] = dict(app.store.counts())
     workers = live_workers(app.store)
     if as_json:
         render.emit_json(
@@ -189,7 +193,7 @@ def status(app: App, as_json: bool) -> None:
 @click.pass_obj
 def list_jobs(app: App, state: str | None, limit: int | None, as_json: bool) -> None:
     """List jobs, oldest first."""
-    jobs = app.store.list(state, limit)
+    jobs = app.store.jobs(state, limit)
     if as_json:
         render.emit_json([render.job_dict(j) for j in jobs])
     else:

@@ -16,19 +16,29 @@ def worker() -> None:
 
 
 @worker.command("start")
-@click.option("--count", "-n", type=click.IntRange(1, 1024), default=1, show_default=True,
-              help="How many workers.")
+@click.option(
+    "--count",
+    "-n",
+    type=click.IntRange(1, 1024),
+    default=1,
+    show_default=True,
+    help="How many workers.",
+)
 @click.option("--burst", is_flag=True, help="Exit when no job is due.")
 @click.option("--detach", is_flag=True, help="Run in the background; return once they are up.")
-@click.option("--lease", type=Duration(), default=30.0, show_default=True,
-              help="A job of a worker silent this long is returned to the queue.")
+@click.option(
+    "--lease",
+    type=Duration(),
+    default=30.0,
+    show_default=True,
+    help="A job of a worker silent this long is returned to the queue.",
+)
 @click.option("--quiet", "-q", is_flag=True, help="Do not log each job to stderr.")
 @click.pass_obj
 def start(app: App, count: int, burst: bool, detach: bool, lease: float, quiet: bool) -> None:
     """Start COUNT workers: in the foreground (Ctrl-C stops them after their current job;
     a second Ctrl-C kills the jobs and requeues them), or with --detach in the background."""
-    settings = supervisor.WorkerSettings(count=count, burst=burst, lease_s=lease,
-                                         verbose=not quiet)
+    settings = supervisor.WorkerSettings(count=count, burst=burst, lease_s=lease, verbose=not quiet)
     app.store  # noqa: B018 - create and migrate the database before any worker starts
     if detach:
         pid = supervisor.start_detached(app.home, settings)
@@ -77,6 +87,8 @@ def list_workers(app: App, all_: bool, as_json: bool) -> None:
         return
     render.table(
         ["WORKER", "HOST", "PID", "STATE", "JOB", "HEARTBEAT"],
-        [[w.id, w.host, str(w.pid), s, w.current_job or "-", render.age(w.heartbeat_ms, now)]
-         for w, s in rows],
+        [
+            [w.id, w.host, str(w.pid), s, w.current_job or "-", render.age(w.heartbeat_ms, now)]
+            for w, s in rows
+        ],
     )

@@ -269,7 +269,7 @@ impl Store {
     }
 
     #[pyo3(signature = (state = None, limit = None))]
-    fn list(&self, py: Python<'_>, state: Option<&str>, limit: Option<u64>) -> PyResult<Vec<Job>> {
+    fn jobs(&self, py: Python<'_>, state: Option<&str>, limit: Option<u64>) -> PyResult<Vec<Job>> {
         let state = state.map(parse_state).transpose()?;
         let jobs = self.with(py, |s| s.job_list(state, limit))?;
         Ok(jobs.into_iter().map(Job::from).collect())
