@@ -1,0 +1,88 @@
+//! Worker threads racing over one SQLite file: every job runs exactly once.
+#![cfg(unix)]
+
+use std::time::Duration;
+
+use queuectl_core::store::{SqliteStore, StoreOptions};
+use queuectl_core::worker::{new_worker_id, Pool, WorkerConfig};
+use queuectl_core::{clock, JobState, NewJob, Store};
+
+#[test]
+fn many_workers_run_every_job_exactly_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("q.db");
+    let out = dir.path().join("ran.txt");
+    let mut store = SqliteStore::open(&db, &StoreOptions::default()).unwrap();
+    let jobs: Vec<NewJob> = (0..400)
+        .map(|i| NewJob {
+            id: Some(format!("j{i}")),
+            command: format!("echo $QUEUECTL_JOB_ID >> {}", out.display()),
+            max_retries: 0,
+            priority: 0,
+            run_at_ms: 0,
+            timeout_ms: 0,
+            cwd: dir.path().display().to_string(),
+        })
+        .collect();
+    store.job_insert_many(&jobs, clock::now_ms(), None).unwrap();
+    let cfgs = (0..4)
+        .map(|_| WorkerConfig {
+            burst: true,
+            verbose: false,
+            ..WorkerConfig::new(
+                new_worker_id(),
+                "test".into(),
+                std::process::id(),
+                dir.path().join("logs"),
+            )
+        })
+        .collect();
+    std::fs::create_dir(dir.path().join("logs")).unwrap();
+    let pool = Pool::start(
+        db.to_str().unwrap(),
+        &StoreOptions {
+            durable: false,
+            ..Default::default()
+        },
+        cfgs,
+    )
+    .unwrap();
+    assert!(
+        pool.wait(Duration::from_secs(120)),
+        "workers did not finish"
+    );
+    let summary = pool.join().unwrap();
+    assert_eq!(summary.completed, 400);
+    let mut ran: Vec<String> = std::fs::read_to_string(&out)
+        .unwrap()
+        .lines()
+        .map(String::from)
+        .collect();
+    ran.sort();
+    let mut want: Vec<String> = (0..400).map(|i| format!("j{i}")).collect();
+    want.sort();
+    assert_eq!(ran, want);
+    let all = store.job_list(None, None).unwrap();
+    assert!(all
+        .iter()
+        .all(|j| j.state == JobState::Completed && j.attempts == 1));
+    assert!(
+        store.worker_list(false).unwrap().is_empty(),
+        "workers must mark themselves exited"
+    );
+}
+
+#[test]
+fn a_stop_signal_ends_idle_workers_promptly() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("q.db");
+    let cfgs = vec![WorkerConfig {
+        verbose: false,
+        ..WorkerConfig::new(new_worker_id(), "h".into(), 1, dir.path().to_path_buf())
+    }];
+    let pool = Pool::start(db.to_str().unwrap(), &StoreOptions::default(), cfgs).unwrap();
+    assert!(!pool.wait(Duration::from_millis(200)));
+    pool.request_stop(1);
+    assert!(pool.wait(Duration::from_secs(2)));
+    assert_eq!(pool.join().unwrap().completed, 0);
+}
