@@ -214,6 +214,8 @@ def show(app: App, job_id: str, as_json: bool) -> None:
         render.emit_json(d)
         return
     for key, value in render.job_dict(job).items():
+        if key == "timeout" and not value:
+            value = "none"
         if value is not None:
             click.echo(f"{key + ':':13} {value}")
     for a in attempts:
