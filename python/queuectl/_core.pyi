@@ -159,7 +159,7 @@ class WorkerPool:
         pid: int,
         lease_ms: int = 30000,
         heartbeat_ms: int = 1000,
-        poll_ms: int = 20,
+        poll_ms: int = 100,
         kill_grace_ms: int = 2000,
         burst: bool = False,
         verbose: bool = True,

@@ -11,10 +11,7 @@ pub struct BackoffPolicy {
 
 impl Default for BackoffPolicy {
     fn default() -> Self {
-        BackoffPolicy {
-            base: 2.0,
-            max_s: 3600.0,
-        }
+        BackoffPolicy { base: 2.0, max_s: 3600.0 }
     }
 }
 
@@ -22,11 +19,7 @@ impl BackoffPolicy {
     /// Delay after the `failed_attempts`-th failed attempt: `min(base ^ k, max)` seconds,
     /// in whole milliseconds. Never negative, never NaN, saturates instead of overflowing.
     pub fn delay_ms(&self, failed_attempts: u32) -> i64 {
-        let base = if self.base.is_finite() && self.base >= 1.0 {
-            self.base
-        } else {
-            1.0
-        };
+        let base = if self.base.is_finite() && self.base >= 1.0 { self.base } else { 1.0 };
         let max_s = if self.max_s >= 0.0 { self.max_s } else { 0.0 };
         let exp = i32::try_from(failed_attempts).unwrap_or(i32::MAX);
         let secs = base.powi(exp).min(max_s);
@@ -48,10 +41,7 @@ mod tests {
 
     #[test]
     fn capped_by_max() {
-        let p = BackoffPolicy {
-            base: 10.0,
-            max_s: 60.0,
-        };
+        let p = BackoffPolicy { base: 10.0, max_s: 60.0 };
         assert_eq!(p.delay_ms(1), 10_000);
         assert_eq!(p.delay_ms(2), 60_000);
         assert_eq!(p.delay_ms(500), 60_000);
@@ -59,50 +49,19 @@ mod tests {
 
     #[test]
     fn huge_exponent_saturates() {
-        let p = BackoffPolicy {
-            base: 2.0,
-            max_s: f64::INFINITY,
-        };
+        let p = BackoffPolicy { base: 2.0, max_s: f64::INFINITY };
         assert!(p.delay_ms(u32::MAX) > 0);
     }
 
     #[test]
     fn base_one_is_one_second_and_fractions_round() {
-        assert_eq!(
-            BackoffPolicy {
-                base: 1.0,
-                max_s: 10.0
-            }
-            .delay_ms(7),
-            1_000
-        );
-        assert_eq!(
-            BackoffPolicy {
-                base: 1.5,
-                max_s: 10.0
-            }
-            .delay_ms(2),
-            2_250
-        );
+        assert_eq!(BackoffPolicy { base: 1.0, max_s: 10.0 }.delay_ms(7), 1_000);
+        assert_eq!(BackoffPolicy { base: 1.5, max_s: 10.0 }.delay_ms(2), 2_250);
     }
 
     #[test]
     fn invalid_policy_is_clamped() {
-        assert_eq!(
-            BackoffPolicy {
-                base: 0.5,
-                max_s: 10.0
-            }
-            .delay_ms(3),
-            1_000
-        );
-        assert_eq!(
-            BackoffPolicy {
-                base: f64::NAN,
-                max_s: -1.0
-            }
-            .delay_ms(3),
-            0
-        );
+        assert_eq!(BackoffPolicy { base: 0.5, max_s: 10.0 }.delay_ms(3), 1_000);
+        assert_eq!(BackoffPolicy { base: f64::NAN, max_s: -1.0 }.delay_ms(3), 0);
     }
 }

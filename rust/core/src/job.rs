@@ -19,13 +19,8 @@ pub enum JobState {
 
 impl JobState {
     /// Every state, in the order `status` shows them.
-    pub const ALL: [JobState; 5] = [
-        JobState::Pending,
-        JobState::Processing,
-        JobState::Completed,
-        JobState::Failed,
-        JobState::Dead,
-    ];
+    pub const ALL: [JobState; 5] =
+        [JobState::Pending, JobState::Processing, JobState::Completed, JobState::Failed, JobState::Dead];
 
     /// The lower-case name stored in the database and shown to users.
     pub fn as_str(self) -> &'static str {

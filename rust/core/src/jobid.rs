@@ -13,14 +13,10 @@ pub const MAX_ID_CHARS: usize = 200;
 pub fn validate(id: &str) -> Result<()> {
     let n = id.chars().count();
     if n == 0 || n > MAX_ID_CHARS {
-        return Err(Error::InvalidInput(format!(
-            "field 'id': must be 1 to {MAX_ID_CHARS} characters, got {n}"
-        )));
+        return Err(Error::InvalidInput(format!("field 'id': must be 1 to {MAX_ID_CHARS} characters, got {n}")));
     }
     if id.chars().any(char::is_control) {
-        return Err(Error::InvalidInput(
-            "field 'id': must not contain control characters".into(),
-        ));
+        return Err(Error::InvalidInput("field 'id': must not contain control characters".into()));
     }
     Ok(())
 }
@@ -58,24 +54,18 @@ pub fn generate(now_ms: i64) -> String {
     *last = (ms, rand);
     drop(last);
     let value = ((ms as u128 & ((1u128 << 48) - 1)) << 80) | rand;
-    (0..26)
-        .map(|i| CROCKFORD[((value >> (125 - i * 5)) & 31) as usize] as char)
-        .collect()
+    (0..26).map(|i| CROCKFORD[((value >> (125 - i * 5)) & 31) as usize] as char).collect()
 }
 
 /// `n` random lower-case base-32 characters (at most 25), for names that need no order.
 pub fn random_token(n: usize) -> String {
     let bits = random_bits();
-    (0..n.min(25))
-        .map(|i| CROCKFORD[((bits >> (i * 5)) & 31) as usize] as char)
-        .collect()
+    (0..n.min(25)).map(|i| CROCKFORD[((bits >> (i * 5)) & 31) as usize] as char).collect()
 }
 
 /// FNV-1a, 64 bits: stable across hosts and versions, which the log file name needs.
 fn fnv1a(data: &[u8]) -> u64 {
-    data.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| {
-        (h ^ u64::from(*b)).wrapping_mul(0x100_0000_01b3)
-    })
+    data.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ u64::from(*b)).wrapping_mul(0x100_0000_01b3))
 }
 
 /// The log file of job `id` inside `logs_dir`. The name keeps up to 40 safe characters of
@@ -85,13 +75,7 @@ pub fn log_path(logs_dir: &Path, id: &str) -> PathBuf {
     let readable: String = id
         .chars()
         .take(40)
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
-                c.to_ascii_lowercase()
-            } else {
-                '_'
-            }
-        })
+        .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c.to_ascii_lowercase() } else { '_' })
         .collect();
     logs_dir.join(format!("{readable}.{:016x}.log", fnv1a(id.as_bytes())))
 }
@@ -102,9 +86,7 @@ mod tests {
 
     #[test]
     fn generated_ids_sort_and_differ() {
-        let ids: Vec<String> = (0..1000)
-            .map(|i| generate(1_700_000_000_000 + i / 100))
-            .collect();
+        let ids: Vec<String> = (0..1000).map(|i| generate(1_700_000_000_000 + i / 100)).collect();
         let mut sorted = ids.clone();
         sorted.sort();
         assert_eq!(ids, sorted);
@@ -116,16 +98,7 @@ mod tests {
     #[test]
     fn log_paths_stay_inside() {
         let dir = Path::new("/tmp/logs");
-        for id in [
-            "../x",
-            "../../etc/passwd",
-            "a/b",
-            "C:\\x",
-            "/abs",
-            ".",
-            "..",
-            "é漢字",
-        ] {
+        for id in ["../x", "../../etc/passwd", "a/b", "C:\\x", "/abs", ".", "..", "é漢字"] {
             let p = log_path(dir, id);
             assert_eq!(p.parent(), Some(dir), "{id}");
             assert!(!p.file_name().unwrap().to_str().unwrap().starts_with('.'));

@@ -21,7 +21,8 @@ pub struct SpecDefaults {
     pub now_ms: i64,
 }
 
-const FIELDS: &str = "id, command, max_retries, priority, run_at, timeout, cwd, state, attempts, created_at, updated_at";
+const FIELDS: &str =
+    "id, command, max_retries, priority, run_at, timeout, cwd, state, attempts, created_at, updated_at";
 
 fn bad(field: &str, why: &str) -> Error {
     Error::InvalidInput(format!("field '{field}': {why}"))
@@ -56,16 +57,12 @@ pub fn job_from_object(obj: &Map<String, Value>, d: &SpecDefaults) -> Result<New
         }
         match key.as_str() {
             "id" => {
-                let id = value
-                    .as_str()
-                    .ok_or_else(|| bad("id", "must be a string"))?;
+                let id = value.as_str().ok_or_else(|| bad("id", "must be a string"))?;
                 jobid::validate(id)?;
                 job.id = Some(id.to_string());
             }
             "command" => {
-                let c = value
-                    .as_str()
-                    .ok_or_else(|| bad("command", "must be a string"))?;
+                let c = value.as_str().ok_or_else(|| bad("command", "must be a string"))?;
                 if c.trim().is_empty() {
                     return Err(bad("command", "must not be empty"));
                 }
@@ -76,34 +73,24 @@ pub fn job_from_object(obj: &Map<String, Value>, d: &SpecDefaults) -> Result<New
                 has_command = true;
             }
             "max_retries" => {
-                let n = value
-                    .as_u64()
-                    .ok_or_else(|| bad("max_retries", "must be an integer >= 0"))?;
-                job.max_retries =
-                    u32::try_from(n).map_err(|_| bad("max_retries", "is too large"))?;
+                let n = value.as_u64().ok_or_else(|| bad("max_retries", "must be an integer >= 0"))?;
+                job.max_retries = u32::try_from(n).map_err(|_| bad("max_retries", "is too large"))?;
             }
             "priority" => {
-                job.priority = value
-                    .as_i64()
-                    .ok_or_else(|| bad("priority", "must be an integer"))?;
+                job.priority = value.as_i64().ok_or_else(|| bad("priority", "must be an integer"))?;
             }
             "run_at" => {
-                let s = value
-                    .as_str()
-                    .ok_or_else(|| bad("run_at", "must be an ISO-8601 string"))?;
-                job.run_at_ms = parse_iso8601(s)
-                    .ok_or_else(|| bad("run_at", &format!("{s:?} is not an ISO-8601 time")))?;
+                let s = value.as_str().ok_or_else(|| bad("run_at", "must be an ISO-8601 string"))?;
+                job.run_at_ms =
+                    parse_iso8601(s).ok_or_else(|| bad("run_at", &format!("{s:?} is not an ISO-8601 time")))?;
             }
             "timeout" => {
                 let secs = value.as_f64().filter(|_| value.is_number());
-                let secs =
-                    secs.ok_or_else(|| bad("timeout", "must be a number of seconds >= 0"))?;
+                let secs = secs.ok_or_else(|| bad("timeout", "must be a number of seconds >= 0"))?;
                 job.timeout_ms = seconds_to_ms("timeout", secs)?;
             }
             "cwd" => {
-                let s = value
-                    .as_str()
-                    .ok_or_else(|| bad("cwd", "must be a string"))?;
+                let s = value.as_str().ok_or_else(|| bad("cwd", "must be a string"))?;
                 if s.is_empty() || s.contains('\0') {
                     return Err(bad("cwd", "must be a non-empty path"));
                 }
@@ -125,11 +112,7 @@ pub fn job_from_object(obj: &Map<String, Value>, d: &SpecDefaults) -> Result<New
                     return Err(bad(key, "must be an ISO-8601 string"));
                 }
             }
-            other => {
-                return Err(Error::InvalidInput(format!(
-                    "unknown field '{other}' (allowed: {FIELDS})"
-                )))
-            }
+            other => return Err(Error::InvalidInput(format!("unknown field '{other}' (allowed: {FIELDS})"))),
         }
     }
     if !has_command {
@@ -182,9 +165,7 @@ pub fn parse_many(text: &str, d: &SpecDefaults) -> Result<Vec<NewJob>> {
     for j in &jobs {
         if let Some(id) = &j.id {
             if !seen.insert(id.as_str()) {
-                return Err(Error::InvalidInput(format!(
-                    "id {id:?} appears twice in the batch"
-                )));
+                return Err(Error::InvalidInput(format!("id {id:?} appears twice in the batch")));
             }
         }
     }
@@ -203,12 +184,7 @@ mod tests {
     use super::*;
 
     fn d() -> SpecDefaults {
-        SpecDefaults {
-            max_retries: 3,
-            timeout_ms: 0,
-            cwd: "/tmp".into(),
-            now_ms: 1000,
-        }
+        SpecDefaults { max_retries: 3, timeout_ms: 0, cwd: "/tmp".into(), now_ms: 1000 }
     }
 
     fn err(text: &str) -> String {
@@ -250,17 +226,8 @@ mod tests {
         assert!(e.to_string().starts_with("line 3: field 'command'"), "{e}");
         let e = parse_many(r#"[{"command":"a"},{"cmd":"b"}]"#, &d()).unwrap_err();
         assert!(e.to_string().starts_with("item 2: unknown field"), "{e}");
-        let e = parse_many(
-            "{\"id\":\"x\",\"command\":\"a\"}\n{\"id\":\"x\",\"command\":\"b\"}",
-            &d(),
-        )
-        .unwrap_err();
+        let e = parse_many("{\"id\":\"x\",\"command\":\"a\"}\n{\"id\":\"x\",\"command\":\"b\"}", &d()).unwrap_err();
         assert!(e.to_string().contains("twice"), "{e}");
-        assert_eq!(
-            parse_many("{\"command\":\"a\"}\n{\"command\":\"b\"}", &d())
-                .unwrap()
-                .len(),
-            2
-        );
+        assert_eq!(parse_many("{\"command\":\"a\"}\n{\"command\":\"b\"}", &d()).unwrap().len(), 2);
     }
 }

@@ -14,9 +14,7 @@ use crate::error::{Error, Result};
 use crate::job::Job;
 use crate::jobid;
 use crate::runner::{self, Control, RunSpec};
-use crate::store::{
-    open_store, ClaimParams, SettleParams, Settled, Store, StoreOptions, STOP_FORCE, STOP_GRACEFUL,
-};
+use crate::store::{open_store, ClaimParams, SettleParams, Settled, Store, StoreOptions, STOP_FORCE, STOP_GRACEFUL};
 
 /// Settings of one worker, resolved by the caller.
 #[derive(Debug, Clone)]
@@ -28,7 +26,8 @@ pub struct WorkerConfig {
     /// A job whose worker misses heartbeats this long is rescued by another worker.
     pub lease_ms: i64,
     pub heartbeat_ms: u64,
-    /// Pause between looks for due jobs while idle.
+    /// Longest pause between looks for due jobs while idle; a commit by anyone (through
+    /// [`Wake`]) ends the pause early. It bounds how late a delayed job or a retry starts.
     pub poll_ms: u64,
     pub kill_grace_ms: u64,
     /// Exit when no job is due instead of waiting for one.
@@ -47,7 +46,7 @@ impl WorkerConfig {
             logs_dir,
             lease_ms: 30_000,
             heartbeat_ms: 1_000,
-            poll_ms: 20,
+            poll_ms: 100,
             kill_grace_ms: 2_000,
             burst: false,
             verbose: true,
@@ -58,6 +57,32 @@ impl WorkerConfig {
 /// A new worker id: short, random, unique enough across hosts.
 pub fn new_worker_id() -> String {
     format!("w-{}", jobid::random_token(8))
+}
+
+/// Wakes idle workers of one process when the store changes or a stop is requested.
+#[derive(Default)]
+pub struct Wake {
+    generation: Mutex<u64>,
+    cv: Condvar,
+}
+
+impl Wake {
+    /// Tells every waiter that something may have changed.
+    pub fn bump(&self) {
+        *self.generation.lock().unwrap_or_else(|p| p.into_inner()) += 1;
+        self.cv.notify_all();
+    }
+
+    /// The current generation, to pass to [`Wake::wait`].
+    pub fn current(&self) -> u64 {
+        *self.generation.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Waits until the generation differs from `seen` or `timeout` passes.
+    pub fn wait(&self, seen: u64, timeout: Duration) {
+        let g = self.generation.lock().unwrap_or_else(|p| p.into_inner());
+        let _ = self.cv.wait_timeout_while(g, timeout, |g| *g == seen);
+    }
 }
 
 /// What one worker did before it exited.
@@ -73,6 +98,7 @@ struct Loop<'a> {
     store: &'a mut dyn Store,
     cfg: &'a WorkerConfig,
     signal: &'a AtomicU8,
+    wake: Option<&'a Wake>,
     /// The stop level the store asked for.
     requested: u8,
     last_beat: Instant,
@@ -104,9 +130,7 @@ impl Loop<'_> {
         match self.store.job_rescue_expired(now) {
             Ok(rescued) => {
                 for (id, attempt) in rescued {
-                    self.say(&format!(
-                        "rescued job {id} (attempt {attempt}) from a lost worker"
-                    ));
+                    self.say(&format!("rescued job {id} (attempt {attempt}) from a lost worker"));
                 }
             }
             Err(e) => self.say(&format!("lease rescue failed: {e}")),
@@ -136,6 +160,8 @@ impl Loop<'_> {
             if self.stop_level() > 0 {
                 break;
             }
+            // Read before looking at the queue, so a commit in between still wakes us.
+            let seen = self.wake.map(Wake::current);
             let now = now_ms();
             let claimed = self.store.job_due_exists(now).and_then(|due| {
                 if !due {
@@ -150,15 +176,26 @@ impl Loop<'_> {
             match claimed {
                 Ok(Some(job)) => {
                     error_pause = Duration::from_millis(100);
-                    self.execute(job, &mut summary)?;
+                    // While the queue is busy, each settle claims the next job in the
+                    // same transaction.
+                    let mut next = Some(job);
+                    while let Some(job) = next.take() {
+                        if self.stop_level() > 0 {
+                            // Claimed but not started: back to pending, uncounted.
+                            self.retry_store(|s| s.job_requeue(&job.id, job.attempts, &self.cfg.worker_id, now_ms()))?;
+                            break;
+                        }
+                        next = self.execute(job, &mut summary)?;
+                        self.beat_if_due();
+                    }
                 }
                 Ok(None) if self.cfg.burst => break,
-                Ok(None) => self.nap(Duration::from_millis(self.cfg.poll_ms)),
+                Ok(None) => match (self.wake, seen) {
+                    (Some(w), Some(seen)) => w.wait(seen, Duration::from_millis(self.cfg.poll_ms)),
+                    _ => self.nap(Duration::from_millis(self.cfg.poll_ms)),
+                },
                 Err(e) => {
-                    self.say(&format!(
-                        "cannot claim a job: {e}; trying again in {:.1}s",
-                        error_pause.as_secs_f64()
-                    ));
+                    self.say(&format!("cannot claim a job: {e}; trying again in {:.1}s", error_pause.as_secs_f64()));
                     self.nap(error_pause);
                     error_pause = (error_pause * 2).min(Duration::from_secs(5));
                 }
@@ -167,7 +204,8 @@ impl Loop<'_> {
         Ok(summary)
     }
 
-    fn execute(&mut self, job: Job, summary: &mut WorkerSummary) -> Result<()> {
+    /// Runs one claimed job and settles it; returns the next job when it could claim one.
+    fn execute(&mut self, job: Job, summary: &mut WorkerSummary) -> Result<Option<Job>> {
         let attempt = job.attempts;
         self.say(&format!("started job {} (attempt {attempt})", job.id));
         let log_path = jobid::log_path(&self.cfg.logs_dir, &job.id);
@@ -175,10 +213,7 @@ impl Loop<'_> {
         let spec = RunSpec {
             command: &job.command,
             cwd: &cwd,
-            env: vec![
-                ("QUEUECTL_JOB_ID", job.id.clone()),
-                ("QUEUECTL_ATTEMPT", attempt.to_string()),
-            ],
+            env: vec![("QUEUECTL_JOB_ID", job.id.clone()), ("QUEUECTL_ATTEMPT", attempt.to_string())],
             log_path: &log_path,
             attempt,
             timeout_ms: job.timeout_ms,
@@ -213,20 +248,28 @@ impl Loop<'_> {
             self.retry_store(|s| s.job_requeue(&job.id, attempt, &self.cfg.worker_id, now_ms()))?;
             summary.requeued += 1;
             self.say(&format!("killed job {} and put it back to pending", job.id));
-            return Ok(());
+            return Ok(None);
         }
         let secs = outcome.duration_ms as f64 / 1000.0;
-        let settled = self.retry_store(|s| {
-            s.job_settle(&SettleParams {
+        let claim_next = self.stop_level() == 0;
+        let (settled, next) = self.retry_store(|s| {
+            let now = now_ms();
+            let settle = SettleParams {
                 id: &job.id,
                 attempt,
                 worker_id: &self.cfg.worker_id,
-                now_ms: now_ms(),
+                now_ms: now,
                 success: outcome.success,
                 exit_code: outcome.exit_code,
                 error: outcome.error.clone(),
                 output_tail: outcome.output_tail.clone(),
-            })
+            };
+            if claim_next {
+                let claim = ClaimParams { worker_id: &self.cfg.worker_id, now_ms: now, lease_ms: self.cfg.lease_ms };
+                s.job_settle_and_claim(&settle, &claim)
+            } else {
+                s.job_settle(&settle).map(|settled| (settled, None))
+            }
         })?;
         let why = outcome.error.as_deref().unwrap_or("");
         match settled {
@@ -236,27 +279,17 @@ impl Loop<'_> {
             }
             Settled::Retry { run_at_ms } => {
                 summary.failed += 1;
-                self.say(&format!(
-                    "job {} failed ({why}); retry at {}",
-                    job.id,
-                    format_iso8601(run_at_ms)
-                ));
+                self.say(&format!("job {} failed ({why}); retry at {}", job.id, format_iso8601(run_at_ms)));
             }
             Settled::Dead => {
                 summary.dead += 1;
-                self.say(&format!(
-                    "job {} failed ({why}); no retries left, moved to the DLQ",
-                    job.id
-                ));
+                self.say(&format!("job {} failed ({why}); no retries left, moved to the DLQ", job.id));
             }
             Settled::Fenced => {
-                self.say(&format!(
-                    "job {} was taken over after this worker's lease expired; result dropped",
-                    job.id
-                ));
+                self.say(&format!("job {} was taken over after this worker's lease expired; result dropped", job.id));
             }
         }
-        Ok(())
+        Ok(next)
     }
 
     /// Retries a store write that must not be dropped (a settle) until it succeeds or the
@@ -284,18 +317,11 @@ pub fn run_worker(
     store: &mut dyn Store,
     cfg: &WorkerConfig,
     signal: &AtomicU8,
+    wake: Option<&Wake>,
 ) -> Result<WorkerSummary> {
-    let mut lp = Loop {
-        store,
-        cfg,
-        signal,
-        requested: 0,
-        last_beat: Instant::now(),
-    };
+    let mut lp = Loop { store, cfg, signal, wake, requested: 0, last_beat: Instant::now() };
     let result = lp.run();
-    let _ = lp
-        .store
-        .worker_set_state(&cfg.worker_id, "exited", now_ms());
+    let _ = lp.store.worker_exit(&cfg.worker_id, now_ms());
     match &result {
         Ok(s) => lp.say(&format!(
             "exiting: {} completed, {} failed, {} dead, {} requeued",
@@ -312,6 +338,7 @@ pub struct Pool {
     ids: Vec<String>,
     signal: Arc<AtomicU8>,
     running: Arc<(Mutex<usize>, Condvar)>,
+    wake: Arc<Wake>,
 }
 
 impl Pool {
@@ -326,14 +353,35 @@ impl Pool {
         }
         let signal = Arc::new(AtomicU8::new(0));
         let running = Arc::new((Mutex::new(cfgs.len()), Condvar::new()));
+        let wake = Arc::new(Wake::default());
+        // One watcher per process, whatever the worker count: it waits for commits by
+        // anyone and wakes the idle workers.
+        let mut watcher_store = open_store(location, opts)?;
+        {
+            let (signal, running, wake) = (Arc::clone(&signal), Arc::clone(&running), Arc::clone(&wake));
+            std::thread::Builder::new()
+                .name("queuectl-watcher".into())
+                .spawn(move || loop {
+                    let workers_left = *running.0.lock().unwrap_or_else(|p| p.into_inner());
+                    if workers_left == 0 || signal.load(Ordering::SeqCst) > 0 {
+                        break;
+                    }
+                    match watcher_store.wait_for_change(Duration::from_millis(200)) {
+                        Ok(true) => wake.bump(),
+                        Ok(false) => {}
+                        Err(_) => std::thread::sleep(Duration::from_millis(200)),
+                    }
+                })
+                .map_err(|e| Error::Io(format!("cannot start the watcher thread: {e}")))?;
+        }
         let ids = cfgs.iter().map(|c| c.worker_id.clone()).collect();
         let mut handles = Vec::new();
         for (cfg, mut store) in cfgs.into_iter().zip(stores) {
-            let (signal, running) = (Arc::clone(&signal), Arc::clone(&running));
+            let (signal, running, wake) = (Arc::clone(&signal), Arc::clone(&running), Arc::clone(&wake));
             let h = std::thread::Builder::new()
                 .name(cfg.worker_id.clone())
                 .spawn(move || {
-                    let r = run_worker(store.as_mut(), &cfg, &signal);
+                    let r = run_worker(store.as_mut(), &cfg, &signal, Some(&wake));
                     let (count, cv) = &*running;
                     *count.lock().unwrap_or_else(|p| p.into_inner()) -= 1;
                     cv.notify_all();
@@ -342,12 +390,7 @@ impl Pool {
                 .map_err(|e| Error::Io(format!("cannot start a worker thread: {e}")))?;
             handles.push(h);
         }
-        Ok(Pool {
-            handles,
-            ids,
-            signal,
-            running,
-        })
+        Ok(Pool { handles, ids, signal, running, wake })
     }
 
     /// The ids of the pool's workers.
@@ -357,17 +400,15 @@ impl Pool {
 
     /// Asks every worker of the pool to stop: 1 after the current job, 2 killing it.
     pub fn request_stop(&self, level: u8) {
-        self.signal
-            .fetch_max(level.clamp(STOP_GRACEFUL, STOP_FORCE), Ordering::SeqCst);
+        self.signal.fetch_max(level.clamp(STOP_GRACEFUL, STOP_FORCE), Ordering::SeqCst);
+        self.wake.bump();
     }
 
     /// Waits up to `timeout` for every worker to exit; true when all have.
     pub fn wait(&self, timeout: Duration) -> bool {
         let (count, cv) = &*self.running;
         let guard = count.lock().unwrap_or_else(|p| p.into_inner());
-        let (guard, _) = cv
-            .wait_timeout_while(guard, timeout, |n| *n > 0)
-            .unwrap_or_else(|p| p.into_inner());
+        let (guard, _) = cv.wait_timeout_while(guard, timeout, |n| *n > 0).unwrap_or_else(|p| p.into_inner());
         *guard == 0
     }
 

@@ -10,10 +10,7 @@ fn spec<'a>(command: &'a str, cwd: &'a Path, log: &'a Path, timeout_ms: u64) -> 
     RunSpec {
         command,
         cwd,
-        env: vec![
-            ("QUEUECTL_JOB_ID", "job-7".into()),
-            ("QUEUECTL_ATTEMPT", "2".into()),
-        ],
+        env: vec![("QUEUECTL_JOB_ID", "job-7".into()), ("QUEUECTL_ATTEMPT", "2".into())],
         log_path: log,
         attempt: 2,
         timeout_ms,
@@ -24,12 +21,8 @@ fn spec<'a>(command: &'a str, cwd: &'a Path, log: &'a Path, timeout_ms: u64) -> 
 fn go(command: &str, timeout_ms: u64) -> (RunOutcome, String, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("job.log");
-    let out = run(
-        &spec(command, dir.path(), &log, timeout_ms),
-        Duration::from_millis(50),
-        &mut || Control::Continue,
-    )
-    .unwrap();
+    let out = run(&spec(command, dir.path(), &log, timeout_ms), Duration::from_millis(50), &mut || Control::Continue)
+        .unwrap();
     let text = std::fs::read_to_string(&log).unwrap();
     (out, text, dir)
 }
@@ -37,42 +30,26 @@ fn go(command: &str, timeout_ms: u64) -> (RunOutcome, String, tempfile::TempDir)
 fn alive(pid: i32) -> bool {
     // A zombie has exited; only a live process counts.
     std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .map(|s| {
-            s.rsplit(')')
-                .next()
-                .is_some_and(|rest| !rest.trim_start().starts_with('Z'))
-        })
+        .map(|s| s.rsplit(')').next().is_some_and(|rest| !rest.trim_start().starts_with('Z')))
         .unwrap_or(false)
 }
 
 #[test]
 fn output_goes_to_the_log_with_header_and_footer() {
-    let (out, log, dir) = go(
-        "echo out; echo err >&2; echo $QUEUECTL_JOB_ID/$QUEUECTL_ATTEMPT; pwd",
-        0,
-    );
+    let (out, log, dir) = go("echo out; echo err >&2; echo $QUEUECTL_JOB_ID/$QUEUECTL_ATTEMPT; pwd", 0);
     assert!(out.success);
     assert_eq!(out.exit_code, Some(0));
     let cwd = dir.path().canonicalize().unwrap();
-    assert_eq!(
-        out.output_tail,
-        format!("out\nerr\njob-7/2\n{}\n", cwd.display())
-    );
+    assert_eq!(out.output_tail, format!("out\nerr\njob-7/2\n{}\n", cwd.display()));
     assert!(log.starts_with("=== attempt 2 at "), "{log}");
     assert!(log.contains("\n$ echo out;"));
-    assert!(
-        log.trim_end().ends_with('s') && log.contains("=== exit code 0 after "),
-        "{log}"
-    );
+    assert!(log.trim_end().ends_with('s') && log.contains("=== exit code 0 after "), "{log}");
 }
 
 #[test]
 fn exit_codes_and_missing_commands_are_failures() {
     let (out, _, _d) = go("exit 42", 0);
-    assert_eq!(
-        (out.success, out.exit_code, out.error.as_deref()),
-        (false, Some(42), Some("exit code 42"))
-    );
+    assert_eq!((out.success, out.exit_code, out.error.as_deref()), (false, Some(42), Some("exit code 42")));
     let (out, _, _d) = go("definitely_not_a_command_qctl", 0);
     assert_eq!(out.exit_code, Some(127));
     assert!(out.error.unwrap().contains("command not found"));
@@ -101,11 +78,7 @@ fn timeout_kills_the_whole_group() {
     assert!(!out.success);
     assert_eq!(out.error.as_deref(), Some("timed out after 0.5s"));
     assert!(log.contains("timed out after 0.5s"));
-    let bg: i32 = std::fs::read_to_string(&pid_file)
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap();
+    let bg: i32 = std::fs::read_to_string(&pid_file).unwrap().trim().parse().unwrap();
     let deadline = Instant::now() + Duration::from_secs(3);
     while alive(bg) && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(20));
@@ -126,18 +99,14 @@ fn kill_on_request_is_reported_as_such() {
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("job.log");
     let mut ticks = 0;
-    let out = run(
-        &spec("sleep 30", dir.path(), &log, 0),
-        Duration::from_millis(20),
-        &mut || {
-            ticks += 1;
-            if ticks >= 3 {
-                Control::Kill
-            } else {
-                Control::Continue
-            }
-        },
-    )
+    let out = run(&spec("sleep 30", dir.path(), &log, 0), Duration::from_millis(20), &mut || {
+        ticks += 1;
+        if ticks >= 3 {
+            Control::Kill
+        } else {
+            Control::Continue
+        }
+    })
     .unwrap();
     assert!(out.killed_on_request && !out.success);
     assert!(out.duration_ms < 5_000);
@@ -148,12 +117,7 @@ fn a_missing_working_directory_fails_without_running() {
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("job.log");
     let gone = dir.path().join("gone");
-    let out = run(
-        &spec("true", &gone, &log, 0),
-        Duration::from_millis(50),
-        &mut || Control::Continue,
-    )
-    .unwrap();
+    let out = run(&spec("true", &gone, &log, 0), Duration::from_millis(50), &mut || Control::Continue).unwrap();
     assert!(!out.success);
     assert!(out.error.unwrap().contains("does not exist"));
 }

@@ -29,47 +29,22 @@ fn many_workers_run_every_job_exactly_once() {
         .map(|_| WorkerConfig {
             burst: true,
             verbose: false,
-            ..WorkerConfig::new(
-                new_worker_id(),
-                "test".into(),
-                std::process::id(),
-                dir.path().join("logs"),
-            )
+            ..WorkerConfig::new(new_worker_id(), "test".into(), std::process::id(), dir.path().join("logs"))
         })
         .collect();
     std::fs::create_dir(dir.path().join("logs")).unwrap();
-    let pool = Pool::start(
-        db.to_str().unwrap(),
-        &StoreOptions {
-            durable: false,
-            ..Default::default()
-        },
-        cfgs,
-    )
-    .unwrap();
-    assert!(
-        pool.wait(Duration::from_secs(120)),
-        "workers did not finish"
-    );
+    let pool = Pool::start(db.to_str().unwrap(), &StoreOptions { durable: false, ..Default::default() }, cfgs).unwrap();
+    assert!(pool.wait(Duration::from_secs(120)), "workers did not finish");
     let summary = pool.join().unwrap();
     assert_eq!(summary.completed, 400);
-    let mut ran: Vec<String> = std::fs::read_to_string(&out)
-        .unwrap()
-        .lines()
-        .map(String::from)
-        .collect();
+    let mut ran: Vec<String> = std::fs::read_to_string(&out).unwrap().lines().map(String::from).collect();
     ran.sort();
     let mut want: Vec<String> = (0..400).map(|i| format!("j{i}")).collect();
     want.sort();
     assert_eq!(ran, want);
     let all = store.job_list(None, None).unwrap();
-    assert!(all
-        .iter()
-        .all(|j| j.state == JobState::Completed && j.attempts == 1));
-    assert!(
-        store.worker_list(false).unwrap().is_empty(),
-        "workers must mark themselves exited"
-    );
+    assert!(all.iter().all(|j| j.state == JobState::Completed && j.attempts == 1));
+    assert!(store.worker_list(false).unwrap().is_empty(), "workers must mark themselves exited");
 }
 
 #[test]

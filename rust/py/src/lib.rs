@@ -16,54 +16,14 @@ use queuectl_core::store::{open_store, StoreOptions, WorkerRow};
 use queuectl_core::worker::{new_worker_id, Pool, WorkerConfig};
 use queuectl_core::{jobid, Error, JobState};
 
-create_exception!(
-    _core,
-    QueuectlError,
-    PyException,
-    "Base of every error queuectl raises."
-);
-create_exception!(
-    _core,
-    InputError,
-    QueuectlError,
-    "Input breaks the job or config contract."
-);
-create_exception!(
-    _core,
-    DuplicateJobError,
-    QueuectlError,
-    "A job with this id already exists."
-);
-create_exception!(
-    _core,
-    JobNotFoundError,
-    QueuectlError,
-    "No job with this id."
-);
-create_exception!(
-    _core,
-    JobStateError,
-    QueuectlError,
-    "The job is not in a state that allows this."
-);
-create_exception!(
-    _core,
-    SchemaError,
-    QueuectlError,
-    "The database was written by a newer queuectl."
-);
-create_exception!(
-    _core,
-    StoreError,
-    QueuectlError,
-    "The database or a file could not be used."
-);
-create_exception!(
-    _core,
-    UnsupportedError,
-    QueuectlError,
-    "Not available in this build."
-);
+create_exception!(_core, QueuectlError, PyException, "Base of every error queuectl raises.");
+create_exception!(_core, InputError, QueuectlError, "Input breaks the job or config contract.");
+create_exception!(_core, DuplicateJobError, QueuectlError, "A job with this id already exists.");
+create_exception!(_core, JobNotFoundError, QueuectlError, "No job with this id.");
+create_exception!(_core, JobStateError, QueuectlError, "The job is not in a state that allows this.");
+create_exception!(_core, SchemaError, QueuectlError, "The database was written by a newer queuectl.");
+create_exception!(_core, StoreError, QueuectlError, "The database or a file could not be used.");
+create_exception!(_core, UnsupportedError, QueuectlError, "Not available in this build.");
 
 /// The one place a core error becomes a Python exception.
 fn py_err(e: Error) -> PyErr {
@@ -132,10 +92,7 @@ impl From<queuectl_core::Job> for Job {
 #[pymethods]
 impl Job {
     fn __repr__(&self) -> String {
-        format!(
-            "Job(id={:?}, state={:?}, attempts={})",
-            self.id, self.state, self.attempts
-        )
+        format!("Job(id={:?}, state={:?}, attempts={})", self.id, self.state, self.attempts)
     }
 }
 
@@ -209,20 +166,10 @@ impl Store {
 impl Store {
     #[new]
     #[pyo3(signature = (location, durable = true, busy_timeout_ms = 30_000))]
-    fn new(
-        py: Python<'_>,
-        location: String,
-        durable: bool,
-        busy_timeout_ms: u64,
-    ) -> PyResult<Self> {
-        let opts = StoreOptions {
-            durable,
-            busy_timeout_ms,
-        };
+    fn new(py: Python<'_>, location: String, durable: bool, busy_timeout_ms: u64) -> PyResult<Self> {
+        let opts = StoreOptions { durable, busy_timeout_ms };
         let store = py.detach(|| open_store(&location, &opts)).map_err(py_err)?;
-        Ok(Store {
-            inner: Mutex::new(store),
-        })
+        Ok(Store { inner: Mutex::new(store) })
     }
 
     /// Parses JSON (one object, or with `batch` a JSON array or JSON Lines) and enqueues
@@ -242,17 +189,8 @@ impl Store {
     ) -> PyResult<Vec<String>> {
         self.with(py, |s| {
             let now = clock::now_ms();
-            let d = SpecDefaults {
-                max_retries,
-                timeout_ms,
-                cwd,
-                now_ms: now,
-            };
-            let jobs = if batch {
-                spec::parse_many(&text, &d)?
-            } else {
-                vec![spec::parse_one(&text, &d)?]
-            };
+            let d = SpecDefaults { max_retries, timeout_ms, cwd, now_ms: now };
+            let jobs = if batch { spec::parse_many(&text, &d)? } else { vec![spec::parse_one(&text, &d)?] };
             let total = jobs.len();
             let mut report = |done: usize| {
                 if let Some(cb) = &progress {
@@ -278,9 +216,7 @@ impl Store {
     /// Number of jobs per state, every state included.
     fn counts(&self, py: Python<'_>) -> PyResult<Vec<(String, u64)>> {
         let c = self.with(py, |s| s.job_count_by_state())?;
-        Ok(c.into_iter()
-            .map(|(st, n)| (st.as_str().to_string(), n))
-            .collect())
+        Ok(c.into_iter().map(|(st, n)| (st.as_str().to_string(), n)).collect())
     }
 
     fn attempts(&self, py: Python<'_>, id: String) -> PyResult<Vec<Attempt>> {
@@ -365,7 +301,7 @@ impl WorkerPool {
     /// Registers `count` workers and starts them; returns once all are registered.
     #[new]
     #[pyo3(signature = (location, count, *, logs_dir, host, pid, lease_ms = 30_000, heartbeat_ms = 1_000,
-                        poll_ms = 20, kill_grace_ms = 2_000, burst = false, verbose = true))]
+                        poll_ms = 100, kill_grace_ms = 2_000, burst = false, verbose = true))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
@@ -392,18 +328,10 @@ impl WorkerPool {
                 ..WorkerConfig::new(new_worker_id(), host.clone(), pid, logs_dir.clone())
             })
             .collect();
-        let opts = StoreOptions {
-            durable: false,
-            ..StoreOptions::default()
-        };
-        let pool = py
-            .detach(|| Pool::start(&location, &opts, cfgs))
-            .map_err(py_err)?;
+        let opts = StoreOptions { durable: false, ..StoreOptions::default() };
+        let pool = py.detach(|| Pool::start(&location, &opts, cfgs)).map_err(py_err)?;
         let ids = pool.worker_ids().to_vec();
-        Ok(WorkerPool {
-            pool: RwLock::new(Some(pool)),
-            ids,
-        })
+        Ok(WorkerPool { pool: RwLock::new(Some(pool)), ids })
     }
 
     #[getter]
@@ -420,12 +348,10 @@ impl WorkerPool {
 
     /// Waits up to `timeout_s` for every worker to exit; true when all have.
     fn wait(&self, py: Python<'_>, timeout_s: f64) -> bool {
-        py.detach(
-            || match self.pool.read().unwrap_or_else(|p| p.into_inner()).as_ref() {
-                Some(p) => p.wait(Duration::from_secs_f64(timeout_s.max(0.0))),
-                None => true,
-            },
-        )
+        py.detach(|| match self.pool.read().unwrap_or_else(|p| p.into_inner()).as_ref() {
+            Some(p) => p.wait(Duration::from_secs_f64(timeout_s.max(0.0))),
+            None => true,
+        })
     }
 
     /// Joins the workers; returns what they did as a dict.
@@ -435,13 +361,7 @@ impl WorkerPool {
             return Ok(Default::default());
         };
         let s = py.detach(|| pool.join()).map_err(py_err)?;
-        Ok([
-            ("completed", s.completed),
-            ("failed", s.failed),
-            ("dead", s.dead),
-            ("requeued", s.requeued),
-        ]
-        .into())
+        Ok([("completed", s.completed), ("failed", s.failed), ("dead", s.dead), ("requeued", s.requeued)].into())
     }
 }
 
@@ -466,8 +386,7 @@ fn format_time(ms: i64) -> String {
 /// Parses an ISO-8601 instant (no offset means UTC) to milliseconds, or raises InputError.
 #[pyfunction]
 fn parse_time(text: &str) -> PyResult<i64> {
-    clock::parse_iso8601(text)
-        .ok_or_else(|| InputError::new_err(format!("{text:?} is not an ISO-8601 time")))
+    clock::parse_iso8601(text).ok_or_else(|| InputError::new_err(format!("{text:?} is not an ISO-8601 time")))
 }
 
 /// The version of the bundled SQLite library.

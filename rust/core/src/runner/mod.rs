@@ -15,6 +15,7 @@ use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::Path;
 use std::process::Stdio;
+use std::process::{Child, ExitStatus};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -65,8 +66,7 @@ fn open_log(path: &Path) -> Result<File> {
     o.create(true).append(true).read(true);
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut o, 0o600);
-    o.open(path)
-        .map_err(|e| Error::Io(format!("cannot open the log file {}: {e}", path.display())))
+    o.open(path).map_err(|e| Error::Io(format!("cannot open the log file {}: {e}", path.display())))
 }
 
 /// The last `TAIL_BYTES` written to `log` after offset `from`, as text.
@@ -94,11 +94,7 @@ fn failure(error: String, started: Instant) -> RunOutcome {
 /// Runs one attempt to its end, calling `tick` at least every `tick_every` while it runs.
 /// Errors are only those of the log file; everything that goes wrong with the job itself
 /// is a failed outcome.
-pub fn run(
-    spec: &RunSpec<'_>,
-    tick_every: Duration,
-    tick: &mut dyn FnMut() -> Control,
-) -> Result<RunOutcome> {
+pub fn run(spec: &RunSpec<'_>, tick_every: Duration, tick: &mut dyn FnMut() -> Control) -> Result<RunOutcome> {
     let started = Instant::now();
     let mut log = open_log(spec.log_path)?;
     writeln!(
@@ -111,13 +107,7 @@ pub fn run(
     )?;
     let body_start = log.seek(SeekFrom::End(0))?;
     let mut outcome = if !spec.cwd.is_dir() {
-        failure(
-            format!(
-                "the working directory {} does not exist",
-                spec.cwd.display()
-            ),
-            started,
-        )
+        failure(format!("the working directory {} does not exist", spec.cwd.display()), started)
     } else {
         match spawn_and_wait(spec, &log, started, tick_every, tick) {
             Ok(o) => o,
@@ -129,11 +119,7 @@ pub fn run(
         (None, _) => "exit code 0".to_string(),
         (Some(e), _) => e.clone(),
     };
-    writeln!(
-        log,
-        "=== {result} after {:.3}s",
-        outcome.duration_ms as f64 / 1000.0
-    )?;
+    writeln!(log, "=== {result} after {:.3}s", outcome.duration_ms as f64 / 1000.0)?;
     Ok(outcome)
 }
 
@@ -145,21 +131,14 @@ fn spawn_and_wait(
     tick: &mut dyn FnMut() -> Control,
 ) -> std::io::Result<RunOutcome> {
     let mut cmd = platform::shell(spec.command);
-    cmd.current_dir(spec.cwd)
-        .stdin(Stdio::null())
-        .stdout(log.try_clone()?)
-        .stderr(log.try_clone()?);
+    cmd.current_dir(spec.cwd).stdin(Stdio::null()).stdout(log.try_clone()?).stderr(log.try_clone()?);
     for (k, v) in &spec.env {
         cmd.env(k, v);
     }
     platform::isolate(&mut cmd);
-    let mut child = cmd.spawn()?;
+    let child = cmd.spawn()?;
     let tree = platform::Tree::adopt(&child);
-    let (tx, rx) = mpsc::channel();
-    // The child is waited on by its own thread so that this one can keep time and tick.
-    std::thread::spawn(move || {
-        let _ = tx.send(child.wait());
-    });
+    let mut waiter = platform::Waiter::new(child);
     let deadline = (spec.timeout_ms > 0).then(|| started + Duration::from_millis(spec.timeout_ms));
     let grace = Duration::from_millis(spec.kill_grace_ms);
     let mut killed: Option<(bool, Instant)> = None; // (on request, forced kill due at)
@@ -172,12 +151,8 @@ fn spawn_and_wait(
         if let Some((_, at)) = killed {
             wait = wait.min(at.saturating_duration_since(now));
         }
-        match rx.recv_timeout(wait) {
-            Ok(status) => break status?,
-            Err(mpsc::RecvTimeoutError::Disconnected) => {
-                return Err(std::io::Error::other("lost track of the job process"))
-            }
-            Err(mpsc::RecvTimeoutError::Timeout) => {}
+        if let Some(status) = waiter.wait(wait)? {
+            break status;
         }
         let now = Instant::now();
         match killed {
@@ -226,4 +201,29 @@ fn spawn_and_wait(
         duration_ms,
         killed_on_request: false,
     })
+}
+
+/// Waits for a child with a timeout on any platform: a thread blocks in `wait` and hands
+/// the status over a channel. Platforms with something cheaper (Linux: pidfd) use that.
+pub(crate) struct ThreadWaiter {
+    rx: mpsc::Receiver<std::io::Result<ExitStatus>>,
+}
+
+impl ThreadWaiter {
+    pub(crate) fn new(mut child: Child) -> ThreadWaiter {
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let _ = tx.send(child.wait());
+        });
+        ThreadWaiter { rx }
+    }
+
+    /// The exit status, or `None` if the child is still running after `timeout`.
+    pub(crate) fn wait(&mut self, timeout: Duration) -> std::io::Result<Option<ExitStatus>> {
+        match self.rx.recv_timeout(timeout) {
+            Ok(status) => status.map(Some),
+            Err(mpsc::RecvTimeoutError::Timeout) => Ok(None),
+            Err(mpsc::RecvTimeoutError::Disconnected) => Err(std::io::Error::other("lost track of the job process")),
+        }
+    }
 }

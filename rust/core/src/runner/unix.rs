@@ -2,6 +2,9 @@
 
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::process::{Child, Command, ExitStatus};
+use std::time::Duration;
+
+use super::ThreadWaiter;
 
 /// The command that runs `line` with the platform shell.
 pub fn shell(line: &str) -> Command {
@@ -24,9 +27,7 @@ pub struct Tree {
 impl Tree {
     /// The tree rooted at a child started after [`isolate`].
     pub fn adopt(child: &Child) -> Tree {
-        Tree {
-            pgid: child.id() as libc::pid_t,
-        }
+        Tree { pgid: child.id() as libc::pid_t }
     }
 
     fn signal(&self, sig: libc::c_int) {
@@ -54,15 +55,9 @@ pub fn describe(status: &ExitStatus) -> (Option<i32>, Option<String>) {
     match (status.code(), status.signal()) {
         (Some(0), _) => (Some(0), None),
         (Some(127), _) => (Some(127), Some("command not found (exit code 127)".into())),
-        (Some(126), _) => (
-            Some(126),
-            Some("command not executable (exit code 126)".into()),
-        ),
+        (Some(126), _) => (Some(126), Some("command not executable (exit code 126)".into())),
         (Some(c), _) => (Some(c), Some(format!("exit code {c}"))),
-        (None, Some(s)) => (
-            None,
-            Some(format!("killed by signal {s} ({})", signal_name(s))),
-        ),
+        (None, Some(s)) => (None, Some(format!("killed by signal {s} ({})", signal_name(s)))),
         (None, None) => (None, Some("ended without an exit code".into())),
     }
 }
@@ -78,5 +73,58 @@ fn signal_name(s: i32) -> &'static str {
         libc::SIGPIPE => "SIGPIPE",
         libc::SIGTERM => "SIGTERM",
         _ => "signal",
+    }
+}
+
+/// Waits for the job's shell with a timeout. On Linux a pidfd lets `poll` do it without a
+/// thread per job (a job of `true` takes about a millisecond, so a thread spawn per job
+/// showed); elsewhere, or on kernels without pidfd_open, a waiting thread.
+pub enum Waiter {
+    #[cfg(target_os = "linux")]
+    PidFd {
+        child: Child,
+        fd: std::os::fd::OwnedFd,
+    },
+    Thread(ThreadWaiter),
+}
+
+impl Waiter {
+    /// Starts waiting for `child`.
+    pub fn new(child: Child) -> Waiter {
+        #[cfg(target_os = "linux")]
+        {
+            use std::os::fd::FromRawFd;
+            // SAFETY: pidfd_open takes a pid and flags and returns a new fd or -1.
+            let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, child.id() as libc::pid_t, 0) };
+            if fd >= 0 {
+                // SAFETY: the fd was just returned to us and is owned by nothing else.
+                let fd = unsafe { std::os::fd::OwnedFd::from_raw_fd(fd as i32) };
+                return Waiter::PidFd { child, fd };
+            }
+        }
+        Waiter::Thread(ThreadWaiter::new(child))
+    }
+
+    /// The exit status, or `None` if the child is still running after `timeout`.
+    pub fn wait(&mut self, timeout: Duration) -> std::io::Result<Option<ExitStatus>> {
+        match self {
+            #[cfg(target_os = "linux")]
+            Waiter::PidFd { child, fd } => {
+                use std::os::fd::AsRawFd;
+                let mut pfd = libc::pollfd { fd: fd.as_raw_fd(), events: libc::POLLIN, revents: 0 };
+                let ms = timeout.as_micros().div_ceil(1000).min(i32::MAX as u128) as libc::c_int;
+                // SAFETY: one valid pollfd for the duration of the call.
+                let n = unsafe { libc::poll(&mut pfd, 1, ms) };
+                if n < 0 {
+                    let e = std::io::Error::last_os_error();
+                    return if e.kind() == std::io::ErrorKind::Interrupted { Ok(None) } else { Err(e) };
+                }
+                if n == 0 {
+                    return Ok(None);
+                }
+                child.wait().map(Some)
+            }
+            Waiter::Thread(t) => t.wait(timeout),
+        }
     }
 }

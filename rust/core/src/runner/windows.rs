@@ -7,6 +7,8 @@
 use std::os::windows::process::{CommandExt, ExitStatusExt};
 use std::process::{Child, Command, ExitStatus, Stdio};
 
+pub use super::ThreadWaiter as Waiter;
+
 const CREATE_NEW_PROCESS_GROUP: u32 = 0x0000_0200;
 const CREATE_NO_WINDOW: u32 = 0x0800_0000;
 
@@ -60,10 +62,7 @@ pub fn describe(status: &ExitStatus) -> (Option<i32>, Option<String>) {
     let code = status.code().unwrap_or(status.into_raw() as i32);
     match code {
         0 => (Some(0), None),
-        9009 => (
-            Some(code),
-            Some("command not found (exit code 9009)".into()),
-        ),
+        9009 => (Some(code), Some("command not found (exit code 9009)".into())),
         c => (Some(c), Some(format!("exit code {c}"))),
     }
 }

@@ -31,10 +31,7 @@ pub struct StoreOptions {
 
 impl Default for StoreOptions {
     fn default() -> Self {
-        StoreOptions {
-            durable: true,
-            busy_timeout_ms: 30_000,
-        }
+        StoreOptions { durable: true, busy_timeout_ms: 30_000 }
     }
 }
 
@@ -90,7 +87,7 @@ pub struct WorkerRow {
     pub id: String,
     pub host: String,
     pub pid: u32,
-    /// idle, busy, stopping or exited.
+    /// idle, busy (a job is processing under its id) or exited.
     pub state: String,
     pub current_job: Option<String>,
     pub started_at_ms: i64,
@@ -127,10 +124,19 @@ pub trait Store: Send {
     fn job_claim(&mut self, p: &ClaimParams<'_>) -> Result<Option<Job>>;
     /// Records the end of an attempt and moves the job to completed, failed or dead.
     fn job_settle(&mut self, p: &SettleParams<'_>) -> Result<Settled>;
+    /// Settles one attempt and claims the next due job in one transaction: what a busy
+    /// worker does between two jobs, at the cost of one commit instead of two.
+    fn job_settle_and_claim(
+        &mut self,
+        settle: &SettleParams<'_>,
+        claim: &ClaimParams<'_>,
+    ) -> Result<(Settled, Option<Job>)> {
+        let settled = self.job_settle(settle)?;
+        Ok((settled, self.job_claim(claim)?))
+    }
     /// Puts a claimed job back to pending without counting the attempt (forced stop).
     /// Returns false when the fence no longer holds.
-    fn job_requeue(&mut self, id: &str, attempt: u32, worker_id: &str, now_ms: i64)
-        -> Result<bool>;
+    fn job_requeue(&mut self, id: &str, attempt: u32, worker_id: &str, now_ms: i64) -> Result<bool>;
     /// Settles, as failed attempts, every processing job whose lease ran out. Returns
     /// (id, attempt) of each job rescued.
     fn job_rescue_expired(&mut self, now_ms: i64) -> Result<Vec<(String, u32)>>;
@@ -157,19 +163,12 @@ pub trait Store: Send {
     /// Every stored config value, by key.
     fn config_list(&mut self) -> Result<Vec<(String, String)>>;
     /// Registers a worker as idle.
-    fn worker_register(
-        &mut self,
-        id: &str,
-        host: &str,
-        pid: u32,
-        lease_ms: i64,
-        now_ms: i64,
-    ) -> Result<()>;
+    fn worker_register(&mut self, id: &str, host: &str, pid: u32, lease_ms: i64, now_ms: i64) -> Result<()>;
     /// Renews the worker's heartbeat and the lease of its job; returns the stop level
     /// requested for it (0 when none).
     fn worker_heartbeat(&mut self, id: &str, now_ms: i64) -> Result<u8>;
-    /// Sets the worker's state (idle, stopping, exited).
-    fn worker_set_state(&mut self, id: &str, state: &str, now_ms: i64) -> Result<()>;
+    /// Marks the worker as exited.
+    fn worker_exit(&mut self, id: &str, now_ms: i64) -> Result<()>;
     /// Registered workers, newest first; with `include_exited` also those that exited.
     fn worker_list(&mut self, include_exited: bool) -> Result<Vec<WorkerRow>>;
     /// Asks every worker that has not exited (optionally only those on `host`) to stop at
@@ -180,16 +179,20 @@ pub trait Store: Send {
     /// The backoff policy currently configured (defaults when unset).
     fn backoff_policy(&mut self) -> Result<BackoffPolicy> {
         let mut p = BackoffPolicy::default();
-        if let Some(v) = self
-            .config_get("backoff-base")?
-            .and_then(|v| v.parse().ok())
-        {
+        if let Some(v) = self.config_get("backoff-base")?.and_then(|v| v.parse().ok()) {
             p.base = v;
         }
         if let Some(v) = self.config_get("backoff-max")?.and_then(|v| v.parse().ok()) {
             p.max_s = v;
         }
         Ok(p)
+    }
+    /// Waits up to `timeout` for another connection to commit something; true when one
+    /// did. Idle workers wake on it instead of polling the queue. The default just sleeps
+    /// and says yes, which turns the caller into a poller.
+    fn wait_for_change(&mut self, timeout: std::time::Duration) -> Result<bool> {
+        std::thread::sleep(timeout);
+        Ok(true)
     }
     /// A one-line description of the store for `--version`.
     fn describe(&self) -> String;
@@ -207,10 +210,7 @@ pub fn next_state(
     if success {
         (JobState::Completed, now_ms)
     } else if attempts <= max_retries {
-        (
-            JobState::Failed,
-            now_ms.saturating_add(policy.delay_ms(attempts)),
-        )
+        (JobState::Failed, now_ms.saturating_add(policy.delay_ms(attempts)))
     } else {
         (JobState::Dead, now_ms)
     }

@@ -1,0 +1,111 @@
+//! Engine benchmark: claim and settle no-op jobs through the Store, no processes spawned.
+//!
+//! `cargo run --release -p queuectl-core --example engine -- JOBS PREFILL` prints one JSON
+//! object: throughput with 2 threads, and claim latency on an empty table and on a table
+//! holding PREFILL finished jobs. `scripts/bench.py` runs it and prints the figures.
+
+use std::path::Path;
+use std::time::Instant;
+
+use queuectl_core::store::{ClaimParams, SettleParams, SqliteStore, StoreOptions};
+use queuectl_core::{clock, NewJob, Store};
+
+fn noop(n: usize) -> Vec<NewJob> {
+    (0..n)
+        .map(|_| NewJob {
+            id: None,
+            command: "true".into(),
+            max_retries: 0,
+            priority: 0,
+            run_at_ms: 0,
+            timeout_ms: 0,
+            cwd: "/".into(),
+        })
+        .collect()
+}
+
+fn worker_store(db: &Path) -> SqliteStore {
+    SqliteStore::open(db, &StoreOptions { durable: false, ..StoreOptions::default() }).unwrap()
+}
+
+/// Claims and settles until nothing is due, the way the worker loop does (settle one job
+/// and claim the next in one transaction); returns how many it did.
+fn drain(store: &mut dyn Store, worker: &str) -> u64 {
+    let claim = |now| ClaimParams { worker_id: worker, now_ms: now, lease_ms: 30_000 };
+    let mut done = 0;
+    let mut next = store.job_claim(&claim(clock::now_ms())).unwrap();
+    while let Some(job) = next {
+        let now = clock::now_ms();
+        let settle = SettleParams {
+            id: &job.id,
+            attempt: job.attempts,
+            worker_id: worker,
+            now_ms: now,
+            success: true,
+            exit_code: Some(0),
+            error: None,
+            output_tail: String::new(),
+        };
+        next = store.job_settle_and_claim(&settle, &claim(now)).unwrap().1;
+        done += 1;
+    }
+    done
+}
+
+/// Mean microseconds of one claim (then settle, untimed) over `rounds` single jobs.
+fn claim_latency_us(store: &mut dyn Store, rounds: usize) -> f64 {
+    let mut total = 0.0;
+    for _ in 0..rounds {
+        store.job_insert_many(&noop(1), clock::now_ms(), None).unwrap();
+        let now = clock::now_ms();
+        let t = Instant::now();
+        let job = store.job_claim(&ClaimParams { worker_id: "lat", now_ms: now, lease_ms: 30_000 }).unwrap().unwrap();
+        total += t.elapsed().as_secs_f64();
+        let p = SettleParams {
+            id: &job.id,
+            attempt: job.attempts,
+            worker_id: "lat",
+            now_ms: now,
+            success: true,
+            exit_code: Some(0),
+            error: None,
+            output_tail: String::new(),
+        };
+        store.job_settle(&p).unwrap();
+    }
+    total / rounds as f64 * 1e6
+}
+
+fn main() {
+    let args: Vec<usize> = std::env::args().skip(1).map(|a| a.parse().expect("numbers")).collect();
+    let jobs = args.first().copied().unwrap_or(20_000);
+    let prefill = args.get(1).copied().unwrap_or(1_000_000);
+    let dir = tempfile::tempdir().unwrap();
+
+    let db = dir.path().join("throughput.db");
+    worker_store(&db).job_insert_many(&noop(jobs), clock::now_ms(), None).unwrap();
+    let t = Instant::now();
+    let threads: Vec<_> = (0..2)
+        .map(|i| {
+            let db = db.clone();
+            std::thread::spawn(move || drain(&mut worker_store(&db), &format!("w{i}")))
+        })
+        .collect();
+    let done: u64 = threads.into_iter().map(|h| h.join().unwrap()).sum();
+    let throughput = done as f64 / t.elapsed().as_secs_f64();
+    assert_eq!(done as usize, jobs);
+
+    let db = dir.path().join("latency.db");
+    let mut store = worker_store(&db);
+    let empty_us = claim_latency_us(&mut store, 2_000);
+    store.job_insert_many(&noop(prefill), clock::now_ms(), None).unwrap();
+    let raw = rusqlite::Connection::open(&db).unwrap();
+    raw.execute("UPDATE jobs SET state = 'completed', finished_at_ms = updated_at_ms WHERE state = 'pending'", [])
+        .unwrap();
+    drop(raw);
+    let full_us = claim_latency_us(&mut store, 2_000);
+    println!(
+        "{{\"jobs\": {jobs}, \"throughput_per_s\": {throughput:.0}, \"claim_us_empty\": {empty_us:.1}, \
+         \"claim_us_full\": {full_us:.1}, \"prefill\": {prefill}}}"
+    );
+}
