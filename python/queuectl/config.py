@@ -7,8 +7,7 @@ same defaults); `max-retries` and `job-timeout` are copied into each job at enqu
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, NamedTuple
 
 from queuectl import InputError
 from queuectl.duration import parse_seconds
@@ -42,8 +41,7 @@ def _plain(value: float) -> str:
     return str(int(value)) if value == int(value) else repr(value)
 
 
-@dataclass(frozen=True)
-class Key:
+class Key(NamedTuple):
     name: str
     default: str
     help: str

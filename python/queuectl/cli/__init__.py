@@ -6,9 +6,9 @@ or input error, 2 a usage error; every error is one line on stderr starting `Err
 
 from __future__ import annotations
 
+import importlib
 import os
 import sys
-import traceback
 from typing import Any
 
 import click
@@ -21,7 +21,37 @@ def _version_text() -> str:
     return f"queuectl {__version__} (SQLite {_core.sqlite_version()})"
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+# Each command's module is imported only when that command runs (or help lists it), so a
+# single `enqueue` pays for click and the enqueue code, not for every command.
+COMMANDS = {
+    "enqueue": "queuectl.cli.enqueue:enqueue",
+    "worker": "queuectl.cli.worker:worker",
+    "status": "queuectl.cli.jobs:status",
+    "list": "queuectl.cli.jobs:list_jobs",
+    "show": "queuectl.cli.jobs:show",
+    "logs": "queuectl.cli.jobs:logs",
+    "dlq": "queuectl.cli.dlq:dlq",
+    "config": "queuectl.cli.config:config",
+    "purge": "queuectl.cli.jobs:purge",
+}
+
+
+class LazyGroup(click.Group):
+    """A group whose subcommands are imported on first use."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return list(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        target = COMMANDS.get(cmd_name)
+        if target is None:
+            return None
+        module, name = target.split(":")
+        command: click.Command = getattr(importlib.import_module(module), name)
+        return command
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option(
     "--home",
     metavar="DIR",
@@ -44,26 +74,6 @@ def cli(ctx: click.Context, home: str | None, db: str | None, debug: bool) -> No
     ctx.obj = App.from_options(home, db)
 
 
-def _register() -> None:
-    from queuectl.cli import config, dlq, jobs, worker
-
-    for command in (
-        jobs.enqueue,
-        jobs.status,
-        jobs.list_jobs,
-        jobs.show,
-        jobs.logs,
-        jobs.purge,
-        worker.worker,
-        dlq.dlq,
-        config.config,
-    ):
-        cli.add_command(command)
-
-
-_register()
-
-
 def _fail(message: str, code: int) -> None:
     click.echo(f"Error: {message}", err=True)
     sys.exit(code)
@@ -84,10 +94,14 @@ def main(argv: list[str] | None = None) -> None:
         _fail("aborted", 1)
     except QueuectlError as e:
         if debug:
+            import traceback
+
             traceback.print_exc()
         _fail(str(e), 1)
     except OSError as e:
         if debug:
+            import traceback
+
             traceback.print_exc()
         _fail(str(e), 1)
     except KeyboardInterrupt:

@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 from queuectl import _core
 from queuectl.config import Config
 from queuectl.home import Home
 
 
-@dataclass
 class App:
-    home: Home
-    _store: _core.Store | None = field(default=None, repr=False)
+    def __init__(self, home: Home) -> None:
+        self.home = home
+        self._store: _core.Store | None = None
 
     @classmethod
     def from_options(cls, home: str | None, db: str | None) -> App:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import click
@@ -61,6 +60,8 @@ def worker_dict(w: _core.Worker, state: str) -> dict[str, Any]:
 
 
 def emit_json(value: Any) -> None:
+    import json
+
     click.echo(json.dumps(value, separators=(",", ":"), ensure_ascii=False))
 
 

@@ -7,7 +7,7 @@ import click
 from queuectl import _core, supervisor
 from queuectl.cli import render
 from queuectl.cli.app import App
-from queuectl.cli.jobs import Duration
+from queuectl.cli.params import Duration
 
 
 @click.group()

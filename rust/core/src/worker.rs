@@ -105,9 +105,9 @@ struct Loop<'a> {
 }
 
 impl Loop<'_> {
-    fn say(&self, msg: &str) {
+    fn say(&self, msg: impl FnOnce() -> String) {
         if self.cfg.verbose {
-            eprintln!("{} {} {msg}", format_iso8601(now_ms()), self.cfg.worker_id);
+            eprintln!("{} {} {}", format_iso8601(now_ms()), self.cfg.worker_id, msg());
         }
     }
 
@@ -125,18 +125,18 @@ impl Loop<'_> {
         let now = now_ms();
         match self.store.worker_heartbeat(&self.cfg.worker_id, now) {
             Ok(level) => self.requested = self.requested.max(level),
-            Err(e) => self.say(&format!("heartbeat failed: {e}")),
+            Err(e) => self.say(|| format!("heartbeat failed: {e}")),
         }
         match self.store.job_rescue_expired(now) {
             Ok(rescued) => {
                 for (id, attempt) in rescued {
-                    self.say(&format!("rescued job {id} (attempt {attempt}) from a lost worker"));
+                    self.say(|| format!("rescued job {id} (attempt {attempt}) from a lost worker"));
                 }
             }
-            Err(e) => self.say(&format!("lease rescue failed: {e}")),
+            Err(e) => self.say(|| format!("lease rescue failed: {e}")),
         }
         if let Err(e) = self.store.worker_reap(now) {
-            self.say(&format!("reaping lost workers failed: {e}"));
+            self.say(|| format!("reaping lost workers failed: {e}"));
         }
     }
 
@@ -195,7 +195,7 @@ impl Loop<'_> {
                     _ => self.nap(Duration::from_millis(self.cfg.poll_ms)),
                 },
                 Err(e) => {
-                    self.say(&format!("cannot claim a job: {e}; trying again in {:.1}s", error_pause.as_secs_f64()));
+                    self.say(|| format!("cannot claim a job: {e}; trying again in {:.1}s", error_pause.as_secs_f64()));
                     self.nap(error_pause);
                     error_pause = (error_pause * 2).min(Duration::from_secs(5));
                 }
@@ -207,7 +207,7 @@ impl Loop<'_> {
     /// Runs one claimed job and settles it; returns the next job when it could claim one.
     fn execute(&mut self, job: Job, summary: &mut WorkerSummary) -> Result<Option<Job>> {
         let attempt = job.attempts;
-        self.say(&format!("started job {} (attempt {attempt})", job.id));
+        self.say(|| format!("started job {} (attempt {attempt})", job.id));
         let log_path = jobid::log_path(&self.cfg.logs_dir, &job.id);
         let cwd = PathBuf::from(&job.cwd);
         let spec = RunSpec {
@@ -247,7 +247,7 @@ impl Loop<'_> {
         if outcome.killed_on_request {
             self.retry_store(|s| s.job_requeue(&job.id, attempt, &self.cfg.worker_id, now_ms()))?;
             summary.requeued += 1;
-            self.say(&format!("killed job {} and put it back to pending", job.id));
+            self.say(|| format!("killed job {} and put it back to pending", job.id));
             return Ok(None);
         }
         let secs = outcome.duration_ms as f64 / 1000.0;
@@ -275,18 +275,18 @@ impl Loop<'_> {
         match settled {
             Settled::Completed => {
                 summary.completed += 1;
-                self.say(&format!("completed job {} in {secs:.3}s", job.id));
+                self.say(|| format!("completed job {} in {secs:.3}s", job.id));
             }
             Settled::Retry { run_at_ms } => {
                 summary.failed += 1;
-                self.say(&format!("job {} failed ({why}); retry at {}", job.id, format_iso8601(run_at_ms)));
+                self.say(|| format!("job {} failed ({why}); retry at {}", job.id, format_iso8601(run_at_ms)));
             }
             Settled::Dead => {
                 summary.dead += 1;
-                self.say(&format!("job {} failed ({why}); no retries left, moved to the DLQ", job.id));
+                self.say(|| format!("job {} failed ({why}); no retries left, moved to the DLQ", job.id));
             }
             Settled::Fenced => {
-                self.say(&format!("job {} was taken over after this worker's lease expired; result dropped", job.id));
+                self.say(|| format!("job {} was taken over after this worker's lease expired; result dropped", job.id));
             }
         }
         Ok(next)
@@ -301,7 +301,7 @@ impl Loop<'_> {
             match f(self.store) {
                 Ok(v) => return Ok(v),
                 Err(e) if Instant::now() < give_up => {
-                    self.say(&format!("store write failed: {e}; retrying"));
+                    self.say(|| format!("store write failed: {e}; retrying"));
                     std::thread::sleep(pause);
                     pause = (pause * 2).min(Duration::from_secs(2));
                 }
@@ -323,11 +323,10 @@ pub fn run_worker(
     let result = lp.run();
     let _ = lp.store.worker_exit(&cfg.worker_id, now_ms());
     match &result {
-        Ok(s) => lp.say(&format!(
-            "exiting: {} completed, {} failed, {} dead, {} requeued",
-            s.completed, s.failed, s.dead, s.requeued
-        )),
-        Err(e) => lp.say(&format!("exiting on error: {e}")),
+        Ok(s) => lp.say(|| {
+            format!("exiting: {} completed, {} failed, {} dead, {} requeued", s.completed, s.failed, s.dead, s.requeued)
+        }),
+        Err(e) => lp.say(|| format!("exiting on error: {e}")),
     }
     result
 }

@@ -73,9 +73,9 @@ fn open_log(path: &Path) -> Result<File> {
 fn read_tail(log: &mut File, from: u64) -> String {
     let end = log.seek(SeekFrom::End(0)).unwrap_or(from);
     let start = from.max(end.saturating_sub(TAIL_BYTES));
-    let mut buf = Vec::new();
-    if log.seek(SeekFrom::Start(start)).is_ok() {
-        let _ = log.take(end - start).read_to_end(&mut buf);
+    let mut buf = vec![0; (end - start) as usize];
+    if log.seek(SeekFrom::Start(start)).is_err() || log.read_exact(&mut buf).is_err() {
+        return String::new();
     }
     String::from_utf8_lossy(&buf).into_owned()
 }
@@ -97,14 +97,15 @@ fn failure(error: String, started: Instant) -> RunOutcome {
 pub fn run(spec: &RunSpec<'_>, tick_every: Duration, tick: &mut dyn FnMut() -> Control) -> Result<RunOutcome> {
     let started = Instant::now();
     let mut log = open_log(spec.log_path)?;
-    writeln!(
-        log,
-        "=== attempt {} at {} in {}\n$ {}",
+    // Formatted first and written once: `writeln!` on a File makes a syscall per piece.
+    let header = format!(
+        "=== attempt {} at {} in {}\n$ {}\n",
         spec.attempt,
         clock::format_iso8601(clock::now_ms()),
         spec.cwd.display(),
         spec.command
-    )?;
+    );
+    log.write_all(header.as_bytes())?;
     let body_start = log.seek(SeekFrom::End(0))?;
     let mut outcome = if !spec.cwd.is_dir() {
         failure(format!("the working directory {} does not exist", spec.cwd.display()), started)
@@ -119,7 +120,8 @@ pub fn run(spec: &RunSpec<'_>, tick_every: Duration, tick: &mut dyn FnMut() -> C
         (None, _) => "exit code 0".to_string(),
         (Some(e), _) => e.clone(),
     };
-    writeln!(log, "=== {result} after {:.3}s", outcome.duration_ms as f64 / 1000.0)?;
+    let footer = format!("=== {result} after {:.3}s\n", outcome.duration_ms as f64 / 1000.0);
+    log.write_all(footer.as_bytes())?;
     Ok(outcome)
 }
 

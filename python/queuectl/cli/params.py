@@ -1,0 +1,25 @@
+"""Parameter types shared by several commands."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from queuectl.duration import parse_seconds
+
+
+class Duration(click.ParamType):  # type: ignore[type-arg]
+    """Seconds, or a number with s, m, h or d."""
+
+    name = "duration"
+
+    def convert(
+        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
+    ) -> float:
+        if isinstance(value, float):
+            return value
+        try:
+            return parse_seconds(str(value))
+        except ValueError as e:
+            self.fail(str(e), param, ctx)

@@ -1,0 +1,349 @@
+#!/usr/bin/env python3
+"""queuectl benchmark: one table of figures, each beside a baseline measured in the same run.
+
+Run it after installing queuectl (`pip install .`, a release build), from the repository:
+
+    python scripts/bench.py              # full size, medians of 3 runs
+    python scripts/bench.py --quick      # small sizes, 1 run: keeps the script working in CI
+
+Timings on a shared machine drift, so every figure that has a natural baseline (xargs for
+spawning, `python -c 'import click'` for start-up, an empty table for scale) is measured
+next to it and compared as a ratio. Where task-spooler (`tsp`) is installed it runs the same
+end-to-end workload and gets a row of its own.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import select
+import shutil
+import signal
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+QUEUECTL = shutil.which("queuectl", path=str(Path(sys.executable).parent)) or "queuectl"
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+class Home:
+    """A temporary queuectl home; `run` calls the real command there."""
+
+    def __init__(self, root: Path, name: str) -> None:
+        self.dir = root / name
+        self.env = {**os.environ, "QUEUECTL_HOME": str(self.dir)}
+        self.env.pop("QUEUECTL_DB", None)
+
+    @property
+    def db(self) -> Path:
+        return self.dir / "qctl.db"
+
+    def run(self, *args: str, stdin: str | None = None) -> str:
+        r = subprocess.run(
+            [QUEUECTL, *args], env=self.env, input=stdin, capture_output=True, text=True
+        )
+        if r.returncode != 0:
+            raise SystemExit(f"queuectl {' '.join(args)} failed: {r.stderr.strip()}")
+        return r.stdout
+
+    def workers(self, count: int) -> subprocess.Popen[bytes]:
+        p = subprocess.Popen(
+            [QUEUECTL, "worker", "start", "--count", str(count), "--quiet"],
+            env=self.env,
+            stderr=subprocess.DEVNULL,
+        )
+        self.wait_registered(p.pid, count)
+        return p
+
+    def wait_registered(self, pid: int, count: int) -> None:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if self.db.exists():
+                with sqlite3.connect(self.db) as c:
+                    try:
+                        (n,) = c.execute(
+                            "SELECT count(*) FROM workers WHERE pid = ? AND state != 'exited'",
+                            (pid,),
+                        ).fetchone()
+                    except sqlite3.OperationalError:
+                        n = 0
+                if n >= count:
+                    return
+            time.sleep(0.02)
+        raise SystemExit("workers did not register")
+
+    def query(self, sql: str) -> list[tuple[object, ...]]:
+        with sqlite3.connect(self.db) as c:
+            return c.execute(sql).fetchall()
+
+
+def stop(p: subprocess.Popen[bytes]) -> None:
+    p.send_signal(signal.SIGTERM)
+    p.wait(timeout=60)
+
+
+def timed(argv: list[str], env: dict[str, str] | None = None, stdin: str | None = None) -> float:
+    t = time.perf_counter()
+    subprocess.run(argv, env=env, input=stdin, check=True, capture_output=True, text=True)
+    return time.perf_counter() - t
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def jsonl(n: int) -> str:
+    return '{"command":"true"}\n' * n
+
+
+# ---------------------------------------------------------------------------- figures
+
+
+def xargs_rate(n: int) -> float:
+    secs = timed(["sh", "-c", f"seq {n} | xargs -P2 -I{{}} sh -c true"])
+    return n / secs
+
+
+def end_to_end_rate(root: Path, n: int, run: int) -> float:
+    """Idle workers, then `enqueue --file` of n `true` jobs; enqueue to last completion."""
+    home = Home(root, f"e2e{run}")
+    home.run("status")
+    p = home.workers(2)
+    t0 = time.time()
+    home.run("enqueue", "--file", "-", stdin=jsonl(n))
+    deadline = time.monotonic() + 600
+    while time.monotonic() < deadline:
+        (done,) = home.query("SELECT count(*) FROM jobs WHERE state = 'completed'")[0]
+        if done == n:
+            break
+        time.sleep(0.01)
+    (last_ms,) = home.query("SELECT max(finished_at_ms) FROM jobs")[0]
+    stop(p)
+    return n / (int(last_ms) / 1000 - t0)  # type: ignore[call-overload]
+
+
+def tsp_rate(root: Path, n: int) -> float | None:
+    tsp = shutil.which("tsp") or shutil.which("ts")
+    if not tsp:
+        return None
+    env = {**os.environ, "TS_SOCKET": str(root / "tsp.socket"), "TS_SAVELIST": "",
+           "TMPDIR": str(root)}
+    subprocess.run([tsp, "-S", "2"], env=env, check=True, capture_output=True)
+    t = time.perf_counter()
+    for _ in range(n):
+        subprocess.run([tsp, "-n", "true"], env=env, check=True, stdout=subprocess.DEVNULL)
+    subprocess.run([tsp, "-w"], env=env, capture_output=True)
+    secs = time.perf_counter() - t
+    subprocess.run([tsp, "-K"], env=env, capture_output=True)
+    return n / secs
+
+
+def bulk_enqueue(root: Path, n: int, run: int) -> tuple[float, float, Home]:
+    """Returns (queuectl jobs/s, sqlite3 executemany rows/s, the home)."""
+    path = root / "bulk.jsonl"
+    if not path.exists():
+        path.write_text(jsonl(n))
+    home = Home(root, f"bulk{run}")
+    home.run("status")
+    secs = timed([QUEUECTL, "enqueue", "--file", str(path)], env=home.env)
+    base_db = root / f"baseline{run}.db"
+    t = time.perf_counter()
+    with sqlite3.connect(base_db) as c:
+        c.execute("CREATE TABLE jobs (id TEXT PRIMARY KEY, command TEXT, state TEXT)")
+        c.executemany(
+            "INSERT INTO jobs VALUES (?, 'true', 'pending')", ((f"j{i}",) for i in range(n))
+        )
+    base = n / (time.perf_counter() - t)
+    return n / secs, base, home
+
+
+def enqueue_call_ms(root: Path, runs: int) -> tuple[float, float]:
+    home = Home(root, "single")
+    home.run("status")
+    spec = '{"command":"true"}'
+    q = [timed([QUEUECTL, "enqueue", spec], env=home.env) for _ in range(runs)]
+    c = [timed([sys.executable, "-c", "import click"]) for _ in range(runs)]
+    return statistics.median(q) * 1000, statistics.median(c) * 1000
+
+
+def pickup_latency_ms(root: Path, samples: int) -> list[float]:
+    """Idle workers; from the moment enqueue has committed to the moment the job's shell
+    writes to a FIFO the benchmark is reading."""
+    from queuectl import _core
+
+    home = Home(root, "latency")
+    home.run("status")
+    p = home.workers(2)
+    fifo = root / "pickup.fifo"
+    os.mkfifo(fifo)
+    fd = os.open(fifo, os.O_RDWR | os.O_NONBLOCK)
+    store = _core.Store(str(home.db))
+    spec = json.dumps({"command": f"printf x > {fifo}"})
+    out = []
+    for _ in range(samples):
+        time.sleep(0.25)  # idle again, and between heartbeats at random phases
+        store.enqueue_json(spec, batch=False, max_retries=0, timeout_ms=0, cwd=str(root))
+        t = time.perf_counter()
+        ready, _, _ = select.select([fd], [], [], 10)
+        if not ready:
+            raise SystemExit("a job was not picked up within 10 s")
+        out.append((time.perf_counter() - t) * 1000)
+        os.read(fd, 16)
+    os.close(fd)
+    stop(p)
+    return out
+
+
+def idle_cpu_percent(root: Path, count: int, secs: float) -> float:
+    home = Home(root, "idle")
+    home.run("status")
+    p = home.workers(count)
+    time.sleep(1)
+    before = cpu_seconds(p.pid)
+    time.sleep(secs)
+    used = cpu_seconds(p.pid) - before
+    stop(p)
+    return used / secs * 100 / count
+
+
+def idle_memory_mb(root: Path, count: int) -> tuple[float, float]:
+    home = Home(root, "memory")
+    home.run("status")
+    p = home.workers(count)
+    time.sleep(1)
+    mine = rss_mb(p.pid)
+    stop(p)
+    base = subprocess.Popen([sys.executable, "-c", "import click, time; time.sleep(3)"])
+    time.sleep(1.5)
+    python = rss_mb(base.pid)
+    base.wait()
+    return mine, python
+
+
+def engine(jobs: int, prefill: int) -> dict[str, float] | None:
+    if not shutil.which("cargo"):
+        return None
+    r = subprocess.run(
+        ["cargo", "run", "--release", "-q", "-p", "queuectl-core", "--example", "engine", "--",
+         str(jobs), str(prefill)],
+        cwd=ROOT, capture_output=True, text=True, check=True,
+    )
+    result: dict[str, float] = json.loads(r.stdout.strip().splitlines()[-1])
+    return result
+
+
+def command_ms(home: Home, args: list[str], runs: int) -> float:
+    return statistics.median(timed([QUEUECTL, *args], env=home.env) for _ in range(runs)) * 1000
+
+
+def scale(root: Path, bulk_home: Home, runs: int) -> tuple[float, float, float, float]:
+    """`status` and `list --state pending --limit 100` on a table of finished jobs (the bulk
+    run's, marked completed) and on an empty one."""
+    with sqlite3.connect(bulk_home.db) as c:
+        c.execute("UPDATE jobs SET state = 'completed', finished_at_ms = updated_at_ms")
+    empty = Home(root, "empty")
+    empty.run("status")
+    listing = ["list", "--state", "pending", "--limit", "100"]
+    return (command_ms(bulk_home, ["status"], runs), command_ms(empty, ["status"], runs),
+            command_ms(bulk_home, listing, runs), command_ms(empty, listing, runs))
+
+
+# ---------------------------------------------------------------------------- report
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--quick", action="store_true", help="small sizes, one run")
+    ap.add_argument("--runs", type=int, default=3, help="runs per figure (median)")
+    args = ap.parse_args()
+    runs = 1 if args.quick else args.runs
+    n_e2e = 300 if args.quick else 2000
+    n_bulk = 20_000 if args.quick else 1_000_000
+    n_engine = 2_000 if args.quick else 20_000
+    prefill = 20_000 if args.quick else 1_000_000
+    rows: list[tuple[str, str, str, str, str]] = []
+
+    def row(what: str, value: str, baseline: str, ratio: str, target: str) -> None:
+        rows.append((what, value, baseline, ratio, target))
+        print(f"  measured: {what}: {value}", file=sys.stderr, flush=True)
+
+    with tempfile.TemporaryDirectory(prefix="qctl-bench-") as tmp:
+        root = Path(tmp)
+        e2e = statistics.median(end_to_end_rate(root, n_e2e, i) for i in range(runs))
+        xargs = statistics.median(xargs_rate(n_e2e) for _ in range(runs))
+        row(f"end to end, {n_e2e} true jobs, 2 workers", f"{e2e:,.0f} jobs/s",
+            f"xargs -P2 sh -c true: {xargs:,.0f}/s", f"{e2e / xargs:.2f} x", ">= 0.9 x")
+        tsp = tsp_rate(root, n_e2e)
+        if tsp is not None:
+            row(f"  task-spooler, same {n_e2e} jobs, 2 slots", f"{tsp:,.0f} jobs/s",
+                f"xargs: {xargs:,.0f}/s", f"{tsp / xargs:.2f} x", "(comparison)")
+
+        bulk = [bulk_enqueue(root, n_bulk, i) for i in range(runs)]
+        rate = statistics.median(b[0] for b in bulk)
+        base = statistics.median(b[1] for b in bulk)
+        row(f"bulk enqueue --file, {n_bulk:,} jobs", f"{rate:,.0f} jobs/s",
+            f"sqlite3 executemany, bare table: {base:,.0f}/s", f"{rate / base:.2f} x",
+            ">= 200,000 jobs/s")
+
+        q_ms, click_ms = enqueue_call_ms(root, 5 if args.quick else 15)
+        row("one queuectl enqueue call", f"{q_ms:.1f} ms", f"python -c 'import click': "
+            f"{click_ms:.1f} ms", f"+{q_ms - click_ms:.1f} ms", "<= +30 ms")
+
+        lat = pickup_latency_ms(root, 20 if args.quick else 100)
+        p50 = statistics.median(lat)
+        p95 = statistics.quantiles(lat, n=20)[-1]
+        row("pickup latency, idle workers", f"p50 {p50:.1f} ms, p95 {p95:.1f} ms", "-", "-",
+            "p50 <= 5 ms, p95 <= 20 ms")
+
+        cpu = idle_cpu_percent(root, 4, 3 if args.quick else 10)
+        row("idle CPU, 4 workers", f"{cpu:.2f} % of a core per worker", "-", "-", "<= 1 %")
+
+        mem, python = idle_memory_mb(root, 16)
+        row("memory, worker start --count 16, idle", f"{mem:.1f} MB RSS",
+            f"python + click: {python:.1f} MB", f"{mem / python:.2f} x", "<= 60 MB")
+
+        eng = engine(n_engine, prefill)
+        if eng is not None:
+            row(f"engine: claim+settle, 2 threads, {n_engine:,} no-op jobs",
+                f"{eng['throughput_per_s']:,.0f} jobs/s", "-", "-", ">= 20,000 jobs/s")
+            row(f"claim latency, {prefill:,} finished jobs in the table",
+                f"{eng['claim_us_full']:.0f} us", f"empty table: {eng['claim_us_empty']:.0f} us",
+                f"{eng['claim_us_full'] / eng['claim_us_empty']:.2f} x", "<= 1.5 x")
+
+        status_big, status_empty, list_big, list_empty = scale(root, bulk[-1][2], runs)
+        row(f"status, {n_bulk:,} finished jobs", f"{status_big:.0f} ms",
+            f"empty table: {status_empty:.0f} ms", f"{status_big / status_empty:.2f} x",
+            "< 100 ms")
+        row(f"list --state pending --limit 100, {n_bulk:,} finished", f"{list_big:.0f} ms",
+            f"empty table: {list_empty:.0f} ms", f"{list_big / list_empty:.2f} x", "< 100 ms")
+
+    cpu_name = next((ln.split(":", 1)[1].strip() for ln in
+                     Path("/proc/cpuinfo").read_text().splitlines()
+                     if ln.startswith("model name")), platform.processor())
+    print(f"\nqueuectl benchmark on {platform.system()} {platform.release()}, {os.cpu_count()} "
+          f"cores ({cpu_name}), Python {platform.python_version()}; "
+          f"{'quick' if args.quick else f'median of {runs} runs'}\n")
+    headers = ("figure", "queuectl", "baseline (same run)", "ratio", "target")
+    widths = [max(len(r[i]) for r in [headers, *rows]) for i in range(5)]
+    for r in [headers, tuple("-" * w for w in widths), *rows]:
+        print("| " + " | ".join(c.ljust(w) for c, w in zip(r, widths)) + " |")
+
+
+if __name__ == "__main__":
+    main()
