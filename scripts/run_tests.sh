@@ -15,7 +15,8 @@ step() { printf '\n==> %s\n' "$*"; }
 step "virtualenv at $venv"
 [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
 "$venv/bin/python" -m pip install -q --disable-pip-version-check \
-    "maturin>=1.7,<2" "pytest>=8" "ruff>=0.6" "mypy>=1.10" "click>=8.1" "platformdirs>=3"
+    "maturin>=1.7,<2" "pytest>=8" "ruff>=0.6" "mypy>=1.10" "click>=8.1" "platformdirs>=3" \
+    "check-jsonschema>=0.29"
 export VIRTUAL_ENV="$venv" PATH="$venv/bin:$PATH"
 
 step "cargo fmt --check"
@@ -35,6 +36,9 @@ step "mypy"
 mypy
 step "stubtest: the .pyi stub against the built extension"
 python -m mypy.stubtest queuectl._core
+
+step "GitHub workflows against the workflow schema (bundled with check-jsonschema)"
+check-jsonschema --builtin-schema vendor.github-workflows .github/workflows/*.yml
 
 step "pytest"
 pytest -q "$@"

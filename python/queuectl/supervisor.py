@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
-import subprocess
 import sys
 import time
-from dataclasses import dataclass
 from types import FrameType
+from typing import NamedTuple
 
 from queuectl import QueuectlError, _core
+from queuectl._platform import detach_options, node_name, pid_alive, stop_signals
 from queuectl.home import Home
 
 STOP_GRACEFUL = 1
@@ -24,26 +23,14 @@ STOP_FORCE = 2
 
 def host_name() -> str:
     """This host's name as workers record it; QUEUECTL_HOST overrides it (tests, containers)."""
-    return os.environ.get("QUEUECTL_HOST") or socket.gethostname()
-
-
-def _pid_alive(pid: int) -> bool:
-    if os.name == "nt":
-        return True  # no cheap, side-effect-free probe; the heartbeat decides
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    return os.environ.get("QUEUECTL_HOST") or node_name()
 
 
 def worker_state(w: _core.Worker, now_ms: int, host: str) -> str:
     """idle, busy, stopping, lost (no heartbeat within its lease) or exited."""
     if w.state == "exited":
         return "exited"
-    if now_ms - w.heartbeat_ms > w.lease_ms or (w.host == host and not _pid_alive(w.pid)):
+    if now_ms - w.heartbeat_ms > w.lease_ms or (w.host == host and not pid_alive(w.pid)):
         return "lost"
     if w.stop_requested or w.state == "stopping":
         return "stopping"
@@ -61,9 +48,8 @@ def live_workers(store: _core.Store, host: str | None = None) -> list[tuple[_cor
     return out
 
 
-@dataclass(frozen=True)
-class WorkerSettings:
-    count: int
+class WorkerSettings(NamedTuple):
+    worker_count: int
     burst: bool
     lease_s: float
     verbose: bool = True
@@ -73,7 +59,7 @@ class WorkerSettings:
         home.ensure()
         return _core.WorkerPool(
             home.db,
-            self.count,
+            self.worker_count,
             logs_dir=str(home.logs_dir),
             host=host_name(),
             pid=os.getpid(),
@@ -90,7 +76,7 @@ def run_foreground(home: Home, settings: WorkerSettings, announce: bool = True) 
     pool = settings.pool(home)
     if announce:
         print(
-            f"started {settings.count} worker(s) in process {os.getpid()}: "
+            f"started {settings.worker_count} worker(s) in process {os.getpid()}: "
             f"{', '.join(pool.worker_ids)}",
             file=sys.stderr,
             flush=True,
@@ -114,12 +100,7 @@ def run_foreground(home: Home, settings: WorkerSettings, announce: bool = True) 
             )
             pool.request_stop(STOP_FORCE)
 
-    names = ["SIGINT", "SIGTERM", "SIGHUP", "SIGBREAK"]
-    previous = {}
-    for name in names:
-        sig = getattr(signal, name, None)
-        if sig is not None:
-            previous[sig] = signal.signal(sig, on_signal)
+    previous = {sig: signal.signal(sig, on_signal) for sig in stop_signals()}
     try:
         # Short waits so Python gets to run the signal handlers between them.
         while not pool.wait(0.25):
@@ -139,6 +120,8 @@ def _self_command() -> list[str]:
 
 def start_detached(home: Home, settings: WorkerSettings, wait_s: float = 20.0) -> int:
     """Starts the workers in a background process; returns its pid once all are registered."""
+    import subprocess  # only here: it costs every other command a few ms of start-up
+
     home.ensure()
     args = [
         *_self_command(),
@@ -149,28 +132,21 @@ def start_detached(home: Home, settings: WorkerSettings, wait_s: float = 20.0) -
         "worker",
         "start",
         "--count",
-        str(settings.count),
+        str(settings.worker_count),
         "--lease",
         str(settings.lease_s),
     ]
     if settings.burst:
         args.append("--burst")
     with open(home.worker_log, "ab") as log:
-        if sys.platform == "win32":
-            flags = subprocess.DETACHED_PROCESS | subprocess.CREATE_NEW_PROCESS_GROUP
-            proc = subprocess.Popen(
-                args, stdin=subprocess.DEVNULL, stdout=log, stderr=log, creationflags=flags
-            )
-        else:
-            # A session of its own: no signal from this terminal reaches the workers.
-            proc = subprocess.Popen(
-                args, stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True
-            )
+        proc = subprocess.Popen(
+            args, stdin=subprocess.DEVNULL, stdout=log, stderr=log, **detach_options()
+        )
     store = _core.Store(home.db)
     deadline = time.monotonic() + wait_s
     while time.monotonic() < deadline:
         mine = [w for w in store.workers(True) if w.pid == proc.pid and w.host == host_name()]
-        if len(mine) >= settings.count:
+        if len(mine) >= settings.worker_count:
             return proc.pid
         if proc.poll() is not None:
             if settings.burst and mine:

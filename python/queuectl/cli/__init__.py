@@ -17,8 +17,10 @@ from queuectl import QueuectlError, __version__, _core
 from queuectl.cli.app import App
 
 
-def _version_text() -> str:
-    return f"queuectl {__version__} (SQLite {_core.sqlite_version()})"
+def _version_text(app: App) -> str:
+    db = app.home.db
+    store = "postgresql" if "://" in db else f"sqlite {db}"
+    return f"queuectl {__version__}\nSQLite {_core.sqlite_version()} (bundled)\nstore: {store}"
 
 
 # Each command's module is imported only when that command runs (or help lists it), so a
@@ -51,7 +53,11 @@ class LazyGroup(click.Group):
         return command
 
 
-@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(
+    cls=LazyGroup,
+    invoke_without_command=True,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
 @click.option(
     "--home",
     metavar="DIR",
@@ -63,15 +69,20 @@ class LazyGroup(click.Group):
     help="Database (default: $QUEUECTL_DB or <home>/qctl.db).",
 )
 @click.option("--debug", is_flag=True, help="Show tracebacks for errors.")
-@click.version_option(__version__, message=_version_text())
+@click.option("--version", is_flag=True, help="Show the version, SQLite's and the store in use.")
 @click.pass_context
-def cli(ctx: click.Context, home: str | None, db: str | None, debug: bool) -> None:
+def cli(ctx: click.Context, home: str | None, db: str | None, debug: bool, version: bool) -> None:
     """A background job queue for shell commands.
 
     Enqueue jobs, run workers that claim them atomically, retry failures with
     exponential backoff, and inspect what ended in the dead letter queue.
     """
     ctx.obj = App.from_options(home, db)
+    if version:
+        click.echo(_version_text(ctx.obj))
+        ctx.exit(0)
+    if ctx.invoked_subcommand is None:
+        raise click.UsageError("missing command", ctx)
 
 
 def _fail(message: str, code: int) -> None:

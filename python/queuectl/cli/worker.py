@@ -38,7 +38,9 @@ def worker() -> None:
 def start(app: App, count: int, burst: bool, detach: bool, lease: float, quiet: bool) -> None:
     """Start COUNT workers: in the foreground (Ctrl-C stops them after their current job;
     a second Ctrl-C kills the jobs and requeues them), or with --detach in the background."""
-    settings = supervisor.WorkerSettings(count=count, burst=burst, lease_s=lease, verbose=not quiet)
+    settings = supervisor.WorkerSettings(
+        worker_count=count, burst=burst, lease_s=lease, verbose=not quiet
+    )
     app.store  # noqa: B018 - create and migrate the database before any worker starts
     if detach:
         pid = supervisor.start_detached(app.home, settings)

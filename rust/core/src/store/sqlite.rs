@@ -481,10 +481,24 @@ impl Store for SqliteStore {
 
     fn job_list(&mut self, state: Option<JobState>, limit: Option<u64>) -> Result<Vec<Job>> {
         let limit = limit.map_or(-1, |l| i64::try_from(l).unwrap_or(i64::MAX));
-        let sql = format!("SELECT {JOB_COLS} FROM jobs WHERE (?1 IS NULL OR state = ?1) ORDER BY seq LIMIT ?2");
-        let mut st = self.conn.prepare_cached(&sql)?;
-        let rows = st.query_map(params![state.map(JobState::as_str), limit], job_from_row)?;
-        Ok(rows.collect::<rusqlite::Result<_>>()?)
+        // Two statements, not `?1 IS NULL OR state = ?1`: that form cannot use jobs_state
+        // and scanned every row (130 ms at a million finished jobs).
+        let rows = match state {
+            Some(state) => {
+                let sql =
+                    format!("SELECT {JOB_COLS} FROM jobs INDEXED BY jobs_state WHERE state = ?1 ORDER BY seq LIMIT ?2");
+                let mut st = self.conn.prepare_cached(&sql)?;
+                let rows = st.query_map(params![state.as_str(), limit], job_from_row)?;
+                rows.collect::<rusqlite::Result<_>>()?
+            }
+            None => {
+                let sql = format!("SELECT {JOB_COLS} FROM jobs ORDER BY seq LIMIT ?1");
+                let mut st = self.conn.prepare_cached(&sql)?;
+                let rows = st.query_map(params![limit], job_from_row)?;
+                rows.collect::<rusqlite::Result<_>>()?
+            }
+        };
+        Ok(rows)
     }
 
     fn job_count_by_state(&mut self) -> Result<Vec<(JobState, u64)>> {

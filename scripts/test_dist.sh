@@ -1,0 +1,96 @@
+#!/usr/bin/env bash
+# The shipped forms, tested as a user gets them:
+#   1. the release abi3 wheel, installed into a fresh virtualenv outside the checkout, run
+#      with no Rust toolchain on PATH;
+#   2. the sdist (built, not installed: building it needs Rust);
+#   3. the one-file binary, copied alone into an empty folder and run with a minimal
+#      environment (env -i), including `worker start --detach` and `worker stop`.
+# Each runs the same scenario; the binary's size and start-up times are printed.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$PWD
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/queuectl/target}"
+work=$(mktemp -d /tmp/qctl-dist.XXXXXX)
+trap 'rm -rf "$work"' EXIT
+py=python3
+
+fail() { echo "FAILED: $*" >&2; exit 1; }
+
+# scenario NAME CMD...: runs queuectl (CMD...) in a minimal environment with its own home.
+scenario() {
+    local name=$1; shift
+    local home="$work/home-$name" fake_home="$work/user-$name"
+    mkdir -p "$fake_home"
+    q() { env -i PATH=/usr/bin:/bin HOME="$fake_home" QUEUECTL_HOME="$home" "$@"; }
+    local qc=("$@")
+    echo "--- scenario: $name"
+    q "${qc[@]}" --version
+    q "${qc[@]}" config set backoff-max 0 >/dev/null
+    local ok
+    ok=$(q "${qc[@]}" enqueue '{"command":"echo hello"}')
+    q "${qc[@]}" enqueue '{"id":"bad","command":"exit 7","max_retries":1}' >/dev/null
+    q "${qc[@]}" worker start --burst --quiet 2>/dev/null
+    [ "$(q "${qc[@]}" show "$ok" --json | $py -c 'import json,sys; print(json.load(sys.stdin)["state"])')" = completed ] \
+        || fail "$name: the echo job did not complete"
+    q "${qc[@]}" dlq list --json | $py -c 'import json,sys; d=json.load(sys.stdin); assert [j["id"] for j in d]==["bad"] and d[0]["attempts"]==2, d' \
+        || fail "$name: the failing job is not in the DLQ after 2 attempts"
+    q "${qc[@]}" status --json | $py -c 'import json,sys; s=json.load(sys.stdin); assert s["jobs"]=={"pending":0,"processing":0,"completed":1,"failed":0,"dead":1}, s' \
+        || fail "$name: status --json"
+    # Detached workers must come from this same program, then stop through the database.
+    q "${qc[@]}" enqueue --command 'sleep 1' --id slow >/dev/null
+    q "${qc[@]}" worker start --detach --count 2
+    q "${qc[@]}" worker list --json | $py -c 'import json,sys; assert len(json.load(sys.stdin))==2' \
+        || fail "$name: detached workers are not listed"
+    for _ in $(seq 100); do
+        [ "$(q "${qc[@]}" show slow --json | $py -c 'import json,sys; print(json.load(sys.stdin)["state"])')" = completed ] && break
+        sleep 0.1
+    done
+    q "${qc[@]}" worker stop
+    [ "$(q "${qc[@]}" worker list --json)" = "[]" ] || fail "$name: workers still listed after stop"
+    q "${qc[@]}" logs "$ok" | grep -qx hello || fail "$name: logs"
+    echo "--- scenario $name: ok"
+}
+
+median_ms() {  # median wall time in ms of a command, 11 runs
+    $py - "$@" <<'PY'
+import statistics, subprocess, sys, time
+times = []
+for _ in range(11):
+    t = time.perf_counter()
+    subprocess.run(sys.argv[1:], check=True, capture_output=True)
+    times.append(time.perf_counter() - t)
+print(f"{statistics.median(times) * 1000:.0f}")
+PY
+}
+
+echo "==> release wheel and sdist"
+tools="$work/tools"
+python3 -m venv "$tools"
+"$tools/bin/python" -m pip install -q --disable-pip-version-check "maturin>=1.7,<2"
+"$tools/bin/maturin" build --release --locked -q -o "$work/wheels"
+"$tools/bin/maturin" sdist -o "$work/sdist" >/dev/null
+wheel=$(ls "$work"/wheels/*.whl)
+sdist=$(ls "$work"/sdist/*.tar.gz)
+case "$wheel" in *-cp39-abi3-*) ;; *) fail "not an abi3 wheel for Python >= 3.9: $wheel" ;; esac
+tar -tzf "$sdist" | grep -q 'rust/core/src/store/sqlite.rs' || fail "the sdist lacks the Rust sources"
+echo "wheel: $(basename "$wheel") ($(du -k "$wheel" | cut -f1) KiB); sdist: $(basename "$sdist")"
+
+echo "==> wheel in a fresh virtualenv, outside the checkout, without Rust on PATH"
+(cd "$work" && python3 -m venv wheel-venv && env -i PATH=/usr/bin:/bin HOME="$work" \
+    wheel-venv/bin/python -m pip install -q --disable-pip-version-check "$wheel")
+scenario wheel "$work/wheel-venv/bin/queuectl"
+
+echo "==> one-file binary"
+binary=$(./scripts/build_binary.sh)
+mkdir "$work/bin-only"
+cp "$binary" "$work/bin-only/queuectl"
+scenario binary "$work/bin-only/queuectl"
+size_mb=$($py -c "import os,sys; print(f'{os.path.getsize(sys.argv[1])/2**20:.1f}')" "$work/bin-only/queuectl")
+version_ms=$(median_ms env -i PATH=/usr/bin:/bin HOME="$work" "$work/bin-only/queuectl" --version)
+enqueue_ms=$(median_ms env -i PATH=/usr/bin:/bin HOME="$work" QUEUECTL_HOME="$work/home-timing" \
+    "$work/bin-only/queuectl" enqueue '{"command":"true"}')
+wheel_enqueue_ms=$(median_ms env -i PATH=/usr/bin:/bin HOME="$work" QUEUECTL_HOME="$work/home-timing" \
+    "$work/wheel-venv/bin/queuectl" enqueue '{"command":"true"}')
+echo "binary: ${size_mb} MB; median --version ${version_ms} ms; median enqueue ${enqueue_ms} ms" \
+     "(wheel install: enqueue ${wheel_enqueue_ms} ms)"
+echo "dist tests: 3 passed, 0 failed"
