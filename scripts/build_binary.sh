@@ -5,6 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/queuectl/target}"
+unset VIRTUAL_ENV
 build_venv="${QUEUECTL_BUILD_VENV:-$root/.venv-build}"
 
 [ -x "$build_venv/bin/python" ] || python3 -m venv "$build_venv"

@@ -25,6 +25,10 @@ scenario() {
     local qc=("$@")
     echo "--- scenario: $name"
     q "${qc[@]}" --version
+    # A usage error must be one line and exit 2 (this once caught a module the binary lacked).
+    local rc=0 err
+    err=$(q "${qc[@]}" worker start --no-such-flag 2>&1 >/dev/null) || rc=$?
+    [ "$rc" = 2 ] && [[ "$err" == "Error: No such option '--no-such-flag'"* ]] || fail "$name: usage error: $rc $err"
     q "${qc[@]}" config set backoff-max 0 >/dev/null
     local ok
     ok=$(q "${qc[@]}" enqueue '{"command":"echo hello"}')
@@ -72,7 +76,8 @@ python3 -m venv "$tools"
 wheel=$(ls "$work"/wheels/*.whl)
 sdist=$(ls "$work"/sdist/*.tar.gz)
 case "$wheel" in *-cp39-abi3-*) ;; *) fail "not an abi3 wheel for Python >= 3.9: $wheel" ;; esac
-tar -tzf "$sdist" | grep -q 'rust/core/src/store/sqlite.rs' || fail "the sdist lacks the Rust sources"
+listing=$(tar -tzf "$sdist")
+grep -q 'rust/core/src/store/sqlite.rs' <<<"$listing" || fail "the sdist lacks the Rust sources"
 echo "wheel: $(basename "$wheel") ($(du -k "$wheel" | cut -f1) KiB); sdist: $(basename "$sdist")"
 
 echo "==> wheel in a fresh virtualenv, outside the checkout, without Rust on PATH"
