@@ -9,6 +9,7 @@ pub mod clock;
 pub mod error;
 pub mod job;
 pub mod jobid;
+mod private_file;
 pub mod runner;
 pub mod spec;
 pub mod store;

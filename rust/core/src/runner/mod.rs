@@ -11,7 +11,7 @@ mod windows;
 #[cfg(windows)]
 use windows as platform;
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::Path;
 use std::process::Stdio;
@@ -62,11 +62,12 @@ pub struct RunOutcome {
 }
 
 fn open_log(path: &Path) -> Result<File> {
-    let mut o = OpenOptions::new();
-    o.create(true).append(true).read(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut o, 0o600);
-    o.open(path).map_err(|e| Error::Io(format!("cannot open the log file {}: {e}", path.display())))
+    crate::private_file::options()
+        .create(true)
+        .append(true)
+        .read(true)
+        .open(path)
+        .map_err(|e| Error::Io(format!("cannot open the log file {}: {e}", path.display())))
 }
 
 /// The last `TAIL_BYTES` written to `log` after offset `from`, as text.

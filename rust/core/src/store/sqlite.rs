@@ -195,11 +195,13 @@ fn create_private(path: &Path) -> Result<()> {
     if path.exists() {
         return Ok(());
     }
-    let mut o = std::fs::OpenOptions::new();
-    o.write(true).create(true).truncate(false);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut o, 0o600);
-    o.open(path).map(|_| ()).map_err(|e| Error::Io(format!("cannot create the database {}: {e}", path.display())))
+    crate::private_file::options()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(path)
+        .map(|_| ())
+        .map_err(|e| Error::Io(format!("cannot create the database {}: {e}", path.display())))
 }
 
 impl SqliteStore {
