@@ -142,8 +142,12 @@ def tsp_rate(root: Path, n: int) -> float | None:
     tsp = shutil.which("tsp") or shutil.which("ts")
     if not tsp:
         return None
-    env = {**os.environ, "TS_SOCKET": str(root / "tsp.socket"), "TS_SAVELIST": "",
-           "TMPDIR": str(root)}
+    env = {
+        **os.environ,
+        "TS_SOCKET": str(root / "tsp.socket"),
+        "TS_SAVELIST": "",
+        "TMPDIR": str(root),
+    }
     subprocess.run([tsp, "-S", "2"], env=env, check=True, capture_output=True)
     t = time.perf_counter()
     for _ in range(n):
@@ -240,9 +244,23 @@ def engine(jobs: int, prefill: int) -> dict[str, float] | None:
     if not shutil.which("cargo"):
         return None
     r = subprocess.run(
-        ["cargo", "run", "--release", "-q", "-p", "queuectl-core", "--example", "engine", "--",
-         str(jobs), str(prefill)],
-        cwd=ROOT, capture_output=True, text=True, check=True,
+        [
+            "cargo",
+            "run",
+            "--release",
+            "-q",
+            "-p",
+            "queuectl-core",
+            "--example",
+            "engine",
+            "--",
+            str(jobs),
+            str(prefill),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
     )
     result: dict[str, float] = json.loads(r.stdout.strip().splitlines()[-1])
     return result
@@ -260,8 +278,12 @@ def scale(root: Path, bulk_home: Home, runs: int) -> tuple[float, float, float, 
     empty = Home(root, "empty")
     empty.run("status")
     listing = ["list", "--state", "pending", "--limit", "100"]
-    return (command_ms(bulk_home, ["status"], runs), command_ms(empty, ["status"], runs),
-            command_ms(bulk_home, listing, runs), command_ms(empty, listing, runs))
+    return (
+        command_ms(bulk_home, ["status"], runs),
+        command_ms(empty, ["status"], runs),
+        command_ms(bulk_home, listing, runs),
+        command_ms(empty, listing, runs),
+    )
 
 
 # ---------------------------------------------------------------------------- report
@@ -287,58 +309,112 @@ def main() -> None:
         root = Path(tmp)
         e2e = statistics.median(end_to_end_rate(root, n_e2e, i) for i in range(runs))
         xargs = statistics.median(xargs_rate(n_e2e) for _ in range(runs))
-        row(f"end to end, {n_e2e} true jobs, 2 workers", f"{e2e:,.0f} jobs/s",
-            f"xargs -P2 sh -c true: {xargs:,.0f}/s", f"{e2e / xargs:.2f} x", ">= 0.9 x")
+        row(
+            f"end to end, {n_e2e} true jobs, 2 workers",
+            f"{e2e:,.0f} jobs/s",
+            f"xargs -P2 sh -c true: {xargs:,.0f}/s",
+            f"{e2e / xargs:.2f} x",
+            ">= 0.9 x",
+        )
         tsp = tsp_rate(root, n_e2e)
         if tsp is not None:
-            row(f"  task-spooler, same {n_e2e} jobs, 2 slots", f"{tsp:,.0f} jobs/s",
-                f"xargs: {xargs:,.0f}/s", f"{tsp / xargs:.2f} x", "(comparison)")
+            row(
+                f"  task-spooler, same {n_e2e} jobs, 2 slots",
+                f"{tsp:,.0f} jobs/s",
+                f"xargs: {xargs:,.0f}/s",
+                f"{tsp / xargs:.2f} x",
+                "(comparison)",
+            )
 
         bulk = [bulk_enqueue(root, n_bulk, i) for i in range(runs)]
         rate = statistics.median(b[0] for b in bulk)
         base = statistics.median(b[1] for b in bulk)
-        row(f"bulk enqueue --file, {n_bulk:,} jobs", f"{rate:,.0f} jobs/s",
-            f"sqlite3 executemany, bare table: {base:,.0f}/s", f"{rate / base:.2f} x",
-            ">= 200,000 jobs/s")
+        row(
+            f"bulk enqueue --file, {n_bulk:,} jobs",
+            f"{rate:,.0f} jobs/s",
+            f"sqlite3 executemany, bare table: {base:,.0f}/s",
+            f"{rate / base:.2f} x",
+            ">= 200,000 jobs/s",
+        )
 
         q_ms, click_ms = enqueue_call_ms(root, 5 if args.quick else 15)
-        row("one queuectl enqueue call", f"{q_ms:.1f} ms", f"python -c 'import click': "
-            f"{click_ms:.1f} ms", f"+{q_ms - click_ms:.1f} ms", "<= +30 ms")
+        row(
+            "one queuectl enqueue call",
+            f"{q_ms:.1f} ms",
+            f"python -c 'import click': {click_ms:.1f} ms",
+            f"+{q_ms - click_ms:.1f} ms",
+            "<= +30 ms",
+        )
 
         lat = pickup_latency_ms(root, 20 if args.quick else 100)
         p50 = statistics.median(lat)
         p95 = statistics.quantiles(lat, n=20)[-1]
-        row("pickup latency, idle workers", f"p50 {p50:.1f} ms, p95 {p95:.1f} ms", "-", "-",
-            "p50 <= 5 ms, p95 <= 20 ms")
+        row(
+            "pickup latency, idle workers",
+            f"p50 {p50:.1f} ms, p95 {p95:.1f} ms",
+            "-",
+            "-",
+            "p50 <= 5 ms, p95 <= 20 ms",
+        )
 
         cpu = idle_cpu_percent(root, 4, 3 if args.quick else 10)
         row("idle CPU, 4 workers", f"{cpu:.2f} % of a core per worker", "-", "-", "<= 1 %")
 
         mem, python = idle_memory_mb(root, 16)
-        row("memory, worker start --count 16, idle", f"{mem:.1f} MB RSS",
-            f"python + click: {python:.1f} MB", f"{mem / python:.2f} x", "<= 60 MB")
+        row(
+            "memory, worker start --count 16, idle",
+            f"{mem:.1f} MB RSS",
+            f"python + click: {python:.1f} MB",
+            f"{mem / python:.2f} x",
+            "<= 60 MB",
+        )
 
         eng = engine(n_engine, prefill)
         if eng is not None:
-            row(f"engine: claim+settle, 2 threads, {n_engine:,} no-op jobs",
-                f"{eng['throughput_per_s']:,.0f} jobs/s", "-", "-", ">= 20,000 jobs/s")
-            row(f"claim latency, {prefill:,} finished jobs in the table",
-                f"{eng['claim_us_full']:.0f} us", f"empty table: {eng['claim_us_empty']:.0f} us",
-                f"{eng['claim_us_full'] / eng['claim_us_empty']:.2f} x", "<= 1.5 x")
+            row(
+                f"engine: claim+settle, 2 threads, {n_engine:,} no-op jobs",
+                f"{eng['throughput_per_s']:,.0f} jobs/s",
+                "-",
+                "-",
+                ">= 20,000 jobs/s",
+            )
+            row(
+                f"claim latency, {prefill:,} finished jobs in the table",
+                f"{eng['claim_us_full']:.0f} us",
+                f"empty table: {eng['claim_us_empty']:.0f} us",
+                f"{eng['claim_us_full'] / eng['claim_us_empty']:.2f} x",
+                "<= 1.5 x",
+            )
 
         status_big, status_empty, list_big, list_empty = scale(root, bulk[-1][2], runs)
-        row(f"status, {n_bulk:,} finished jobs", f"{status_big:.0f} ms",
-            f"empty table: {status_empty:.0f} ms", f"{status_big / status_empty:.2f} x",
-            "< 100 ms")
-        row(f"list --state pending --limit 100, {n_bulk:,} finished", f"{list_big:.0f} ms",
-            f"empty table: {list_empty:.0f} ms", f"{list_big / list_empty:.2f} x", "< 100 ms")
+        row(
+            f"status, {n_bulk:,} finished jobs",
+            f"{status_big:.0f} ms",
+            f"empty table: {status_empty:.0f} ms",
+            f"{status_big / status_empty:.2f} x",
+            "< 100 ms",
+        )
+        row(
+            f"list --state pending --limit 100, {n_bulk:,} finished",
+            f"{list_big:.0f} ms",
+            f"empty table: {list_empty:.0f} ms",
+            f"{list_big / list_empty:.2f} x",
+            "< 100 ms",
+        )
 
-    cpu_name = next((ln.split(":", 1)[1].strip() for ln in
-                     Path("/proc/cpuinfo").read_text().splitlines()
-                     if ln.startswith("model name")), platform.processor())
-    print(f"\nqueuectl benchmark on {platform.system()} {platform.release()}, {os.cpu_count()} "
-          f"cores ({cpu_name}), Python {platform.python_version()}; "
-          f"{'quick' if args.quick else f'median of {runs} runs'}\n")
+    cpu_name = next(
+        (
+            ln.split(":", 1)[1].strip()
+            for ln in Path("/proc/cpuinfo").read_text().splitlines()
+            if ln.startswith("model name")
+        ),
+        platform.processor(),
+    )
+    print(
+        f"\nqueuectl benchmark on {platform.system()} {platform.release()}, {os.cpu_count()} "
+        f"cores ({cpu_name}), Python {platform.python_version()}; "
+        f"{'quick' if args.quick else f'median of {runs} runs'}\n"
+    )
     headers = ("figure", "queuectl", "baseline (same run)", "ratio", "target")
     widths = [max(len(r[i]) for r in [headers, *rows]) for i in range(5)]
     for r in [headers, tuple("-" * w for w in widths), *rows]:
