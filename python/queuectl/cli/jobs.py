@@ -34,15 +34,8 @@ def status(app: App, as_json: bool) -> None:
     if not workers:
         click.echo("no active workers")
         return
-    now = _core.now_ms()
     click.echo(f"{len(workers)} active worker(s)")
-    render.table(
-        ["WORKER", "HOST", "PID", "STATE", "JOB", "HEARTBEAT"],
-        [
-            [w.id, w.host, str(w.pid), s, w.current_job or "-", render.age(w.heartbeat_ms, now)]
-            for w, s in workers
-        ],
-    )
+    render.worker_rows(workers, _core.now_ms())
 
 
 @click.command("list")

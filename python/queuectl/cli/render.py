@@ -106,3 +106,14 @@ def job_rows(jobs: list[_core.Job]) -> None:
             for j in jobs
         ],
     )
+
+
+def worker_rows(workers: list[tuple[_core.Worker, str]], now_ms: int) -> None:
+    """Workers with their displayed state, as `worker list` and `status` show them."""
+    table(
+        ["WORKER", "HOST", "PID", "STATE", "JOB", "HEARTBEAT"],
+        [
+            [w.id, w.host, str(w.pid), s, w.current_job or "-", age(w.heartbeat_ms, now_ms)]
+            for w, s in workers
+        ],
+    )

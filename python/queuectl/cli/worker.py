@@ -87,10 +87,4 @@ def list_workers(app: App, all_: bool, as_json: bool) -> None:
     if not rows:
         click.echo("no workers running")
         return
-    render.table(
-        ["WORKER", "HOST", "PID", "STATE", "JOB", "HEARTBEAT"],
-        [
-            [w.id, w.host, str(w.pid), s, w.current_job or "-", render.age(w.heartbeat_ms, now)]
-            for w, s in rows
-        ],
-    )
+    render.worker_rows(rows, now)
