@@ -12,6 +12,12 @@ def node_name() -> str:
     return os.uname().nodename
 
 
+def prepare_process() -> None:
+    """Lets a write past a file-size limit (`ulimit -f`) fail with an error that queuectl
+    reports, instead of SIGXFSZ killing the process without a word."""
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+
+
 def pid_alive(pid: int) -> bool:
     """Whether a process with this pid exists (it may belong to another user)."""
     try:

@@ -21,6 +21,10 @@ def node_name() -> str:
     return socket.gethostname()
 
 
+def prepare_process() -> None:
+    """Nothing to prepare on Windows."""
+
+
 def pid_alive(pid: int) -> bool:
     """Whether a process with this pid is still running."""
     kernel32 = ctypes.windll.kernel32  # type: ignore[attr-defined]

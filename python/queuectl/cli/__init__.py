@@ -92,6 +92,9 @@ def _fail(message: str, code: int) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the `queuectl` script and of `python -m queuectl`."""
+    from queuectl._platform import prepare_process
+
+    prepare_process()
     args = sys.argv[1:] if argv is None else argv
     debug = "--debug" in args or bool(os.environ.get("QUEUECTL_DEBUG"))
     try:

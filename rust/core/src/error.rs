@@ -70,6 +70,11 @@ fn describe_sqlite(e: &rusqlite::Error) -> String {
             }
             ErrorCode::ReadOnly => format!("the database is read-only ({detail})"),
             ErrorCode::DiskFull => "the disk holding the database is full".to_string(),
+            ErrorCode::SystemIoFailure => {
+                format!(
+                    "cannot read or write the database: the disk may be full, or the file over a size limit ({detail})"
+                )
+            }
             ErrorCode::CannotOpen => format!("cannot open the database ({detail})"),
             ErrorCode::NotADatabase => "the file is not a queuectl database".to_string(),
             ErrorCode::DatabaseCorrupt => "the database file is corrupt".to_string(),

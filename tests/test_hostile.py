@@ -1,0 +1,82 @@
+"""A hostile environment: locked, missing and full storage. Clear errors, exit 1, no damage."""
+
+from __future__ import annotations
+
+import sqlite3
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+from conftest import QUEUECTL, Queue
+
+
+def hold_write_lock(db: Path, seconds: float) -> threading.Thread:
+    """Another process's long write transaction, from another connection."""
+    ready = threading.Event()
+
+    def hold() -> None:
+        conn = sqlite3.connect(db, timeout=30, isolation_level=None)
+        conn.execute("BEGIN IMMEDIATE")
+        ready.set()
+        time.sleep(seconds)
+        conn.execute("ROLLBACK")
+        conn.close()
+
+    t = threading.Thread(target=hold)
+    t.start()
+    ready.wait(10)
+    return t
+
+
+def test_a_long_lock_is_a_clear_error_and_changes_nothing(q: Queue) -> None:
+    q.enqueue("true", id="before")
+    holder = hold_write_lock(q.home / "qctl.db", 4)
+    q.env["QUEUECTL_BUSY_TIMEOUT"] = "1"
+    started = time.monotonic()
+    r = q.run("enqueue", '{"id":"during","command":"true"}', check=False)
+    assert time.monotonic() - started < 3.5
+    assert r.returncode == 1
+    assert r.stderr.startswith("Error: the database is locked") and r.stderr.count("\n") == 1
+    # Reads go on under a writer's lock (WAL).
+    assert [j["id"] for j in q.json("list")] == ["before"]
+    holder.join()
+    assert q.run("enqueue", '{"id":"after","command":"true"}').stdout == "after\n"
+
+
+def test_a_worker_waits_out_a_lock_and_recovers(q: Queue) -> None:
+    job = q.enqueue("true")
+    q.run("status")
+    holder = hold_write_lock(q.home / "qctl.db", 2)
+    worker = q.start_workers()
+    holder.join()
+    q.wait_for(lambda: q.state(job) == "completed", timeout=40, what="the job after the lock")
+    assert worker.poll() is None, "the worker must survive the lock"
+
+
+def test_bad_busy_timeout_setting(q: Queue) -> None:
+    q.env["QUEUECTL_BUSY_TIMEOUT"] = "soon"
+    r = q.run("status", check=False)
+    assert r.returncode == 1 and "QUEUECTL_BUSY_TIMEOUT" in r.stderr
+
+
+def test_a_full_disk_is_a_clear_error_and_the_batch_is_not_half_written(
+    q: Queue, tmp_path: Path
+) -> None:
+    q.enqueue("true", id="kept")
+    batch = tmp_path / "big.jsonl"
+    batch.write_text("".join(f'{{"command":"echo {"x" * 200} {i}"}}\n' for i in range(20_000)))
+    # ulimit -f 2000: no file may grow past 2 MB, as on a nearly full disk.
+    r = subprocess.run(
+        ["sh", "-c", 'ulimit -f 2000; exec "$0" enqueue --file "$1"', QUEUECTL, str(batch)],
+        env=q.env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert r.returncode == 1, r.stderr
+    assert r.stderr.startswith("Error: ") and r.stderr.count("\n") == 1, r.stderr
+    assert "full" in r.stderr, r.stderr
+    assert [j["id"] for j in q.json("list")] == ["kept"]
+    with sqlite3.connect(q.home / "qctl.db") as conn:
+        assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
