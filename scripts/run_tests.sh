@@ -16,7 +16,7 @@ step "virtualenv at $venv"
 [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
 "$venv/bin/python" -m pip install -q --disable-pip-version-check \
     "maturin>=1.7,<2" "pytest>=8" "ruff>=0.6" "mypy>=1.10" "click>=8.1" "platformdirs>=3" \
-    "check-jsonschema>=0.29"
+    "check-jsonschema>=0.29" "hypothesis>=6"
 export VIRTUAL_ENV="$venv" PATH="$venv/bin:$PATH"
 
 step "cargo fmt --check"

@@ -271,3 +271,30 @@ def test_real_exponential_gaps(q: Queue) -> None:
     gaps = [(b - a).total_seconds() for a, b in zip(starts, starts[1:])]
     assert 2.0 <= gaps[0] < 2.6, gaps
     assert 4.0 <= gaps[1] < 4.6, gaps
+
+
+def test_ids_and_config_values_are_never_interpolated(q: Queue, tmp_path: Path) -> None:
+    """A job id reaches the job only as $QUEUECTL_JOB_ID, and reaches SQL only as a bound
+    parameter: hostile ids stay inert."""
+    marker = tmp_path / "pwned"
+    ids = [f"$(touch {marker})", f"`touch {marker}`", "'; DROP TABLE jobs; --", 'x" OR 1=1 --']
+    for job_id in ids:
+        q.enqueue('printf "%s\\n" "$QUEUECTL_JOB_ID"', id=job_id)
+    q.run("worker", "start", "--burst")
+    assert not marker.exists()
+    assert sorted(j["id"] for j in q.json("list", "--state", "completed")) == sorted(ids)
+    for job_id in ids:
+        assert q.run("logs", job_id).stdout.splitlines()[2] == job_id
+    r = q.run("config", "set", "max-retries", "1; DROP TABLE config", check=False)
+    assert r.returncode == 1
+    assert q.run("config", "get", "max-retries").stdout == "3\n"
+
+
+def test_log_files_are_owner_only(q: Queue) -> None:
+    import stat
+
+    job = q.enqueue("echo secret")
+    q.run("worker", "start", "--burst")
+    (log,) = (q.home / "logs").iterdir()
+    assert stat.S_IMODE(log.stat().st_mode) == 0o600
+    assert "secret" in q.run("logs", job).stdout
