@@ -11,6 +11,8 @@
    kills; the database passes `PRAGMA integrity_check`; reports the longest rescue wait.
 3. Kills during writes: kill -9 `enqueue --file` at random moments of large batches. A
    batch is all there or not there at all; acknowledged batches are all there.
+4. A flood of output (1 GB, and random bytes): the job completes, its log is capped by
+   config `log-max-bytes` keeping the end, and the worker's peak RSS stays flat.
 
 Exits non-zero when a guarantee does not hold, and prints the figures either way.
 """
@@ -205,6 +207,52 @@ def torn_batches(root: Path, batches: int, size: int) -> None:
     print(f"  figures: {len(killed)} enqueues killed, {len(acknowledged)} acknowledged", flush=True)
 
 
+def vm_kb(pid: int, field: str) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    return 0
+
+
+def flood(root: Path, megabytes: int) -> None:
+    print(f"4. a job writes {megabytes} MB of zeros and 1 MB of random bytes", flush=True)
+    q = Queue(root / "flood")
+    q.run("config", "set", "log-max-bytes", "1M")
+    # The worker starts idle; its resident size then is the baseline for its peak.
+    p = q.workers(1)
+    time.sleep(1.0)
+    idle_kb = vm_kb(p.pid, "VmRSS")
+    t = time.monotonic()
+    command = f"head -c {megabytes}M /dev/zero; head -c 1M /dev/urandom; echo; echo END"
+    job = q.run("enqueue", json.dumps({"command": command})).strip()
+    while json.loads(q.run("show", job, "--json"))["state"] in ("pending", "processing"):
+        time.sleep(0.05)
+        if time.monotonic() - t > 600:
+            break
+    secs = time.monotonic() - t
+    peak_kb = vm_kb(p.pid, "VmHWM")
+    p.send_signal(signal.SIGTERM)
+    p.wait(timeout=60)
+    state = json.loads(q.run("show", job, "--json"))["state"]
+    log = next((q.home / "logs").iterdir())
+    size = log.stat().st_size
+    check(state == "completed", f"the job completed ({state})")
+    check(size <= 2 * 2**20 + 4096, f"the log is capped: {size:,} bytes for {megabytes + 1} MB")
+    check(
+        b"\nEND\n=== exit code 0 after " in log.read_bytes()[-100:],
+        "the log keeps the end of the output",
+    )
+    check(
+        peak_kb - idle_kb < 20_000,
+        f"worker memory stays flat: {idle_kb / 1024:.1f} MB idle, {peak_kb / 1024:.1f} MB peak",
+    )
+    print(
+        f"  figures: {megabytes + 1} MB in {secs:.1f}s, log {size:,} bytes, worker RSS "
+        f"{idle_kb / 1024:.1f} MB idle, {peak_kb / 1024:.1f} MB peak",
+        flush=True,
+    )
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--full", action="store_true", help="the full sizes of issue 3")
@@ -214,6 +262,7 @@ def main() -> None:
         concurrency(root, 20_000 if args.full else 3_000)
         chaos(root, 10_000 if args.full else 1_500, lease_s=3.0)
         torn_batches(root, 20 if args.full else 8, 100_000 if args.full else 50_000)
+        flood(root, 1024 if args.full else 200)
     print(f"stress: {len(passed)} passed, {len(failures)} failed")
     sys.exit(1 if failures else 0)
 

@@ -13,12 +13,15 @@ def test_defaults_and_spellings(q: Queue) -> None:
         "backoff-base": "2",
         "backoff-max": "3600",
         "job-timeout": "0",
+        "log-max-bytes": "10485760",
     }
     q.run("config", "set", "backoff_base", "1.5")
     assert q.run("config", "get", "backoff-base").stdout == "1.5\n"
     assert q.run("config", "get", "BACKOFF_BASE").stdout == "1.5\n"
     q.run("config", "set", "backoff-max", "10m")
     assert q.run("config", "get", "backoff_max").stdout == "600\n"
+    q.run("config", "set", "log_max_bytes", "64KiB")
+    assert q.run("config", "get", "log-max-bytes").stdout == "65536\n"
 
 
 @pytest.mark.parametrize(
@@ -30,7 +33,9 @@ def test_defaults_and_spellings(q: Queue) -> None:
         ("backoff-base", "nan", ">= 1"),
         ("backoff-max", "forever", "duration"),
         ("job-timeout", "-5", "duration"),
-        ("colour", "red", "allowed: max-retries, backoff-base, backoff-max, job-timeout"),
+        ("log-max-bytes", "lots", "bytes"),
+        ("log-max-bytes", "-1", "bytes"),
+        ("colour", "red", "allowed: max-retries, backoff-base, backoff-max, job-timeout, log-max"),
     ],
 )
 def test_bad_values_change_nothing(q: Queue, key: str, value: str, needle: str) -> None:

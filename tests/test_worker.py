@@ -298,3 +298,16 @@ def test_log_files_are_owner_only(q: Queue) -> None:
     (log,) = (q.home / "logs").iterdir()
     assert stat.S_IMODE(log.stat().st_mode) == 0o600
     assert "secret" in q.run("logs", job).stdout
+
+
+def test_a_flood_of_output_is_capped_keeping_the_end(q: Queue) -> None:
+    q.run("config", "set", "log-max-bytes", "64K")
+    job = q.enqueue("seq 1 300000; head -c 100000 /dev/urandom; echo; echo END")
+    q.run("worker", "start", "--burst")
+    assert q.state(job) == "completed"
+    (log,) = (q.home / "logs").iterdir()
+    assert log.stat().st_size < 2 * 65536 + 1024
+    text = log.read_bytes()
+    assert b"earlier bytes of output dropped" in text
+    assert text.rstrip().splitlines()[-2] == b"END"
+    assert q.job(job)["attempt_history"][0]["output_tail"].endswith("END\n")

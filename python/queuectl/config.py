@@ -33,6 +33,21 @@ def _number_at_least_1(text: str) -> str:
     return _plain(value)
 
 
+_SIZE_UNITS = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3}
+
+
+def _bytes(text: str) -> str:
+    t = text.strip().lower().removesuffix("b").removesuffix("i")
+    unit = t[-1:] if t[-1:] in ("k", "m", "g") else ""
+    try:
+        value = int(t[: len(t) - len(unit)]) * _SIZE_UNITS[unit]
+    except ValueError:
+        raise ValueError("must be a whole number of bytes >= 0, or with K, M or G") from None
+    if value < 0 or value > 2**50:
+        raise ValueError("must be a whole number of bytes >= 0, or with K, M or G")
+    return str(value)
+
+
 def _seconds(text: str) -> str:
     return _plain(parse_seconds(text))
 
@@ -57,6 +72,12 @@ KEYS: dict[str, Key] = {
         ),
         Key("backoff-max", "3600", "longest retry delay (seconds, or 30s/10m/2h/1d)", _seconds),
         Key("job-timeout", "0", "default job timeout at enqueue (seconds; 0 = none)", _seconds),
+        Key(
+            "log-max-bytes",
+            "10485760",
+            "newest output kept per attempt (bytes, K/M/G; 0 = all)",
+            _bytes,
+        ),
     )
 }
 

@@ -23,6 +23,7 @@ fn main() {
                         attempt: 1,
                         timeout_ms: 0,
                         kill_grace_ms: 100,
+                        log_max_bytes: 0,
                     };
                     run(&spec, Duration::from_millis(200), &mut || Control::Continue).unwrap();
                 }

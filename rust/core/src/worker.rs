@@ -101,6 +101,8 @@ struct Loop<'a> {
     wake: Option<&'a Wake>,
     /// The stop level the store asked for.
     requested: u8,
+    /// Config `log-max-bytes`, read at start and at every heartbeat.
+    log_max_bytes: u64,
     last_beat: Instant,
 }
 
@@ -123,6 +125,7 @@ impl Loop<'_> {
         }
         self.last_beat = Instant::now();
         let now = now_ms();
+        self.read_log_cap();
         match self.store.worker_heartbeat(&self.cfg.worker_id, now) {
             Ok(level) => self.requested = self.requested.max(level),
             Err(e) => self.say(|| format!("heartbeat failed: {e}")),
@@ -137,6 +140,12 @@ impl Loop<'_> {
         }
         if let Err(e) = self.store.worker_reap(now) {
             self.say(|| format!("reaping lost workers failed: {e}"));
+        }
+    }
+
+    fn read_log_cap(&mut self) {
+        if let Ok(v) = self.store.config_get("log-max-bytes") {
+            self.log_max_bytes = v.and_then(|v| v.parse().ok()).unwrap_or(runner::DEFAULT_LOG_MAX_BYTES);
         }
     }
 
@@ -218,6 +227,7 @@ impl Loop<'_> {
             attempt,
             timeout_ms: job.timeout_ms,
             kill_grace_ms: self.cfg.kill_grace_ms,
+            log_max_bytes: self.log_max_bytes,
         };
         let tick_every = Duration::from_millis(self.cfg.heartbeat_ms.clamp(10, 200));
         let outcome = {
@@ -319,7 +329,16 @@ pub fn run_worker(
     signal: &AtomicU8,
     wake: Option<&Wake>,
 ) -> Result<WorkerSummary> {
-    let mut lp = Loop { store, cfg, signal, wake, requested: 0, last_beat: Instant::now() };
+    let mut lp = Loop {
+        store,
+        cfg,
+        signal,
+        wake,
+        requested: 0,
+        last_beat: Instant::now(),
+        log_max_bytes: runner::DEFAULT_LOG_MAX_BYTES,
+    };
+    lp.read_log_cap();
     let result = lp.run();
     let _ = lp.store.worker_exit(&cfg.worker_id, now_ms());
     match &result {

@@ -15,6 +15,7 @@ fn spec<'a>(command: &'a str, cwd: &'a Path, log: &'a Path, timeout_ms: u64) -> 
         attempt: 2,
         timeout_ms,
         kill_grace_ms: 300,
+        log_max_bytes: 0,
     }
 }
 
@@ -120,4 +121,32 @@ fn a_missing_working_directory_fails_without_running() {
     let out = run(&spec("true", &gone, &log, 0), Duration::from_millis(50), &mut || Control::Continue).unwrap();
     assert!(!out.success);
     assert!(out.error.unwrap().contains("does not exist"));
+}
+
+#[test]
+fn the_log_is_capped_keeping_the_newest_output() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("job.log");
+    let mut s = spec("seq 1 400000; echo END", dir.path(), &log, 0);
+    s.log_max_bytes = 100_000;
+    let out = run(&s, Duration::from_millis(50), &mut || Control::Continue).unwrap();
+    assert!(out.success);
+    let text = std::fs::read_to_string(&log).unwrap();
+    // seq writes about 2.7 MB; the log keeps between the cap and twice the cap of it.
+    assert!(text.len() < 2 * 100_000 + 1_000, "log is {} bytes", text.len());
+    assert!(text.len() > 100_000);
+    assert!(text.contains("earlier bytes of output dropped: log-max-bytes]"));
+    assert!(text.contains("\n399999\n400000\nEND\n=== exit code 0"), "the newest output is kept");
+    assert!(out.output_tail.ends_with("400000\nEND\n"));
+    let lines: Vec<&str> = text.lines().collect();
+    assert!(lines[0].starts_with("=== attempt 2"), "the header stays first");
+}
+
+#[test]
+fn output_left_behind_by_a_background_process_does_not_hold_the_attempt() {
+    let started = Instant::now();
+    let (out, log, _d) = go("(sleep 5; echo late) & echo early", 0);
+    assert!(out.success);
+    assert!(started.elapsed() < Duration::from_secs(3), "waited for the background process");
+    assert!(log.contains("early\n"));
 }

@@ -25,6 +25,9 @@ use crate::error::{Error, Result};
 /// How much of the end of an attempt's output is kept in the database.
 pub const TAIL_BYTES: u64 = 4096;
 
+/// Output kept in the log per attempt when config `log-max-bytes` is unset: 10 MiB.
+pub const DEFAULT_LOG_MAX_BYTES: u64 = 10 * 1024 * 1024;
+
 /// One attempt to run.
 #[derive(Debug, Clone)]
 pub struct RunSpec<'a> {
@@ -38,6 +41,8 @@ pub struct RunSpec<'a> {
     pub timeout_ms: u64,
     /// Between the polite signal and the forced kill.
     pub kill_grace_ms: u64,
+    /// Most output bytes kept in the log per attempt, the newest; 0 keeps everything.
+    pub log_max_bytes: u64,
 }
 
 /// What the tick callback tells the runner.
@@ -111,7 +116,15 @@ pub fn run(spec: &RunSpec<'_>, tick_every: Duration, tick: &mut dyn FnMut() -> C
     let mut outcome = if !spec.cwd.is_dir() {
         failure(format!("the working directory {} does not exist", spec.cwd.display()), started)
     } else {
-        match spawn_and_wait(spec, &log, started, tick_every, tick) {
+        let sink = LogSink {
+            file: log.try_clone()?,
+            path: spec.log_path.to_path_buf(),
+            body_start,
+            body_len: 0,
+            cap: spec.log_max_bytes,
+            dropped: 0,
+        };
+        match spawn_and_wait(spec, sink, started, tick_every, tick) {
             Ok(o) => o,
             Err(e) => failure(format!("cannot start the command: {e}"), started),
         }
@@ -128,20 +141,26 @@ pub fn run(spec: &RunSpec<'_>, tick_every: Duration, tick: &mut dyn FnMut() -> C
 
 fn spawn_and_wait(
     spec: &RunSpec<'_>,
-    log: &File,
+    sink: LogSink,
     started: Instant,
     tick_every: Duration,
     tick: &mut dyn FnMut() -> Control,
 ) -> std::io::Result<RunOutcome> {
+    // stdout and stderr share one pipe that this process copies into the log, so that the
+    // log can be capped (keeping the newest output) and a job writing gigabytes costs no
+    // memory; the write ends are closed here as soon as the child has them.
+    let (output, writer) = std::io::pipe()?;
     let mut cmd = platform::shell(spec.command);
-    cmd.current_dir(spec.cwd).stdin(Stdio::null()).stdout(log.try_clone()?).stderr(log.try_clone()?);
+    cmd.current_dir(spec.cwd).stdin(Stdio::null()).stdout(writer.try_clone()?).stderr(writer);
     for (k, v) in &spec.env {
         cmd.env(k, v);
     }
     platform::isolate(&mut cmd);
-    let child = cmd.spawn()?;
+    let child = cmd.spawn();
+    drop(cmd);
+    let child = child?;
     let tree = platform::Tree::adopt(&child);
-    let mut waiter = platform::Waiter::new(child);
+    let mut waiter = platform::Waiter::new(child, output, sink);
     let deadline = (spec.timeout_ms > 0).then(|| started + Duration::from_millis(spec.timeout_ms));
     let grace = Duration::from_millis(spec.kill_grace_ms);
     let mut killed: Option<(bool, Instant)> = None; // (on request, forced kill due at)
@@ -210,23 +229,108 @@ fn spawn_and_wait(
 /// the status over a channel. Platforms with something cheaper (Linux: pidfd) use that.
 pub(crate) struct ThreadWaiter {
     rx: mpsc::Receiver<std::io::Result<ExitStatus>>,
+    pumped: mpsc::Receiver<()>,
 }
 
 impl ThreadWaiter {
-    pub(crate) fn new(mut child: Child) -> ThreadWaiter {
+    /// Waits for `child` on one thread and copies `output` into `sink` on another.
+    pub(crate) fn new(mut child: Child, output: std::io::PipeReader, sink: LogSink) -> ThreadWaiter {
         let (tx, rx) = mpsc::channel();
         std::thread::spawn(move || {
             let _ = tx.send(child.wait());
         });
-        ThreadWaiter { rx }
+        let (done, pumped) = mpsc::channel();
+        std::thread::spawn(move || {
+            pump(output, sink);
+            let _ = done.send(());
+        });
+        ThreadWaiter { rx, pumped }
     }
 
     /// The exit status, or `None` if the child is still running after `timeout`.
     pub(crate) fn wait(&mut self, timeout: Duration) -> std::io::Result<Option<ExitStatus>> {
         match self.rx.recv_timeout(timeout) {
-            Ok(status) => status.map(Some),
+            Ok(status) => {
+                // The shell's own output is all in the pipe by now; processes it left behind
+                // may hold the pipe open, so wait for the copy only briefly.
+                let _ = self.pumped.recv_timeout(Duration::from_millis(200));
+                status.map(Some)
+            }
             Err(mpsc::RecvTimeoutError::Timeout) => Ok(None),
             Err(mpsc::RecvTimeoutError::Disconnected) => Err(std::io::Error::other("lost track of the job process")),
+        }
+    }
+}
+
+/// Where a job's output goes: appended to its log file, at most `cap` bytes of it kept.
+///
+/// The file may hold up to twice the cap; past that, the newest `cap` bytes are moved to
+/// the start of the attempt's output, after a line saying how much was dropped. Memory
+/// stays at one copy buffer whatever the job writes.
+pub(crate) struct LogSink {
+    file: File,
+    path: std::path::PathBuf,
+    body_start: u64,
+    body_len: u64,
+    cap: u64,
+    dropped: u64,
+}
+
+const COPY_CHUNK: usize = 64 * 1024;
+
+impl LogSink {
+    /// Appends output, compacting when the attempt's output passes twice the cap.
+    pub(crate) fn write(&mut self, data: &[u8]) -> std::io::Result<()> {
+        self.file.write_all(data)?;
+        self.body_len += data.len() as u64;
+        if self.cap > 0 && self.body_len > 2 * self.cap {
+            self.compact()?;
+        }
+        Ok(())
+    }
+
+    fn compact(&mut self) -> std::io::Result<()> {
+        let keep = self.cap;
+        let drop_now = self.body_len - keep;
+        self.dropped += drop_now;
+        let marker = format!("[queuectl: {:>20} earlier bytes of output dropped: log-max-bytes]\n", self.dropped);
+        // A second handle without O_APPEND, whose writes go where it seeks.
+        let mut rw = std::fs::OpenOptions::new().read(true).write(true).open(&self.path)?;
+        let mut src = self.body_start + self.body_len - keep;
+        let mut dst = self.body_start;
+        rw.seek(SeekFrom::Start(dst))?;
+        rw.write_all(marker.as_bytes())?;
+        dst += marker.len() as u64;
+        let mut buf = vec![0u8; COPY_CHUNK];
+        let end = self.body_start + self.body_len;
+        while src < end {
+            let n = ((end - src) as usize).min(COPY_CHUNK);
+            rw.seek(SeekFrom::Start(src))?;
+            rw.read_exact(&mut buf[..n])?;
+            rw.seek(SeekFrom::Start(dst))?;
+            rw.write_all(&buf[..n])?;
+            src += n as u64;
+            dst += n as u64;
+        }
+        rw.set_len(dst)?;
+        self.body_len = dst - self.body_start;
+        Ok(())
+    }
+}
+
+/// Copies everything readable from `pipe` into `sink` until end of file.
+pub(crate) fn pump(mut pipe: std::io::PipeReader, mut sink: LogSink) {
+    let mut buf = vec![0u8; COPY_CHUNK];
+    loop {
+        match pipe.read(&mut buf) {
+            Ok(0) => return,
+            Ok(n) => {
+                // A log that cannot be written (full disk) must not block the job: keep
+                // draining the pipe so the job never stalls on a full pipe.
+                let _ = sink.write(&buf[..n]);
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(_) => return,
         }
     }
 }

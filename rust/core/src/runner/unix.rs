@@ -4,7 +4,7 @@ use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::process::{Child, Command, ExitStatus};
 use std::time::Duration;
 
-use super::ThreadWaiter;
+use super::{LogSink, ThreadWaiter};
 
 /// The command that runs `line` with the platform shell.
 pub fn shell(line: &str) -> Command {
@@ -76,21 +76,29 @@ fn signal_name(s: i32) -> &'static str {
     }
 }
 
-/// Waits for the job's shell with a timeout. On Linux a pidfd lets `poll` do it without a
-/// thread per job (a job of `true` takes about a millisecond, so a thread spawn per job
-/// showed); elsewhere, or on kernels without pidfd_open, a waiting thread.
+/// Waits for the job's shell with a timeout while copying its output into the log. On
+/// Linux one `poll` on a pidfd and the output pipe does both without a thread (a job of
+/// `true` takes about a millisecond, so a thread per job showed); elsewhere, or on kernels
+/// without pidfd_open, a waiting thread and a copying thread.
 pub enum Waiter {
     #[cfg(target_os = "linux")]
     PidFd {
         child: Child,
         fd: std::os::fd::OwnedFd,
+        output: Option<std::io::PipeReader>,
+        sink: LogSink,
+        buf: Vec<u8>,
     },
     Thread(ThreadWaiter),
 }
 
+/// How long output is still copied after the shell exits, for what it left in the pipe.
+#[cfg(target_os = "linux")]
+const DRAIN: Duration = Duration::from_millis(200);
+
 impl Waiter {
-    /// Starts waiting for `child`.
-    pub fn new(child: Child) -> Waiter {
+    /// Starts waiting for `child` and copying `output` into `sink`.
+    pub fn new(child: Child, output: std::io::PipeReader, sink: LogSink) -> Waiter {
         #[cfg(target_os = "linux")]
         {
             use std::os::fd::FromRawFd;
@@ -99,32 +107,83 @@ impl Waiter {
             if fd >= 0 {
                 // SAFETY: the fd was just returned to us and is owned by nothing else.
                 let fd = unsafe { std::os::fd::OwnedFd::from_raw_fd(fd as i32) };
-                return Waiter::PidFd { child, fd };
+                return Waiter::PidFd { child, fd, output: Some(output), sink, buf: vec![0; 64 * 1024] };
             }
         }
-        Waiter::Thread(ThreadWaiter::new(child))
+        Waiter::Thread(ThreadWaiter::new(child, output, sink))
     }
 
     /// The exit status, or `None` if the child is still running after `timeout`.
     pub fn wait(&mut self, timeout: Duration) -> std::io::Result<Option<ExitStatus>> {
         match self {
             #[cfg(target_os = "linux")]
-            Waiter::PidFd { child, fd } => {
+            Waiter::PidFd { child, fd, output, sink, buf } => {
                 use std::os::fd::AsRawFd;
-                let mut pfd = libc::pollfd { fd: fd.as_raw_fd(), events: libc::POLLIN, revents: 0 };
-                let ms = timeout.as_micros().div_ceil(1000).min(i32::MAX as u128) as libc::c_int;
-                // SAFETY: one valid pollfd for the duration of the call.
-                let n = unsafe { libc::poll(&mut pfd, 1, ms) };
-                if n < 0 {
-                    let e = std::io::Error::last_os_error();
-                    return if e.kind() == std::io::ErrorKind::Interrupted { Ok(None) } else { Err(e) };
+                let until = std::time::Instant::now() + timeout;
+                loop {
+                    let left = until.saturating_duration_since(std::time::Instant::now());
+                    let (exited, _) = poll_two(fd.as_raw_fd(), output, sink, buf, left)?;
+                    if exited {
+                        let status = child.wait()?;
+                        // Whatever the shell wrote is in the pipe now; take what is there
+                        // (and what arrives within DRAIN), not what its leftovers write later.
+                        let drain_until = std::time::Instant::now() + DRAIN;
+                        while output.is_some() {
+                            let left = drain_until.saturating_duration_since(std::time::Instant::now());
+                            let (_, got) = poll_two(-1, output, sink, buf, left.min(Duration::from_millis(1)))?;
+                            if !got || left.is_zero() {
+                                break;
+                            }
+                        }
+                        return Ok(Some(status));
+                    }
+                    if std::time::Instant::now() >= until {
+                        return Ok(None);
+                    }
                 }
-                if n == 0 {
-                    return Ok(None);
-                }
-                child.wait().map(Some)
             }
             Waiter::Thread(t) => t.wait(timeout),
         }
     }
+}
+
+/// One `poll` on the pidfd (skipped when `pidfd` is -1) and the output pipe; copies one
+/// read of output into the sink. Returns (the child exited, output was copied).
+#[cfg(target_os = "linux")]
+fn poll_two(
+    pidfd: i32,
+    output: &mut Option<std::io::PipeReader>,
+    sink: &mut LogSink,
+    buf: &mut [u8],
+    timeout: Duration,
+) -> std::io::Result<(bool, bool)> {
+    use std::io::Read;
+    use std::os::fd::AsRawFd;
+    let pipe_fd = output.as_ref().map_or(-1, |o| o.as_raw_fd());
+    // poll ignores entries with a negative fd.
+    let mut fds = [
+        libc::pollfd { fd: pidfd, events: libc::POLLIN, revents: 0 },
+        libc::pollfd { fd: pipe_fd, events: libc::POLLIN, revents: 0 },
+    ];
+    let ms = timeout.as_micros().div_ceil(1000).min(i32::MAX as u128) as libc::c_int;
+    // SAFETY: two valid pollfds for the duration of the call.
+    let n = unsafe { libc::poll(fds.as_mut_ptr(), 2, ms) };
+    if n < 0 {
+        let e = std::io::Error::last_os_error();
+        return if e.kind() == std::io::ErrorKind::Interrupted { Ok((false, false)) } else { Err(e) };
+    }
+    let mut copied = false;
+    if fds[1].revents != 0 {
+        if let Some(pipe) = output.as_mut() {
+            match pipe.read(buf) {
+                Ok(0) | Err(_) => *output = None,
+                Ok(got) => {
+                    // A log that cannot be written (full disk) must not stall the job.
+                    let _ = sink.write(&buf[..got]);
+                    copied = true;
+                }
+            }
+        }
+    }
+    Ok((fds[0].revents != 0, copied))
 }
