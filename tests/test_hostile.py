@@ -6,7 +6,11 @@ import sqlite3
 import subprocess
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Callable
+
+import pytest
 
 from conftest import QUEUECTL, Queue
 
@@ -80,3 +84,47 @@ def test_a_full_disk_is_a_clear_error_and_the_batch_is_not_half_written(
     assert [j["id"] for j in q.json("list")] == ["kept"]
     with sqlite3.connect(q.home / "qctl.db") as conn:
         assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+
+
+@pytest.fixture
+def read_only_home(tmp_path: Path) -> Iterator[tuple[Queue, Callable[[], None]]]:
+    """A home on a small filesystem of its own, which the test can remount read-only."""
+    mnt = tmp_path / "mnt"
+    mnt.mkdir()
+    r = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=20m", "tmpfs", str(mnt)],
+        capture_output=True,
+        check=False,
+    )
+    if r.returncode != 0:
+        pytest.skip(f"cannot mount a filesystem here (needs root): {r.stderr.decode().strip()}")
+    queue = Queue(mnt / "home")
+
+    def make_read_only() -> None:
+        subprocess.run(["mount", "-o", "remount,ro", str(mnt)], check=True)
+
+    try:
+        yield queue, make_read_only
+    finally:
+        queue.close()
+        subprocess.run(["umount", "-l", str(mnt)], check=False)
+
+
+def test_a_read_only_database_is_a_clear_error(
+    read_only_home: tuple[Queue, Callable[[], None]],
+) -> None:
+    q, make_read_only = read_only_home
+    q.enqueue("true", id="kept")
+    make_read_only()
+    for args in (
+        ["enqueue", '{"command":"true"}'],
+        ["worker", "start", "--burst"],
+        ["config", "set", "max-retries", "1"],
+    ):
+        r = q.run(*args, check=False)
+        assert r.returncode == 1, (args, r.stderr)
+        assert r.stderr.startswith("Error: ") and r.stderr.count("\n") == 1, r.stderr
+        assert "read-only" in r.stderr.lower(), r.stderr
+        assert "Traceback" not in r.stderr
+    r = q.run("list", "--json", check=False)
+    assert r.returncode == 1 or "kept" in r.stdout, r.stderr

@@ -193,7 +193,10 @@ impl WriteTx<'_> {
 /// `-shm` files the same permissions.
 fn create_private(path: &Path) -> Result<()> {
     if path.exists() {
-        return Ok(());
+        // SQLite would only say "unable to open database file"; this names the reason
+        // (a read-only filesystem, missing permissions).
+        return crate::private_file::check_writable(path)
+            .map_err(|e| Error::Io(format!("cannot write the database {}: {e}", path.display())));
     }
     crate::private_file::options()
         .write(true)
