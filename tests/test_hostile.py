@@ -86,6 +86,23 @@ def test_a_full_disk_is_a_clear_error_and_the_batch_is_not_half_written(
         assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
 
 
+def test_a_worker_over_a_file_size_limit_fails_the_attempt_and_goes_on(q: Queue) -> None:
+    big = q.enqueue("head -c 3000000 /dev/zero; echo done")
+    small = q.enqueue("echo small")
+    q.run("status")
+    r = subprocess.run(
+        ["sh", "-c", 'ulimit -f 2000; exec "$0" worker start --burst', QUEUECTL],
+        env=q.env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert r.returncode == 0, r.stderr
+    assert q.state(small) == "completed"
+    j = q.job(big)
+    assert j["state"] == "failed" and "File too large" in j["last_error"]
+
+
 @pytest.fixture
 def read_only_home(tmp_path: Path) -> Iterator[tuple[Queue, Callable[[], None]]]:
     """A home on a small filesystem of its own, which the test can remount read-only."""

@@ -36,7 +36,7 @@ def test_one_signal_to_a_foreground_worker_lets_the_job_finish(q: Queue, sig: in
     assert q.state(job) == "completed"
 
 
-@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP])
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT, signal.SIGHUP])
 def test_one_signal_to_a_detached_worker_lets_the_job_finish(q: Queue, sig: int) -> None:
     job = q.enqueue("sleep 1")
     q.run("worker", "start", "--detach")

@@ -14,8 +14,9 @@ def node_name() -> str:
 
 def prepare_process() -> None:
     """Lets a write past a file-size limit (`ulimit -f`) fail with an error that queuectl
-    reports, instead of SIGXFSZ killing the process without a word."""
-    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    reports, instead of SIGXFSZ killing the process without a word. A handler, not SIG_IGN:
+    an ignored signal stays ignored across exec, and job processes should not inherit that."""
+    signal.signal(signal.SIGXFSZ, lambda signum, frame: None)
 
 
 def pid_alive(pid: int) -> bool:
