@@ -241,8 +241,8 @@ def test_ids_cannot_escape_the_logs_folder(q: Queue, tmp_path: Path) -> None:
 
 def test_purge(q: Queue) -> None:
     fast_retries(q)
-    ok = q.enqueue("true")
-    dead = q.enqueue("false", max_retries=0)
+    ok = q.enqueue("echo ok")
+    dead = q.enqueue("echo bad; false", max_retries=0)
     pending = q.enqueue("true", run_at="2999-01-01T00:00:00Z")
     q.run("worker", "start", "--burst")
     assert q.run("purge", "--completed", "--older-than", "1h").stdout == "purged 0 jobs\n"
@@ -311,3 +311,12 @@ def test_a_flood_of_output_is_capped_keeping_the_end(q: Queue) -> None:
     assert b"earlier bytes of output dropped" in text
     assert text.rstrip().splitlines()[-2] == b"END"
     assert q.job(job)["attempt_history"][0]["output_tail"].endswith("END\n")
+
+
+def test_a_silent_job_gets_no_log_file_and_logs_still_answers(q: Queue) -> None:
+    job = q.enqueue("exit 4", max_retries=0)
+    q.run("worker", "start", "--burst")
+    assert list((q.home / "logs").iterdir()) == []
+    r = q.run("logs", job)
+    assert "printed nothing" in r.stderr
+    assert r.stdout.splitlines()[-1] == "=== exit code 4"

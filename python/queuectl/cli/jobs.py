@@ -94,14 +94,18 @@ def logs(app: App, job_id: str, follow: bool) -> None:
         if not attempts:
             click.echo(f"no output yet (job is {job.state})", err=True)
             return
+        # No file: the job printed nothing (it gets a log file with its first output), or
+        # it ran on another host. The database keeps each attempt and its output's tail.
         click.echo(
-            f"(no log file at {path}; the full log is on the host that ran the job. "
-            "Showing the tail kept in the database.)",
+            f"(no log file here: {job.command!r} printed nothing, or ran on another "
+            "host; from the database:)",
             err=True,
         )
         for a in attempts:
-            click.echo(f"=== attempt {a.attempt}: {a.error or 'exit code 0'}")
-            click.echo(a.output_tail, nl=not a.output_tail.endswith("\n"))
+            click.echo(f"=== attempt {a.attempt} at {render.iso(a.started_at_ms)} by {a.worker_id}")
+            if a.output_tail:
+                click.echo(a.output_tail, nl=not a.output_tail.endswith("\n"))
+            click.echo(f"=== {a.error or 'exit code 0'}")
         return
     with path.open("rb") as f:
         while True:

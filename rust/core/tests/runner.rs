@@ -24,7 +24,8 @@ fn go(command: &str, timeout_ms: u64) -> (RunOutcome, String, tempfile::TempDir)
     let log = dir.path().join("job.log");
     let out = run(&spec(command, dir.path(), &log, timeout_ms), Duration::from_millis(50), &mut || Control::Continue)
         .unwrap();
-    let text = std::fs::read_to_string(&log).unwrap();
+    // A job that printed nothing has no log file.
+    let text = std::fs::read_to_string(&log).unwrap_or_default();
     (out, text, dir)
 }
 
@@ -78,7 +79,7 @@ fn timeout_kills_the_whole_group() {
     assert!(started.elapsed() < Duration::from_secs(5));
     assert!(!out.success);
     assert_eq!(out.error.as_deref(), Some("timed out after 0.5s"));
-    assert!(log.contains("timed out after 0.5s"));
+    assert!(log.is_empty(), "a job that printed nothing gets no log file");
     let bg: i32 = std::fs::read_to_string(&pid_file).unwrap().trim().parse().unwrap();
     let deadline = Instant::now() + Duration::from_secs(3);
     while alive(bg) && Instant::now() < deadline {
@@ -149,4 +150,21 @@ fn output_left_behind_by_a_background_process_does_not_hold_the_attempt() {
     assert!(out.success);
     assert!(started.elapsed() < Duration::from_secs(3), "waited for the background process");
     assert!(log.contains("early\n"));
+}
+
+#[test]
+fn a_silent_job_gets_no_log_until_an_attempt_prints() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("job.log");
+    let silent =
+        run(&spec("exit 3", dir.path(), &log, 0), Duration::from_millis(50), &mut || Control::Continue).unwrap();
+    assert_eq!(silent.exit_code, Some(3));
+    assert!(!log.exists());
+    run(&spec("echo loud", dir.path(), &log, 0), Duration::from_millis(50), &mut || Control::Continue).unwrap();
+    run(&spec("true", dir.path(), &log, 0), Duration::from_millis(50), &mut || Control::Continue).unwrap();
+    let text = std::fs::read_to_string(&log).unwrap();
+    // Once the job has a log, silent attempts are framed there too.
+    assert_eq!(text.matches("=== attempt 2 at").count(), 2, "{text}");
+    assert!(text.contains("$ echo loud\nloud\n=== exit code 0 after"));
+    assert!(text.trim_end().ends_with('s') && text.contains("$ true\n=== exit code 0 after"));
 }

@@ -16,7 +16,7 @@ use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::Path;
 use std::process::Stdio;
 use std::process::{Child, ExitStatus};
-use std::sync::mpsc;
+use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::clock;
@@ -102,8 +102,6 @@ fn failure(error: String, started: Instant) -> RunOutcome {
 /// is a failed outcome.
 pub fn run(spec: &RunSpec<'_>, tick_every: Duration, tick: &mut dyn FnMut() -> Control) -> Result<RunOutcome> {
     let started = Instant::now();
-    let mut log = open_log(spec.log_path)?;
-    // Formatted first and written once: `writeln!` on a File makes a syscall per piece.
     let header = format!(
         "=== attempt {} at {} in {}\n$ {}\n",
         spec.attempt,
@@ -111,37 +109,24 @@ pub fn run(spec: &RunSpec<'_>, tick_every: Duration, tick: &mut dyn FnMut() -> C
         spec.cwd.display(),
         spec.command
     );
-    log.write_all(header.as_bytes())?;
-    let body_start = log.seek(SeekFrom::End(0))?;
+    let sink = Arc::new(Mutex::new(LogSink::new(spec.log_path, header, spec.log_max_bytes)?));
     let mut outcome = if !spec.cwd.is_dir() {
         failure(format!("the working directory {} does not exist", spec.cwd.display()), started)
     } else {
-        let sink = LogSink {
-            file: log.try_clone()?,
-            path: spec.log_path.to_path_buf(),
-            body_start,
-            body_len: 0,
-            cap: spec.log_max_bytes,
-            dropped: 0,
-        };
-        match spawn_and_wait(spec, sink, started, tick_every, tick) {
+        match spawn_and_wait(spec, Arc::clone(&sink), started, tick_every, tick) {
             Ok(o) => o,
             Err(e) => failure(format!("cannot start the command: {e}"), started),
         }
     };
-    outcome.output_tail = read_tail(&mut log, body_start);
-    let result = match (&outcome.error, outcome.exit_code) {
-        (None, _) => "exit code 0".to_string(),
-        (Some(e), _) => e.clone(),
-    };
+    let result = outcome.error.clone().unwrap_or_else(|| "exit code 0".to_string());
     let footer = format!("=== {result} after {:.3}s\n", outcome.duration_ms as f64 / 1000.0);
-    log.write_all(footer.as_bytes())?;
+    outcome.output_tail = sink.lock().unwrap_or_else(|p| p.into_inner()).finish(&footer)?;
     Ok(outcome)
 }
 
 fn spawn_and_wait(
     spec: &RunSpec<'_>,
-    sink: LogSink,
+    sink: SharedSink,
     started: Instant,
     tick_every: Duration,
     tick: &mut dyn FnMut() -> Control,
@@ -234,7 +219,7 @@ pub(crate) struct ThreadWaiter {
 
 impl ThreadWaiter {
     /// Waits for `child` on one thread and copies `output` into `sink` on another.
-    pub(crate) fn new(mut child: Child, output: std::io::PipeReader, sink: LogSink) -> ThreadWaiter {
+    pub(crate) fn new(mut child: Child, output: std::io::PipeReader, sink: SharedSink) -> ThreadWaiter {
         let (tx, rx) = mpsc::channel();
         std::thread::spawn(move || {
             let _ = tx.send(child.wait());
@@ -264,24 +249,53 @@ impl ThreadWaiter {
 
 /// Where a job's output goes: appended to its log file, at most `cap` bytes of it kept.
 ///
+/// The file is created only when the job first writes something: a new file costs more
+/// kernel time than starting `sh -c true` on some filesystems, and a job that prints
+/// nothing needs none (its attempt is in the database all the same). Once a job has a
+/// log, every later attempt writes its header and footer there too.
+///
 /// The file may hold up to twice the cap; past that, the newest `cap` bytes are moved to
 /// the start of the attempt's output, after a line saying how much was dropped. Memory
 /// stays at one copy buffer whatever the job writes.
 pub(crate) struct LogSink {
-    file: File,
+    file: Option<File>,
     path: std::path::PathBuf,
+    header: String,
     body_start: u64,
     body_len: u64,
     cap: u64,
     dropped: u64,
 }
 
+/// The sink, shared by the runner and whatever copies the output.
+pub(crate) type SharedSink = Arc<Mutex<LogSink>>;
+
 const COPY_CHUNK: usize = 64 * 1024;
 
 impl LogSink {
+    /// A sink for one attempt; opens the log now only if the job already has one.
+    fn new(path: &Path, header: String, cap: u64) -> Result<LogSink> {
+        let mut sink =
+            LogSink { file: None, path: path.to_path_buf(), header, body_start: 0, body_len: 0, cap, dropped: 0 };
+        if path.exists() {
+            sink.open()?;
+        }
+        Ok(sink)
+    }
+
+    fn open(&mut self) -> Result<&mut File> {
+        if self.file.is_none() {
+            let mut file = open_log(&self.path)?;
+            file.write_all(self.header.as_bytes())?;
+            self.body_start = file.seek(SeekFrom::End(0))?;
+            self.file = Some(file);
+        }
+        Ok(self.file.as_mut().expect("opened above"))
+    }
+
     /// Appends output, compacting when the attempt's output passes twice the cap.
     pub(crate) fn write(&mut self, data: &[u8]) -> std::io::Result<()> {
-        self.file.write_all(data)?;
+        self.open().map_err(|e| std::io::Error::other(e.to_string()))?.write_all(data)?;
         self.body_len += data.len() as u64;
         if self.cap > 0 && self.body_len > 2 * self.cap {
             self.compact()?;
@@ -316,10 +330,21 @@ impl LogSink {
         self.body_len = dst - self.body_start;
         Ok(())
     }
+
+    /// Writes the footer (when the attempt has a log) and returns the output's tail.
+    fn finish(&mut self, footer: &str) -> Result<String> {
+        let body_start = self.body_start;
+        let Some(file) = self.file.as_mut() else {
+            return Ok(String::new());
+        };
+        let tail = read_tail(file, body_start);
+        file.write_all(footer.as_bytes())?;
+        Ok(tail)
+    }
 }
 
 /// Copies everything readable from `pipe` into `sink` until end of file.
-pub(crate) fn pump(mut pipe: std::io::PipeReader, mut sink: LogSink) {
+pub(crate) fn pump(mut pipe: std::io::PipeReader, sink: SharedSink) {
     let mut buf = vec![0u8; COPY_CHUNK];
     loop {
         match pipe.read(&mut buf) {
@@ -327,7 +352,7 @@ pub(crate) fn pump(mut pipe: std::io::PipeReader, mut sink: LogSink) {
             Ok(n) => {
                 // A log that cannot be written (full disk) must not block the job: keep
                 // draining the pipe so the job never stalls on a full pipe.
-                let _ = sink.write(&buf[..n]);
+                let _ = sink.lock().unwrap_or_else(|p| p.into_inner()).write(&buf[..n]);
             }
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
             Err(_) => return,

@@ -4,7 +4,7 @@ use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::process::{Child, Command, ExitStatus};
 use std::time::Duration;
 
-use super::{LogSink, ThreadWaiter};
+use super::{SharedSink, ThreadWaiter};
 
 /// The command that runs `line` with the platform shell.
 pub fn shell(line: &str) -> Command {
@@ -86,7 +86,7 @@ pub enum Waiter {
         child: Child,
         fd: std::os::fd::OwnedFd,
         output: Option<std::io::PipeReader>,
-        sink: LogSink,
+        sink: SharedSink,
         buf: Vec<u8>,
     },
     Thread(ThreadWaiter),
@@ -98,7 +98,7 @@ const DRAIN: Duration = Duration::from_millis(200);
 
 impl Waiter {
     /// Starts waiting for `child` and copying `output` into `sink`.
-    pub fn new(child: Child, output: std::io::PipeReader, sink: LogSink) -> Waiter {
+    pub fn new(child: Child, output: std::io::PipeReader, sink: SharedSink) -> Waiter {
         #[cfg(target_os = "linux")]
         {
             use std::os::fd::FromRawFd;
@@ -153,7 +153,7 @@ impl Waiter {
 fn poll_two(
     pidfd: i32,
     output: &mut Option<std::io::PipeReader>,
-    sink: &mut LogSink,
+    sink: &SharedSink,
     buf: &mut [u8],
     timeout: Duration,
 ) -> std::io::Result<(bool, bool)> {
@@ -179,7 +179,7 @@ fn poll_two(
                 Ok(0) | Err(_) => *output = None,
                 Ok(got) => {
                     // A log that cannot be written (full disk) must not stall the job.
-                    let _ = sink.write(&buf[..got]);
+                    let _ = sink.lock().unwrap_or_else(|p| p.into_inner()).write(&buf[..got]);
                     copied = true;
                 }
             }
