@@ -43,9 +43,6 @@ CREATE TABLE jobs (
 -- The claim walks this index in priority order and stops at the first due row; it holds
 -- only runnable jobs, so finished ones (millions, eventually) never slow it down.
 CREATE INDEX jobs_due ON jobs (priority DESC, seq, run_at_ms) WHERE state IN ('pending', 'failed');
--- Running jobs by worker: heartbeats renew their leases, `worker list` shows them, and
--- lease rescue scans them (never more than there are workers).
-CREATE INDEX jobs_running ON jobs (worker_id) WHERE state = 'processing';
 -- list --state, status counts and purge.
 CREATE INDEX jobs_state ON jobs (state, seq);
 CREATE TABLE attempts (
@@ -66,7 +63,7 @@ CREATE TABLE workers (
     id             TEXT PRIMARY KEY,
     host           TEXT NOT NULL,
     pid            INTEGER NOT NULL,
-    state          TEXT NOT NULL,  -- running or exited; idle/busy come from jobs_running
+    state          TEXT NOT NULL,  -- running or exited; idle/busy come from its processing job
     started_at_ms  INTEGER NOT NULL,
     heartbeat_ms   INTEGER NOT NULL,
     lease_ms       INTEGER NOT NULL,
@@ -437,7 +434,7 @@ impl Store for SqliteStore {
         let expired_exists = self
             .conn
             .prepare_cached(
-                "SELECT 1 FROM jobs INDEXED BY jobs_running WHERE state = 'processing' AND lease_expires_ms < ?1 LIMIT 1",
+                "SELECT 1 FROM jobs INDEXED BY jobs_state WHERE state = 'processing' AND lease_expires_ms < ?1 LIMIT 1",
             )?
             .exists(params![now_ms])?;
         if !expired_exists {
@@ -651,7 +648,7 @@ impl Store for SqliteStore {
     fn worker_list(&mut self, include_exited: bool) -> Result<Vec<WorkerRow>> {
         let sql = format!(
             "SELECT {WORKER_COLS} FROM workers w
-             LEFT JOIN jobs j INDEXED BY jobs_running ON j.worker_id = w.id AND j.state = 'processing'
+             LEFT JOIN jobs j INDEXED BY jobs_state ON j.state = 'processing' AND j.worker_id = w.id
              WHERE ?1 OR w.state != 'exited' ORDER BY w.started_at_ms DESC, w.id"
         );
         let mut st = self.conn.prepare_cached(&sql)?;
