@@ -39,6 +39,7 @@ fn drain(store: &mut dyn Store, worker: &str) -> u64 {
         let settle = SettleParams {
             id: &job.id,
             attempt: job.attempts,
+            max_retries: job.max_retries,
             worker_id: worker,
             now_ms: now,
             success: true,
@@ -64,6 +65,7 @@ fn claim_latency_us(store: &mut dyn Store, rounds: usize) -> f64 {
         let p = SettleParams {
             id: &job.id,
             attempt: job.attempts,
+            max_retries: job.max_retries,
             worker_id: "lat",
             now_ms: now,
             success: true,

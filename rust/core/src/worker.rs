@@ -267,6 +267,7 @@ impl Loop<'_> {
             let settle = SettleParams {
                 id: &job.id,
                 attempt,
+                max_retries: job.max_retries,
                 worker_id: &self.cfg.worker_id,
                 now_ms: now,
                 success: outcome.success,

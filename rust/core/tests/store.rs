@@ -26,9 +26,11 @@ fn claim(s: &mut dyn Store, worker: &str, now: i64) -> Option<String> {
 }
 
 fn settle(s: &mut dyn Store, id: &str, attempt: u32, worker: &str, now: i64, success: bool) -> Settled {
+    let max_retries = s.job_get(id).unwrap().max_retries;
     s.job_settle(&SettleParams {
         id,
         attempt,
+        max_retries,
         worker_id: worker,
         now_ms: now,
         success,

@@ -59,6 +59,8 @@ pub struct SettleParams<'a> {
     pub id: &'a str,
     /// The attempt number the claim returned; the fence.
     pub attempt: u32,
+    /// The job's `max_retries`, as the claim returned it (it never changes after enqueue).
+    pub max_retries: u32,
     pub worker_id: &'a str,
     pub now_ms: i64,
     pub success: bool,

@@ -278,25 +278,25 @@ fn settle_in(
     p: &SettleParams<'_>,
     policy: &crate::backoff::BackoffPolicy,
 ) -> Result<Settled> {
-    let row: Option<(i64, u32, Option<i64>, i64)> = tx
+    let (state, run_at_ms) = next_state(p.success, p.attempt, p.max_retries, policy, p.now_ms);
+    let completed = state == JobState::Completed;
+    let tail = completed.then_some(p.output_tail.as_str());
+    // One statement: the fence (still processing, same attempt, same worker) and the write.
+    let row: Option<(i64, Option<i64>, i64)> = tx
         .prepare_cached(
-            "SELECT seq, max_retries, started_at_ms, runs FROM jobs
-             WHERE id = ?1 AND state = 'processing' AND attempts = ?2 AND worker_id = ?3",
+            "UPDATE jobs SET state = ?4, run_at_ms = ?5, finished_at_ms = ?6, updated_at_ms = ?6,
+                 exit_code = ?7, last_error = ?8, lease_expires_ms = NULL, output_tail = ?9
+             WHERE id = ?1 AND state = 'processing' AND attempts = ?2 AND worker_id = ?3
+             RETURNING seq, started_at_ms, runs",
         )?
-        .query_row(params![p.id, p.attempt, p.worker_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+        .query_row(
+            params![p.id, p.attempt, p.worker_id, state.as_str(), run_at_ms, p.now_ms, p.exit_code, p.error, tail],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
         .optional()?;
-    let Some((seq, max_retries, started_at_ms, run)) = row else {
+    let Some((seq, started_at_ms, run)) = row else {
         return Ok(Settled::Fenced);
     };
-    let (state, run_at_ms) = next_state(p.success, p.attempt, max_retries, policy, p.now_ms);
-    let completed = state == JobState::Completed;
-    let mut upd = tx.prepare_cached(
-        "UPDATE jobs SET state = ?2, run_at_ms = ?3, finished_at_ms = ?4, updated_at_ms = ?4,
-             exit_code = ?5, last_error = ?6, lease_expires_ms = NULL, output_tail = ?7
-         WHERE seq = ?1",
-    )?;
-    let tail = completed.then_some(p.output_tail.as_str());
-    upd.execute(params![seq, state.as_str(), run_at_ms, p.now_ms, p.exit_code, p.error, tail])?;
     if completed {
         return Ok(Settled::Completed);
     }
@@ -450,20 +450,22 @@ impl Store for SqliteStore {
         }
         let policy = self.backoff_policy()?;
         let tx = self.immediate()?;
-        let expired: Vec<(String, u32, String)> = {
+        let expired: Vec<(String, u32, String, u32)> = {
             let mut st = tx.prepare(
-                "SELECT id, attempts, worker_id FROM jobs WHERE state = 'processing' AND lease_expires_ms < ?1",
+                "SELECT id, attempts, worker_id, max_retries FROM jobs
+                 WHERE state = 'processing' AND lease_expires_ms < ?1",
             )?;
             let rows = st.query_map(params![now_ms], |r| {
-                Ok((r.get(0)?, r.get(1)?, r.get::<_, Option<String>>(2)?.unwrap_or_default()))
+                Ok((r.get(0)?, r.get(1)?, r.get::<_, Option<String>>(2)?.unwrap_or_default(), r.get(3)?))
             })?;
             rows.collect::<rusqlite::Result<_>>()?
         };
         let mut rescued = Vec::new();
-        for (id, attempt, worker_id) in expired {
+        for (id, attempt, worker_id, max_retries) in expired {
             let p = SettleParams {
                 id: &id,
                 attempt,
+                max_retries,
                 worker_id: &worker_id,
                 now_ms,
                 success: false,
