@@ -219,6 +219,8 @@ impl SqliteStore {
         let conn = Connection::open_with_flags(path, flags)?;
         BUSY_TIMEOUT_MS.store(opts.busy_timeout_ms, Ordering::Relaxed);
         conn.busy_handler(Some(busy_wait))?;
+        // Room for every statement a worker uses, so none is ever prepared twice.
+        conn.set_prepared_statement_cache_capacity(64);
         let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
         if !mode.eq_ignore_ascii_case("wal") {
             return Err(Error::Database(format!("cannot switch the database to WAL mode (it is in {mode} mode)")));
@@ -323,13 +325,12 @@ fn settle_in(
     })
 }
 
-/// Claims the most urgent due job inside `tx` and marks the worker busy with it.
-fn claim_in(tx: &rusqlite::Transaction<'_>, p: &ClaimParams<'_>) -> Result<Option<Job>> {
-    // One statement: pick the most urgent due job through jobs_due and take it.
-    // INDEXED BY because without statistics the planner prefers jobs_state and then sorts
-    // every runnable row: a claim grew linear in the queue length.
-    // The write lock of BEGIN IMMEDIATE means no other claim runs in between.
-    let sql = format!(
+/// The claim: one statement that picks the most urgent due job through jobs_due and takes
+/// it. INDEXED BY because without statistics the planner prefers jobs_state and then sorts
+/// every runnable row: a claim grew linear in the queue length. The write lock of
+/// BEGIN IMMEDIATE means no other claim runs in between.
+static CLAIM_SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    format!(
         "UPDATE jobs SET state = 'processing', attempts = attempts + 1, runs = runs + 1, worker_id = ?1,
              started_at_ms = ?2, finished_at_ms = NULL, exit_code = NULL, last_error = NULL,
              lease_expires_ms = ?3, updated_at_ms = ?2
@@ -337,9 +338,13 @@ fn claim_in(tx: &rusqlite::Transaction<'_>, p: &ClaimParams<'_>) -> Result<Optio
                       WHERE state IN ('pending', 'failed') AND run_at_ms <= ?2
                       ORDER BY priority DESC, seq LIMIT 1)
          RETURNING {JOB_COLS}"
-    );
+    )
+});
+
+/// Claims the most urgent due job inside `tx` for `p.worker_id`.
+fn claim_in(tx: &rusqlite::Transaction<'_>, p: &ClaimParams<'_>) -> Result<Option<Job>> {
     let job = tx
-        .prepare_cached(&sql)?
+        .prepare_cached(&CLAIM_SQL)?
         .query_row(params![p.worker_id, p.now_ms, p.now_ms + p.lease_ms], job_from_row)
         .optional()?;
     Ok(job)
