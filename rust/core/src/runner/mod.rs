@@ -1,6 +1,7 @@
 //! Runs one attempt of a job: the platform shell in its own process group (job object on
-//! Windows), output streamed straight into the job's log file, a timeout that takes down
-//! the whole tree, and a tick callback through which the worker heartbeats and can kill.
+//! Windows), its output copied through a pipe into the job's log file (capped, created with
+//! the first output), a timeout that takes down the whole tree, and a tick callback
+//! through which the worker heartbeats and can kill.
 
 #[cfg(unix)]
 mod unix;
