@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import stat
 import subprocess
@@ -191,3 +192,37 @@ def test_python_dash_m_is_the_same_program(q: Queue) -> None:
     )
     assert r.stdout == q.run("--version").stdout
     assert r.stdout.startswith("queuectl ")
+
+
+def test_a_large_batch_shows_progress_on_a_terminal_only(q: Queue, tmp_path) -> None:
+    import pty
+
+    from conftest import QUEUECTL
+
+    batch = tmp_path / "big.jsonl"
+    batch.write_text('{"command":"true"}\n' * 60_000)
+    master, slave = pty.openpty()
+    p = subprocess.Popen(
+        [QUEUECTL, "enqueue", "--file", str(batch)],
+        env=q.env,
+        stdout=subprocess.PIPE,
+        stderr=slave,
+        text=True,
+    )
+    os.close(slave)
+    seen = b""
+    while True:
+        try:
+            chunk = os.read(master, 4096)
+        except OSError:
+            break
+        if not chunk:
+            break
+        seen += chunk
+    assert p.wait(timeout=60) == 0
+    os.close(master)
+    assert p.stdout is not None and p.stdout.read() == "enqueued 60000 jobs\n"
+    assert b"enqueueing" in seen and b"100%" in seen
+    # Not a terminal: no progress bar at all, stderr stays empty.
+    r = q.run("enqueue", "--file", str(batch))
+    assert r.stdout == "enqueued 60000 jobs\n" and r.stderr == ""
