@@ -320,3 +320,14 @@ def test_a_silent_job_gets_no_log_file_and_logs_still_answers(q: Queue) -> None:
     r = q.run("logs", job)
     assert "printed nothing" in r.stderr
     assert r.stdout.splitlines()[-1] == "=== exit code 4"
+
+
+def test_logs_follow_waits_for_output_and_stops_at_the_end(q: Queue) -> None:
+    job = q.run(
+        "enqueue", "--command", "sleep 0.5; echo one; sleep 0.5; echo two", "--delay", "0.5s"
+    ).stdout.strip()
+    q.run("worker", "start", "--detach")
+    r = q.run("logs", job, "--follow", timeout=30)
+    lines = r.stdout.splitlines()
+    assert lines[2:4] == ["one", "two"] and lines[-1].startswith("=== exit code 0")
+    assert q.state(job) == "completed"

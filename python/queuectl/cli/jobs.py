@@ -89,6 +89,11 @@ def logs(app: App, job_id: str, follow: bool) -> None:
     """Print a job's output, attempt by attempt."""
     job = app.store.get(job_id)
     path = _core.log_path(str(app.home.logs_dir), job_id)
+    finished = ("completed", "dead")
+    # Following a job that has not printed yet: wait for its log (or its end).
+    while follow and not path.exists() and job.state not in finished:
+        time.sleep(0.2)
+        job = app.store.get(job_id)
     if not path.exists():
         attempts = app.store.attempts(job_id)
         if not attempts:
@@ -114,7 +119,7 @@ def logs(app: App, job_id: str, follow: bool) -> None:
                 sys.stdout.buffer.write(chunk)
                 sys.stdout.buffer.flush()
                 continue
-            if not follow or app.store.get(job_id).state in ("completed", "dead"):
+            if not follow or app.store.get(job_id).state in finished:
                 if follow:
                     # The job has ended: print whatever its last writes added, then stop.
                     rest = f.read()
