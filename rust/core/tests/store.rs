@@ -1,10 +1,15 @@
-//! Store conformance: every rule of the `Store` trait, on a real SQLite file.
+//! Store conformance: every rule of the `Store` trait, checked on a real SQLite file and
+//! on the real PostgreSQL server (a fresh schema per test).
 //!
-//! Each check takes a fresh store from a factory, so the PostgreSQL store can run the same
-//! suite against a real server.
+//! Each check is a function of a store; `conformance!` runs every one of them once per
+//! store kind, as `sqlite::name` and `postgres::name`.
+
+mod common;
 
 use queuectl_core::backoff::BackoffPolicy;
-use queuectl_core::store::{ClaimParams, SettleParams, Settled, SqliteStore, StoreOptions, STOP_FORCE};
+use std::time::{Duration, Instant};
+
+use queuectl_core::store::{ClaimParams, PostgresStore, SettleParams, Settled, SqliteStore, StoreOptions, STOP_FORCE};
 use queuectl_core::{Error, JobState, NewJob, Store};
 
 const T0: i64 = 1_800_000_000_000;
@@ -41,36 +46,50 @@ fn settle(s: &mut dyn Store, id: &str, attempt: u32, worker: &str, now: i64, suc
     .unwrap()
 }
 
-struct Sqlite {
-    _dir: tempfile::TempDir,
+macro_rules! conformance {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $( #[test] fn $name() { let (_g, mut s) = crate::common::sqlite(); super::$name(s.as_mut()); } )*
+        }
+        mod postgres {
+            $( #[test] fn $name() {
+                let Some((_g, mut s)) = crate::common::postgres() else { return };
+                super::$name(s.as_mut());
+            } )*
+        }
+    };
 }
 
-fn sqlite() -> (Sqlite, Box<dyn Store>) {
-    let dir = tempfile::tempdir().unwrap();
-    let store = SqliteStore::open(&dir.path().join("q.db"), &StoreOptions::default()).unwrap();
-    (Sqlite { _dir: dir }, Box::new(store))
-}
+conformance!(
+    claims_by_priority_then_fifo_and_only_when_due,
+    insert_is_all_or_nothing,
+    failures_back_off_then_die,
+    backoff_follows_config,
+    expired_lease_is_rescued_and_the_stale_worker_fenced,
+    heartbeat_renews_the_lease_and_carries_stop_requests,
+    silent_workers_are_reaped,
+    dead_retry_is_all_or_nothing,
+    counts_list_and_purge,
+    settle_and_claim_is_one_step,
+    config_round_trips,
+);
 
-#[test]
-fn claims_by_priority_then_fifo_and_only_when_due() {
-    let (_g, mut s) = sqlite();
+fn claims_by_priority_then_fifo_and_only_when_due(s: &mut dyn Store) {
     let mut later = job("later", 100);
     later.run_at_ms = T0 + 5_000;
     s.job_insert_many(&[job("a", 0), job("b", 5), job("c", 0), job("d", 5), later], T0, None).unwrap();
-    let order: Vec<_> = (0..4).map(|_| claim(s.as_mut(), "w", T0).unwrap()).collect();
+    let order: Vec<_> = (0..4).map(|_| claim(s, "w", T0).unwrap()).collect();
     assert_eq!(order, ["b", "d", "a", "c"]);
     assert!(!s.job_due_exists(T0).unwrap());
-    assert_eq!(claim(s.as_mut(), "w", T0), None);
+    assert_eq!(claim(s, "w", T0), None);
     assert!(s.job_due_exists(T0 + 5_000).unwrap());
-    assert_eq!(claim(s.as_mut(), "w", T0 + 5_000).as_deref(), Some("later"));
+    assert_eq!(claim(s, "w", T0 + 5_000).as_deref(), Some("later"));
     let j = s.job_get("later").unwrap();
     assert_eq!((j.state, j.attempts, j.worker_id.as_deref()), (JobState::Processing, 1, Some("w")));
     assert_eq!(j.lease_expires_ms, Some(T0 + 35_000));
 }
 
-#[test]
-fn insert_is_all_or_nothing() {
-    let (_g, mut s) = sqlite();
+fn insert_is_all_or_nothing(s: &mut dyn Store) {
     s.job_insert_many(&[job("x", 0)], T0, None).unwrap();
     let err = s.job_insert_many(&[job("y", 0), job("x", 0)], T0, None).unwrap_err();
     assert_eq!(err, Error::DuplicateId("x".into()));
@@ -82,18 +101,16 @@ fn insert_is_all_or_nothing() {
     assert_ne!(ids[0], ids[1]);
 }
 
-#[test]
-fn failures_back_off_then_die() {
-    let (_g, mut s) = sqlite();
+fn failures_back_off_then_die(s: &mut dyn Store) {
     s.job_insert_many(&[job("f", 0)], T0, None).unwrap();
     let mut now = T0;
     for attempt in 1..=3u32 {
-        assert_eq!(claim(s.as_mut(), "w", now).as_deref(), Some("f"));
-        let got = settle(s.as_mut(), "f", attempt, "w", now, false);
+        assert_eq!(claim(s, "w", now).as_deref(), Some("f"));
+        let got = settle(s, "f", attempt, "w", now, false);
         if attempt < 3 {
             let delay = BackoffPolicy::default().delay_ms(attempt);
             assert_eq!(got, Settled::Retry { run_at_ms: now + delay });
-            assert_eq!(claim(s.as_mut(), "w", now + delay - 1), None, "claimed before its backoff ended");
+            assert_eq!(claim(s, "w", now + delay - 1), None, "claimed before its backoff ended");
             now += delay;
         } else {
             assert_eq!(got, Settled::Dead);
@@ -107,23 +124,19 @@ fn failures_back_off_then_die() {
     assert_eq!(s.job_get("f").unwrap().state, JobState::Dead);
 }
 
-#[test]
-fn backoff_follows_config() {
-    let (_g, mut s) = sqlite();
+fn backoff_follows_config(s: &mut dyn Store) {
     s.config_set("backoff-base", "3", T0).unwrap();
     s.config_set("backoff-max", "5", T0).unwrap();
     s.job_insert_many(&[job("f", 0)], T0, None).unwrap();
-    claim(s.as_mut(), "w", T0);
-    assert_eq!(settle(s.as_mut(), "f", 1, "w", T0, false), Settled::Retry { run_at_ms: T0 + 3_000 });
-    claim(s.as_mut(), "w", T0 + 3_000);
-    assert_eq!(settle(s.as_mut(), "f", 2, "w", T0 + 3_000, false), Settled::Retry { run_at_ms: T0 + 8_000 });
+    claim(s, "w", T0);
+    assert_eq!(settle(s, "f", 1, "w", T0, false), Settled::Retry { run_at_ms: T0 + 3_000 });
+    claim(s, "w", T0 + 3_000);
+    assert_eq!(settle(s, "f", 2, "w", T0 + 3_000, false), Settled::Retry { run_at_ms: T0 + 8_000 });
 }
 
-#[test]
-fn expired_lease_is_rescued_and_the_stale_worker_fenced() {
-    let (_g, mut s) = sqlite();
+fn expired_lease_is_rescued_and_the_stale_worker_fenced(s: &mut dyn Store) {
     s.job_insert_many(&[job("r", 0)], T0, None).unwrap();
-    claim(s.as_mut(), "old", T0);
+    claim(s, "old", T0);
     assert!(s.job_rescue_expired(T0 + 29_999).unwrap().is_empty());
     assert_eq!(s.job_rescue_expired(T0 + 30_001).unwrap(), [("r".to_string(), 1)]);
     let j = s.job_get("r").unwrap();
@@ -131,20 +144,18 @@ fn expired_lease_is_rescued_and_the_stale_worker_fenced() {
     assert!(j.last_error.unwrap().contains("lost"));
     // A new worker claims the retry; the old one wakes up and tries to settle attempt 1.
     let retry_at = j.run_at_ms;
-    assert_eq!(claim(s.as_mut(), "new", retry_at).as_deref(), Some("r"));
-    assert_eq!(settle(s.as_mut(), "r", 1, "old", retry_at, true), Settled::Fenced);
+    assert_eq!(claim(s, "new", retry_at).as_deref(), Some("r"));
+    assert_eq!(settle(s, "r", 1, "old", retry_at, true), Settled::Fenced);
     assert!(!s.job_requeue("r", 1, "old", retry_at).unwrap());
     let j = s.job_get("r").unwrap();
     assert_eq!((j.state, j.attempts, j.worker_id.as_deref()), (JobState::Processing, 2, Some("new")));
-    assert_eq!(settle(s.as_mut(), "r", 2, "new", retry_at, true), Settled::Completed);
+    assert_eq!(settle(s, "r", 2, "new", retry_at, true), Settled::Completed);
 }
 
-#[test]
-fn heartbeat_renews_the_lease_and_carries_stop_requests() {
-    let (_g, mut s) = sqlite();
+fn heartbeat_renews_the_lease_and_carries_stop_requests(s: &mut dyn Store) {
     s.worker_register("w", "host", 1, 30_000, T0).unwrap();
     s.job_insert_many(&[job("h", 0)], T0, None).unwrap();
-    claim(s.as_mut(), "w", T0);
+    claim(s, "w", T0);
     assert_eq!(s.worker_heartbeat("w", T0 + 20_000).unwrap(), 0);
     assert!(s.job_rescue_expired(T0 + 40_000).unwrap().is_empty());
     assert_eq!(s.job_get("h").unwrap().lease_expires_ms, Some(T0 + 50_000));
@@ -161,23 +172,19 @@ fn heartbeat_renews_the_lease_and_carries_stop_requests() {
     assert_eq!(s.worker_list(true).unwrap().len(), 1);
 }
 
-#[test]
-fn silent_workers_are_reaped() {
-    let (_g, mut s) = sqlite();
+fn silent_workers_are_reaped(s: &mut dyn Store) {
     s.worker_register("gone", "host", 1, 1_000, T0).unwrap();
     assert_eq!(s.worker_reap(T0 + 500).unwrap(), 0);
     assert_eq!(s.worker_reap(T0 + 1_500).unwrap(), 1);
     assert_eq!(s.worker_list(true).unwrap()[0].state, "exited");
 }
 
-#[test]
-fn dead_retry_is_all_or_nothing() {
-    let (_g, mut s) = sqlite();
+fn dead_retry_is_all_or_nothing(s: &mut dyn Store) {
     let mut dies = job("dies", 0);
     dies.max_retries = 0;
     s.job_insert_many(&[dies, job("waits", 0)], T0, None).unwrap();
-    claim(s.as_mut(), "w", T0);
-    assert_eq!(settle(s.as_mut(), "dies", 1, "w", T0, false), Settled::Dead);
+    claim(s, "w", T0);
+    assert_eq!(settle(s, "dies", 1, "w", T0, false), Settled::Dead);
     let e = s.dead_retry(&["dies".into(), "waits".into()], T0).unwrap_err();
     assert!(matches!(e, Error::InvalidState(_)), "{e:?}");
     assert!(matches!(s.dead_retry(&["nope".into()], T0).unwrap_err(), Error::NotFound(_)));
@@ -187,14 +194,12 @@ fn dead_retry_is_all_or_nothing() {
     assert_eq!((j.state, j.attempts, j.run_at_ms), (JobState::Pending, 0, T0 + 1));
 }
 
-#[test]
-fn counts_list_and_purge() {
-    let (_g, mut s) = sqlite();
+fn counts_list_and_purge(s: &mut dyn Store) {
     s.job_insert_many(&[job("a", 0), job("b", 0), job("c", 0)], T0, None).unwrap();
-    claim(s.as_mut(), "w", T0);
-    settle(s.as_mut(), "a", 1, "w", T0, true);
-    claim(s.as_mut(), "w", T0 + 10_000);
-    settle(s.as_mut(), "b", 1, "w", T0 + 10_000, true);
+    claim(s, "w", T0);
+    settle(s, "a", 1, "w", T0, true);
+    claim(s, "w", T0 + 10_000);
+    settle(s, "b", 1, "w", T0 + 10_000, true);
     let counts = s.job_count_by_state().unwrap();
     assert_eq!(counts.len(), 5);
     assert_eq!(counts.iter().find(|c| c.0 == JobState::Completed).unwrap().1, 2);
@@ -205,6 +210,43 @@ fn counts_list_and_purge() {
     assert_eq!(s.job_purge(JobState::Completed, None).unwrap(), ["b"]);
     assert!(matches!(s.job_attempts("a").unwrap_err(), Error::NotFound(_)));
     assert_eq!(s.job_list(None, None).unwrap().len(), 1);
+}
+
+fn settle_and_claim_is_one_step(s: &mut dyn Store) {
+    s.job_insert_many(&[job("one", 0), job("two", 0)], T0, None).unwrap();
+    assert_eq!(claim(s, "w", T0).as_deref(), Some("one"));
+    let settle = SettleParams {
+        id: "one",
+        attempt: 1,
+        max_retries: 2,
+        worker_id: "w",
+        now_ms: T0 + 1,
+        success: true,
+        exit_code: Some(0),
+        error: None,
+        output_tail: "done\n".into(),
+    };
+    let claim_next = ClaimParams { worker_id: "w", now_ms: T0 + 1, lease_ms: 30_000 };
+    let (settled, next) = s.job_settle_and_claim(&settle, &claim_next).unwrap();
+    assert_eq!((settled, next.map(|j| j.id).as_deref()), (Settled::Completed, Some("two")));
+    // The same settle again is fenced; the claim finds nothing more.
+    let (settled, next) = s.job_settle_and_claim(&settle, &claim_next).unwrap();
+    assert_eq!((settled, next.is_none()), (Settled::Fenced, true));
+    let attempts = s.job_attempts("one").unwrap();
+    assert_eq!(attempts.len(), 1);
+    assert_eq!((attempts[0].outcome, attempts[0].output_tail.as_str()), (JobState::Completed, "done\n"));
+}
+
+fn config_round_trips(s: &mut dyn Store) {
+    assert_eq!(s.config_get("max-retries").unwrap(), None);
+    s.config_set("max-retries", "5", T0).unwrap();
+    s.config_set("max-retries", "7", T0 + 1).unwrap();
+    s.config_set("backoff-base", "3", T0).unwrap();
+    assert_eq!(s.config_get("max-retries").unwrap().as_deref(), Some("7"));
+    assert_eq!(
+        s.config_list().unwrap(),
+        [("backoff-base".to_string(), "3".to_string()), ("max-retries".to_string(), "7".to_string())]
+    );
 }
 
 #[test]
@@ -243,4 +285,96 @@ fn opening_in_a_missing_folder_is_a_clear_error() {
     let dir = tempfile::tempdir().unwrap();
     let err = SqliteStore::open(&dir.path().join("no/such/q.db"), &StoreOptions::default()).err().unwrap();
     assert!(err.to_string().contains("does not exist"), "{err}");
+}
+
+// PostgreSQL only: what a shared server adds (migrations racing, lost connections,
+// notifications).
+
+#[test]
+fn postgres_hosts_starting_at_once_migrate_once_and_a_newer_schema_is_refused() {
+    let Some(schema) = common::PgSchema::create() else { return };
+    let threads: Vec<_> = (0..4)
+        .map(|_| {
+            let url = schema.url.clone();
+            std::thread::spawn(move || PostgresStore::open(&url, &StoreOptions::default()).map(drop))
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap().unwrap();
+    }
+    let mut admin = schema.admin();
+    let version: i64 = admin.query_one("SELECT version FROM queuectl_schema", &[]).unwrap().get(0);
+    assert_eq!(version, 1);
+    admin.execute("UPDATE queuectl_schema SET version = 42", &[]).unwrap();
+    let err = PostgresStore::open(&schema.url, &StoreOptions::default()).err().unwrap();
+    assert_eq!(err, Error::SchemaTooNew { found: 42, supported: 1 });
+}
+
+/// Ends every queuectl connection of one test schema, as a server restart would.
+fn kill_connections(schema: &common::PgSchema) -> u64 {
+    schema
+        .admin()
+        .execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1", &[&schema.name])
+        .unwrap()
+}
+
+#[test]
+fn postgres_store_reconnects_after_losing_its_connection() {
+    let Some(schema) = common::PgSchema::create() else { return };
+    let mut s = schema.open(&StoreOptions::default());
+    s.job_insert_many(&[job("before", 0)], T0, None).unwrap();
+    assert_eq!(kill_connections(&schema), 1);
+    // The first call may fail with a clear error; the next one reconnects.
+    let first = s.job_get("before");
+    if let Err(e) = &first {
+        assert!(e.to_string().contains("PostgreSQL"), "{e}");
+    }
+    assert_eq!(s.job_get("before").unwrap().state, JobState::Pending);
+    s.job_insert_many(&[job("after", 0)], T0, None).unwrap();
+    assert_eq!(s.job_list(None, None).unwrap().len(), 2);
+}
+
+#[test]
+fn postgres_claim_lost_in_flight_goes_back_to_pending() {
+    let Some(schema) = common::PgSchema::create() else { return };
+    let mut s = schema.open(&StoreOptions::default());
+    s.job_insert_many(&[job("j", 0)], T0, None).unwrap();
+    // Simulate a commit whose reply never arrived: the row says claimed by "w", and the
+    // store was told its last claim failed on a dead connection.
+    let mut admin = schema.admin();
+    admin
+        .execute(
+            "UPDATE jobs SET state = 'processing', attempts = 1, runs = 1, worker_id = 'w', lease_expires_ms = $1",
+            &[&(T0 + 30_000)],
+        )
+        .unwrap();
+    assert_eq!(kill_connections(&schema), 1);
+    let err = s.job_claim(&ClaimParams { worker_id: "w", now_ms: T0, lease_ms: 30_000 });
+    assert!(err.is_err(), "a claim on a killed connection cannot succeed");
+    // The next claim by the same worker first releases what it cannot be running.
+    assert_eq!(claim(&mut s, "w", T0).as_deref(), Some("j"));
+    let j = s.job_get("j").unwrap();
+    assert_eq!((j.state, j.attempts), (JobState::Processing, 1));
+}
+
+#[test]
+fn postgres_notify_wakes_a_listener() {
+    let Some(schema) = common::PgSchema::create() else { return };
+    let mut listener = schema.open(&StoreOptions::default());
+    let mut writer = schema.open(&StoreOptions::default());
+    // The first wait subscribes and says "look now".
+    assert!(listener.wait_for_change(Duration::from_millis(10)).unwrap());
+    assert!(!listener.wait_for_change(Duration::from_millis(50)).unwrap());
+    let t = Instant::now();
+    let handle = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(100));
+        writer.job_insert_many(&[job("n", 0)], T0, None).unwrap();
+    });
+    assert!(listener.wait_for_change(Duration::from_secs(5)).unwrap());
+    assert!(t.elapsed() < Duration::from_secs(2), "woke after {:?}", t.elapsed());
+    handle.join().unwrap();
+    // A queue in another schema of the same database does not wake this one.
+    let other = common::PgSchema::create().unwrap();
+    other.open(&StoreOptions::default()).job_insert_many(&[job("elsewhere", 0)], T0, None).unwrap();
+    assert!(!listener.wait_for_change(Duration::from_millis(200)).unwrap());
 }

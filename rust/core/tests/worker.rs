@@ -1,18 +1,30 @@
-//! Worker threads racing over one SQLite file: every job runs exactly once.
+//! Worker threads racing over one store (a SQLite file, a PostgreSQL schema): every job
+//! runs exactly once.
 #![cfg(unix)]
+
+mod common;
 
 use std::time::Duration;
 
-use queuectl_core::store::{SqliteStore, StoreOptions};
+use queuectl_core::store::{open_store, StoreOptions};
 use queuectl_core::worker::{new_worker_id, Pool, WorkerConfig};
-use queuectl_core::{clock, JobState, NewJob, Store};
+use queuectl_core::{clock, JobState, NewJob};
 
 #[test]
-fn many_workers_run_every_job_exactly_once() {
+fn many_workers_run_every_job_exactly_once_on_sqlite() {
     let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("q.db");
+    race(dir.path().join("q.db").to_str().unwrap(), &dir);
+}
+
+#[test]
+fn many_workers_run_every_job_exactly_once_on_postgres() {
+    let Some(schema) = common::PgSchema::create() else { return };
+    race(&schema.url, &tempfile::tempdir().unwrap());
+}
+
+fn race(location: &str, dir: &tempfile::TempDir) {
     let out = dir.path().join("ran.txt");
-    let mut store = SqliteStore::open(&db, &StoreOptions::default()).unwrap();
+    let mut store = open_store(location, &StoreOptions::default()).unwrap();
     let jobs: Vec<NewJob> = (0..400)
         .map(|i| NewJob {
             id: Some(format!("j{i}")),
@@ -33,7 +45,7 @@ fn many_workers_run_every_job_exactly_once() {
         })
         .collect();
     std::fs::create_dir(dir.path().join("logs")).unwrap();
-    let pool = Pool::start(db.to_str().unwrap(), &StoreOptions { durable: false, ..Default::default() }, cfgs).unwrap();
+    let pool = Pool::start(location, &StoreOptions { durable: false, ..Default::default() }, cfgs).unwrap();
     assert!(pool.wait(Duration::from_secs(120)), "workers did not finish");
     let summary = pool.join().unwrap();
     assert_eq!(summary.completed, 400);

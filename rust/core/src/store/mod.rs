@@ -4,10 +4,12 @@
 //! clock. Every write after a claim is fenced on (id, attempt, worker): a worker whose job
 //! was rescued and claimed again can never overwrite the newer attempt.
 
+mod postgres;
 mod sqlite;
 
 use std::path::PathBuf;
 
+pub use postgres::{redact, PostgresStore};
 pub use sqlite::SqliteStore;
 
 /// The version of the SQLite library compiled in.
@@ -16,7 +18,7 @@ pub fn sqlite_library_version() -> &'static str {
 }
 
 use crate::backoff::BackoffPolicy;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::job::{Attempt, Job, JobState, NewJob};
 
 /// How a store connection behaves.
@@ -35,12 +37,15 @@ impl Default for StoreOptions {
     }
 }
 
+/// Whether a location names a PostgreSQL database rather than a SQLite file.
+pub fn is_postgres(location: &str) -> bool {
+    location.starts_with("postgresql://") || location.starts_with("postgres://")
+}
+
 /// Opens the store a location names: a `postgresql://` URL or a SQLite file path.
 pub fn open_store(location: &str, opts: &StoreOptions) -> Result<Box<dyn Store>> {
-    if location.starts_with("postgresql://") || location.starts_with("postgres://") {
-        return Err(Error::Unsupported(
-            "PostgreSQL stores are not supported by this build yet; use a SQLite path".into(),
-        ));
+    if is_postgres(location) {
+        return Ok(Box::new(PostgresStore::open(location, opts)?));
     }
     Ok(Box::new(SqliteStore::open(&PathBuf::from(location), opts)?))
 }
