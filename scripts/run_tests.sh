@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite, from a fresh clone: virtualenv, tools, the extension, then
-# cargo fmt/clippy/test, ruff, mypy and pytest. Safe to rerun; later runs reuse the
-# virtualenv and the Cargo build folder.
+# cargo fmt/clippy/test, ruff, mypy and pytest (once on SQLite, once on PostgreSQL).
+# Safe to rerun; later runs reuse the virtualenv and the Cargo build folder.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
@@ -16,7 +16,7 @@ step "virtualenv at $venv"
 [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
 "$venv/bin/python" -m pip install -q --disable-pip-version-check \
     "maturin>=1.7,<2" "pytest>=8" "ruff>=0.6" "mypy>=1.10" "click>=8.1" "platformdirs>=3" \
-    "check-jsonschema>=0.29" "hypothesis>=6"
+    "check-jsonschema>=0.29" "hypothesis>=6" "psycopg[binary]>=3.1"
 export VIRTUAL_ENV="$venv" PATH="$venv/bin:$PATH"
 
 step "cargo fmt --check"
@@ -40,5 +40,9 @@ python -m mypy.stubtest queuectl._core
 step "GitHub workflows against the workflow schema (bundled with check-jsonschema)"
 check-jsonschema --builtin-schema vendor.github-workflows .github/workflows/*.yml
 
-step "pytest"
+step "pytest on SQLite"
 pytest -q "$@"
+# The same end-to-end suite on PostgreSQL (QUEUECTL_TEST_PG, the local server by default),
+# each test in a fresh schema; it skips with a message when no server answers.
+step "pytest on PostgreSQL"
+QUEUECTL_TEST_STORE=postgres pytest -q -rs "$@"

@@ -1,10 +1,20 @@
-"""End-to-end helpers: the real `queuectl` command against a temporary home."""
+"""End-to-end helpers: the real `queuectl` command against a temporary home.
+
+The suite runs once per store: on a SQLite file (the default), and with
+QUEUECTL_TEST_STORE=postgres on a fresh schema of the PostgreSQL server QUEUECTL_TEST_PG
+names (the local one by default). Tests marked `sqlite_only` check SQLite's file itself;
+tests marked `store_independent` never touch a real queue; both run in the SQLite pass only.
+Tests marked `postgres_only` (many hosts on one server) run in the PostgreSQL pass only.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 import json
 import os
 import shutil
+import sqlite3
 import subprocess
 import sys
 import time
@@ -15,16 +25,83 @@ from typing import Any, Callable
 import pytest
 
 QUEUECTL = shutil.which("queuectl", path=str(Path(sys.executable).parent)) or "queuectl"
+STORE = os.environ.get("QUEUECTL_TEST_STORE", "sqlite")
+PG_SERVER = os.environ.get("QUEUECTL_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
+_schemas = itertools.count()
+
+
+def pg_connect() -> Any:
+    import psycopg
+
+    return psycopg.connect(PG_SERVER, autocommit=True, connect_timeout=5)
+
+
+@contextlib.contextmanager
+def pg_schema() -> Iterator[str]:
+    """A fresh schema on the test server, dropped afterwards; yields its queuectl URL."""
+    name = f"qp_{os.getpid()}_{next(_schemas)}_{time.time_ns() % 10**9}"
+    with pg_connect() as conn:
+        conn.execute(f"CREATE SCHEMA {name}")
+    sep = "&" if "?" in PG_SERVER else "?"
+    try:
+        yield f"{PG_SERVER}{sep}options=-csearch_path%3D{name}&application_name={name}"
+    finally:
+        with pg_connect() as conn:
+            conn.execute(f"DROP SCHEMA IF EXISTS {name} CASCADE")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "sqlite_only: checks SQLite's own file; SQLite pass only")
+    config.addinivalue_line("markers", "store_independent: no real queue; SQLite pass only")
+    config.addinivalue_line(
+        "markers", "postgres_only: many hosts on one server; PostgreSQL pass only"
+    )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if STORE == "sqlite":
+        for item in items:
+            if item.get_closest_marker("postgres_only"):
+                item.add_marker(pytest.mark.skip(reason="runs in the PostgreSQL pass"))
+        return
+    if STORE != "postgres":
+        raise pytest.UsageError(f"QUEUECTL_TEST_STORE must be sqlite or postgres, not {STORE!r}")
+    try:
+        pg_connect().close()
+        down = None
+    except Exception as e:
+        down = f"no PostgreSQL server answers at {PG_SERVER}: {e}".splitlines()[0]
+    for item in items:
+        if down:
+            item.add_marker(pytest.mark.skip(reason=down))
+        elif item.get_closest_marker("sqlite_only"):
+            item.add_marker(pytest.mark.skip(reason="checks SQLite's own file"))
+        elif item.get_closest_marker("store_independent"):
+            item.add_marker(pytest.mark.skip(reason="store independent: runs in the SQLite pass"))
 
 
 class Queue:
     """Runs queuectl commands with one home folder; tracks workers started, to stop them."""
 
-    def __init__(self, home: Path) -> None:
+    def __init__(self, home: Path, db: str | None = None) -> None:
         self.home = home
+        self.db = db
         self.env = {**os.environ, "QUEUECTL_HOME": str(home)}
         self.env.pop("QUEUECTL_DB", None)
+        if db:
+            self.env["QUEUECTL_DB"] = db
         self.procs: list[subprocess.Popen[str]] = []
+
+    def sql(self, statement: str) -> None:
+        """Runs one statement on the queue's database, behind queuectl's back."""
+        if self.db:
+            import psycopg
+
+            with psycopg.connect(self.db, autocommit=True) as conn:
+                conn.execute(statement)  # type: ignore[arg-type]
+        else:
+            with contextlib.closing(sqlite3.connect(self.home / "qctl.db")) as conn, conn:
+                conn.execute(statement)
 
     def run(
         self,
@@ -98,6 +175,8 @@ class Queue:
 
 @pytest.fixture
 def q(tmp_path: Path) -> Iterator[Queue]:
-    queue = Queue(tmp_path / "home")
-    yield queue
-    queue.close()
+    with contextlib.ExitStack() as stack:
+        db = stack.enter_context(pg_schema()) if STORE == "postgres" else None
+        queue = Queue(tmp_path / "home", db)
+        yield queue
+        queue.close()

@@ -33,6 +33,7 @@ def hold_write_lock(db: Path, seconds: float) -> threading.Thread:
     return t
 
 
+@pytest.mark.sqlite_only
 def test_a_long_lock_is_a_clear_error_and_changes_nothing(q: Queue) -> None:
     q.enqueue("true", id="before")
     holder = hold_write_lock(q.home / "qctl.db", 4)
@@ -48,6 +49,7 @@ def test_a_long_lock_is_a_clear_error_and_changes_nothing(q: Queue) -> None:
     assert q.run("enqueue", '{"id":"after","command":"true"}').stdout == "after\n"
 
 
+@pytest.mark.sqlite_only
 def test_a_worker_waits_out_a_lock_and_recovers(q: Queue) -> None:
     job = q.enqueue("true")
     q.run("status")
@@ -64,6 +66,7 @@ def test_bad_busy_timeout_setting(q: Queue) -> None:
     assert r.returncode == 1 and "QUEUECTL_BUSY_TIMEOUT" in r.stderr
 
 
+@pytest.mark.sqlite_only
 def test_a_full_disk_is_a_clear_error_and_the_batch_is_not_half_written(
     q: Queue, tmp_path: Path
 ) -> None:
@@ -127,6 +130,7 @@ def read_only_home(tmp_path: Path) -> Iterator[tuple[Queue, Callable[[], None]]]
         subprocess.run(["umount", "-l", str(mnt)], check=False)
 
 
+@pytest.mark.sqlite_only
 def test_a_read_only_database_is_a_clear_error(
     read_only_home: tuple[Queue, Callable[[], None]],
 ) -> None:

@@ -17,6 +17,8 @@ from queuectl import InputError, QueuectlError, _core, config
 from queuectl.cli import main
 from queuectl.duration import parse_seconds
 
+pytestmark = pytest.mark.store_independent
+
 FIELDS = [
     "id",
     "command",

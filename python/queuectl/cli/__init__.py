@@ -19,7 +19,7 @@ from queuectl.cli.app import App
 
 def _version_text(app: App) -> str:
     db = app.home.db
-    store = "postgresql" if "://" in db else f"sqlite {db}"
+    store = _core.redact_location(db) if "://" in db else f"sqlite {db}"
     return f"queuectl {__version__}\nSQLite {_core.sqlite_version()} (bundled)\nstore: {store}"
 
 
@@ -35,6 +35,7 @@ COMMANDS = {
     "dlq": "queuectl.cli.dlq:dlq",
     "config": "queuectl.cli.config:config",
     "purge": "queuectl.cli.jobs:purge",
+    "migrate": "queuectl.cli.migrate:migrate",
 }
 
 

@@ -87,30 +87,32 @@ def show(app: App, job_id: str, as_json: bool) -> None:
 @click.pass_obj
 def logs(app: App, job_id: str, follow: bool) -> None:
     """Print a job's output, attempt by attempt."""
+    from queuectl.supervisor import host_name
+
     job = app.store.get(job_id)
     path = _core.log_path(str(app.home.logs_dir), job_id)
     finished = ("completed", "dead")
+    here = host_name()
+    hosts = {w.id: w.host for w in app.store.workers(True)}
+    ran_on = hosts.get(job.worker_id or "", here)
+    if ran_on != here:
+        # The full log stays on the host that ran the job; the database has each tail.
+        click.echo(
+            f"(the full log is on host {ran_on!r}, as {path.name} in its logs folder)", err=True
+        )
+        while follow and job.state not in finished:
+            time.sleep(0.2)
+            job = app.store.get(job_id)
+        _print_tails(app, job)
+        return
     # Following a job that has not printed yet: wait for its log (or its end).
     while follow and not path.exists() and job.state not in finished:
         time.sleep(0.2)
         job = app.store.get(job_id)
     if not path.exists():
-        attempts = app.store.attempts(job_id)
-        if not attempts:
-            click.echo(f"no output yet (job is {job.state})", err=True)
-            return
-        # No file: the job printed nothing (it gets a log file with its first output), or
-        # it ran on another host. The database keeps each attempt and its output's tail.
-        click.echo(
-            f"(no log file here: {job.command!r} printed nothing, or ran on another "
-            "host; from the database:)",
-            err=True,
-        )
-        for a in attempts:
-            click.echo(f"=== attempt {a.attempt} at {render.iso(a.started_at_ms)} by {a.worker_id}")
-            if a.output_tail:
-                click.echo(a.output_tail, nl=not a.output_tail.endswith("\n"))
-            click.echo(f"=== {a.error or 'exit code 0'}")
+        # No file: the job printed nothing (it gets a log file with its first output).
+        click.echo(f"(no log file here: {job.command!r} printed nothing)", err=True)
+        _print_tails(app, job)
         return
     with path.open("rb") as f:
         while True:
@@ -126,6 +128,19 @@ def logs(app: App, job_id: str, follow: bool) -> None:
                     sys.stdout.buffer.write(rest)
                 return
             time.sleep(0.2)
+
+
+def _print_tails(app: App, job: _core.Job) -> None:
+    """Each finished attempt with the tail of its output, as the database keeps them."""
+    attempts = app.store.attempts(job.id)
+    if not attempts:
+        click.echo(f"no output yet (job is {job.state})", err=True)
+        return
+    for a in attempts:
+        click.echo(f"=== attempt {a.attempt} at {render.iso(a.started_at_ms)} by {a.worker_id}")
+        if a.output_tail:
+            click.echo(a.output_tail, nl=not a.output_tail.endswith("\n"))
+        click.echo(f"=== {a.error or 'exit code 0'}")
 
 
 @click.command()

@@ -199,10 +199,13 @@ impl Loop<'_> {
                     }
                 }
                 Ok(None) if self.cfg.burst => break,
-                Ok(None) => match (self.wake, seen) {
-                    (Some(w), Some(seen)) => w.wait(seen, Duration::from_millis(self.cfg.poll_ms)),
-                    _ => self.nap(Duration::from_millis(self.cfg.poll_ms)),
-                },
+                Ok(None) => {
+                    error_pause = Duration::from_millis(100);
+                    match (self.wake, seen) {
+                        (Some(w), Some(seen)) => w.wait(seen, Duration::from_millis(self.cfg.poll_ms)),
+                        _ => self.nap(Duration::from_millis(self.cfg.poll_ms)),
+                    }
+                }
                 Err(e) => {
                     self.say(|| format!("cannot claim a job: {e}; trying again in {:.1}s", error_pause.as_secs_f64()));
                     self.nap(error_pause);

@@ -9,7 +9,9 @@ mod common;
 use queuectl_core::backoff::BackoffPolicy;
 use std::time::{Duration, Instant};
 
-use queuectl_core::store::{ClaimParams, PostgresStore, SettleParams, Settled, SqliteStore, StoreOptions, STOP_FORCE};
+use queuectl_core::store::{
+    transfer, ClaimParams, PostgresStore, SettleParams, Settled, SqliteStore, StoreOptions, STOP_FORCE,
+};
 use queuectl_core::{Error, JobState, NewJob, Store};
 
 const T0: i64 = 1_800_000_000_000;
@@ -72,6 +74,7 @@ conformance!(
     counts_list_and_purge,
     settle_and_claim_is_one_step,
     config_round_trips,
+    binary_output_is_kept,
 );
 
 fn claims_by_priority_then_fifo_and_only_when_due(s: &mut dyn Store) {
@@ -237,6 +240,31 @@ fn settle_and_claim_is_one_step(s: &mut dyn Store) {
     assert_eq!((attempts[0].outcome, attempts[0].output_tail.as_str()), (JobState::Completed, "done\n"));
 }
 
+fn binary_output_is_kept(s: &mut dyn Store) {
+    s.job_insert_many(&[job("bin", 0)], T0, None).unwrap();
+    for (attempt, success) in [(1, false), (2, true)] {
+        claim(s, "w", T0 + 60_000 * attempt);
+        let p = SettleParams {
+            id: "bin",
+            attempt: attempt as u32,
+            max_retries: 2,
+            worker_id: "w",
+            now_ms: T0 + 60_000 * attempt,
+            success,
+            exit_code: Some(0),
+            error: (!success).then(|| "bad\0byte".into()),
+            output_tail: "a\0b\n".into(),
+        };
+        assert_ne!(s.job_settle(&p).unwrap(), Settled::Fenced);
+    }
+    let attempts = s.job_attempts("bin").unwrap();
+    assert_eq!(attempts.len(), 2);
+    for a in &attempts {
+        // SQLite keeps the NUL; PostgreSQL text cannot, and stores U+FFFD instead.
+        assert!(["a\0b\n", "a\u{fffd}b\n"].contains(&a.output_tail.as_str()), "{:?}", a.output_tail);
+    }
+}
+
 fn config_round_trips(s: &mut dyn Store) {
     assert_eq!(s.config_get("max-retries").unwrap(), None);
     s.config_set("max-retries", "5", T0).unwrap();
@@ -377,4 +405,41 @@ fn postgres_notify_wakes_a_listener() {
     let other = common::PgSchema::create().unwrap();
     other.open(&StoreOptions::default()).job_insert_many(&[job("elsewhere", 0)], T0, None).unwrap();
     assert!(!listener.wait_for_change(Duration::from_millis(200)).unwrap());
+}
+
+#[test]
+fn a_sqlite_queue_copies_into_postgres_whole_or_not_at_all() {
+    let Some(schema) = common::PgSchema::create() else { return };
+    let (g, mut src) = common::sqlite();
+    let mut dies = job("dies", 0);
+    dies.max_retries = 0;
+    src.job_insert_many(&[job("done", 0), job("retrying", 3), dies, job("waiting", 1)], T0, None).unwrap();
+    src.config_set("max-retries", "6", T0).unwrap();
+    assert_eq!(claim(src.as_mut(), "w", T0).as_deref(), Some("retrying"));
+    assert_eq!(settle(src.as_mut(), "retrying", 1, "w", T0, false), Settled::Retry { run_at_ms: T0 + 2_000 });
+    assert_eq!(claim(src.as_mut(), "w", T0).as_deref(), Some("waiting"));
+    assert_eq!(settle(src.as_mut(), "waiting", 1, "w", T0, true), Settled::Completed);
+    assert_eq!(claim(src.as_mut(), "w", T0).as_deref(), Some("done"));
+    assert_eq!(settle(src.as_mut(), "done", 1, "w", T0, true), Settled::Completed);
+    assert_eq!(claim(src.as_mut(), "w", T0).as_deref(), Some("dies"));
+    assert_eq!(settle(src.as_mut(), "dies", 1, "w", T0, false), Settled::Dead);
+    src.job_insert_many(&[job("fresh", 0)], T0 + 1, None).unwrap();
+
+    let path = g.dir.path().join("q.db");
+    let report = transfer::sqlite_to_postgres(&path, &schema.url, &StoreOptions::default()).unwrap();
+    assert_eq!(report, transfer::CopyReport { jobs: 5, attempts: 2, config: 1 });
+    let mut dst = schema.open(&StoreOptions::default());
+    assert_eq!(dst.job_list(None, None).unwrap(), src.job_list(None, None).unwrap());
+    for id in ["done", "retrying", "dies", "waiting", "fresh"] {
+        assert_eq!(dst.job_attempts(id).unwrap(), src.job_attempts(id).unwrap(), "{id}");
+    }
+    assert_eq!(dst.config_list().unwrap(), src.config_list().unwrap());
+    assert_eq!(dst.job_count_by_state().unwrap(), src.job_count_by_state().unwrap());
+    // The retry keeps its priority (3) and due time: it comes before the fresh job.
+    assert_eq!(claim(&mut dst, "w", T0 + 2_000).as_deref(), Some("retrying"));
+
+    // Copying again clashes on the first id and adds nothing.
+    let err = transfer::sqlite_to_postgres(&path, &schema.url, &StoreOptions::default()).unwrap_err();
+    assert!(matches!(err, Error::DuplicateId(_)), "{err:?}");
+    assert_eq!(dst.job_list(None, None).unwrap().len(), 5);
 }

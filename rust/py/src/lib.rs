@@ -395,6 +395,22 @@ fn sqlite_version() -> &'static str {
     queuectl_core::store::sqlite_library_version()
 }
 
+/// Copies the SQLite queue at `source` (jobs, attempt history, config) into the PostgreSQL
+/// queue at `target` in one transaction. Returns (jobs, attempts, config keys) copied.
+#[pyfunction]
+fn copy_sqlite_to_postgres(py: Python<'_>, source: PathBuf, target: String) -> PyResult<(u64, u64, u64)> {
+    let r = py
+        .detach(|| queuectl_core::store::transfer::sqlite_to_postgres(&source, &target, &StoreOptions::default()))
+        .map_err(py_err)?;
+    Ok((r.jobs, r.attempts, r.config))
+}
+
+/// A store location with any password left out, fit to print.
+#[pyfunction]
+fn redact_location(location: &str) -> String {
+    queuectl_core::store::redact(location)
+}
+
 #[pymodule]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     let py = m.py();
@@ -417,5 +433,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(format_time, m)?)?;
     m.add_function(wrap_pyfunction!(parse_time, m)?)?;
     m.add_function(wrap_pyfunction!(sqlite_version, m)?)?;
+    m.add_function(wrap_pyfunction!(redact_location, m)?)?;
+    m.add_function(wrap_pyfunction!(copy_sqlite_to_postgres, m)?)?;
     Ok(())
 }

@@ -6,6 +6,7 @@
 
 mod postgres;
 mod sqlite;
+pub mod transfer;
 
 use std::path::PathBuf;
 
@@ -18,7 +19,7 @@ pub fn sqlite_library_version() -> &'static str {
 }
 
 use crate::backoff::BackoffPolicy;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::job::{Attempt, Job, JobState, NewJob};
 
 /// How a store connection behaves.
@@ -46,6 +47,11 @@ pub fn is_postgres(location: &str) -> bool {
 pub fn open_store(location: &str, opts: &StoreOptions) -> Result<Box<dyn Store>> {
     if is_postgres(location) {
         return Ok(Box::new(PostgresStore::open(location, opts)?));
+    }
+    if let Some((scheme, _)) = location.split_once("://") {
+        return Err(Error::InvalidInput(format!(
+            "unsupported database URL scheme {scheme:?}: use postgresql://... or a SQLite file path"
+        )));
     }
     Ok(Box::new(SqliteStore::open(&PathBuf::from(location), opts)?))
 }

@@ -8,6 +8,7 @@
 //! A lost connection (server restart, network) is dropped and opened again by the next
 //! call; the worker loop's own retry pauses are the backoff.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -159,7 +160,8 @@ impl From<postgres::Error> for Error {
         if e.is_closed() {
             return Error::Database("lost the connection to PostgreSQL".into());
         }
-        Error::Database(format!("cannot reach PostgreSQL: {e}"))
+        let cause = std::error::Error::source(&e).map(|c| format!(": {c}")).unwrap_or_default();
+        Error::Database(format!("cannot reach PostgreSQL: {e}{cause}"))
     }
 }
 
@@ -275,6 +277,13 @@ pub struct PostgresStore {
 }
 
 impl PostgresStore {
+    /// The `NOTIFY` channel of this queue.
+    pub(super) fn channel(&self) -> &str {
+        &self.channel
+    }
+}
+
+impl PostgresStore {
     /// Connects to the database `location` names and migrates it.
     pub fn open(location: &str, opts: &StoreOptions) -> Result<PostgresStore> {
         let (config, verify) = parse_location(location)?;
@@ -301,7 +310,7 @@ impl PostgresStore {
     }
 
     /// The connection, opened again when the last one was lost.
-    fn connect(&mut self) -> Result<&mut Client> {
+    pub(super) fn connect(&mut self) -> Result<&mut Client> {
         if self.client.as_ref().is_some_and(Client::is_closed) {
             self.client = None;
         }
@@ -410,7 +419,7 @@ impl PostgresStore {
 }
 
 /// Wakes idle workers on every host; delivered when the surrounding transaction commits.
-fn notify(c: &mut impl GenericClient, channel: &str) -> Result<()> {
+pub(super) fn notify(c: &mut impl GenericClient, channel: &str) -> Result<()> {
     c.execute("SELECT pg_notify($1, '')", &[&channel])?;
     Ok(())
 }
@@ -421,18 +430,29 @@ fn claim_in(c: &mut impl GenericClient, p: &ClaimParams<'_>) -> Result<Option<Jo
     row.as_ref().map(job_from_row).transpose()
 }
 
+/// PostgreSQL text cannot hold NUL, which job output may: it is stored as U+FFFD.
+pub(super) fn pg_text(s: &str) -> Cow<'_, str> {
+    if s.contains('\0') {
+        Cow::Owned(s.replace('\0', "\u{fffd}"))
+    } else {
+        Cow::Borrowed(s)
+    }
+}
+
 /// Settles one processing job inside a transaction, fenced on (id, attempt, worker).
 fn settle_in(c: &mut impl GenericClient, p: &SettleParams<'_>, policy: &BackoffPolicy) -> Result<Settled> {
     let (state, run_at_ms) = next_state(p.success, p.attempt, p.max_retries, policy, p.now_ms);
     let completed = state == JobState::Completed;
-    let tail = completed.then_some(p.output_tail.as_str());
+    let output_tail = pg_text(&p.output_tail);
+    let error = p.error.as_deref().map(pg_text);
+    let tail = completed.then_some(&*output_tail);
     let attempt = i64::from(p.attempt);
     let row = c.query_opt(
         "UPDATE jobs SET state = $4, run_at_ms = $5, finished_at_ms = $6, updated_at_ms = $6,
              exit_code = $7, last_error = $8, lease_expires_ms = NULL, output_tail = $9
          WHERE id = $1 AND state = 'processing' AND attempts = $2 AND worker_id = $3
          RETURNING seq, started_at_ms, runs",
-        &[&p.id, &attempt, &p.worker_id, &state.as_str(), &run_at_ms, &p.now_ms, &p.exit_code, &p.error, &tail],
+        &[&p.id, &attempt, &p.worker_id, &state.as_str(), &run_at_ms, &p.now_ms, &p.exit_code, &error, &tail],
     )?;
     let Some(row) = row else {
         return Ok(Settled::Fenced);
@@ -444,7 +464,7 @@ fn settle_in(c: &mut impl GenericClient, p: &SettleParams<'_>, policy: &BackoffP
     c.execute(
         "INSERT INTO attempts (job_seq, run, attempt, worker_id, started_at_ms, finished_at_ms, exit_code, error, outcome, output_tail)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-        &[&seq, &run, &attempt, &p.worker_id, &started_at_ms, &p.now_ms, &p.exit_code, &p.error, &state.as_str(), &p.output_tail],
+        &[&seq, &run, &attempt, &p.worker_id, &started_at_ms, &p.now_ms, &p.exit_code, &error, &state.as_str(), &output_tail],
     )?;
     Ok(match state {
         JobState::Dead => Settled::Dead,

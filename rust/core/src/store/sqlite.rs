@@ -237,6 +237,11 @@ impl SqliteStore {
         Ok(store)
     }
 
+    /// The connection, for copying the whole database elsewhere.
+    pub(super) fn connection(&self) -> &Connection {
+        &self.conn
+    }
+
     /// The `synchronous` setting in force (2 = FULL, 1 = NORMAL), for tests of durability.
     pub fn synchronous(&self) -> Result<i64> {
         Ok(self.conn.query_row("PRAGMA synchronous", [], |r| r.get(0))?)
