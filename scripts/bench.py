@@ -10,11 +10,16 @@ Timings on a shared machine drift, so every figure that has a natural baseline (
 spawning, `python -c 'import click'` for start-up, an empty table for scale) is measured
 next to it and compared as a ratio. Where task-spooler (`tsp`) is installed it runs the same
 end-to-end workload and gets a row of its own.
+
+PostgreSQL rows (end to end, bulk enqueue, engine, pickup) run on a fresh schema of the
+server QUEUECTL_BENCH_PG names (the local one by default) when psycopg is installed and the
+server answers; otherwise the script says why they are missing.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -27,24 +32,68 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 QUEUECTL = shutil.which("queuectl", path=str(Path(sys.executable).parent)) or "queuectl"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
-class Home:
-    """A temporary queuectl home; `run` calls the real command there."""
+PG_SERVER = os.environ.get("QUEUECTL_BENCH_PG", "postgresql://postgres@127.0.0.1:5432/test")
 
-    def __init__(self, root: Path, name: str) -> None:
+
+def pg_unavailable() -> str | None:
+    """Why the PostgreSQL rows cannot run, or None when they can."""
+    try:
+        import psycopg
+    except ImportError:
+        return "psycopg is not installed"
+    try:
+        psycopg.connect(PG_SERVER, connect_timeout=5).close()
+    except Exception as e:
+        return f"no PostgreSQL server answers at {PG_SERVER}: {str(e).splitlines()[0]}"
+    return None
+
+
+_schemas = iter(range(1_000_000))
+
+
+@contextlib.contextmanager
+def pg_schema() -> Iterator[str]:
+    """A fresh schema for one measurement; yields its queuectl URL and drops it after."""
+    import psycopg
+
+    name = f"qb_{os.getpid()}_{next(_schemas)}"
+    with psycopg.connect(PG_SERVER, autocommit=True) as c:
+        c.execute(f"DROP SCHEMA IF EXISTS {name} CASCADE; CREATE SCHEMA {name}")  # type: ignore[arg-type]
+    try:
+        yield f"{PG_SERVER}?options=-csearch_path%3D{name}"
+    finally:
+        with psycopg.connect(PG_SERVER, autocommit=True) as c:
+            c.execute(f"DROP SCHEMA IF EXISTS {name} CASCADE")  # type: ignore[arg-type]
+
+
+class Home:
+    """A temporary queuectl home, on SQLite or (with `url`) on PostgreSQL; `run` calls
+    the real command there."""
+
+    def __init__(self, root: Path, name: str, url: str | None = None) -> None:
         self.dir = root / name
+        self.url = url
         self.env = {**os.environ, "QUEUECTL_HOME": str(self.dir)}
         self.env.pop("QUEUECTL_DB", None)
+        if url:
+            self.env["QUEUECTL_DB"] = url
 
     @property
     def db(self) -> Path:
         return self.dir / "qctl.db"
+
+    @property
+    def location(self) -> str:
+        return self.url or str(self.db)
 
     def run(self, *args: str, stdin: str | None = None) -> str:
         r = subprocess.run(
@@ -65,22 +114,24 @@ class Home:
 
     def wait_registered(self, pid: int, count: int) -> None:
         deadline = time.monotonic() + 30
+        sql = f"SELECT count(*) FROM workers WHERE pid = {int(pid)} AND state != 'exited'"
         while time.monotonic() < deadline:
-            if self.db.exists():
-                with sqlite3.connect(self.db) as c:
-                    try:
-                        (n,) = c.execute(
-                            "SELECT count(*) FROM workers WHERE pid = ? AND state != 'exited'",
-                            (pid,),
-                        ).fetchone()
-                    except sqlite3.OperationalError:
-                        n = 0
-                if n >= count:
+            if self.url or self.db.exists():
+                try:
+                    (n,) = self.query(sql)[0]
+                except Exception:
+                    n = 0  # not created yet
+                if int(n) >= count:  # type: ignore[call-overload]
                     return
             time.sleep(0.02)
         raise SystemExit("workers did not register")
 
-    def query(self, sql: str) -> list[tuple[object, ...]]:
+    def query(self, sql: str) -> list[tuple[Any, ...]]:
+        if self.url:
+            import psycopg
+
+            with psycopg.connect(self.url) as c:
+                return c.execute(sql).fetchall()  # type: ignore[arg-type]
         with sqlite3.connect(self.db) as c:
             return c.execute(sql).fetchall()
 
@@ -120,9 +171,9 @@ def xargs_rate(n: int) -> float:
     return n / secs
 
 
-def end_to_end_rate(root: Path, n: int, run: int) -> float:
+def end_to_end_rate(root: Path, n: int, run: int, url: str | None = None) -> float:
     """Idle workers, then `enqueue --file` of n `true` jobs; enqueue to last completion."""
-    home = Home(root, f"e2e{run}")
+    home = Home(root, f"e2e{run}{'pg' if url else ''}", url)
     home.run("status")
     p = home.workers(2)
     t0 = time.time()
@@ -132,7 +183,7 @@ def end_to_end_rate(root: Path, n: int, run: int) -> float:
         (done,) = home.query("SELECT count(*) FROM jobs WHERE state = 'completed'")[0]
         if done == n:
             break
-        time.sleep(0.01)
+        time.sleep(0.02 if url else 0.01)
     (last_ms,) = home.query("SELECT max(finished_at_ms) FROM jobs")[0]
     stop(p)
     return n / (int(last_ms) / 1000 - t0)  # type: ignore[call-overload]
@@ -186,18 +237,18 @@ def enqueue_call_ms(root: Path, runs: int) -> tuple[float, float]:
     return statistics.median(q) * 1000, statistics.median(c) * 1000
 
 
-def pickup_latency_ms(root: Path, samples: int) -> list[float]:
+def pickup_latency_ms(root: Path, samples: int, url: str | None = None) -> list[float]:
     """Idle workers; from the moment enqueue has committed to the moment the job's shell
     writes to a FIFO the benchmark is reading."""
     from queuectl import _core
 
-    home = Home(root, "latency")
+    home = Home(root, "latency-pg" if url else "latency", url)
     home.run("status")
     p = home.workers(2)
-    fifo = root / "pickup.fifo"
+    fifo = root / f"pickup{'-pg' if url else ''}.fifo"
     os.mkfifo(fifo)
     fd = os.open(fifo, os.O_RDWR | os.O_NONBLOCK)
-    store = _core.Store(str(home.db))
+    store = _core.Store(home.location)
     spec = json.dumps({"command": f"printf x > {fifo}"})
     out = []
     for _ in range(samples):
@@ -240,9 +291,10 @@ def idle_memory_mb(root: Path, count: int) -> tuple[float, float]:
     return mine, python
 
 
-def engine(jobs: int, prefill: int) -> dict[str, float] | None:
+def engine(jobs: int, prefill: int, url: str | None = None) -> dict[str, float] | None:
     if not shutil.which("cargo"):
         return None
+    extra = [url] if url else []
     r = subprocess.run(
         [
             "cargo",
@@ -256,6 +308,7 @@ def engine(jobs: int, prefill: int) -> dict[str, float] | None:
             "--",
             str(jobs),
             str(prefill),
+            *extra,
         ],
         cwd=ROOT,
         capture_output=True,
@@ -264,6 +317,28 @@ def engine(jobs: int, prefill: int) -> dict[str, float] | None:
     )
     result: dict[str, float] = json.loads(r.stdout.strip().splitlines()[-1])
     return result
+
+
+def pg_bulk_enqueue(root: Path, n: int) -> tuple[float, float]:
+    """Returns (queuectl jobs/s, psycopg COPY into a bare table rows/s) on PostgreSQL."""
+    import psycopg
+
+    path = root / "bulk.jsonl"
+    if not path.exists():
+        path.write_text(jsonl(n))
+    with pg_schema() as url:
+        home = Home(root, "bulk-pg", url)
+        home.run("status")
+        secs = timed([QUEUECTL, "enqueue", "--file", str(path)], env=home.env)
+    with pg_schema() as url, psycopg.connect(url) as c:
+        c.execute("CREATE TABLE jobs (id TEXT PRIMARY KEY, command TEXT, state TEXT)")
+        t = time.perf_counter()
+        with c.cursor().copy("COPY jobs FROM STDIN") as copy:
+            for i in range(n):
+                copy.write_row((f"j{i}", "true", "pending"))
+        c.commit()
+        base = n / (time.perf_counter() - t)
+    return n / secs, base
 
 
 def command_ms(home: Home, args: list[str], runs: int) -> float:
@@ -287,6 +362,67 @@ def scale(root: Path, bulk_home: Home, runs: int) -> tuple[float, float, float, 
 
 
 # ---------------------------------------------------------------------------- report
+
+
+def pg_rows(
+    root: Path,
+    row: Any,
+    runs: int,
+    n_e2e: int,
+    n_bulk: int,
+    n_engine: int,
+    xargs: float,
+    samples: int,
+) -> None:
+    """The PostgreSQL rows: the same workloads on a fresh schema each."""
+    why = pg_unavailable()
+    if why:
+        print(f"PostgreSQL rows skipped: {why}", file=sys.stderr)
+        return
+    rates = []
+    for i in range(runs):
+        with pg_schema() as url:
+            rates.append(end_to_end_rate(root, n_e2e, i, url))
+    e2e = statistics.median(rates)
+    row(
+        f"PostgreSQL: end to end, {n_e2e} true jobs, 2 workers",
+        f"{e2e:,.0f} jobs/s",
+        f"xargs -P2 sh -c true: {xargs:,.0f}/s",
+        f"{e2e / xargs:.2f} x",
+        "(no target)",
+    )
+    bulk = [pg_bulk_enqueue(root, n_bulk) for _ in range(runs)]
+    rate, base = statistics.median(b[0] for b in bulk), statistics.median(b[1] for b in bulk)
+    row(
+        f"PostgreSQL: bulk enqueue --file, {n_bulk:,} jobs (COPY)",
+        f"{rate:,.0f} jobs/s",
+        f"psycopg COPY, bare table: {base:,.0f}/s",
+        f"{rate / base:.2f} x",
+        "(no target)",
+    )
+    engine_rates = []
+    for _ in range(runs):
+        with pg_schema() as url:
+            eng = engine(n_engine, 0, url)
+        if eng:
+            engine_rates.append(eng["throughput_per_s"])
+    if engine_rates:
+        row(
+            f"PostgreSQL: engine claim+settle, 2 threads, {n_engine:,} jobs",
+            f"{statistics.median(engine_rates):,.0f} jobs/s",
+            "-",
+            "-",
+            "(no target)",
+        )
+    with pg_schema() as url:
+        lat = pickup_latency_ms(root, samples, url)
+    row(
+        "PostgreSQL: pickup latency, idle workers (LISTEN/NOTIFY)",
+        f"p50 {statistics.median(lat):.1f} ms, p95 {statistics.quantiles(lat, n=20)[-1]:.1f} ms",
+        "-",
+        "-",
+        "p50 <= 5 ms",
+    )
 
 
 def main() -> None:
@@ -388,6 +524,8 @@ def main() -> None:
                 f"{eng['claim_us_full'] / eng['claim_us_empty']:.2f} x",
                 "<= 1.5 x",
             )
+
+        pg_rows(root, row, runs, n_e2e, n_bulk, n_engine, xargs, 20 if args.quick else 100)
 
         status_big, status_empty, list_big, list_empty = scale(root, bulk[-1][2], runs)
         row(

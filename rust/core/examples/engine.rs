@@ -3,11 +3,13 @@
 //! `cargo run --release -p queuectl-core --example engine -- JOBS PREFILL` prints one JSON
 //! object: throughput with 2 threads, and claim latency on an empty table and on a table
 //! holding PREFILL finished jobs. `scripts/bench.py` runs it and prints the figures.
+//!
+//! `... -- JOBS 0 postgresql://...` measures throughput on that (empty) PostgreSQL queue.
 
 use std::path::Path;
 use std::time::Instant;
 
-use queuectl_core::store::{ClaimParams, SettleParams, SqliteStore, StoreOptions};
+use queuectl_core::store::{open_store, ClaimParams, SettleParams, SqliteStore, StoreOptions};
 use queuectl_core::{clock, NewJob, Store};
 
 fn noop(n: usize) -> Vec<NewJob> {
@@ -78,24 +80,35 @@ fn claim_latency_us(store: &mut dyn Store, rounds: usize) -> f64 {
     total / rounds as f64 * 1e6
 }
 
-fn main() {
-    let args: Vec<usize> = std::env::args().skip(1).map(|a| a.parse().expect("numbers")).collect();
-    let jobs = args.first().copied().unwrap_or(20_000);
-    let prefill = args.get(1).copied().unwrap_or(1_000_000);
-    let dir = tempfile::tempdir().unwrap();
-
-    let db = dir.path().join("throughput.db");
-    worker_store(&db).job_insert_many(&noop(jobs), clock::now_ms(), None).unwrap();
+/// Claims and settles `jobs` no-op jobs with 2 threads on `location`; jobs per second.
+fn throughput(location: &str, jobs: usize) -> f64 {
+    let opts = StoreOptions { durable: false, ..StoreOptions::default() };
+    open_store(location, &opts).unwrap().job_insert_many(&noop(jobs), clock::now_ms(), None).unwrap();
     let t = Instant::now();
     let threads: Vec<_> = (0..2)
         .map(|i| {
-            let db = db.clone();
-            std::thread::spawn(move || drain(&mut worker_store(&db), &format!("w{i}")))
+            let (location, opts) = (location.to_string(), opts.clone());
+            std::thread::spawn(move || drain(open_store(&location, &opts).unwrap().as_mut(), &format!("w{i}")))
         })
         .collect();
     let done: u64 = threads.into_iter().map(|h| h.join().unwrap()).sum();
-    let throughput = done as f64 / t.elapsed().as_secs_f64();
     assert_eq!(done as usize, jobs);
+    done as f64 / t.elapsed().as_secs_f64()
+}
+
+fn main() {
+    let raw: Vec<String> = std::env::args().skip(1).collect();
+    let number = |i: usize, default: usize| raw.get(i).map_or(default, |a| a.parse().expect("numbers"));
+    let jobs = number(0, 20_000);
+    let prefill = number(1, 1_000_000);
+    if let Some(url) = raw.get(2) {
+        let rate = throughput(url, jobs);
+        println!("{{\"jobs\": {jobs}, \"throughput_per_s\": {rate:.0}}}");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+
+    let throughput = throughput(dir.path().join("throughput.db").to_str().unwrap(), jobs);
 
     let db = dir.path().join("latency.db");
     let mut store = worker_store(&db);

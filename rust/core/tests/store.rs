@@ -366,14 +366,18 @@ fn postgres_store_reconnects_after_losing_its_connection() {
 fn postgres_claim_lost_in_flight_goes_back_to_pending() {
     let Some(schema) = common::PgSchema::create() else { return };
     let mut s = schema.open(&StoreOptions::default());
-    s.job_insert_many(&[job("j", 0)], T0, None).unwrap();
-    // Simulate a commit whose reply never arrived: the row says claimed by "w", and the
-    // store was told its last claim failed on a dead connection.
+    let mut later = job("j", 0);
+    later.run_at_ms = T0 + 60_000;
+    s.job_insert_many(&[later], T0, None).unwrap();
+    assert_eq!(claim(&mut s, "w", T0), None);
+    // Simulate a claim that committed but whose reply never arrived: the row says claimed
+    // by "w", and the connection dies under the next claim.
     let mut admin = schema.admin();
     admin
         .execute(
-            "UPDATE jobs SET state = 'processing', attempts = 1, runs = 1, worker_id = 'w', lease_expires_ms = $1",
-            &[&(T0 + 30_000)],
+            "UPDATE jobs SET state = 'processing', attempts = 1, runs = 1, worker_id = 'w', run_at_ms = $1,
+                 lease_expires_ms = $2",
+            &[&T0, &(T0 + 30_000)],
         )
         .unwrap();
     assert_eq!(kill_connections(&schema), 1);

@@ -9,15 +9,16 @@
 //! call; the worker loop's own retry pauses are the backoff.
 
 use std::borrow::Cow;
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
 use postgres::binary_copy::BinaryCopyInWriter;
 use postgres::config::SslMode;
 use postgres::error::SqlState;
 use postgres::fallible_iterator::FallibleIterator;
-use postgres::types::Type;
-use postgres::{Client, GenericClient, Row};
+use postgres::types::{ToSql, Type};
+use postgres::{Client, GenericClient, Row, Statement};
 use tokio_postgres_rustls::MakeRustlsConnect;
 
 use super::{next_state, ClaimParams, SettleParams, Settled, Store, StoreOptions, WorkerRow};
@@ -94,14 +95,45 @@ const WORKER_COLS: &str = "w.id, w.host, w.pid,
      CASE WHEN w.state = 'exited' THEN 'exited' WHEN j.id IS NOT NULL THEN 'busy' ELSE 'idle' END,
      j.id, w.started_at_ms, w.heartbeat_ms, w.lease_ms, w.stop_requested, w.exited_at_ms";
 
-const CLAIM_SQL: &str = "UPDATE jobs SET state = 'processing', attempts = attempts + 1, runs = runs + 1, worker_id = $1,
-         started_at_ms = $2, finished_at_ms = NULL, exit_code = NULL, last_error = NULL,
-         lease_expires_ms = $3, updated_at_ms = $2
-     WHERE seq = (SELECT seq FROM jobs
-                  WHERE state IN ('pending', 'failed') AND run_at_ms <= $2
-                  ORDER BY priority DESC, seq LIMIT 1 FOR UPDATE SKIP LOCKED)
-     RETURNING id, command, state, attempts, max_retries, priority, run_at_ms, timeout_ms, cwd,
-         created_at_ms, updated_at_ms, started_at_ms, finished_at_ms, exit_code, last_error, worker_id, lease_expires_ms";
+/// The claim, with its parameters named: worker id, now, lease end.
+fn claim_update(worker: &str, now: &str, lease_until: &str) -> String {
+    format!(
+        "UPDATE jobs SET state = 'processing', attempts = attempts + 1, runs = runs + 1, worker_id = {worker},
+             started_at_ms = {now}, finished_at_ms = NULL, exit_code = NULL, last_error = NULL,
+             lease_expires_ms = {lease_until}, updated_at_ms = {now}
+         WHERE seq = (SELECT seq FROM jobs
+                      WHERE state IN ('pending', 'failed') AND run_at_ms <= {now}
+                      ORDER BY priority DESC, seq LIMIT 1 FOR UPDATE SKIP LOCKED)
+         RETURNING {JOB_COLS}"
+    )
+}
+
+static CLAIM_SQL: LazyLock<String> = LazyLock::new(|| claim_update("$1", "$2", "$3"));
+
+/// The settle as two CTEs: the fenced update ($1 id, $2 attempt, $3 worker), then the
+/// attempt's history row unless the job completed (a completed job keeps its last attempt
+/// in its own row, $9 the output tail, as the SQLite store does).
+const SETTLE_CTES: &str = "settled AS (
+        UPDATE jobs SET state = $4, run_at_ms = $5, finished_at_ms = $6, updated_at_ms = $6,
+            exit_code = $7, last_error = $8, lease_expires_ms = NULL, output_tail = $9
+        WHERE id = $1 AND state = 'processing' AND attempts = $2 AND worker_id = $3
+        RETURNING seq, started_at_ms, runs),
+    history AS (
+        INSERT INTO attempts (job_seq, run, attempt, worker_id, started_at_ms, finished_at_ms, exit_code, error, outcome, output_tail)
+        SELECT seq, runs, $2, $3, started_at_ms, $6, $7, $8, $4, $10 FROM settled WHERE $4 <> 'completed')";
+
+static SETTLE_SQL: LazyLock<String> = LazyLock::new(|| format!("WITH {SETTLE_CTES} SELECT count(*) FROM settled"));
+
+/// Settle and claim in one statement, one round trip: what a busy worker does between jobs.
+static SETTLE_AND_CLAIM_SQL: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "WITH {SETTLE_CTES}, claimed AS ({})
+         SELECT claimed.*, (SELECT count(*) FROM settled) FROM (VALUES (1)) AS one LEFT JOIN claimed ON true",
+        claim_update("$11", "$12", "$13")
+    )
+});
+
+const DUE_SQL: &str = "SELECT 1 FROM jobs WHERE state IN ('pending', 'failed') AND run_at_ms <= $1 LIMIT 1";
 
 fn u32_of(v: i64) -> u32 {
     u32::try_from(v).unwrap_or(u32::MAX)
@@ -112,24 +144,29 @@ fn state_of(s: &str) -> Result<JobState> {
 }
 
 fn job_from_row(r: &Row) -> Result<Job> {
+    job_from_row_at(r, 0)
+}
+
+/// A job from the 17 columns of `JOB_COLS` starting at column `at`.
+fn job_from_row_at(r: &Row, at: usize) -> Result<Job> {
     Ok(Job {
-        id: r.try_get(0)?,
-        command: r.try_get(1)?,
-        state: state_of(r.try_get(2)?)?,
-        attempts: u32_of(r.try_get(3)?),
-        max_retries: u32_of(r.try_get(4)?),
-        priority: r.try_get(5)?,
-        run_at_ms: r.try_get(6)?,
-        timeout_ms: u64::try_from(r.try_get::<_, i64>(7)?).unwrap_or(0),
-        cwd: r.try_get(8)?,
-        created_at_ms: r.try_get(9)?,
-        updated_at_ms: r.try_get(10)?,
-        started_at_ms: r.try_get(11)?,
-        finished_at_ms: r.try_get(12)?,
-        exit_code: r.try_get(13)?,
-        last_error: r.try_get(14)?,
-        worker_id: r.try_get(15)?,
-        lease_expires_ms: r.try_get(16)?,
+        id: r.try_get(at)?,
+        command: r.try_get(at + 1)?,
+        state: state_of(r.try_get(at + 2)?)?,
+        attempts: u32_of(r.try_get(at + 3)?),
+        max_retries: u32_of(r.try_get(at + 4)?),
+        priority: r.try_get(at + 5)?,
+        run_at_ms: r.try_get(at + 6)?,
+        timeout_ms: u64::try_from(r.try_get::<_, i64>(at + 7)?).unwrap_or(0),
+        cwd: r.try_get(at + 8)?,
+        created_at_ms: r.try_get(at + 9)?,
+        updated_at_ms: r.try_get(at + 10)?,
+        started_at_ms: r.try_get(at + 11)?,
+        finished_at_ms: r.try_get(at + 12)?,
+        exit_code: r.try_get(at + 13)?,
+        last_error: r.try_get(at + 14)?,
+        worker_id: r.try_get(at + 15)?,
+        lease_expires_ms: r.try_get(at + 16)?,
     })
 }
 
@@ -273,6 +310,8 @@ pub struct PostgresStore {
     /// A claim whose commit we never heard about: before the next claim, this worker's
     /// processing jobs (which it cannot be running) go back to pending.
     unsure_claim: Option<String>,
+    /// The hot statements, prepared once per connection.
+    statements: HashMap<&'static str, Statement>,
     description: String,
 }
 
@@ -295,6 +334,7 @@ impl PostgresStore {
             channel: String::new(),
             listening: false,
             unsure_claim: None,
+            statements: HashMap::new(),
             description: String::new(),
         };
         let client = store.connect()?;
@@ -334,6 +374,7 @@ impl PostgresStore {
             client.batch_execute(&setup)?;
             self.client = Some(client);
             self.listening = false;
+            self.statements.clear();
         }
         Ok(self.client.as_mut().expect("connected above"))
     }
@@ -348,6 +389,17 @@ impl PostgresStore {
             self.client = None;
         }
         result
+    }
+
+    /// `sql` prepared on the current connection (once per connection).
+    fn prepared(&mut self, sql: &'static str) -> Result<Statement> {
+        self.connect()?;
+        if let Some(st) = self.statements.get(sql) {
+            return Ok(st.clone());
+        }
+        let st = self.with(|c, _| Ok(c.prepare(sql)?))?;
+        self.statements.insert(sql, st.clone());
+        Ok(st)
     }
 
     fn migrate(&mut self) -> Result<()> {
@@ -424,10 +476,63 @@ pub(super) fn notify(c: &mut impl GenericClient, channel: &str) -> Result<()> {
     Ok(())
 }
 
-fn claim_in(c: &mut impl GenericClient, p: &ClaimParams<'_>) -> Result<Option<Job>> {
-    let lease_until = p.now_ms + p.lease_ms;
-    let row = c.query_opt(CLAIM_SQL, &[&p.worker_id, &p.now_ms, &lease_until])?;
-    row.as_ref().map(job_from_row).transpose()
+/// A settle's parameters as the settle statements take them ($1 to $10), and the outcome
+/// it leads to when the fence holds.
+struct SettleArgs<'a> {
+    p: &'a SettleParams<'a>,
+    attempt: i64,
+    state: &'static str,
+    run_at_ms: i64,
+    error: Option<Cow<'a, str>>,
+    output_tail: Cow<'a, str>,
+    completed_tail: Option<Cow<'a, str>>,
+    outcome: Settled,
+}
+
+impl<'a> SettleArgs<'a> {
+    fn new(p: &'a SettleParams<'a>, policy: &BackoffPolicy) -> SettleArgs<'a> {
+        let (state, run_at_ms) = next_state(p.success, p.attempt, p.max_retries, policy, p.now_ms);
+        let output_tail = pg_text(&p.output_tail);
+        let outcome = match state {
+            JobState::Completed => Settled::Completed,
+            JobState::Dead => Settled::Dead,
+            _ => Settled::Retry { run_at_ms },
+        };
+        SettleArgs {
+            p,
+            attempt: i64::from(p.attempt),
+            state: state.as_str(),
+            run_at_ms,
+            error: p.error.as_deref().map(pg_text),
+            completed_tail: (state == JobState::Completed).then(|| output_tail.clone()),
+            output_tail,
+            outcome,
+        }
+    }
+
+    fn params(&self) -> [&(dyn ToSql + Sync); 10] {
+        [
+            &self.p.id,
+            &self.attempt,
+            &self.p.worker_id,
+            &self.state,
+            &self.run_at_ms,
+            &self.p.now_ms,
+            &self.p.exit_code,
+            &self.error,
+            &self.completed_tail,
+            &self.output_tail,
+        ]
+    }
+
+    /// The outcome, given how many rows the fenced update changed.
+    fn outcome(&self, settled_rows: i64) -> Settled {
+        if settled_rows == 1 {
+            self.outcome
+        } else {
+            Settled::Fenced
+        }
+    }
 }
 
 /// PostgreSQL text cannot hold NUL, which job output may: it is stored as U+FFFD.
@@ -437,39 +542,6 @@ pub(super) fn pg_text(s: &str) -> Cow<'_, str> {
     } else {
         Cow::Borrowed(s)
     }
-}
-
-/// Settles one processing job inside a transaction, fenced on (id, attempt, worker).
-fn settle_in(c: &mut impl GenericClient, p: &SettleParams<'_>, policy: &BackoffPolicy) -> Result<Settled> {
-    let (state, run_at_ms) = next_state(p.success, p.attempt, p.max_retries, policy, p.now_ms);
-    let completed = state == JobState::Completed;
-    let output_tail = pg_text(&p.output_tail);
-    let error = p.error.as_deref().map(pg_text);
-    let tail = completed.then_some(&*output_tail);
-    let attempt = i64::from(p.attempt);
-    let row = c.query_opt(
-        "UPDATE jobs SET state = $4, run_at_ms = $5, finished_at_ms = $6, updated_at_ms = $6,
-             exit_code = $7, last_error = $8, lease_expires_ms = NULL, output_tail = $9
-         WHERE id = $1 AND state = 'processing' AND attempts = $2 AND worker_id = $3
-         RETURNING seq, started_at_ms, runs",
-        &[&p.id, &attempt, &p.worker_id, &state.as_str(), &run_at_ms, &p.now_ms, &p.exit_code, &error, &tail],
-    )?;
-    let Some(row) = row else {
-        return Ok(Settled::Fenced);
-    };
-    if completed {
-        return Ok(Settled::Completed);
-    }
-    let (seq, started_at_ms, run): (i64, Option<i64>, i64) = (row.get(0), row.get(1), row.get(2));
-    c.execute(
-        "INSERT INTO attempts (job_seq, run, attempt, worker_id, started_at_ms, finished_at_ms, exit_code, error, outcome, output_tail)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-        &[&seq, &run, &attempt, &p.worker_id, &started_at_ms, &p.now_ms, &p.exit_code, &error, &state.as_str(), &output_tail],
-    )?;
-    Ok(match state {
-        JobState::Dead => Settled::Dead,
-        _ => Settled::Retry { run_at_ms },
-    })
 }
 
 /// The id a unique violation of `jobs.id` names ("Key (id)=(x) already exists.").
@@ -545,37 +617,36 @@ impl Store for PostgresStore {
     }
 
     fn job_due_exists(&mut self, now_ms: i64) -> Result<bool> {
-        self.with(|c, _| {
-            let row = c.query_opt(
-                "SELECT 1 FROM jobs WHERE state IN ('pending', 'failed') AND run_at_ms <= $1 LIMIT 1",
-                &[&now_ms],
-            )?;
-            Ok(row.is_some())
-        })
+        let st = self.prepared(DUE_SQL)?;
+        self.with(|c, _| Ok(c.query_opt(&st, &[&now_ms])?.is_some()))
     }
 
     fn job_claim(&mut self, p: &ClaimParams<'_>) -> Result<Option<Job>> {
-        self.claiming(p.worker_id, p.now_ms, |c| claim_in(c, p))
-    }
-
-    fn job_settle(&mut self, p: &SettleParams<'_>) -> Result<Settled> {
-        let policy = self.policy_for(p.success)?;
-        self.with(|c, _| {
-            let mut tx = c.transaction()?;
-            let settled = settle_in(&mut tx, p, &policy)?;
-            tx.commit()?;
-            Ok(settled)
+        let st = self.prepared(&CLAIM_SQL)?;
+        let lease_until = p.now_ms + p.lease_ms;
+        self.claiming(p.worker_id, p.now_ms, |c| {
+            let row = c.query_opt(&st, &[&p.worker_id, &p.now_ms, &lease_until])?;
+            row.as_ref().map(job_from_row).transpose()
         })
     }
 
+    fn job_settle(&mut self, p: &SettleParams<'_>) -> Result<Settled> {
+        let args = SettleArgs::new(p, &self.policy_for(p.success)?);
+        let st = self.prepared(&SETTLE_SQL)?;
+        self.with(|c, _| Ok(args.outcome(c.query_one(&st, &args.params())?.get(0))))
+    }
+
     fn job_settle_and_claim(&mut self, s: &SettleParams<'_>, p: &ClaimParams<'_>) -> Result<(Settled, Option<Job>)> {
-        let policy = self.policy_for(s.success)?;
+        let args = SettleArgs::new(s, &self.policy_for(s.success)?);
+        let st = self.prepared(&SETTLE_AND_CLAIM_SQL)?;
+        let lease_until = p.now_ms + p.lease_ms;
         self.claiming(p.worker_id, p.now_ms, |c| {
-            let mut tx = c.transaction()?;
-            let settled = settle_in(&mut tx, s, &policy)?;
-            let next = claim_in(&mut tx, p)?;
-            tx.commit()?;
-            Ok((settled, next))
+            let mut params: Vec<&(dyn ToSql + Sync)> = args.params().to_vec();
+            params.extend_from_slice(&[&p.worker_id, &p.now_ms, &lease_until]);
+            let row = c.query_one(&st, &params)?;
+            let settled = args.outcome(row.try_get(17)?);
+            let claimed = row.try_get::<_, Option<String>>(0)?.is_some();
+            Ok((settled, if claimed { Some(job_from_row(&row)?) } else { None }))
         })
     }
 
@@ -607,6 +678,7 @@ impl Store for PostgresStore {
             return Ok(Vec::new());
         }
         let policy = self.backoff_policy()?;
+        let settle = self.prepared(&SETTLE_SQL)?;
         self.with(|c, channel| {
             let mut tx = c.transaction()?;
             // SKIP LOCKED: two hosts rescuing at once split the expired jobs between them.
@@ -630,7 +702,8 @@ impl Store for PostgresStore {
                     error: Some(format!("worker {worker_id} was lost (its lease expired)")),
                     output_tail: String::new(),
                 };
-                if settle_in(&mut tx, &p, &policy)? != Settled::Fenced {
+                let args = SettleArgs::new(&p, &policy);
+                if args.outcome(tx.query_one(&settle, &args.params())?.get(0)) != Settled::Fenced {
                     rescued.push((id, u32_of(attempt)));
                 }
             }
