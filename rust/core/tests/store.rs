@@ -289,7 +289,7 @@ fn schema_migrates_once_and_refuses_a_newer_one() {
     raw.pragma_update(None, "user_version", 42).unwrap();
     drop(raw);
     let err = SqliteStore::open(&path, &StoreOptions::default()).err().unwrap();
-    assert_eq!(err, Error::SchemaTooNew { found: 42, supported: 1 });
+    assert_eq!(err, Error::SchemaTooNew { found: 42, supported: 2 });
 }
 
 #[test]
@@ -446,4 +446,13 @@ fn a_sqlite_queue_copies_into_postgres_whole_or_not_at_all() {
     let err = transfer::sqlite_to_postgres(&path, &schema.url, &StoreOptions::default()).unwrap_err();
     assert!(matches!(err, Error::DuplicateId(_)), "{err:?}");
     assert_eq!(dst.job_list(None, None).unwrap().len(), 5);
+}
+
+#[test]
+fn a_new_sqlite_queue_uses_small_pages() {
+    let (g, mut s) = common::sqlite();
+    s.job_insert_many(&[job("p", 0)], T0, None).unwrap();
+    let raw = rusqlite::Connection::open(g.dir.path().join("q.db")).unwrap();
+    let size: i64 = raw.query_row("PRAGMA page_size", [], |r| r.get(0)).unwrap();
+    assert_eq!(size, 2048);
 }
