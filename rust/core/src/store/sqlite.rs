@@ -89,6 +89,9 @@ DROP INDEX jobs_state;
 CREATE INDEX jobs_processing ON jobs (worker_id) WHERE state = 'processing';
 -- The DLQ: list, count, retry, purge.
 CREATE INDEX jobs_dead ON jobs (seq) WHERE state = 'dead';
+-- The narrowest index of every job, on a column that never changes after enqueue: status
+-- counts all jobs by counting its cells (a third of the pages of the id index).
+CREATE INDEX jobs_all ON jobs (max_retries);
 "#,
 ];
 
@@ -545,10 +548,11 @@ impl Store for SqliteStore {
 
     fn job_count_by_state(&mut self) -> Result<Vec<(JobState, u64)>> {
         // Completed jobs are most of a long-lived queue and in no index: they are the total
-        // minus the rest. The total is SQLite's count of b-tree cells, page by page (13 ms
-        // for a million rows here, where walking a million index entries takes 45 ms).
+        // minus the rest. The total is SQLite's count of the cells of jobs_all, page by page
+        // (about 8 ms for a million jobs here; walking a million index entries takes 45).
         let tx = self.conn.transaction()?;
-        let total: i64 = tx.prepare_cached("SELECT count(*) FROM jobs")?.query_row([], |r| r.get(0))?;
+        let total: i64 =
+            tx.prepare_cached("SELECT count(*) FROM jobs INDEXED BY jobs_all")?.query_row([], |r| r.get(0))?;
         let mut counts = Vec::with_capacity(JobState::ALL.len());
         let mut others = 0;
         for s in JobState::ALL {
