@@ -8,8 +8,8 @@ Run it after installing queuectl (`pip install .`, a release build), from the re
 
 Timings on a shared machine drift, so every figure that has a natural baseline (xargs for
 spawning, `python -c 'import click'` for start-up, an empty table for scale) is measured
-next to it and compared as a ratio. Where task-spooler (`tsp`) is installed it runs the same
-end-to-end workload and gets a row of its own.
+next to it and compared as a ratio. Where task-spooler (`tsp`) or pueue (`pueue` and
+`pueued`) is installed, it runs the same end-to-end workload and gets a row of its own.
 
 PostgreSQL rows (end to end, bulk enqueue, engine, pickup) run on a fresh schema of the
 server QUEUECTL_BENCH_PG names (the local one by default) when psycopg is installed and the
@@ -206,6 +206,43 @@ def tsp_rate(root: Path, n: int) -> float | None:
     subprocess.run([tsp, "-w"], env=env, capture_output=True)
     secs = time.perf_counter() - t
     subprocess.run([tsp, "-K"], env=env, capture_output=True)
+    return n / secs
+
+
+def pueue_rate(root: Path, n: int) -> float | None:
+    """The same jobs through pueue (2 parallel), added one call at a time as they stream in,
+    on a daemon of its own (its config, state and socket in a temporary folder)."""
+    pueue, pueued = shutil.which("pueue"), shutil.which("pueued")
+    if not (pueue and pueued):
+        return None
+    base = root / "pueue"
+    env = {
+        **os.environ,
+        "HOME": str(base),
+        "XDG_CONFIG_HOME": str(base / "config"),
+        "XDG_DATA_HOME": str(base / "data"),
+        "XDG_RUNTIME_DIR": str(base / "run"),
+    }
+    for d in ("config", "data", "run"):
+        (base / d).mkdir(parents=True, exist_ok=True)
+    daemon = subprocess.Popen(
+        [pueued], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    try:
+        deadline = time.monotonic() + 20
+        while subprocess.run([pueue, "status"], env=env, capture_output=True).returncode != 0:
+            if time.monotonic() > deadline:
+                raise SystemExit("pueued did not start")
+            time.sleep(0.1)
+        subprocess.run([pueue, "parallel", "2"], env=env, check=True, capture_output=True)
+        t = time.perf_counter()
+        for _ in range(n):
+            subprocess.run([pueue, "add", "--", "true"], env=env, check=True, capture_output=True)
+        subprocess.run([pueue, "wait"], env=env, check=True, capture_output=True)
+        secs = time.perf_counter() - t
+    finally:
+        subprocess.run([pueue, "shutdown"], env=env, capture_output=True)
+        daemon.wait(timeout=30)
     return n / secs
 
 
@@ -459,6 +496,19 @@ def main() -> None:
                 f"{tsp:,.0f} jobs/s",
                 f"xargs: {xargs:,.0f}/s",
                 f"{tsp / xargs:.2f} x",
+                "(comparison)",
+            )
+
+        # pueue starts queued tasks a few per tick of its daemon (about 6 jobs/s here), so
+        # it gets at most 200 of the jobs: its rate, not its patience, is the figure.
+        n_pueue = min(n_e2e, 200)
+        pq = pueue_rate(root, n_pueue)
+        if pq is not None:
+            row(
+                f"  pueue, {n_pueue} of the same jobs, 2 parallel",
+                f"{pq:,.0f} jobs/s",
+                f"xargs: {xargs:,.0f}/s",
+                f"{pq / xargs:.2f} x",
                 "(comparison)",
             )
 
