@@ -218,3 +218,7 @@ def test_migrate_moves_a_sqlite_queue_and_nothing_is_lost(q: Queue, tmp_path: Pa
     w.wait(timeout=10)
     r = local.run("migrate", "--to", "/tmp/not-a-url.db", check=False)
     assert r.returncode == 1 and "postgresql://" in r.stderr
+    nowhere = Queue(tmp_path / "empty")
+    r = nowhere.run("migrate", "--to", q.db, check=False)
+    assert r.returncode == 1 and "there is no queue" in r.stderr, r.stderr
+    assert not (tmp_path / "empty" / "qctl.db").exists()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import click
 
 from queuectl import InputError, _core
@@ -30,6 +32,8 @@ def migrate(app: App, target: str) -> None:
         raise InputError(f"the queue to copy must be a SQLite file; --db names {source!r}")
     if not target.startswith(("postgresql://", "postgres://")):
         raise InputError(f"--to must be a postgresql:// URL, got {target!r}")
+    if not os.path.exists(source):
+        raise InputError(f"there is no queue at {source} to copy")
     running = live_workers(app.store)
     if running:
         raise InputError(
