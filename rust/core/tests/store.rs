@@ -390,6 +390,33 @@ fn postgres_claim_lost_in_flight_goes_back_to_pending() {
 }
 
 #[test]
+fn postgres_settle_retried_after_a_lost_connection_still_settles() {
+    // Found by restarting the server under two busy workers: the retry released the very
+    // job it was settling, which then ran twice.
+    let Some(schema) = common::PgSchema::create() else { return };
+    let mut s = schema.open(&StoreOptions::default());
+    s.job_insert_many(&[job("a", 0), job("b", 0)], T0, None).unwrap();
+    assert_eq!(claim(&mut s, "w", T0).as_deref(), Some("a"));
+    let settle = SettleParams {
+        id: "a",
+        attempt: 1,
+        max_retries: 2,
+        worker_id: "w",
+        now_ms: T0 + 1,
+        success: true,
+        exit_code: Some(0),
+        error: None,
+        output_tail: String::new(),
+    };
+    let next = ClaimParams { worker_id: "w", now_ms: T0 + 1, lease_ms: 30_000 };
+    assert_eq!(kill_connections(&schema), 1);
+    assert!(s.job_settle_and_claim(&settle, &next).is_err());
+    let (settled, claimed) = s.job_settle_and_claim(&settle, &next).unwrap();
+    assert_eq!((settled, claimed.map(|j| j.id).as_deref()), (Settled::Completed, Some("b")));
+    assert_eq!(s.job_get("a").unwrap().attempts, 1);
+}
+
+#[test]
 fn postgres_notify_wakes_a_listener() {
     let Some(schema) = common::PgSchema::create() else { return };
     let mut listener = schema.open(&StoreOptions::default());

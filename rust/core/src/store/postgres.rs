@@ -385,8 +385,14 @@ impl PostgresStore {
         let channel = self.channel.clone();
         let client = self.connect()?;
         let result = f(client, &channel);
-        if result.is_err() && self.client.as_ref().is_some_and(Client::is_closed) {
-            self.client = None;
+        if result.is_err() {
+            // A server shutting down says so with an error and then closes the connection,
+            // which the driver may not have noticed yet: ask the connection itself.
+            let alive =
+                self.client.as_mut().is_some_and(|c| !c.is_closed() && c.is_valid(Duration::from_secs(2)).is_ok());
+            if !alive {
+                self.client = None;
+            }
         }
         result
     }
@@ -430,8 +436,9 @@ impl PostgresStore {
     }
 
     /// Returns this worker's processing jobs to pending, uncounted, when a claim's commit
-    /// was never confirmed: the worker is about to claim, so it runs none of them.
-    fn release_unsure_claim(&mut self, worker_id: &str, now_ms: i64) -> Result<()> {
+    /// was never confirmed: the worker is about to claim, so it runs none of them, except
+    /// `settling`, the job it ran and is about to settle.
+    fn release_unsure_claim(&mut self, worker_id: &str, settling: Option<&str>, now_ms: i64) -> Result<()> {
         if self.unsure_claim.as_deref() != Some(worker_id) {
             return Ok(());
         }
@@ -439,8 +446,8 @@ impl PostgresStore {
             let n = c.execute(
                 "UPDATE jobs SET state = 'pending', attempts = attempts - 1, runs = runs - 1, worker_id = NULL,
                      lease_expires_ms = NULL, started_at_ms = NULL, updated_at_ms = $2
-                 WHERE worker_id = $1 AND state = 'processing'",
-                &[&worker_id, &now_ms],
+                 WHERE worker_id = $1 AND state = 'processing' AND id IS DISTINCT FROM $3",
+                &[&worker_id, &now_ms, &settling],
             )?;
             if n > 0 {
                 notify(c, channel)?;
@@ -451,9 +458,16 @@ impl PostgresStore {
         Ok(())
     }
 
-    /// Runs a claim (alone or after a settle) and remembers when its outcome is unknown.
-    fn claiming<T>(&mut self, worker_id: &str, now_ms: i64, f: impl FnOnce(&mut Client) -> Result<T>) -> Result<T> {
-        self.release_unsure_claim(worker_id, now_ms)?;
+    /// Runs a claim (alone, or after settling the job `settling`) and remembers when its
+    /// outcome is unknown.
+    fn claiming<T>(
+        &mut self,
+        worker_id: &str,
+        settling: Option<&str>,
+        now_ms: i64,
+        f: impl FnOnce(&mut Client) -> Result<T>,
+    ) -> Result<T> {
+        self.release_unsure_claim(worker_id, settling, now_ms)?;
         let result = self.with(|c, _| f(c));
         if result.is_err() && self.client.is_none() {
             self.unsure_claim = Some(worker_id.to_string());
@@ -624,7 +638,7 @@ impl Store for PostgresStore {
     fn job_claim(&mut self, p: &ClaimParams<'_>) -> Result<Option<Job>> {
         let st = self.prepared(&CLAIM_SQL)?;
         let lease_until = p.now_ms + p.lease_ms;
-        self.claiming(p.worker_id, p.now_ms, |c| {
+        self.claiming(p.worker_id, None, p.now_ms, |c| {
             let row = c.query_opt(&st, &[&p.worker_id, &p.now_ms, &lease_until])?;
             row.as_ref().map(job_from_row).transpose()
         })
@@ -640,7 +654,7 @@ impl Store for PostgresStore {
         let args = SettleArgs::new(s, &self.policy_for(s.success)?);
         let st = self.prepared(&SETTLE_AND_CLAIM_SQL)?;
         let lease_until = p.now_ms + p.lease_ms;
-        self.claiming(p.worker_id, p.now_ms, |c| {
+        self.claiming(p.worker_id, Some(s.id), p.now_ms, |c| {
             let mut params: Vec<&(dyn ToSql + Sync)> = args.params().to_vec();
             params.extend_from_slice(&[&p.worker_id, &p.now_ms, &lease_until]);
             let row = c.query_one(&st, &params)?;
