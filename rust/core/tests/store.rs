@@ -483,3 +483,51 @@ fn a_new_sqlite_queue_uses_small_pages() {
     let size: i64 = raw.query_row("PRAGMA page_size", [], |r| r.get(0)).unwrap();
     assert_eq!(size, 2048);
 }
+
+#[test]
+fn sqlite_settle_and_claim_from_many_threads_runs_each_job_once() {
+    // Threads that meet at the write lock have their settle+claim run by the holder, in
+    // its transaction: every job must still be claimed once, settled once, in order.
+    let (g, mut s) = common::sqlite();
+    let jobs: Vec<NewJob> = (0..2_000).map(|i| job(&format!("j{i:04}"), 0)).collect();
+    s.job_insert_many(&jobs, T0, None).unwrap();
+    let path = g.dir.path().join("q.db");
+    let threads: Vec<_> = (0..4)
+        .map(|t| {
+            let path = path.clone();
+            std::thread::spawn(move || {
+                let opts = StoreOptions { durable: false, ..StoreOptions::default() };
+                let mut s = SqliteStore::open(&path, &opts).unwrap();
+                let worker = format!("w{t}");
+                let mut done = Vec::new();
+                let mut next = claim(&mut s, &worker, T0);
+                while let Some(id) = next.take() {
+                    let settle = SettleParams {
+                        id: &id,
+                        attempt: 1,
+                        max_retries: 2,
+                        worker_id: &worker,
+                        now_ms: T0,
+                        success: true,
+                        exit_code: Some(0),
+                        error: None,
+                        output_tail: String::new(),
+                    };
+                    let c = ClaimParams { worker_id: &worker, now_ms: T0, lease_ms: 30_000 };
+                    let (settled, claimed) = s.job_settle_and_claim(&settle, &c).unwrap();
+                    assert_eq!(settled, Settled::Completed, "{id}");
+                    done.push(id);
+                    next = claimed.map(|j| j.id);
+                }
+                done
+            })
+        })
+        .collect();
+    let mut all: Vec<String> = threads.into_iter().flat_map(|t| t.join().unwrap()).collect();
+    assert_eq!(all.len(), 2_000);
+    all.sort();
+    all.dedup();
+    assert_eq!(all.len(), 2_000, "a job was settled twice");
+    let listed = s.job_list(None, None).unwrap();
+    assert!(listed.iter().all(|j| j.state == JobState::Completed && j.attempts == 1));
+}

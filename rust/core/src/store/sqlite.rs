@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::ops::Deref;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::Duration;
 
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension, Row, TransactionBehavior};
@@ -149,20 +149,85 @@ fn worker_from_row(r: &Row<'_>) -> rusqlite::Result<WorkerRow> {
 pub struct SqliteStore {
     conn: Connection,
     path: String,
-    write_lock: &'static Mutex<()>,
+    shared: &'static Shared,
     /// The last `PRAGMA data_version` seen by `wait_for_change`.
     seen_version: Option<i64>,
 }
 
-/// One lock per database file per process. Threads of one process (the workers of a pool)
-/// take it before `BEGIN IMMEDIATE`, so they queue on a mutex, woken the moment it is free,
-/// instead of polling through SQLite's busy handler.
-fn write_lock_for(path: &Path) -> &'static Mutex<()> {
-    static LOCKS: Mutex<Option<HashMap<PathBuf, &'static Mutex<()>>>> = Mutex::new(None);
+/// What the threads of one process share about one database file.
+struct Shared {
+    /// Threads (the workers of a pool) take it before `BEGIN IMMEDIATE`, so they queue on a
+    /// mutex, woken the moment it is free, instead of polling SQLite's busy handler.
+    write_lock: Mutex<()>,
+    /// Settle+claim requests of threads that found the write lock taken: its holder runs
+    /// them in its own transaction (one commit for several jobs) and hands back results.
+    pending: Mutex<Vec<Arc<Combined>>>,
+}
+
+/// What a settle+claim returns.
+type SettleAndClaim = Result<(Settled, Option<Job>)>;
+
+/// One thread's settle+claim, run by whichever thread holds the write lock.
+struct Combined {
+    settle: OwnedSettle,
+    worker_id: String,
+    now_ms: i64,
+    lease_ms: i64,
+    policy: crate::backoff::BackoffPolicy,
+    result: Mutex<Option<SettleAndClaim>>,
+    ready: Condvar,
+}
+
+/// `SettleParams` that can cross threads.
+struct OwnedSettle {
+    id: String,
+    attempt: u32,
+    max_retries: u32,
+    worker_id: String,
+    now_ms: i64,
+    success: bool,
+    exit_code: Option<i32>,
+    error: Option<String>,
+    output_tail: String,
+}
+
+impl Combined {
+    fn run(&self, tx: &rusqlite::Transaction<'_>) -> SettleAndClaim {
+        let s = &self.settle;
+        let settle = SettleParams {
+            id: &s.id,
+            attempt: s.attempt,
+            max_retries: s.max_retries,
+            worker_id: &s.worker_id,
+            now_ms: s.now_ms,
+            success: s.success,
+            exit_code: s.exit_code,
+            error: s.error.clone(),
+            output_tail: s.output_tail.clone(),
+        };
+        let claim = ClaimParams { worker_id: &self.worker_id, now_ms: self.now_ms, lease_ms: self.lease_ms };
+        Ok((settle_in(tx, &settle, &self.policy)?, claim_in(tx, &claim)?))
+    }
+
+    fn finish(&self, r: SettleAndClaim) {
+        *self.result.lock().unwrap_or_else(|p| p.into_inner()) = Some(r);
+        self.ready.notify_one();
+    }
+
+    fn take(&self) -> Option<SettleAndClaim> {
+        self.result.lock().unwrap_or_else(|p| p.into_inner()).take()
+    }
+}
+
+/// The shared state of the database at `path` in this process.
+fn shared_for(path: &Path) -> &'static Shared {
+    static ALL: Mutex<Option<HashMap<PathBuf, &'static Shared>>> = Mutex::new(None);
     let key = path.canonicalize().unwrap_or_else(|_| path.to_path_buf());
-    let mut locks = LOCKS.lock().unwrap_or_else(|p| p.into_inner());
-    // Leaked on purpose: one small mutex per distinct database a process opens.
-    locks.get_or_insert_with(HashMap::new).entry(key).or_insert_with(|| Box::leak(Box::new(Mutex::new(()))))
+    let mut all = ALL.lock().unwrap_or_else(|p| p.into_inner());
+    // Leaked on purpose: one small value per distinct database a process opens.
+    all.get_or_insert_with(HashMap::new)
+        .entry(key)
+        .or_insert_with(|| Box::leak(Box::new(Shared { write_lock: Mutex::new(()), pending: Mutex::new(Vec::new()) })))
 }
 
 /// How long a writer waits for another process's write lock, shared by the busy handler.
@@ -250,8 +315,8 @@ impl SqliteStore {
         // Checkpoint every 4,000 pages (16 MB of WAL) instead of 1,000: a quarter of the
         // fsyncs on a busy queue.
         conn.pragma_update(None, "wal_autocheckpoint", 4000)?;
-        let write_lock = write_lock_for(path);
-        let mut store = SqliteStore { conn, path: path.display().to_string(), write_lock, seen_version: None };
+        let shared = shared_for(path);
+        let mut store = SqliteStore { conn, path: path.display().to_string(), shared, seen_version: None };
         store.migrate()?;
         Ok(store)
     }
@@ -292,7 +357,7 @@ impl SqliteStore {
     }
 
     fn immediate(&mut self) -> Result<WriteTx<'_>> {
-        let lock = self.write_lock.lock().unwrap_or_else(|p| p.into_inner());
+        let lock = self.shared.write_lock.lock().unwrap_or_else(|p| p.into_inner());
         let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         Ok(WriteTx { tx, _lock: lock })
     }
@@ -461,11 +526,94 @@ impl Store for SqliteStore {
 
     fn job_settle_and_claim(&mut self, s: &SettleParams<'_>, c: &ClaimParams<'_>) -> Result<(Settled, Option<Job>)> {
         let policy = if s.success { Default::default() } else { self.backoff_policy()? };
-        let tx = self.immediate()?;
-        let settled = settle_in(&tx, s, &policy)?;
-        let next = claim_in(&tx, c)?;
-        tx.commit()?;
-        Ok((settled, next))
+        let me = Arc::new(Combined {
+            settle: OwnedSettle {
+                id: s.id.to_string(),
+                attempt: s.attempt,
+                max_retries: s.max_retries,
+                worker_id: s.worker_id.to_string(),
+                now_ms: s.now_ms,
+                success: s.success,
+                exit_code: s.exit_code,
+                error: s.error.clone(),
+                output_tail: s.output_tail.clone(),
+            },
+            worker_id: c.worker_id.to_string(),
+            now_ms: c.now_ms,
+            lease_ms: c.lease_ms,
+            policy,
+            result: Mutex::new(None),
+            ready: Condvar::new(),
+        });
+        let shared = self.shared;
+        let guard = match shared.write_lock.try_lock() {
+            Ok(g) => g,
+            Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner(),
+            Err(std::sync::TryLockError::WouldBlock) => {
+                // Busy: leave the request for the holder, then wait for its result, or for
+                // the lock, whichever comes first.
+                shared.pending.lock().unwrap_or_else(|p| p.into_inner()).push(Arc::clone(&me));
+                loop {
+                    {
+                        let slot = me.result.lock().unwrap_or_else(|p| p.into_inner());
+                        let (mut slot, _) = me
+                            .ready
+                            .wait_timeout_while(slot, Duration::from_micros(200), |r| r.is_none())
+                            .unwrap_or_else(|p| p.into_inner());
+                        if let Some(r) = slot.take() {
+                            return r;
+                        }
+                    }
+                    if let Ok(g) = shared.write_lock.try_lock() {
+                        // A holder publishes what it took before it lets go, so the request
+                        // is either answered or still waiting in the list.
+                        if let Some(r) = me.take() {
+                            return r;
+                        }
+                        shared.pending.lock().unwrap_or_else(|p| p.into_inner()).retain(|r| !Arc::ptr_eq(r, &me));
+                        break g;
+                    }
+                }
+            }
+        };
+        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let mine = me.run(&tx);
+        let others: Vec<Arc<Combined>> = std::mem::take(&mut *shared.pending.lock().unwrap_or_else(|p| p.into_inner()));
+        let mut results = Vec::with_capacity(others.len());
+        let mut failed = mine.as_ref().err().cloned();
+        for other in &others {
+            if failed.is_some() {
+                break;
+            }
+            match other.run(&tx) {
+                Ok(r) => results.push(r),
+                Err(e) => failed = Some(e),
+            }
+        }
+        let committed = match failed {
+            Some(e) => {
+                drop(tx); // rolls back before the lock is let go
+                Err(e)
+            }
+            None => tx.commit().map_err(Error::from),
+        };
+        match committed {
+            Ok(()) => {
+                for (other, r) in others.iter().zip(results) {
+                    other.finish(Ok(r));
+                }
+                drop(guard);
+                mine
+            }
+            Err(e) => {
+                // Rolled back: nobody's settle or claim happened; each retries.
+                for other in &others {
+                    other.finish(Err(e.clone()));
+                }
+                drop(guard);
+                Err(e)
+            }
+        }
     }
 
     fn job_requeue(&mut self, id: &str, attempt: u32, worker_id: &str, now_ms: i64) -> Result<bool> {
