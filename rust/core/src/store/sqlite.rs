@@ -206,7 +206,7 @@ impl Combined {
             output_tail: s.output_tail.clone(),
         };
         let claim = ClaimParams { worker_id: &self.worker_id, now_ms: self.now_ms, lease_ms: self.lease_ms };
-        Ok((settle_in(tx, &settle, &self.policy)?, claim_in(tx, &claim)?))
+        settle_and_claim_in(tx, &settle, &claim, &self.policy)
     }
 
     fn finish(&self, r: SettleAndClaim) {
@@ -430,6 +430,16 @@ static CLAIM_SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
     )
 });
 
+/// Settles one job and claims the next inside `tx`: a busy worker's step between jobs.
+fn settle_and_claim_in(
+    tx: &rusqlite::Transaction<'_>,
+    s: &SettleParams<'_>,
+    c: &ClaimParams<'_>,
+    policy: &crate::backoff::BackoffPolicy,
+) -> SettleAndClaim {
+    Ok((settle_in(tx, s, policy)?, claim_in(tx, c)?))
+}
+
 /// Claims the most urgent due job inside `tx` for `p.worker_id`.
 fn claim_in(tx: &rusqlite::Transaction<'_>, p: &ClaimParams<'_>) -> Result<Option<Job>> {
     let job = tx
@@ -526,32 +536,32 @@ impl Store for SqliteStore {
 
     fn job_settle_and_claim(&mut self, s: &SettleParams<'_>, c: &ClaimParams<'_>) -> Result<(Settled, Option<Job>)> {
         let policy = if s.success { Default::default() } else { self.backoff_policy()? };
-        let me = Arc::new(Combined {
-            settle: OwnedSettle {
-                id: s.id.to_string(),
-                attempt: s.attempt,
-                max_retries: s.max_retries,
-                worker_id: s.worker_id.to_string(),
-                now_ms: s.now_ms,
-                success: s.success,
-                exit_code: s.exit_code,
-                error: s.error.clone(),
-                output_tail: s.output_tail.clone(),
-            },
-            worker_id: c.worker_id.to_string(),
-            now_ms: c.now_ms,
-            lease_ms: c.lease_ms,
-            policy,
-            result: Mutex::new(None),
-            ready: Condvar::new(),
-        });
         let shared = self.shared;
         let guard = match shared.write_lock.try_lock() {
             Ok(g) => g,
             Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner(),
             Err(std::sync::TryLockError::WouldBlock) => {
                 // Busy: leave the request for the holder, then wait for its result, or for
-                // the lock, whichever comes first.
+                // the lock, whichever comes first. (Only this path copies the parameters.)
+                let me = Arc::new(Combined {
+                    settle: OwnedSettle {
+                        id: s.id.to_string(),
+                        attempt: s.attempt,
+                        max_retries: s.max_retries,
+                        worker_id: s.worker_id.to_string(),
+                        now_ms: s.now_ms,
+                        success: s.success,
+                        exit_code: s.exit_code,
+                        error: s.error.clone(),
+                        output_tail: s.output_tail.clone(),
+                    },
+                    worker_id: c.worker_id.to_string(),
+                    now_ms: c.now_ms,
+                    lease_ms: c.lease_ms,
+                    policy,
+                    result: Mutex::new(None),
+                    ready: Condvar::new(),
+                });
                 shared.pending.lock().unwrap_or_else(|p| p.into_inner()).push(Arc::clone(&me));
                 loop {
                     {
@@ -577,7 +587,7 @@ impl Store for SqliteStore {
             }
         };
         let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let mine = me.run(&tx);
+        let mine = settle_and_claim_in(&tx, s, c, &policy);
         let others: Vec<Arc<Combined>> = std::mem::take(&mut *shared.pending.lock().unwrap_or_else(|p| p.into_inner()));
         let mut results = Vec::with_capacity(others.len());
         let mut failed = mine.as_ref().err().cloned();
