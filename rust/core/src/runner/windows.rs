@@ -5,7 +5,7 @@
 //! windows-sys signatures by hand.
 
 use std::os::windows::io::AsRawHandle;
-use std::os::windows::process::{CommandExt, ExitStatusExt};
+use std::os::windows::process::CommandExt;
 use std::process::{Child, Command, ExitStatus};
 
 use windows_sys::Win32::Foundation::{CloseHandle, HANDLE};
@@ -85,12 +85,17 @@ impl Drop for Tree {
     }
 }
 
-/// The exit code and, for a failure, why.
+/// The exit code and, for a failure, why: exit code, command not found (cmd.exe's 9009),
+/// or a crash (an NTSTATUS error code such as 0xC0000005, an access violation).
 pub fn describe(status: &ExitStatus) -> (Option<i32>, Option<String>) {
-    let code = status.code().unwrap_or(status.into_raw() as i32);
+    // Every process on Windows ends with a 32-bit code, so `code()` is always `Some`.
+    let Some(code) = status.code() else {
+        return (None, Some("ended without an exit code".into()));
+    };
     match code {
         0 => (Some(0), None),
         9009 => (Some(code), Some("command not found (exit code 9009)".into())),
+        c if (c as u32) >= 0xC000_0000 => (Some(c), Some(format!("crashed with status 0x{:08X}", c as u32))),
         c => (Some(c), Some(format!("exit code {c}"))),
     }
 }
