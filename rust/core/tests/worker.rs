@@ -1,6 +1,5 @@
 //! Worker threads racing over one store (a SQLite file, a PostgreSQL schema): every job
-//! runs exactly once.
-#![cfg(unix)]
+//! runs exactly once. On Unix and, under Wine, on Windows.
 
 mod common;
 
@@ -23,12 +22,20 @@ fn many_workers_run_every_job_exactly_once_on_postgres() {
 }
 
 fn race(location: &str, dir: &tempfile::TempDir) {
-    let out = dir.path().join("ran.txt");
+    // One file per job, a line per run: cmd's `>>` is not an atomic append, so runs of
+    // different jobs must not share a file to be counted.
+    let runs = dir.path().join("runs");
+    std::fs::create_dir(&runs).unwrap();
+    let record = if cfg!(windows) {
+        format!("echo %QUEUECTL_JOB_ID%>> \"{}\\%QUEUECTL_JOB_ID%\"", runs.display())
+    } else {
+        format!("echo $QUEUECTL_JOB_ID >> '{}'/$QUEUECTL_JOB_ID", runs.display())
+    };
     let mut store = open_store(location, &StoreOptions::default()).unwrap();
     let jobs: Vec<NewJob> = (0..400)
         .map(|i| NewJob {
             id: Some(format!("j{i}")),
-            command: format!("echo $QUEUECTL_JOB_ID >> {}", out.display()),
+            command: record.clone(),
             max_retries: 0,
             priority: 0,
             run_at_ms: 0,
@@ -49,7 +56,11 @@ fn race(location: &str, dir: &tempfile::TempDir) {
     assert!(pool.wait(Duration::from_secs(120)), "workers did not finish");
     let summary = pool.join().unwrap();
     assert_eq!(summary.completed, 400);
-    let mut ran: Vec<String> = std::fs::read_to_string(&out).unwrap().lines().map(String::from).collect();
+    let mut ran: Vec<String> = Vec::new();
+    for entry in std::fs::read_dir(&runs).unwrap() {
+        let text = std::fs::read_to_string(entry.unwrap().path()).unwrap();
+        ran.extend(text.lines().map(|l| l.trim_end().to_string()));
+    }
     ran.sort();
     let mut want: Vec<String> = (0..400).map(|i| format!("j{i}")).collect();
     want.sort();

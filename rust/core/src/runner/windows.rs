@@ -1,33 +1,36 @@
-//! Windows: `cmd.exe /C`, a new process group per job, and a job object for the tree.
+//! Windows: `cmd.exe /C` in a hidden console of the job's own, a job object for the tree.
 //!
-//! Not compiled or run on the build machine (no Windows target there); the release
-//! workflow builds and smoke-tests it on Windows. Every call here is read against the
-//! windows-sys signatures by hand.
+//! Built and tested on Linux under Wine by `scripts/test_windows.sh` (README, Platforms);
+//! Wine is not Windows, and the README says what that leaves unproven.
 
 use std::os::windows::io::AsRawHandle;
 use std::os::windows::process::CommandExt;
 use std::process::{Child, Command, ExitStatus};
 
 use windows_sys::Win32::Foundation::{CloseHandle, HANDLE};
-use windows_sys::Win32::System::Console::{GenerateConsoleCtrlEvent, CTRL_BREAK_EVENT};
 use windows_sys::Win32::System::JobObjects::{AssignProcessToJobObject, CreateJobObjectW, TerminateJobObject};
+use windows_sys::Win32::System::Threading::{CREATE_NEW_PROCESS_GROUP, CREATE_NO_WINDOW};
 
 pub(crate) use super::ThreadWaiter as Waiter;
 
-const CREATE_NEW_PROCESS_GROUP: u32 = 0x0000_0200;
-
-/// The command that runs `line` with the platform shell; the line is passed verbatim,
-/// since cmd.exe does its own parsing.
+/// The command that runs `line` with the platform shell.
+///
+/// `/S` makes cmd.exe take everything between the first and the last quote verbatim, so a
+/// line that starts with a quoted path runs as typed; `/D` skips AutoRun commands from the
+/// registry, which would run before every job. `chcp 65001` first: cmd's own commands
+/// (`echo`, `type`, `dir`) write text in the console's code page, and UTF-8 is the only
+/// one that carries every character of a job's text into its log.
 pub fn shell(line: &str) -> Command {
     let mut c = Command::new("cmd.exe");
-    c.arg("/C").raw_arg(line);
+    c.args(["/D", "/S", "/C"]).raw_arg(format!("\"chcp 65001 >nul 2>&1 & {line}\""));
     c
 }
 
-/// Starts the job in a new process group, so a console Ctrl-C meant for the worker does
-/// not reach it, and so Ctrl-Break can be sent to the job alone.
+/// Starts the job in a hidden console of its own (which is also a process group of its
+/// own): a Ctrl-C at the worker's console does not reach it, a detached worker or a
+/// service opens no window per job, and the code page set for the job is the job's alone.
 pub fn isolate(c: &mut Command) {
-    c.creation_flags(CREATE_NEW_PROCESS_GROUP);
+    c.creation_flags(CREATE_NEW_PROCESS_GROUP | CREATE_NO_WINDOW);
 }
 
 /// The job's process tree: a job object holding the shell and everything it starts.
@@ -35,7 +38,6 @@ pub fn isolate(c: &mut Command) {
 /// shell has not run its command yet at that point, so in practice nothing does.
 pub struct Tree {
     job: HANDLE,
-    pid: u32,
 }
 
 impl Tree {
@@ -50,16 +52,14 @@ impl Tree {
             }
             job
         };
-        Tree { job, pid: child.id() }
+        Tree { job }
     }
 
-    /// Asks the tree to end: Ctrl-Break to the job's process group.
+    /// Asks the tree to end. Windows has no polite request that reaches a console program
+    /// from outside its console (Ctrl-Break only reaches processes sharing the sender's
+    /// console, and the job has its own), so this ends the tree at once, as `kill` does.
     pub fn terminate(&self) {
-        // SAFETY: plain value arguments; failure (no shared console) is harmless, the
-        // forced kill follows after the grace period.
-        unsafe {
-            GenerateConsoleCtrlEvent(CTRL_BREAK_EVENT, self.pid);
-        }
+        self.kill();
     }
 
     /// Ends every process in the job now.
