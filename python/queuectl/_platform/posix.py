@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import os
 import signal
+import sys
 from typing import Any
+
+# Tells mypy, when it checks the package for Windows, that this module is not for it.
+assert sys.platform != "win32"
 
 
 def node_name() -> str:
