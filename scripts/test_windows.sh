@@ -14,6 +14,7 @@ cd "$(dirname "$0")/.."
 root=$PWD
 cache="${XDG_CACHE_HOME:-$HOME/.cache}/queuectl"
 started=$SECONDS
+trap 'echo "test_windows.sh: failed at line $LINENO" >&2' ERR
 
 step() { printf '\n==> %s (%ss)\n' "$*" "$((SECONDS - started))"; }
 die() {
@@ -53,12 +54,13 @@ step "Wine prefix at $WINEPREFIX"
 mkdir -p "$cache"
 if [ ! -f "$WINEPREFIX/system.reg" ]; then
     "$wine" wineboot -i >/dev/null 2>&1 || true
+    "$wineserver" -w # until wineboot's server has finished setting the prefix up
 fi
 # Wine 8 has no bcryptprimitives.dll, which Rust's std imports: install a small one.
 x86_64-w64-mingw32-gcc -shared -O2 -o "$cache/bcryptprimitives.dll" scripts/cross/bcryptprimitives.c -lbcrypt
 cp "$cache/bcryptprimitives.dll" "$WINEPREFIX/drive_c/windows/system32/"
 # One Wine server for the whole run (every test starts many Wine processes), ended at exit.
-"$wineserver" -p
+"$wineserver" -p 2>/dev/null || echo "a Wine server already runs for this prefix: using it"
 trap '"$wineserver" -k >/dev/null 2>&1 || true' EXIT
 # Into files, not pipes: Wine's service processes would hold a pipe open and hang a reader.
 said="$cache/wine-says.txt"
