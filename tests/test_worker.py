@@ -208,6 +208,52 @@ def test_lost_worker_job_is_rescued_as_a_failed_attempt(q: Queue) -> None:
     assert rescuer.wait(timeout=15) == 0
 
 
+def test_a_worker_paused_past_its_lease_registers_again_and_stops(q: Queue) -> None:
+    """A worker frozen (SIGSTOP: a paused VM, a sleeping laptop) longer than its lease is
+    declared lost and its job rescued; when it resumes it must not claim jobs under the
+    registration others marked exited: it registers again, and `worker stop` reaches it."""
+    fast_retries(q)
+    job = q.enqueue("sleep 2", max_retries=2)
+    ghost = q.start_workers("--lease", "2s")
+    q.wait_for(lambda: q.state(job) == "processing", what="the job to start")
+    ghost.send_signal(signal.SIGSTOP)
+    try:
+        rescuer = q.start_workers("--lease", "2s")
+
+        def ghost_rows(*flags: str) -> list[dict[str, object]]:
+            return [w for w in q.json("worker", "list", *flags) if w["pid"] == ghost.pid]
+
+        q.wait_for(
+            lambda: [w["state"] for w in ghost_rows("--all")] == ["exited"],
+            timeout=20,
+            what="the frozen worker to be declared lost",
+        )
+        q.wait_for(lambda: q.state(job) == "completed", timeout=20, what="the rescued job")
+        # Work for whoever claims it: a resumed ghost that claimed under its exited
+        # registration would run these unseen by `worker list`.
+        later = [q.enqueue("sleep 0.2") for _ in range(6)]
+    finally:
+        ghost.send_signal(signal.SIGCONT)
+    q.wait_for(
+        lambda: [w["state"] for w in ghost_rows()] in (["idle"], ["busy"]),
+        timeout=10,
+        what="the resumed worker to register again",
+    )
+    q.wait_for(
+        lambda: all(q.state(j) == "completed" for j in later), timeout=30, what="later jobs"
+    )
+    q.run("worker", "stop", "--timeout", "20")
+    assert ghost.wait(timeout=20) == 0
+    assert rescuer.wait(timeout=20) == 0
+    _, err = ghost.communicate()
+    assert "was declared lost" in err and "registered again" in err, err
+    j = q.job(job)
+    # The first attempt was rescued; the ghost's late result for it was dropped.
+    assert (j["state"], j["attempts"]) == ("completed", 2)
+    assert "lost" in j["attempt_history"][0]["error"]
+    assert q.json("worker", "list") == []
+
+
 def test_state_and_config_survive_a_restart(q: Queue) -> None:
     q.run("config", "set", "max-retries", "5")
     done = q.enqueue("true", id="done")

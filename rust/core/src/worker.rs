@@ -104,6 +104,8 @@ struct Loop<'a> {
     /// Config `log-max-bytes`, read at start and at every heartbeat.
     log_max_bytes: u64,
     last_beat: Instant,
+    /// Declared lost and not registered again yet: no claims until it is.
+    unregistered: bool,
 }
 
 impl Loop<'_> {
@@ -127,7 +129,8 @@ impl Loop<'_> {
         let now = now_ms();
         self.read_log_cap();
         match self.store.worker_heartbeat(&self.cfg.worker_id, now) {
-            Ok(level) => self.requested = self.requested.max(level),
+            Ok(Some(level)) => self.requested = self.requested.max(level),
+            Ok(None) => self.register_again(now),
             Err(e) => self.say(|| format!("heartbeat failed: {e}")),
         }
         match self.store.job_rescue_expired(now) {
@@ -140,6 +143,29 @@ impl Loop<'_> {
         }
         if let Err(e) = self.store.worker_reap(now) {
             self.say(|| format!("reaping lost workers failed: {e}"));
+        }
+    }
+
+    /// The store says this worker is not registered: others declared it lost (it missed
+    /// heartbeats for longer than its lease: the process was paused, or the machine slept)
+    /// and rescued its job, whose result will now be fenced off. It registers again before
+    /// it claims anything, so that `worker list` and `worker stop` see it; until that
+    /// succeeds it claims nothing.
+    fn register_again(&mut self, now: i64) {
+        let cfg = self.cfg;
+        match self.store.worker_register(&cfg.worker_id, &cfg.host, cfg.pid, cfg.lease_ms, now) {
+            Ok(()) => {
+                self.unregistered = false;
+                self.say(|| {
+                    "was declared lost (no heartbeat for longer than its lease: paused or asleep?); \
+                     registered again; a job it was running was rescued and its result will be dropped"
+                        .to_string()
+                });
+            }
+            Err(e) => {
+                self.unregistered = true;
+                self.say(|| format!("was declared lost and cannot register again: {e}; claiming nothing"));
+            }
         }
     }
 
@@ -168,6 +194,10 @@ impl Loop<'_> {
             self.beat_if_due();
             if self.stop_level() > 0 {
                 break;
+            }
+            if self.unregistered {
+                self.nap(Duration::from_millis(self.cfg.heartbeat_ms));
+                continue;
             }
             // Read before looking at the queue, so a commit in between still wakes us.
             let seen = self.wake.map(Wake::current);
@@ -264,7 +294,10 @@ impl Loop<'_> {
             return Ok(None);
         }
         let secs = outcome.duration_ms as f64 / 1000.0;
-        let claim_next = self.stop_level() == 0;
+        // A worker that was paused through the whole job learns here, before it claims the
+        // next one, whether it was declared lost in the meantime.
+        self.beat_if_due();
+        let claim_next = self.stop_level() == 0 && !self.unregistered;
         let (settled, next) = self.retry_store(|s| {
             let now = now_ms();
             let settle = SettleParams {
@@ -341,6 +374,7 @@ pub fn run_worker(
         requested: 0,
         last_beat: Instant::now(),
         log_max_bytes: runner::DEFAULT_LOG_MAX_BYTES,
+        unregistered: false,
     };
     lp.read_log_cap();
     let result = lp.run();

@@ -10,7 +10,7 @@ use queuectl_core::backoff::BackoffPolicy;
 use std::time::{Duration, Instant};
 
 use queuectl_core::store::{
-    transfer, ClaimParams, PostgresStore, SettleParams, Settled, SqliteStore, StoreOptions, STOP_FORCE,
+    transfer, ClaimParams, PostgresStore, SettleParams, Settled, SqliteStore, StoreOptions, STOP_FORCE, STOP_GRACEFUL,
 };
 use queuectl_core::{Error, JobState, NewJob, Store};
 
@@ -159,14 +159,14 @@ fn heartbeat_renews_the_lease_and_carries_stop_requests(s: &mut dyn Store) {
     s.worker_register("w", "host", 1, 30_000, T0).unwrap();
     s.job_insert_many(&[job("h", 0)], T0, None).unwrap();
     claim(s, "w", T0);
-    assert_eq!(s.worker_heartbeat("w", T0 + 20_000).unwrap(), 0);
+    assert_eq!(s.worker_heartbeat("w", T0 + 20_000).unwrap(), Some(0));
     assert!(s.job_rescue_expired(T0 + 40_000).unwrap().is_empty());
     assert_eq!(s.job_get("h").unwrap().lease_expires_ms, Some(T0 + 50_000));
     let w = &s.worker_list(false).unwrap()[0];
     assert_eq!((w.state.as_str(), w.current_job.as_deref()), ("busy", Some("h")));
     assert_eq!(s.worker_request_stop(STOP_FORCE, Some("elsewhere")).unwrap(), 0);
     assert_eq!(s.worker_request_stop(STOP_FORCE, None).unwrap(), 1);
-    assert_eq!(s.worker_heartbeat("w", T0 + 21_000).unwrap(), STOP_FORCE);
+    assert_eq!(s.worker_heartbeat("w", T0 + 21_000).unwrap(), Some(STOP_FORCE));
     assert!(s.job_requeue("h", 1, "w", T0 + 21_000).unwrap());
     let j = s.job_get("h").unwrap();
     assert_eq!((j.state, j.attempts), (JobState::Pending, 0));
@@ -180,6 +180,19 @@ fn silent_workers_are_reaped(s: &mut dyn Store) {
     assert_eq!(s.worker_reap(T0 + 500).unwrap(), 0);
     assert_eq!(s.worker_reap(T0 + 1_500).unwrap(), 1);
     assert_eq!(s.worker_list(true).unwrap()[0].state, "exited");
+    // It comes back (paused, then resumed): its heartbeat says it is not registered, and
+    // the heartbeat leaves the exited registration as it was.
+    assert_eq!(s.worker_heartbeat("gone", T0 + 2_000).unwrap(), None);
+    assert!(s.worker_list(false).unwrap().is_empty());
+    // Registering again brings it back, visible and reachable by a stop request.
+    s.worker_register("gone", "host", 2, 1_000, T0 + 2_000).unwrap();
+    let w = &s.worker_list(false).unwrap()[0];
+    assert_eq!((w.id.as_str(), w.pid, w.exited_at_ms), ("gone", 2, None));
+    assert_eq!(s.worker_request_stop(STOP_GRACEFUL, None).unwrap(), 1);
+    assert_eq!(s.worker_heartbeat("gone", T0 + 2_100).unwrap(), Some(STOP_GRACEFUL));
+    // A registration that is still running cannot be taken over.
+    assert!(matches!(s.worker_register("gone", "host", 3, 1_000, T0 + 2_200), Err(Error::InvalidState(_))));
+    assert_eq!(s.worker_list(false).unwrap()[0].pid, 2);
 }
 
 fn dead_retry_is_all_or_nothing(s: &mut dyn Store) {

@@ -175,11 +175,15 @@ pub trait Store: Send {
     fn config_set(&mut self, key: &str, value: &str, now_ms: i64) -> Result<()>;
     /// Every stored config value, by key.
     fn config_list(&mut self) -> Result<Vec<(String, String)>>;
-    /// Registers a worker as idle.
+    /// Registers a worker as idle. An id whose registration has exited (a worker that was
+    /// declared lost and came back) is registered afresh; an id that is still registered
+    /// is an error.
     fn worker_register(&mut self, id: &str, host: &str, pid: u32, lease_ms: i64, now_ms: i64) -> Result<()>;
     /// Renews the worker's heartbeat and the lease of its job; returns the stop level
-    /// requested for it (0 when none).
-    fn worker_heartbeat(&mut self, id: &str, now_ms: i64) -> Result<u8>;
+    /// requested for it (0 when none), or `None` when the worker is not registered: it was
+    /// declared lost (its heartbeat older than its lease, then reaped) and must not claim
+    /// another job under that registration.
+    fn worker_heartbeat(&mut self, id: &str, now_ms: i64) -> Result<Option<u8>>;
     /// Marks the worker as exited.
     fn worker_exit(&mut self, id: &str, now_ms: i64) -> Result<()>;
     /// Registered workers, newest first; with `include_exited` also those that exited.

@@ -872,25 +872,34 @@ impl Store for PostgresStore {
     fn worker_register(&mut self, id: &str, host: &str, pid: u32, lease_ms: i64, now_ms: i64) -> Result<()> {
         let pid = i64::from(pid);
         self.with(|c, _| {
-            c.execute(
+            // The WHERE leaves a registration that is still running alone: 0 rows, an error.
+            let n = c.execute(
                 "INSERT INTO workers (id, host, pid, state, started_at_ms, heartbeat_ms, lease_ms)
-                 VALUES ($1, $2, $3, 'running', $4, $4, $5)",
+                 VALUES ($1, $2, $3, 'running', $4, $4, $5)
+                 ON CONFLICT (id) DO UPDATE SET host = excluded.host, pid = excluded.pid, state = 'running',
+                     started_at_ms = excluded.started_at_ms, heartbeat_ms = excluded.heartbeat_ms,
+                     lease_ms = excluded.lease_ms, stop_requested = 0, exited_at_ms = NULL
+                 WHERE workers.state = 'exited'",
                 &[&id, &host, &pid, &now_ms, &lease_ms],
             )?;
+            if n == 0 {
+                return Err(Error::InvalidState(format!("worker {id} is already registered")));
+            }
             Ok(())
         })
     }
 
-    fn worker_heartbeat(&mut self, id: &str, now_ms: i64) -> Result<u8> {
+    fn worker_heartbeat(&mut self, id: &str, now_ms: i64) -> Result<Option<u8>> {
         self.with(|c, _| {
             let mut tx = c.transaction()?;
             let row = tx.query_opt(
-                "UPDATE workers SET heartbeat_ms = $2 WHERE id = $1 RETURNING stop_requested, lease_ms",
+                "UPDATE workers SET heartbeat_ms = $2 WHERE id = $1 AND state != 'exited'
+                 RETURNING stop_requested, lease_ms",
                 &[&id, &now_ms],
             )?;
             let Some(row) = row else {
                 tx.commit()?;
-                return Ok(super::STOP_GRACEFUL);
+                return Ok(None);
             };
             let (stop, lease_ms): (i16, i64) = (row.get(0), row.get(1));
             let until = now_ms + lease_ms;
@@ -899,7 +908,7 @@ impl Store for PostgresStore {
                 &[&id, &until],
             )?;
             tx.commit()?;
-            Ok(u8::try_from(stop).unwrap_or(0))
+            Ok(Some(u8::try_from(stop).unwrap_or(0)))
         })
     }
 

@@ -833,30 +833,40 @@ impl Store for SqliteStore {
 
     fn worker_register(&mut self, id: &str, host: &str, pid: u32, lease_ms: i64, now_ms: i64) -> Result<()> {
         let tx = self.immediate()?;
-        tx.execute(
-            "INSERT INTO workers (id, host, pid, state, started_at_ms, heartbeat_ms, lease_ms) VALUES (?1, ?2, ?3, 'running', ?4, ?4, ?5)",
+        // The WHERE leaves a registration that is still running alone: 0 rows, an error.
+        let n = tx.execute(
+            "INSERT INTO workers (id, host, pid, state, started_at_ms, heartbeat_ms, lease_ms) VALUES (?1, ?2, ?3, 'running', ?4, ?4, ?5)
+             ON CONFLICT (id) DO UPDATE SET host = excluded.host, pid = excluded.pid, state = 'running',
+                 started_at_ms = excluded.started_at_ms, heartbeat_ms = excluded.heartbeat_ms,
+                 lease_ms = excluded.lease_ms, stop_requested = 0, exited_at_ms = NULL
+             WHERE workers.state = 'exited'",
             params![id, host, pid, now_ms, lease_ms],
         )?;
+        if n == 0 {
+            return Err(Error::InvalidState(format!("worker {id} is already registered")));
+        }
         tx.commit()?;
         Ok(())
     }
 
-    fn worker_heartbeat(&mut self, id: &str, now_ms: i64) -> Result<u8> {
+    fn worker_heartbeat(&mut self, id: &str, now_ms: i64) -> Result<Option<u8>> {
         let tx = self.immediate()?;
         let row: Option<(u8, i64)> = tx
-            .prepare_cached("UPDATE workers SET heartbeat_ms = ?2 WHERE id = ?1 RETURNING stop_requested, lease_ms")?
+            .prepare_cached(
+                "UPDATE workers SET heartbeat_ms = ?2 WHERE id = ?1 AND state != 'exited' RETURNING stop_requested, lease_ms",
+            )?
             .query_row(params![id, now_ms], |r| Ok((r.get(0)?, r.get(1)?)))
             .optional()?;
         let Some((stop, lease_ms)) = row else {
             tx.commit()?;
-            return Ok(super::STOP_GRACEFUL);
+            return Ok(None);
         };
         tx.prepare_cached(
             "UPDATE jobs INDEXED BY jobs_processing SET lease_expires_ms = ?2 WHERE worker_id = ?1 AND state = 'processing'",
         )?
             .execute(params![id, now_ms + lease_ms])?;
         tx.commit()?;
-        Ok(stop)
+        Ok(Some(stop))
     }
 
     fn worker_exit(&mut self, id: &str, now_ms: i64) -> Result<()> {
