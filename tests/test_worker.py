@@ -239,9 +239,7 @@ def test_a_worker_paused_past_its_lease_registers_again_and_stops(q: Queue) -> N
         timeout=10,
         what="the resumed worker to register again",
     )
-    q.wait_for(
-        lambda: all(q.state(j) == "completed" for j in later), timeout=30, what="later jobs"
-    )
+    q.wait_for(lambda: all(q.state(j) == "completed" for j in later), timeout=30, what="later jobs")
     q.run("worker", "stop", "--timeout", "20")
     assert ghost.wait(timeout=20) == 0
     assert rescuer.wait(timeout=20) == 0

@@ -55,7 +55,14 @@ fn race(location: &str, dir: &tempfile::TempDir) {
     let pool = Pool::start(location, &StoreOptions { durable: false, ..Default::default() }, cfgs).unwrap();
     assert!(pool.wait(Duration::from_secs(120)), "workers did not finish");
     let summary = pool.join().unwrap();
-    assert_eq!(summary.completed, 400);
+    let unfinished: Vec<String> = store
+        .job_list(None, None)
+        .unwrap()
+        .into_iter()
+        .filter(|j| j.state != JobState::Completed)
+        .map(|j| format!("{} {:?} exit {:?}: {:?}", j.id, j.state, j.exit_code, j.last_error))
+        .collect();
+    assert_eq!(summary.completed, 400, "{unfinished:?}");
     let mut ran: Vec<String> = Vec::new();
     for entry in std::fs::read_dir(&runs).unwrap() {
         let text = std::fs::read_to_string(entry.unwrap().path()).unwrap();
