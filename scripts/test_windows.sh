@@ -82,8 +82,8 @@ wine_test() {
 }
 wine_test
 if [ "$rc" != 0 ]; then
-    # Seen once in about ten runs under Wine: one of the 400 jobs of a worker race did not
-    # complete (the test prints why). A second failure fails the script; a pass is reported.
+    # Seen twice in about a dozen runs: in a worker race, Wine's cmd failed one job's own
+    # `>>` append (exit 1; README, Platforms). A second failure fails the script.
     cp "$out" "$out.first"
     echo "WINE TESTS FAILED ONCE (log: $out.first); running them again"
     wine_test
