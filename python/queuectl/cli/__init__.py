@@ -36,6 +36,8 @@ COMMANDS = {
     "config": "queuectl.cli.config:config",
     "purge": "queuectl.cli.jobs:purge",
     "migrate": "queuectl.cli.migrate:migrate",
+    "check": "queuectl.cli.maintenance:check",
+    "backup": "queuectl.cli.maintenance:backup",
 }
 
 

@@ -15,8 +15,14 @@ pub enum Error {
     InvalidState(String),
     /// The database was written by a newer queuectl.
     SchemaTooNew { found: i64, supported: i64 },
-    /// The database could not be opened, read or written.
+    /// The database could not be opened, read or written, for a reason that may pass
+    /// (another writer, a lost connection, a server restart): worth retrying.
     Database(String),
+    /// A fault of the database that waiting will not heal: a corrupt file, a file that is
+    /// not a queuectl database, a read-only database, a full disk, a file deleted or
+    /// replaced under a running worker. The text names the cause and the next step; a
+    /// worker that meets one stops instead of retrying.
+    Lasting(String),
     /// A file or process operation failed.
     Io(String),
     /// The feature exists in the contract but not in this build.
@@ -32,6 +38,7 @@ impl fmt::Display for Error {
             Error::InvalidInput(m)
             | Error::InvalidState(m)
             | Error::Database(m)
+            | Error::Lasting(m)
             | Error::Io(m)
             | Error::Unsupported(m) => f.write_str(m),
             Error::DuplicateId(id) => write!(f, "a job with id {id:?} already exists"),
@@ -47,9 +54,34 @@ impl fmt::Display for Error {
 
 impl std::error::Error for Error {}
 
+impl Error {
+    /// Whether retrying cannot help: the worker stops, and the person reading the line
+    /// has to act (run `queuectl check`, restore a backup, free space, upgrade).
+    pub fn is_lasting(&self) -> bool {
+        matches!(self, Error::Lasting(_) | Error::SchemaTooNew { .. })
+    }
+}
+
+/// What to do about a broken database file, appended to the errors that name one.
+pub const BROKEN_FILE_NEXT_STEP: &str =
+    "stop the workers, run `queuectl check`, and restore a backup (`queuectl backup PATH` makes one)";
+
 impl From<rusqlite::Error> for Error {
     fn from(e: rusqlite::Error) -> Self {
-        Error::Database(describe_sqlite(&e))
+        use rusqlite::ffi::ErrorCode;
+        let lasting = matches!(
+            &e,
+            rusqlite::Error::SqliteFailure(f, _) if matches!(
+                f.code,
+                ErrorCode::ReadOnly | ErrorCode::DiskFull | ErrorCode::NotADatabase | ErrorCode::DatabaseCorrupt
+            )
+        );
+        let text = describe_sqlite(&e);
+        if lasting {
+            Error::Lasting(text)
+        } else {
+            Error::Database(text)
+        }
     }
 }
 
@@ -68,16 +100,22 @@ fn describe_sqlite(e: &rusqlite::Error) -> String {
             ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked => {
                 format!("the database is locked by another process ({detail})")
             }
-            ErrorCode::ReadOnly => format!("the database is read-only ({detail})"),
-            ErrorCode::DiskFull => "the disk holding the database is full".to_string(),
+            ErrorCode::ReadOnly => format!(
+                "the database is read-only ({detail}): give this user write access to the file and its folder"
+            ),
+            ErrorCode::DiskFull => {
+                "the disk holding the database is full: free space (`queuectl purge --completed` helps), then start the workers again".to_string()
+            }
             ErrorCode::SystemIoFailure => {
                 format!(
                     "cannot read or write the database: the disk may be full, or the file over a size limit ({detail})"
                 )
             }
             ErrorCode::CannotOpen => format!("cannot open the database ({detail})"),
-            ErrorCode::NotADatabase => "the file is not a queuectl database".to_string(),
-            ErrorCode::DatabaseCorrupt => "the database file is corrupt".to_string(),
+            ErrorCode::NotADatabase => {
+                format!("the file is not a SQLite database, so not a queuectl one: check --db, or {BROKEN_FILE_NEXT_STEP}")
+            }
+            ErrorCode::DatabaseCorrupt => format!("the database file is corrupt: {BROKEN_FILE_NEXT_STEP}"),
             _ => format!("database error: {e}"),
         };
     }

@@ -106,6 +106,8 @@ struct Loop<'a> {
     last_beat: Instant,
     /// Declared lost and not registered again yet: no claims until it is.
     unregistered: bool,
+    /// A lasting store fault met by a heartbeat: the worker stops on it.
+    fault: Option<Error>,
 }
 
 impl Loop<'_> {
@@ -131,6 +133,10 @@ impl Loop<'_> {
         match self.store.worker_heartbeat(&self.cfg.worker_id, now) {
             Ok(Some(level)) => self.requested = self.requested.max(level),
             Ok(None) => self.register_again(now),
+            Err(e) if e.is_lasting() => {
+                self.fault = Some(e);
+                return;
+            }
             Err(e) => self.say(|| format!("heartbeat failed: {e}")),
         }
         match self.store.job_rescue_expired(now) {
@@ -139,10 +145,16 @@ impl Loop<'_> {
                     self.say(|| format!("rescued job {id} (attempt {attempt}) from a lost worker"));
                 }
             }
+            Err(e) if e.is_lasting() => {
+                self.fault = Some(e);
+                return;
+            }
             Err(e) => self.say(|| format!("lease rescue failed: {e}")),
         }
-        if let Err(e) = self.store.worker_reap(now) {
-            self.say(|| format!("reaping lost workers failed: {e}"));
+        match self.store.worker_reap(now) {
+            Ok(_) => {}
+            Err(e) if e.is_lasting() => self.fault = Some(e),
+            Err(e) => self.say(|| format!("reaping lost workers failed: {e}")),
         }
     }
 
@@ -192,6 +204,9 @@ impl Loop<'_> {
         let mut error_pause = Duration::from_millis(100);
         loop {
             self.beat_if_due();
+            if let Some(e) = self.fault.take() {
+                return Err(e);
+            }
             if self.stop_level() > 0 {
                 break;
             }
@@ -236,6 +251,7 @@ impl Loop<'_> {
                         _ => self.nap(Duration::from_millis(self.cfg.poll_ms)),
                     }
                 }
+                Err(e) if e.is_lasting() => return Err(e),
                 Err(e) => {
                     self.say(|| format!("cannot claim a job: {e}; trying again in {:.1}s", error_pause.as_secs_f64()));
                     self.nap(error_pause);
@@ -266,7 +282,10 @@ impl Loop<'_> {
         let outcome = {
             let mut tick = || {
                 self.beat_if_due();
-                if self.stop_level() >= STOP_FORCE {
+                // A lasting fault: the result could not be recorded, so the job is
+                // stopped now and left to the lease; it runs again once the store is
+                // repaired or restored.
+                if self.stop_level() >= STOP_FORCE || self.fault.is_some() {
                     Control::Kill
                 } else {
                     Control::Continue
@@ -274,6 +293,9 @@ impl Loop<'_> {
             };
             runner::run(&spec, tick_every, &mut tick)
         };
+        if let Some(e) = self.fault.take() {
+            return Err(e);
+        }
         let outcome = match outcome {
             Ok(o) => o,
             // The log could not be written (full disk, permissions): the attempt fails
@@ -347,7 +369,7 @@ impl Loop<'_> {
         loop {
             match f(self.store) {
                 Ok(v) => return Ok(v),
-                Err(e) if Instant::now() < give_up => {
+                Err(e) if !e.is_lasting() && Instant::now() < give_up => {
                     self.say(|| format!("store write failed: {e}; retrying"));
                     std::thread::sleep(pause);
                     pause = (pause * 2).min(Duration::from_secs(2));
@@ -375,14 +397,24 @@ pub fn run_worker(
         last_beat: Instant::now(),
         log_max_bytes: runner::DEFAULT_LOG_MAX_BYTES,
         unregistered: false,
+        fault: None,
     };
     lp.read_log_cap();
     let result = lp.run();
+    if matches!(&result, Err(e) if e.is_lasting()) {
+        // The other workers of this process share the store: they finish their current
+        // job (or meet the fault themselves) and exit too.
+        signal.fetch_max(STOP_GRACEFUL, Ordering::SeqCst);
+        if let Some(w) = wake {
+            w.bump();
+        }
+    }
     let _ = lp.store.worker_exit(&cfg.worker_id, now_ms());
     match &result {
         Ok(s) => lp.say(|| {
             format!("exiting: {} completed, {} failed, {} dead, {} requeued", s.completed, s.failed, s.dead, s.requeued)
         }),
+        Err(e) if e.is_lasting() => lp.say(|| format!("stopping: {e}")),
         Err(e) => lp.say(|| format!("exiting on error: {e}")),
     }
     result

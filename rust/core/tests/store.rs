@@ -471,7 +471,7 @@ fn a_sqlite_queue_copies_into_postgres_whole_or_not_at_all() {
 
     let path = g.dir.path().join("q.db");
     let report = transfer::sqlite_to_postgres(&path, &schema.url, &StoreOptions::default()).unwrap();
-    assert_eq!(report, transfer::CopyReport { jobs: 5, attempts: 2, config: 1 });
+    assert_eq!(report, transfer::CopyReport { jobs: 5, attempts: 2, config: 1, requeued: 0 });
     let mut dst = schema.open(&StoreOptions::default());
     assert_eq!(dst.job_list(None, None).unwrap(), src.job_list(None, None).unwrap());
     for id in ["done", "retrying", "dies", "waiting", "fresh"] {

@@ -34,7 +34,7 @@ fn py_err(e: Error) -> PyErr {
         Error::NotFound(_) => JobNotFoundError::new_err(msg),
         Error::InvalidState(_) => JobStateError::new_err(msg),
         Error::SchemaTooNew { .. } => SchemaError::new_err(msg),
-        Error::Database(_) | Error::Io(_) => StoreError::new_err(msg),
+        Error::Database(_) | Error::Lasting(_) | Error::Io(_) => StoreError::new_err(msg),
         Error::Unsupported(_) => UnsupportedError::new_err(msg),
     }
 }
@@ -405,6 +405,40 @@ fn copy_sqlite_to_postgres(py: Python<'_>, source: PathBuf, target: String) -> P
     Ok((r.jobs, r.attempts, r.config))
 }
 
+/// Copies the PostgreSQL queue at `source` into the SQLite file `target` (created when
+/// absent) in one transaction. Returns (jobs, attempts, config keys) copied.
+#[pyfunction]
+fn copy_postgres_to_sqlite(py: Python<'_>, source: String, target: PathBuf) -> PyResult<(u64, u64, u64)> {
+    let r = py
+        .detach(|| queuectl_core::store::transfer::postgres_to_sqlite(&source, &target, &StoreOptions::default()))
+        .map_err(py_err)?;
+    Ok((r.jobs, r.attempts, r.config))
+}
+
+/// Writes a consistent snapshot of the queue at `location` to the new SQLite file `path`.
+/// Returns the counts copied: jobs, attempts, config, and requeued (jobs that were
+/// processing, pending in the copy).
+#[pyfunction]
+fn backup(py: Python<'_>, location: String, path: PathBuf) -> PyResult<std::collections::HashMap<&'static str, u64>> {
+    let r = py
+        .detach(|| queuectl_core::store::transfer::backup(&location, &path, &StoreOptions::default()))
+        .map_err(py_err)?;
+    Ok([("jobs", r.jobs), ("attempts", r.attempts), ("config", r.config), ("requeued", r.requeued)].into())
+}
+
+/// Checks the queue at `location`: (schema version, problems). A queue that cannot be
+/// opened is reported as a problem with no version.
+#[pyfunction]
+fn check(py: Python<'_>, location: String) -> (Option<i64>, Vec<String>) {
+    py.detach(|| match open_store(&location, &StoreOptions::default()) {
+        Ok(mut store) => {
+            let r = queuectl_core::store::check::check(store.as_mut(), clock::now_ms());
+            (Some(r.schema_version), r.problems)
+        }
+        Err(e) => (None, vec![format!("cannot open the queue: {e}")]),
+    })
+}
+
 /// A store location with any password left out, fit to print.
 #[pyfunction]
 fn redact_location(location: &str) -> String {
@@ -435,5 +469,8 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(sqlite_version, m)?)?;
     m.add_function(wrap_pyfunction!(redact_location, m)?)?;
     m.add_function(wrap_pyfunction!(copy_sqlite_to_postgres, m)?)?;
+    m.add_function(wrap_pyfunction!(copy_postgres_to_sqlite, m)?)?;
+    m.add_function(wrap_pyfunction!(backup, m)?)?;
+    m.add_function(wrap_pyfunction!(check, m)?)?;
     Ok(())
 }

@@ -4,6 +4,7 @@
 //! clock. Every write after a claim is fenced on (id, attempt, worker): a worker whose job
 //! was rescued and claimed again can never overwrite the newer attempt.
 
+pub mod check;
 mod postgres;
 mod sqlite;
 pub mod transfer;
@@ -211,6 +212,14 @@ pub trait Store: Send {
         std::thread::sleep(timeout);
         Ok(true)
     }
+    /// The schema version recorded in the database.
+    fn schema_version(&mut self) -> Result<i64>;
+    /// The store's own check of its files: at most `limit` lines of what is wrong, none
+    /// when sound. PostgreSQL checks its own pages as it reads them and adds nothing here.
+    fn file_integrity(&mut self, limit: usize) -> Result<Vec<String>>;
+    /// Runs one of [`check::check`]'s invariant queries, `$1` bound to `now_ms`: one text
+    /// column, one problem per row.
+    fn check_rows(&mut self, sql: &str, now_ms: i64) -> Result<Vec<String>>;
     /// A one-line description of the store for `--version`.
     fn describe(&self) -> String;
 }

@@ -192,7 +192,7 @@ fn jobs_from(rows: Vec<Row>) -> Result<Vec<Job>> {
 impl From<postgres::Error> for Error {
     fn from(e: postgres::Error) -> Self {
         if let Some(db) = e.as_db_error() {
-            return Error::Database(format!("PostgreSQL error: {}", db.message()));
+            return classify_db_error(db);
         }
         if e.is_closed() {
             return Error::Database("lost the connection to PostgreSQL".into());
@@ -200,6 +200,38 @@ impl From<postgres::Error> for Error {
         let cause = std::error::Error::source(&e).map(|c| format!(": {c}")).unwrap_or_default();
         Error::Database(format!("cannot reach PostgreSQL: {e}{cause}"))
     }
+}
+
+/// A server error as one line (SQLSTATE, message, detail, hint), sorted into what may pass
+/// (serialization failures, lock timeouts, a server shutting down) and what will not.
+fn classify_db_error(db: &postgres::error::DbError) -> Error {
+    use postgres::error::SqlState;
+    let mut text = format!("PostgreSQL error {}: {}", db.code().code(), db.message());
+    if let Some(detail) = db.detail() {
+        text.push_str(&format!(" ({detail})"));
+    }
+    if let Some(hint) = db.hint() {
+        text.push_str(&format!("; hint: {hint}"));
+    }
+    let next = match db.code() {
+        c if *c == SqlState::DISK_FULL => "free space on the database server, then start the workers again",
+        c if *c == SqlState::READ_ONLY_SQL_TRANSACTION => {
+            "the database is read-only (a standby, or default_transaction_read_only): point --db at the primary"
+        }
+        c if *c == SqlState::DATA_CORRUPTED || *c == SqlState::INDEX_CORRUPTED => {
+            "the server reports corruption: stop the workers, run `queuectl check`, and restore a backup"
+        }
+        c if *c == SqlState::UNDEFINED_TABLE => {
+            "the queue's tables are gone (dropped while workers ran?): start the workers again to create them"
+        }
+        c if *c == SqlState::INVALID_CATALOG_NAME => "the database does not exist: check --db or QUEUECTL_DB",
+        c if *c == SqlState::INVALID_PASSWORD || *c == SqlState::INVALID_AUTHORIZATION_SPECIFICATION => {
+            "the server refused these credentials: check the user and password in --db"
+        }
+        c if *c == SqlState::INSUFFICIENT_PRIVILEGE => "grant this user the rights on the queue's schema",
+        _ => return Error::Database(text),
+    };
+    Error::Lasting(format!("{text}: {next}"))
 }
 
 /// Whether a TLS certificate is checked: `sslmode=verify-ca|verify-full` check it against
@@ -424,6 +456,14 @@ impl PostgresStore {
                 return Ok(tx.commit()?);
             }
             if !exists {
+                let foreign: bool = tx.query_one("SELECT to_regclass('jobs') IS NOT NULL", &[])?.get(0);
+                if foreign {
+                    return Err(Error::Lasting(
+                        "this PostgreSQL schema has a jobs table that queuectl did not create: give queuectl a \
+                         schema of its own (?options=-csearch_path%3DNAME in the URL)"
+                            .into(),
+                    ));
+                }
                 tx.batch_execute("CREATE TABLE queuectl_schema (version BIGINT NOT NULL)")?;
                 tx.execute("INSERT INTO queuectl_schema VALUES (0)", &[])?;
             }
@@ -974,6 +1014,22 @@ impl Store for PostgresStore {
                 while notes.iter().next()?.is_some() {}
             }
             Ok(got)
+        })
+    }
+
+    fn schema_version(&mut self) -> Result<i64> {
+        self.with(|c, _| Ok(c.query_one("SELECT max(version) FROM queuectl_schema", &[])?.get(0)))
+    }
+
+    fn file_integrity(&mut self, _limit: usize) -> Result<Vec<String>> {
+        Ok(Vec::new())
+    }
+
+    fn check_rows(&mut self, sql: &str, now_ms: i64) -> Result<Vec<String>> {
+        self.with(|c, _| {
+            let st = c.prepare(sql)?;
+            let now: &[&(dyn ToSql + Sync)] = if st.params().is_empty() { &[] } else { &[&now_ms] };
+            Ok(c.query(&st, now)?.iter().map(|r| r.get(0)).collect())
         })
     }
 

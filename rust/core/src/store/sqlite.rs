@@ -152,6 +152,34 @@ pub struct SqliteStore {
     shared: &'static Shared,
     /// The last `PRAGMA data_version` seen by `wait_for_change`.
     seen_version: Option<i64>,
+    /// Which file `path` named when it was opened; every heartbeat compares.
+    identity: Option<FileIdentity>,
+}
+
+/// A file's identity on its filesystem: (device, inode) on POSIX. Windows does not let a
+/// file SQLite holds open be deleted or replaced, so there only its presence is checked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct FileIdentity {
+    #[cfg(unix)]
+    dev_ino: (u64, u64),
+}
+
+impl FileIdentity {
+    /// The identity of the file at `path` now (by `stat`, which opens nothing: see
+    /// `private_file::check_writable` for why nothing may open a database beside SQLite).
+    fn of(path: &Path) -> std::io::Result<FileIdentity> {
+        let meta = std::fs::metadata(path)?;
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::MetadataExt;
+            Ok(FileIdentity { dev_ino: (meta.dev(), meta.ino()) })
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = meta;
+            Ok(FileIdentity {})
+        }
+    }
 }
 
 /// What the threads of one process share about one database file.
@@ -316,9 +344,35 @@ impl SqliteStore {
         // fsyncs on a busy queue.
         conn.pragma_update(None, "wal_autocheckpoint", 4000)?;
         let shared = shared_for(path);
-        let mut store = SqliteStore { conn, path: path.display().to_string(), shared, seen_version: None };
+        let identity = FileIdentity::of(path).ok();
+        let mut store = SqliteStore { conn, path: path.display().to_string(), shared, seen_version: None, identity };
         store.migrate()?;
         Ok(store)
+    }
+
+    /// Fails with a lasting error when the path no longer names the file this connection
+    /// has open: it was deleted (people do `rm qctl.db*` to start over) or replaced (a
+    /// restore copied over it). Writes would go on into the unlinked file and be lost,
+    /// while new jobs went to a new file that nobody works on.
+    fn check_file_identity(&self) -> Result<()> {
+        let Some(opened) = self.identity else {
+            return Ok(());
+        };
+        match FileIdentity::of(Path::new(&self.path)) {
+            Ok(now) if now == opened => Ok(()),
+            Ok(_) => Err(Error::Lasting(format!(
+                "the database file {} was replaced by another file while this worker had it open: \
+                 start the workers again to use the new file",
+                self.path
+            ))),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(Error::Lasting(format!(
+                "the database file {} was deleted while this worker had it open: its jobs are gone \
+                 unless a backup exists; start the workers again to use a new queue",
+                self.path
+            ))),
+            // A passing failure of stat itself (a network filesystem): not a verdict.
+            Err(_) => Ok(()),
+        }
     }
 
     /// The connection, for copying the whole database elsewhere.
@@ -348,6 +402,16 @@ impl SqliteStore {
         let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         // Another process may have migrated while we waited for the write lock.
         let current: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+        if current == 0 {
+            let tables: i64 =
+                tx.query_row("SELECT count(*) FROM sqlite_master WHERE type = 'table'", [], |r| r.get(0))?;
+            if tables > 0 {
+                return Err(Error::Lasting(format!(
+                    "{} is a SQLite database of something else, not a queuectl queue: check --db or QUEUECTL_DB",
+                    self.path
+                )));
+            }
+        }
         for (i, sql) in MIGRATIONS.iter().enumerate().skip(current.max(0) as usize) {
             tx.execute_batch(sql)?;
             tx.pragma_update(None, "user_version", i as i64 + 1)?;
@@ -850,6 +914,7 @@ impl Store for SqliteStore {
     }
 
     fn worker_heartbeat(&mut self, id: &str, now_ms: i64) -> Result<Option<u8>> {
+        self.check_file_identity()?;
         let tx = self.immediate()?;
         let row: Option<(u8, i64)> = tx
             .prepare_cached(
@@ -937,6 +1002,24 @@ impl Store for SqliteStore {
             }
             std::thread::sleep(left.min(Duration::from_millis(4)));
         }
+    }
+
+    fn schema_version(&mut self) -> Result<i64> {
+        Ok(self.conn.query_row("PRAGMA user_version", [], |r| r.get(0))?)
+    }
+
+    fn file_integrity(&mut self, limit: usize) -> Result<Vec<String>> {
+        let mut st = self.conn.prepare(&format!("PRAGMA integrity_check({limit})"))?;
+        let lines = st.query_map([], |r| r.get::<_, String>(0))?.collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok(lines.into_iter().filter(|l| l != "ok").collect())
+    }
+
+    fn check_rows(&mut self, sql: &str, now_ms: i64) -> Result<Vec<String>> {
+        let mut st = self.conn.prepare(sql)?;
+        let uses_now = st.parameter_count() > 0;
+        let now: &[&dyn rusqlite::ToSql] = if uses_now { &[&now_ms] } else { &[] };
+        let rows = st.query_map(now, |r| r.get::<_, String>(0))?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
     fn describe(&self) -> String {

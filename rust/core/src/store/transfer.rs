@@ -1,11 +1,17 @@
-//! `queuectl migrate`: copies a SQLite queue (jobs, attempt history, config) into a
-//! PostgreSQL one in a single transaction, so the copy is whole or absent.
+//! Moving whole queues: `queuectl migrate` both ways (SQLite to PostgreSQL, PostgreSQL to
+//! SQLite) and `queuectl backup` (a snapshot of either, written as a new SQLite queue
+//! file). Every copy is one transaction on each side, so it is whole or absent, and reads
+//! one consistent snapshot of the source while its workers go on.
+
+use std::path::Path;
 
 use postgres::binary_copy::BinaryCopyInWriter;
+use postgres::fallible_iterator::FallibleIterator;
 use postgres::types::{ToSql, Type};
+use postgres::IsolationLevel;
 
 use super::postgres::{notify, pg_text};
-use super::{PostgresStore, SqliteStore, StoreOptions};
+use super::{is_postgres, PostgresStore, SqliteStore, StoreOptions};
 use crate::error::{Error, Result};
 
 /// What a copy moved.
@@ -14,6 +20,9 @@ pub struct CopyReport {
     pub jobs: u64,
     pub attempts: u64,
     pub config: u64,
+    /// Jobs that were processing when a backup's snapshot was taken: pending in the copy
+    /// (see [`backup`]).
+    pub requeued: u64,
 }
 
 const JOB_COLUMNS: &str = "seq, id, command, state, attempts, runs, max_retries, priority, run_at_ms, timeout_ms, \
@@ -73,6 +82,26 @@ impl Value {
             let text: Option<String> = row.get(i)?;
             Value::Text(text.map(|t| pg_text(&t).into_owned()))
         })
+    }
+
+    fn read_pg(row: &postgres::Row, i: usize, ty: &Type) -> Result<Value> {
+        Ok(if *ty == Type::INT8 {
+            Value::Int(row.try_get(i)?)
+        } else if *ty == Type::INT4 {
+            Value::Int4(row.try_get(i)?)
+        } else {
+            Value::Text(row.try_get(i)?)
+        })
+    }
+
+    fn into_sqlite(self) -> rusqlite::types::Value {
+        use rusqlite::types::Value as V;
+        match self {
+            Value::Int(Some(v)) => V::Integer(v),
+            Value::Int4(Some(v)) => V::Integer(v.into()),
+            Value::Text(Some(v)) => V::Text(v),
+            Value::Int(None) | Value::Int4(None) | Value::Text(None) => V::Null,
+        }
     }
 
     fn as_sql(&self) -> &(dyn ToSql + Sync) {
@@ -166,8 +195,201 @@ pub fn sqlite_to_postgres(src: &std::path::Path, dst: &str, opts: &StoreOptions)
         }
         notify(&mut tx, &channel)?;
         tx.commit()?;
-        Ok(CopyReport { jobs, attempts, config })
+        Ok(CopyReport { jobs, attempts, config, requeued: 0 })
     })();
     conn.execute_batch("ROLLBACK")?;
+    result
+}
+
+/// Streams every row of a PostgreSQL query into a SQLite `INSERT` of as many values.
+fn stream_back(
+    src: &mut postgres::Transaction<'_>,
+    select: &str,
+    dst: &rusqlite::Connection,
+    insert: &str,
+    types: &[Type],
+) -> Result<u64> {
+    let none: [&(dyn ToSql + Sync); 0] = [];
+    let mut rows = src.query_raw(select, none)?;
+    let mut st = dst.prepare(insert)?;
+    let mut n = 0;
+    while let Some(row) = rows.next()? {
+        let values = types
+            .iter()
+            .enumerate()
+            .map(|(i, ty)| Value::read_pg(&row, i, ty).map(Value::into_sqlite))
+            .collect::<Result<Vec<_>>>()?;
+        st.execute(rusqlite::params_from_iter(values))?;
+        n += 1;
+    }
+    Ok(n)
+}
+
+/// `?1, ?2, ... ?n`
+fn placeholders(n: usize) -> String {
+    (1..=n).map(|i| format!("?{i}")).collect::<Vec<_>>().join(", ")
+}
+
+/// Copies the PostgreSQL queue at `src` into the SQLite queue at `dst` (created when
+/// absent), adding to any jobs already there; an id present in both fails the copy, naming
+/// it. One `REPEATABLE READ` snapshot of the source, one transaction on the file; the
+/// PostgreSQL queue is left as it was. With `snapshot`, the copy is settled as a backup
+/// (see [`backup`]).
+fn postgres_into_sqlite(src: &str, dst: &Path, opts: &StoreOptions, snapshot: bool) -> Result<CopyReport> {
+    let mut source = PostgresStore::open(src, opts)?;
+    let target = SqliteStore::open(dst, opts)?;
+    let conn = target.connection();
+    let client = source.connect()?;
+    let mut rtx = client.build_transaction().isolation_level(IsolationLevel::RepeatableRead).read_only(true).start()?;
+    conn.execute_batch("BEGIN IMMEDIATE")?;
+    let result = (|| -> Result<CopyReport> {
+        conn.execute_batch(
+            "CREATE TEMP TABLE qm_jobs AS SELECT * FROM main.jobs WHERE 0;
+             CREATE INDEX temp.qm_jobs_seq ON qm_jobs (seq);
+             CREATE TEMP TABLE qm_attempts AS SELECT * FROM main.attempts WHERE 0;",
+        )?;
+        let jobs = stream_back(
+            &mut rtx,
+            &format!("SELECT {JOB_COLUMNS} FROM jobs ORDER BY seq"),
+            conn,
+            &format!("INSERT INTO temp.qm_jobs ({JOB_COLUMNS}) VALUES ({})", placeholders(JOB_TYPES.len())),
+            &JOB_TYPES,
+        )?;
+        let attempts = stream_back(
+            &mut rtx,
+            &format!("SELECT {ATTEMPT_COLUMNS} FROM attempts"),
+            conn,
+            &format!("INSERT INTO temp.qm_attempts ({ATTEMPT_COLUMNS}) VALUES ({})", placeholders(ATTEMPT_TYPES.len())),
+            &ATTEMPT_TYPES,
+        )?;
+        let clash: Option<String> = conn
+            .query_row("SELECT t.id FROM temp.qm_jobs t JOIN main.jobs j ON j.id = t.id LIMIT 1", [], |r| r.get(0))
+            .map(Some)
+            .or_else(|e| if e == rusqlite::Error::QueryReturnedNoRows { Ok(None) } else { Err(e) })?;
+        if let Some(id) = clash {
+            return Err(Error::DuplicateId(id));
+        }
+        let cols = JOB_COLUMNS.trim_start_matches("seq, ");
+        // New sequence numbers, in the old order: FIFO among the copied jobs holds.
+        conn.execute(&format!("INSERT INTO main.jobs ({cols}) SELECT {cols} FROM temp.qm_jobs ORDER BY seq"), [])?;
+        conn.execute(
+            "INSERT INTO main.attempts (job_seq, run, attempt, worker_id, started_at_ms, finished_at_ms, exit_code, error, outcome, output_tail)
+             SELECT j.seq, a.run, a.attempt, a.worker_id, a.started_at_ms, a.finished_at_ms, a.exit_code, a.error, a.outcome, a.output_tail
+             FROM temp.qm_attempts a JOIN temp.qm_jobs t ON t.seq = a.job_seq JOIN main.jobs j ON j.id = t.id",
+            [],
+        )?;
+        let mut config = 0;
+        {
+            let mut rows =
+                rtx.query_raw("SELECT key, value, updated_at_ms FROM config", [] as [&(dyn ToSql + Sync); 0])?;
+            let mut st = conn.prepare(
+                "INSERT INTO config (key, value, updated_at_ms) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated_at_ms = excluded.updated_at_ms",
+            )?;
+            while let Some(row) = rows.next()? {
+                let (key, value, at): (String, String, i64) = (row.try_get(0)?, row.try_get(1)?, row.try_get(2)?);
+                st.execute(rusqlite::params![key, value, at])?;
+                config += 1;
+            }
+        }
+        conn.execute_batch("DROP TABLE temp.qm_jobs; DROP TABLE temp.qm_attempts;")?;
+        let requeued = if snapshot { settle_snapshot(conn)? } else { 0 };
+        conn.execute_batch("COMMIT")?;
+        Ok(CopyReport { jobs, attempts, config, requeued })
+    })();
+    if result.is_err() {
+        conn.execute_batch("ROLLBACK")?;
+    }
+    // Read only: nothing to commit.
+    rtx.rollback()?;
+    result
+}
+
+/// Copies the PostgreSQL queue at `src` into the SQLite file `dst` (`migrate` from
+/// PostgreSQL): jobs in every state with their history, and config, all or nothing.
+pub fn postgres_to_sqlite(src: &str, dst: &Path, opts: &StoreOptions) -> Result<CopyReport> {
+    postgres_into_sqlite(src, dst, opts, false)
+}
+
+/// Makes a copy stand alone as a queue nobody works on yet: jobs that were processing go
+/// back to pending with that attempt uncounted (in the copy they have no worker; they run
+/// again once workers use it), and the workers it lists are marked exited. Without this,
+/// a restored copy would count those jobs as failed attempts of lost workers.
+fn settle_snapshot(conn: &rusqlite::Connection) -> Result<u64> {
+    let now = crate::clock::now_ms();
+    let requeued = conn.execute(
+        "UPDATE jobs SET state = 'pending', attempts = attempts - 1, runs = runs - 1, worker_id = NULL,
+             lease_expires_ms = NULL, started_at_ms = NULL, updated_at_ms = ?1
+         WHERE state = 'processing'",
+        [now],
+    )?;
+    conn.execute(
+        "UPDATE workers SET state = 'exited', exited_at_ms = ?1, stop_requested = 0 WHERE state <> 'exited'",
+        [now],
+    )?;
+    Ok(requeued as u64)
+}
+
+/// `queuectl backup`: a consistent snapshot of the queue at `location` (SQLite or
+/// PostgreSQL) written as a new SQLite queue file `dst`, owner-only, taken while workers
+/// run. Never overwrites: `dst` must not exist. Jobs processing at the snapshot are
+/// pending in the copy (see [`settle_snapshot`]). On failure nothing is left at `dst`.
+pub fn backup(location: &str, dst: &Path, opts: &StoreOptions) -> Result<CopyReport> {
+    let Some(dst_text) = dst.to_str() else {
+        return Err(Error::InvalidInput(format!("the backup path {} is not valid UTF-8", dst.display())));
+    };
+    // O_EXCL: the check and the creation are one step, so nothing existing is overwritten.
+    match crate::private_file::options().write(true).create_new(true).open(dst) {
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            return Err(Error::InvalidInput(format!(
+                "{} already exists; a backup never overwrites a file",
+                dst.display()
+            )))
+        }
+        Err(e) => return Err(Error::Io(format!("cannot create the backup {}: {e}", dst.display()))),
+    }
+    let result = if is_postgres(location) {
+        postgres_into_sqlite(location, dst, opts, true)
+    } else {
+        backup_sqlite(Path::new(location), dst_text, opts)
+    };
+    if result.is_err() {
+        for suffix in ["", "-wal", "-shm", "-journal"] {
+            let _ = std::fs::remove_file(format!("{dst_text}{suffix}"));
+        }
+        return result;
+    }
+    // The copy's last commit was synced; this also syncs what VACUUM INTO wrote.
+    std::fs::OpenOptions::new().write(true).open(dst).and_then(|f| f.sync_all())?;
+    result
+}
+
+/// A SQLite queue copied with `VACUUM INTO`: one read transaction, which in WAL mode
+/// blocks no writer, writes a compact copy page by page into the empty file `dst`.
+fn backup_sqlite(src: &Path, dst: &str, opts: &StoreOptions) -> Result<CopyReport> {
+    if !src.exists() {
+        return Err(Error::InvalidInput(format!("there is no queue at {}", src.display())));
+    }
+    {
+        let source = SqliteStore::open(src, opts)?;
+        source.connection().execute("VACUUM INTO ?1", [dst])?;
+    }
+    let copy = SqliteStore::open(Path::new(dst), opts)?;
+    let conn = copy.connection();
+    conn.execute_batch("BEGIN IMMEDIATE")?;
+    let result = (|| -> Result<CopyReport> {
+        let requeued = settle_snapshot(conn)?;
+        let count = |table: &str| -> Result<u64> {
+            Ok(conn.query_row(&format!("SELECT count(*) FROM {table}"), [], |r| r.get::<_, i64>(0))? as u64)
+        };
+        let report =
+            CopyReport { jobs: count("jobs")?, attempts: count("attempts")?, config: count("config")?, requeued };
+        conn.execute_batch("COMMIT")?;
+        Ok(report)
+    })();
+    if result.is_err() {
+        let _ = conn.execute_batch("ROLLBACK");
+    }
     result
 }

@@ -1,0 +1,70 @@
+//! `queuectl check`: the store's own integrity check, the schema version, and the queue's
+//! invariants. The invariant queries are written once, in SQL both stores speak (`$1` is
+//! the current time in milliseconds), and each returns one problem line per row.
+
+use super::Store;
+
+/// At most this many lines per kind of problem; a note says when there were more.
+const LINES_PER_KIND: usize = 100;
+
+/// Each query selects one text column: a problem, worded for the person who reads it.
+const INVARIANTS: &[&str] = &[
+    // A processing job needs a worker that is alive or a lease that still holds; anything
+    // else is a job whose worker died, waiting for a running worker to rescue it.
+    "SELECT 'job ' || j.id || ' is processing, but its worker ' || COALESCE(j.worker_id, '(none)') ||
+            ' is not running and its lease has run out: a running worker will rescue it (it runs again)'
+     FROM jobs j
+     WHERE j.state = 'processing' AND (j.lease_expires_ms IS NULL OR j.lease_expires_ms < $1)
+       AND NOT EXISTS (SELECT 1 FROM workers w WHERE w.id = j.worker_id AND w.state <> 'exited'
+                       AND w.heartbeat_ms + w.lease_ms >= $1)
+     ORDER BY j.seq",
+    "SELECT 'job ' || id || ' has ' || attempts || ' attempts counted, more than max_retries + 1 = ' ||
+            (max_retries + 1)
+     FROM jobs WHERE attempts > max_retries + 1 ORDER BY seq",
+    "SELECT 'job ' || id || ' has ' || attempts || ' attempts counted but ran only ' || runs || ' times'
+     FROM jobs WHERE attempts > runs OR attempts < 0 ORDER BY seq",
+    "SELECT 'job ' || id || ' has an unknown state ' || state
+     FROM jobs WHERE state NOT IN ('pending', 'processing', 'completed', 'failed', 'dead') ORDER BY seq",
+    "SELECT 'job ' || id || ' is ' || state || ' but still holds a lease for worker ' || COALESCE(worker_id, '(none)')
+     FROM jobs WHERE state <> 'processing' AND lease_expires_ms IS NOT NULL ORDER BY seq",
+    "SELECT 'an earlier attempt (run ' || a.run || ') belongs to no job (job number ' || a.job_seq || ')'
+     FROM attempts a WHERE NOT EXISTS (SELECT 1 FROM jobs j WHERE j.seq = a.job_seq)
+     ORDER BY a.job_seq, a.run",
+];
+
+/// What `check` found.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CheckReport {
+    /// The schema version of the database (it is migrated to this build's on open).
+    pub schema_version: i64,
+    /// One line per problem; empty when the queue is sound.
+    pub problems: Vec<String>,
+}
+
+/// Runs every check on `store`. A check that fails to run (a corrupt page met on the way)
+/// is itself a problem, and the other checks still run.
+pub fn check(store: &mut dyn Store, now_ms: i64) -> CheckReport {
+    let mut report = CheckReport::default();
+    match store.schema_version() {
+        Ok(v) => report.schema_version = v,
+        Err(e) => report.problems.push(format!("cannot read the schema version: {e}")),
+    }
+    match store.file_integrity(LINES_PER_KIND) {
+        Ok(lines) => report.problems.extend(lines.into_iter().map(|l| format!("integrity check: {l}"))),
+        Err(e) => report.problems.push(format!("integrity check failed: {e}")),
+    }
+    for sql in INVARIANTS {
+        let limited = format!("{sql} LIMIT {}", LINES_PER_KIND + 1);
+        match store.check_rows(&limited, now_ms) {
+            Ok(mut lines) => {
+                if lines.len() > LINES_PER_KIND {
+                    lines.truncate(LINES_PER_KIND);
+                    lines.push(format!("(only the first {LINES_PER_KIND} problems of the kind above are listed)"));
+                }
+                report.problems.extend(lines);
+            }
+            Err(e) => report.problems.push(format!("cannot check the jobs: {e}")),
+        }
+    }
+    report
+}
