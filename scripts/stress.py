@@ -8,7 +8,9 @@
    file. Every id exactly once, every job attempted once, nothing left behind.
 2. Crash chaos: while jobs run, kill -9 a random worker process every half second and start
    a replacement. Every job completes; duplicates are bounded by the jobs in flight at the
-   kills; the database passes `PRAGMA integrity_check`; reports the longest rescue wait.
+   kills; the database passes `PRAGMA integrity_check` and `queuectl check`; a `backup`
+   taken in the middle holds every job, none processing, and is `check`-clean; reports the
+   longest rescue wait.
 3. Kills during writes: kill -9 `enqueue --file` at random moments of large batches. A
    batch is all there or not there at all; acknowledged batches are all there.
 4. A flood of output (1 GB, and random bytes): the job completes, its log is capped by
@@ -124,11 +126,17 @@ def chaos(root: Path, n: int, lease_s: float) -> None:
     kills: list[tuple[float, int]] = []  # (time, pid)
     rng = random.Random(7)
     deadline = time.monotonic() + 1800
+    backup = root / "chaos-backup.db"
+    backup_counts: dict[str, int] = {}
     while time.monotonic() < deadline:
         time.sleep(0.5)
         counts = q.counts()
         if counts["completed"] + counts["dead"] == n:
             break
+        if not backup.exists() and counts["completed"] >= n // 3:
+            # A backup taken in the middle of the chaos: whole and `check`-clean.
+            q.run("backup", str(backup))
+            backup_counts = json.loads(q.run("--db", str(backup), "status", "--json"))["jobs"]
         victim = rng.randrange(len(procs))
         procs[victim].send_signal(signal.SIGKILL)
         procs[victim].wait()
@@ -151,6 +159,12 @@ def chaos(root: Path, n: int, lease_s: float) -> None:
     )
     (integrity,) = q.sql("PRAGMA integrity_check")[0]
     check(integrity == "ok", f"integrity_check: {integrity}")
+    check(q.run("check") == "ok\n", "queuectl check: ok")
+    check(
+        sum(backup_counts.values()) == n and backup_counts.get("processing") == 0,
+        f"the backup taken mid-chaos holds every job, none processing ({backup_counts})",
+    )
+    check(q.run("--db", str(backup), "check") == "ok\n", "queuectl check of the backup: ok")
     # Rescue wait: from the kill of a worker's process to the settle of its lost attempt.
     pid_of = dict(q.sql("SELECT id, pid FROM workers"))
     kill_at = {pid: t for t, pid in kills}

@@ -100,6 +100,10 @@ fn describe_sqlite(e: &rusqlite::Error) -> String {
             ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked => {
                 format!("the database is locked by another process ({detail})")
             }
+            // SQLITE_READONLY_DBMOVED: SQLite saw the file unlinked or renamed under it.
+            ErrorCode::ReadOnly if f.extended_code == 1032 => {
+                "the database file was deleted or moved while it was open: start the workers again on the file that is there now".to_string()
+            }
             ErrorCode::ReadOnly => format!(
                 "the database is read-only ({detail}): give this user write access to the file and its folder"
             ),
