@@ -8,7 +8,6 @@ from queuectl._core import (
     QueuectlError,
     SchemaError,
     StoreError,
-    UnsupportedError,
     __version__,
 )
 
@@ -20,6 +19,5 @@ __all__ = [
     "QueuectlError",
     "SchemaError",
     "StoreError",
-    "UnsupportedError",
     "__version__",
 ]

@@ -17,8 +17,8 @@ from queuectl import QueuectlError, _core
 from queuectl._platform import detach_options, node_name, pid_alive, stop_signals
 from queuectl.home import Home
 
-STOP_GRACEFUL = 1
-STOP_FORCE = 2
+STOP_GRACEFUL = _core.STOP_GRACEFUL
+STOP_FORCE = _core.STOP_FORCE
 
 
 def host_name() -> str:
@@ -32,7 +32,7 @@ def worker_state(w: _core.Worker, now_ms: int, host: str) -> str:
         return "exited"
     if now_ms - w.heartbeat_ms > w.lease_ms or (w.host == host and not pid_alive(w.pid)):
         return "lost"
-    if w.stop_requested or w.state == "stopping":
+    if w.stop_requested:
         return "stopping"
     return w.state
 

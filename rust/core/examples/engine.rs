@@ -9,8 +9,11 @@
 use std::path::Path;
 use std::time::Instant;
 
-use queuectl_core::store::{open_store, ClaimParams, SettleParams, SqliteStore, StoreOptions};
-use queuectl_core::{clock, NewJob, Store};
+use queuectl_core::backoff::BackoffPolicy;
+use queuectl_core::policy::AttemptEnd;
+use queuectl_core::store::prelude::*;
+use queuectl_core::store::{open_store, ClaimParams, SqliteStore, StoreOptions};
+use queuectl_core::{clock, NewJob};
 
 fn noop(n: usize) -> Vec<NewJob> {
     (0..n)
@@ -38,7 +41,7 @@ fn drain(store: &mut dyn Store, worker: &str) -> u64 {
     let mut next = store.job_claim(&claim(clock::now_ms())).unwrap();
     while let Some(job) = next {
         let now = clock::now_ms();
-        let settle = SettleParams {
+        let settle = AttemptEnd {
             id: &job.id,
             attempt: job.attempts,
             max_retries: job.max_retries,
@@ -48,7 +51,8 @@ fn drain(store: &mut dyn Store, worker: &str) -> u64 {
             exit_code: Some(0),
             error: None,
             output_tail: String::new(),
-        };
+        }
+        .decide(&BackoffPolicy::default());
         next = store.job_settle_and_claim(&settle, &claim(now)).unwrap().1;
         done += 1;
     }
@@ -59,12 +63,12 @@ fn drain(store: &mut dyn Store, worker: &str) -> u64 {
 fn claim_latency_us(store: &mut dyn Store, rounds: usize) -> f64 {
     let mut total = 0.0;
     for _ in 0..rounds {
-        store.job_insert_many(&noop(1), clock::now_ms(), None).unwrap();
+        store.job_insert_many(&noop(1), clock::now_ms()).unwrap();
         let now = clock::now_ms();
         let t = Instant::now();
         let job = store.job_claim(&ClaimParams { worker_id: "lat", now_ms: now, lease_ms: 30_000 }).unwrap().unwrap();
         total += t.elapsed().as_secs_f64();
-        let p = SettleParams {
+        let p = AttemptEnd {
             id: &job.id,
             attempt: job.attempts,
             max_retries: job.max_retries,
@@ -74,7 +78,8 @@ fn claim_latency_us(store: &mut dyn Store, rounds: usize) -> f64 {
             exit_code: Some(0),
             error: None,
             output_tail: String::new(),
-        };
+        }
+        .decide(&BackoffPolicy::default());
         store.job_settle(&p).unwrap();
     }
     total / rounds as f64 * 1e6
@@ -83,7 +88,7 @@ fn claim_latency_us(store: &mut dyn Store, rounds: usize) -> f64 {
 /// Claims and settles `jobs` no-op jobs with 2 threads on `location`; jobs per second.
 fn throughput(location: &str, jobs: usize) -> f64 {
     let opts = StoreOptions { durable: false, ..StoreOptions::default() };
-    open_store(location, &opts).unwrap().job_insert_many(&noop(jobs), clock::now_ms(), None).unwrap();
+    open_store(location, &opts).unwrap().job_insert_many(&noop(jobs), clock::now_ms()).unwrap();
     let t = Instant::now();
     let threads: Vec<_> = (0..2)
         .map(|i| {
@@ -113,7 +118,7 @@ fn main() {
     let db = dir.path().join("latency.db");
     let mut store = worker_store(&db);
     let empty_us = claim_latency_us(&mut store, 2_000);
-    store.job_insert_many(&noop(prefill), clock::now_ms(), None).unwrap();
+    store.job_insert_many(&noop(prefill), clock::now_ms()).unwrap();
     let raw = rusqlite::Connection::open(&db).unwrap();
     raw.execute("UPDATE jobs SET state = 'completed', finished_at_ms = updated_at_ms WHERE state = 'pending'", [])
         .unwrap();

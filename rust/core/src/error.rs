@@ -25,8 +25,6 @@ pub enum Error {
     Lasting(String),
     /// A file or process operation failed.
     Io(String),
-    /// The feature exists in the contract but not in this build.
-    Unsupported(String),
 }
 
 /// Result with the core error.
@@ -35,12 +33,9 @@ pub type Result<T> = std::result::Result<T, Error>;
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Error::InvalidInput(m)
-            | Error::InvalidState(m)
-            | Error::Database(m)
-            | Error::Lasting(m)
-            | Error::Io(m)
-            | Error::Unsupported(m) => f.write_str(m),
+            Error::InvalidInput(m) | Error::InvalidState(m) | Error::Database(m) | Error::Lasting(m) | Error::Io(m) => {
+                f.write_str(m)
+            }
             Error::DuplicateId(id) => write!(f, "a job with id {id:?} already exists"),
             Error::NotFound(id) => write!(f, "no job with id {id:?}"),
             Error::SchemaTooNew { found, supported } => write!(

@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-/// Where a job is in its life (DESIGN.md section 4).
+/// Where a job is in its life (the README's "Job lifecycle").
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum JobState {
     /// Waiting to be claimed once `run_at` is reached.
@@ -45,8 +45,50 @@ impl fmt::Display for JobState {
     }
 }
 
+/// How an attempt ended, as recorded in its history and decided by the core's policy
+/// (`crate::policy`): the job's next state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Outcome {
+    /// Exited 0: the job is completed.
+    Completed,
+    /// Failed with retries left: runnable again after its backoff.
+    Failed,
+    /// Failed with no retries left: the dead letter queue.
+    Dead,
+}
+
+impl Outcome {
+    /// Every outcome.
+    pub const ALL: [Outcome; 3] = [Outcome::Completed, Outcome::Failed, Outcome::Dead];
+
+    /// The job state the outcome moves the job to.
+    pub fn state(self) -> JobState {
+        match self {
+            Outcome::Completed => JobState::Completed,
+            Outcome::Failed => JobState::Failed,
+            Outcome::Dead => JobState::Dead,
+        }
+    }
+
+    /// The name stored in the database (the state's name).
+    pub fn as_str(self) -> &'static str {
+        self.state().as_str()
+    }
+
+    /// The outcome named `name`, if any.
+    pub fn parse(name: &str) -> Option<Outcome> {
+        Outcome::ALL.into_iter().find(|o| o.as_str() == name)
+    }
+}
+
+impl fmt::Display for Outcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// A validated job about to be enqueued. `id` is `None` when the store should generate one.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Clone, PartialEq)]
 pub struct NewJob {
     pub id: Option<String>,
     pub command: String,
@@ -81,6 +123,18 @@ pub struct Job {
 }
 
 /// Commands may hold secrets and Debug output ends up in bug reports: show their length only.
+impl fmt::Debug for NewJob {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("NewJob")
+            .field("id", &self.id)
+            .field("command", &format_args!("<{} bytes>", self.command.len()))
+            .field("max_retries", &self.max_retries)
+            .field("priority", &self.priority)
+            .field("run_at_ms", &self.run_at_ms)
+            .finish_non_exhaustive()
+    }
+}
+
 impl fmt::Debug for Job {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Job")
@@ -104,7 +158,7 @@ pub struct Attempt {
     pub exit_code: Option<i32>,
     pub error: Option<String>,
     /// The state the job moved to when this attempt was settled.
-    pub outcome: JobState,
+    pub outcome: Outcome,
     /// The last few KiB of the attempt's stdout and stderr.
     pub output_tail: String,
 }

@@ -1,14 +1,18 @@
 //! queuectl-core: the engine of queuectl, with no Python in it.
 //!
-//! The store owns every state change of a job, the runner owns child processes, and the
-//! worker loop ties them together: claim, run, settle. Callers (the PyO3 extension, tests)
-//! resolve configuration and pass plain values in; nothing here reads the environment.
+//! The stores do fenced reads and writes of jobs, workers and config; `policy` decides
+//! what a settle or a rescue writes; the runner owns child processes; the worker loop ties
+//! them together (claim, run, settle) and reports what it does through `events`. Callers
+//! (the PyO3 extension, tests) resolve configuration and pass plain values in; nothing here
+//! reads the environment.
 
 pub mod backoff;
 pub mod clock;
 pub mod error;
+pub mod events;
 pub mod job;
 pub mod jobid;
+pub mod policy;
 mod private_file;
 pub mod runner;
 pub mod spec;
@@ -16,5 +20,5 @@ pub mod store;
 pub mod worker;
 
 pub use error::{Error, Result};
-pub use job::{Attempt, Job, JobState, NewJob};
+pub use job::{Attempt, Job, JobState, NewJob, Outcome};
 pub use store::{open_store, Store, StoreOptions};

@@ -1,23 +1,38 @@
 //! The worker loop (claim, run, settle, heartbeat) and a pool of worker threads.
 //!
 //! A stop request arrives either through the shared flag (signals, set by the caller) or
-//! through the store (`worker stop` from any terminal or host); the loop reads both.
+//! through the store (`worker stop` from any terminal or host); the loop reads both. What
+//! happens to a job is decided by `crate::policy`; what the loop does is told to the
+//! observer in its config (`crate::events`), and the time it writes comes from the clock
+//! in its config.
 
+use std::fmt;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crate::clock::{format_iso8601, now_ms};
+use crate::clock::{Clock, SystemClock};
 use crate::error::{Error, Result};
+use crate::events::{Event, Observer, StderrLog, Trouble};
 use crate::job::Job;
 use crate::jobid;
-use crate::runner::{self, Control, RunSpec};
-use crate::store::{open_store, ClaimParams, SettleParams, Settled, Store, StoreOptions, STOP_FORCE, STOP_GRACEFUL};
+use crate::policy::{self, AttemptEnd, WorkerSettings};
+use crate::runner::{self, Control, RunOutcome, RunSpec};
+use crate::store::{open_store, ClaimParams, Fence, Registration, Settled, StopLevel, Store, StoreOptions};
+
+/// A job whose worker misses heartbeats this long is rescued by another worker.
+pub const DEFAULT_LEASE_MS: i64 = 30_000;
+/// How often a worker renews its lease and reads stop requests and config.
+pub const DEFAULT_HEARTBEAT_MS: u64 = 1_000;
+/// Longest pause between looks for due jobs while idle.
+pub const DEFAULT_POLL_MS: u64 = 100;
+/// Between the polite signal to a job's tree and the forced kill.
+pub const DEFAULT_KILL_GRACE_MS: u64 = 2_000;
 
 /// Settings of one worker, resolved by the caller.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct WorkerConfig {
     pub worker_id: String,
     pub host: String,
@@ -32,25 +47,44 @@ pub struct WorkerConfig {
     pub kill_grace_ms: u64,
     /// Exit when no job is due instead of waiting for one.
     pub burst: bool,
-    /// Write a line to stderr for every job started and settled.
-    pub verbose: bool,
+    /// Told everything the worker does (by default, a line on stderr per event).
+    pub observer: Arc<dyn Observer>,
+    /// The time written into the store.
+    pub clock: Arc<dyn Clock>,
 }
 
 impl WorkerConfig {
-    /// Defaults for a worker with the given id: 30 s lease, 1 s heartbeat.
+    /// Defaults for a worker with the given id: 30 s lease, 1 s heartbeat, a stderr log,
+    /// the system clock.
     pub fn new(worker_id: String, host: String, pid: u32, logs_dir: PathBuf) -> WorkerConfig {
         WorkerConfig {
             worker_id,
             host,
             pid,
             logs_dir,
-            lease_ms: 30_000,
-            heartbeat_ms: 1_000,
-            poll_ms: 100,
-            kill_grace_ms: 2_000,
+            lease_ms: DEFAULT_LEASE_MS,
+            heartbeat_ms: DEFAULT_HEARTBEAT_MS,
+            poll_ms: DEFAULT_POLL_MS,
+            kill_grace_ms: DEFAULT_KILL_GRACE_MS,
             burst: false,
-            verbose: true,
+            observer: Arc::new(StderrLog),
+            clock: Arc::new(SystemClock),
         }
+    }
+}
+
+impl fmt::Debug for WorkerConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WorkerConfig")
+            .field("worker_id", &self.worker_id)
+            .field("host", &self.host)
+            .field("pid", &self.pid)
+            .field("logs_dir", &self.logs_dir)
+            .field("lease_ms", &self.lease_ms)
+            .field("heartbeat_ms", &self.heartbeat_ms)
+            .field("poll_ms", &self.poll_ms)
+            .field("burst", &self.burst)
+            .finish_non_exhaustive()
     }
 }
 
@@ -94,67 +128,91 @@ pub struct WorkerSummary {
     pub requeued: u64,
 }
 
+impl WorkerSummary {
+    fn add(&mut self, other: &WorkerSummary) {
+        self.completed += other.completed;
+        self.failed += other.failed;
+        self.dead += other.dead;
+        self.requeued += other.requeued;
+    }
+}
+
+/// The stop flag shared by the workers of one process (signals set it), as a level.
+fn flag_level(signal: &AtomicU8) -> StopLevel {
+    StopLevel::from_u8(signal.load(Ordering::SeqCst))
+}
+
 struct Loop<'a> {
     store: &'a mut dyn Store,
     cfg: &'a WorkerConfig,
     signal: &'a AtomicU8,
     wake: Option<&'a Wake>,
     /// The stop level the store asked for.
-    requested: u8,
-    /// Config `log-max-bytes`, read at start and at every heartbeat.
-    log_max_bytes: u64,
+    requested: StopLevel,
+    /// Backoff policy and log cap from the queue's config, read at start and at every
+    /// heartbeat.
+    settings: WorkerSettings,
     last_beat: Instant,
     /// Declared lost and not registered again yet: no claims until it is.
     unregistered: bool,
     /// A lasting store fault met by a heartbeat: the worker stops on it.
     fault: Option<Error>,
+    summary: WorkerSummary,
 }
 
 impl Loop<'_> {
-    fn say(&self, msg: impl FnOnce() -> String) {
-        if self.cfg.verbose {
-            eprintln!("{} {} {}", format_iso8601(now_ms()), self.cfg.worker_id, msg());
+    fn emit(&self, event: Event<'_>) {
+        self.cfg.observer.on_event(&event);
+    }
+
+    fn now(&self) -> i64 {
+        self.cfg.clock.now_ms()
+    }
+
+    fn stop_level(&self) -> StopLevel {
+        flag_level(self.signal).max(self.requested)
+    }
+
+    /// A store error met during a heartbeat: a lasting one stops the worker; another is
+    /// reported and the step is tried again at the next beat.
+    fn trouble(&mut self, what: Trouble, e: Error) {
+        if e.is_lasting() {
+            self.fault = Some(e);
+        } else {
+            self.emit(Event::StoreTrouble { worker: &self.cfg.worker_id, what, error: &e });
         }
     }
 
-    fn stop_level(&self) -> u8 {
-        self.signal.load(Ordering::SeqCst).max(self.requested)
-    }
-
-    /// Heartbeat when one is due: renew the lease, read stop requests, rescue the jobs of
-    /// lost workers. A store error here is reported and retried at the next beat.
+    /// Heartbeat when one is due: renew the lease, read stop requests and config, rescue
+    /// the jobs of lost workers, reap lost workers.
     fn beat_if_due(&mut self) {
         if self.last_beat.elapsed() < Duration::from_millis(self.cfg.heartbeat_ms) {
             return;
         }
         self.last_beat = Instant::now();
-        let now = now_ms();
-        self.read_log_cap();
+        let now = self.now();
+        self.read_settings();
         match self.store.worker_heartbeat(&self.cfg.worker_id, now) {
             Ok(Some(level)) => self.requested = self.requested.max(level),
             Ok(None) => self.register_again(now),
-            Err(e) if e.is_lasting() => {
-                self.fault = Some(e);
-                return;
-            }
-            Err(e) => self.say(|| format!("heartbeat failed: {e}")),
+            Err(e) => self.trouble(Trouble::Heartbeat, e),
         }
-        match self.store.job_rescue_expired(now) {
+        if self.fault.is_some() {
+            return;
+        }
+        match policy::rescue_expired(self.store, &self.settings.backoff, now) {
             Ok(rescued) => {
                 for (id, attempt) in rescued {
-                    self.say(|| format!("rescued job {id} (attempt {attempt}) from a lost worker"));
+                    self.emit(Event::Rescued { worker: &self.cfg.worker_id, job: &id, attempt });
                 }
             }
-            Err(e) if e.is_lasting() => {
-                self.fault = Some(e);
-                return;
-            }
-            Err(e) => self.say(|| format!("lease rescue failed: {e}")),
+            Err(e) => self.trouble(Trouble::Rescue, e),
         }
-        match self.store.worker_reap(now) {
-            Ok(_) => {}
-            Err(e) if e.is_lasting() => self.fault = Some(e),
-            Err(e) => self.say(|| format!("reaping lost workers failed: {e}")),
+        if self.fault.is_some() {
+            return;
+        }
+        if let Err(e) = self.store.worker_reap(now) {
+            self.trouble(Trouble::Reap, e);
         }
     }
 
@@ -165,25 +223,23 @@ impl Loop<'_> {
     /// succeeds it claims nothing.
     fn register_again(&mut self, now: i64) {
         let cfg = self.cfg;
-        match self.store.worker_register(&cfg.worker_id, &cfg.host, cfg.pid, cfg.lease_ms, now) {
+        let r = Registration { id: &cfg.worker_id, host: &cfg.host, pid: cfg.pid, lease_ms: cfg.lease_ms, now_ms: now };
+        match self.store.worker_register(&r) {
             Ok(()) => {
                 self.unregistered = false;
-                self.say(|| {
-                    "was declared lost (no heartbeat for longer than its lease: paused or asleep?); \
-                     registered again; a job it was running was rescued and its result will be dropped"
-                        .to_string()
-                });
+                self.emit(Event::RegisteredAgain { worker: &cfg.worker_id });
             }
             Err(e) => {
                 self.unregistered = true;
-                self.say(|| format!("was declared lost and cannot register again: {e}; claiming nothing"));
+                self.emit(Event::CannotRegister { worker: &cfg.worker_id, error: &e });
             }
         }
     }
 
-    fn read_log_cap(&mut self) {
-        if let Ok(v) = self.store.config_get("log-max-bytes") {
-            self.log_max_bytes = v.and_then(|v| v.parse().ok()).unwrap_or(runner::DEFAULT_LOG_MAX_BYTES);
+    /// Reads the config the worker caches; an unreadable config keeps what it had.
+    fn read_settings(&mut self) {
+        if let Ok(s) = WorkerSettings::load(self.store) {
+            self.settings = s;
         }
     }
 
@@ -199,16 +255,32 @@ impl Loop<'_> {
         }
     }
 
-    fn run(&mut self) -> Result<WorkerSummary> {
-        let mut summary = WorkerSummary::default();
+    /// Waits for a change in the store (or the poll interval), whichever is first.
+    fn idle(&self, seen: Option<u64>) {
+        match (self.wake, seen) {
+            (Some(w), Some(seen)) => w.wait(seen, Duration::from_millis(self.cfg.poll_ms)),
+            _ => self.nap(Duration::from_millis(self.cfg.poll_ms)),
+        }
+    }
+
+    /// Claims the next due job, skipping the write lock when none is due.
+    fn claim(&mut self) -> Result<Option<Job>> {
+        let now = self.now();
+        if !self.store.job_due_exists(now)? {
+            return Ok(None);
+        }
+        self.store.job_claim(&ClaimParams { worker_id: &self.cfg.worker_id, now_ms: now, lease_ms: self.cfg.lease_ms })
+    }
+
+    fn run(&mut self) -> Result<()> {
         let mut error_pause = Duration::from_millis(100);
         loop {
             self.beat_if_due();
             if let Some(e) = self.fault.take() {
                 return Err(e);
             }
-            if self.stop_level() > 0 {
-                break;
+            if self.stop_level() > StopLevel::None {
+                return Ok(());
             }
             if self.unregistered {
                 self.nap(Duration::from_millis(self.cfg.heartbeat_ms));
@@ -216,149 +288,142 @@ impl Loop<'_> {
             }
             // Read before looking at the queue, so a commit in between still wakes us.
             let seen = self.wake.map(Wake::current);
-            let now = now_ms();
-            let claimed = self.store.job_due_exists(now).and_then(|due| {
-                if !due {
-                    return Ok(None);
-                }
-                self.store.job_claim(&ClaimParams {
-                    worker_id: &self.cfg.worker_id,
-                    now_ms: now,
-                    lease_ms: self.cfg.lease_ms,
-                })
-            });
-            match claimed {
+            match self.claim() {
                 Ok(Some(job)) => {
                     error_pause = Duration::from_millis(100);
-                    // While the queue is busy, each settle claims the next job in the
-                    // same transaction.
-                    let mut next = Some(job);
-                    while let Some(job) = next.take() {
-                        if self.stop_level() > 0 {
-                            // Claimed but not started: back to pending, uncounted.
-                            self.retry_store(|s| s.job_requeue(&job.id, job.attempts, &self.cfg.worker_id, now_ms()))?;
-                            break;
-                        }
-                        next = self.execute(job, &mut summary)?;
-                        self.beat_if_due();
-                    }
+                    self.work_through(job)?;
                 }
-                Ok(None) if self.cfg.burst => break,
+                Ok(None) if self.cfg.burst => return Ok(()),
                 Ok(None) => {
                     error_pause = Duration::from_millis(100);
-                    match (self.wake, seen) {
-                        (Some(w), Some(seen)) => w.wait(seen, Duration::from_millis(self.cfg.poll_ms)),
-                        _ => self.nap(Duration::from_millis(self.cfg.poll_ms)),
-                    }
+                    self.idle(seen);
                 }
                 Err(e) if e.is_lasting() => return Err(e),
                 Err(e) => {
-                    self.say(|| format!("cannot claim a job: {e}; trying again in {:.1}s", error_pause.as_secs_f64()));
+                    let what = Trouble::Claim { retry_in: error_pause };
+                    self.emit(Event::StoreTrouble { worker: &self.cfg.worker_id, what, error: &e });
                     self.nap(error_pause);
                     error_pause = (error_pause * 2).min(Duration::from_secs(5));
                 }
             }
         }
-        Ok(summary)
     }
 
-    /// Runs one claimed job and settles it; returns the next job when it could claim one.
-    fn execute(&mut self, job: Job, summary: &mut WorkerSummary) -> Result<Option<Job>> {
-        let attempt = job.attempts;
-        self.say(|| format!("started job {} (attempt {attempt})", job.id));
+    /// Runs `job`, and while the queue is busy the jobs each settle claims in the same
+    /// transaction, until none is claimed or a stop is asked for.
+    fn work_through(&mut self, job: Job) -> Result<()> {
+        let mut next = Some(job);
+        while let Some(job) = next.take() {
+            if self.stop_level() > StopLevel::None {
+                // Claimed but not started: back to pending, uncounted.
+                self.requeue(&job)?;
+                break;
+            }
+            next = self.execute(job)?;
+            self.beat_if_due();
+        }
+        Ok(())
+    }
+
+    /// Puts a claimed job back to pending, uncounted.
+    fn requeue(&mut self, job: &Job) -> Result<bool> {
+        let fence = Fence { id: &job.id, attempt: job.attempts, worker_id: &self.cfg.worker_id };
+        let clock = Arc::clone(&self.cfg.clock);
+        self.retry_store(|s| s.job_requeue(&fence, clock.now_ms()))
+    }
+
+    /// Runs one attempt of `job` to its end, heartbeating while it runs; a forced stop or
+    /// a lasting store fault kills it.
+    fn attempt(&mut self, job: &Job) -> RunOutcome {
         let log_path = jobid::log_path(&self.cfg.logs_dir, &job.id);
         let cwd = PathBuf::from(&job.cwd);
         let spec = RunSpec {
             command: &job.command,
             cwd: &cwd,
-            env: vec![("QUEUECTL_JOB_ID", job.id.clone()), ("QUEUECTL_ATTEMPT", attempt.to_string())],
+            env: vec![("QUEUECTL_JOB_ID", job.id.clone()), ("QUEUECTL_ATTEMPT", job.attempts.to_string())],
             log_path: &log_path,
-            attempt,
+            attempt: job.attempts,
             timeout_ms: job.timeout_ms,
             kill_grace_ms: self.cfg.kill_grace_ms,
-            log_max_bytes: self.log_max_bytes,
+            log_max_bytes: self.settings.log_max_bytes,
         };
         let tick_every = Duration::from_millis(self.cfg.heartbeat_ms.clamp(10, 200));
-        let outcome = {
-            let mut tick = || {
-                self.beat_if_due();
-                // A lasting fault: the result could not be recorded, so the job is
-                // stopped now and left to the lease; it runs again once the store is
-                // repaired or restored.
-                if self.stop_level() >= STOP_FORCE || self.fault.is_some() {
-                    Control::Kill
-                } else {
-                    Control::Continue
-                }
-            };
-            runner::run(&spec, tick_every, &mut tick)
+        let mut tick = || {
+            self.beat_if_due();
+            // A lasting fault: the result could not be recorded, so the job is stopped now
+            // and left to the lease; it runs again once the store is repaired or restored.
+            if self.stop_level() >= StopLevel::Force || self.fault.is_some() {
+                Control::Kill
+            } else {
+                Control::Continue
+            }
         };
+        // The log could not be written (full disk, permissions): the attempt fails without
+        // running, so the job is retried rather than lost.
+        runner::run(&spec, tick_every, &mut tick).unwrap_or_else(|e| RunOutcome::not_run(e.to_string(), 0))
+    }
+
+    /// Runs one claimed job and settles it; returns the next job when it could claim one.
+    fn execute(&mut self, job: Job) -> Result<Option<Job>> {
+        let attempt = job.attempts;
+        self.emit(Event::Started { worker: &self.cfg.worker_id, job: &job.id, attempt });
+        let outcome = self.attempt(&job);
         if let Some(e) = self.fault.take() {
             return Err(e);
         }
-        let outcome = match outcome {
-            Ok(o) => o,
-            // The log could not be written (full disk, permissions): the attempt fails
-            // without running, so the job is retried rather than lost.
-            Err(e) => runner::RunOutcome {
-                success: false,
-                exit_code: None,
-                error: Some(e.to_string()),
-                output_tail: String::new(),
-                duration_ms: 0,
-                killed_on_request: false,
-            },
-        };
-        if outcome.killed_on_request {
-            self.retry_store(|s| s.job_requeue(&job.id, attempt, &self.cfg.worker_id, now_ms()))?;
-            summary.requeued += 1;
-            self.say(|| format!("killed job {} and put it back to pending", job.id));
+        if outcome.killed_on_request() {
+            self.requeue(&job)?;
+            self.summary.requeued += 1;
+            self.emit(Event::Requeued { worker: &self.cfg.worker_id, job: &job.id });
             return Ok(None);
         }
-        let secs = outcome.duration_ms as f64 / 1000.0;
         // A worker that was paused through the whole job learns here, before it claims the
         // next one, whether it was declared lost in the meantime.
         self.beat_if_due();
-        let claim_next = self.stop_level() == 0 && !self.unregistered;
-        let (settled, next) = self.retry_store(|s| {
-            let now = now_ms();
-            let settle = SettleParams {
+        let claim_next = self.stop_level() == StopLevel::None && !self.unregistered;
+        let (settled, next) = self.settle(&job, &outcome, claim_next)?;
+        match settled {
+            Settled::Completed => self.summary.completed += 1,
+            Settled::Retry { .. } => self.summary.failed += 1,
+            Settled::Dead => self.summary.dead += 1,
+            Settled::Fenced => {}
+        }
+        self.emit(Event::Finished {
+            worker: &self.cfg.worker_id,
+            job: &job.id,
+            attempt,
+            settled,
+            duration_ms: outcome.duration_ms,
+            error: outcome.error.as_deref(),
+        });
+        Ok(next)
+    }
+
+    /// Settles the attempt as the policy decides, claiming the next job in the same
+    /// transaction when `claim_next`.
+    fn settle(&mut self, job: &Job, outcome: &RunOutcome, claim_next: bool) -> Result<(Settled, Option<Job>)> {
+        let (cfg, policy, clock) = (self.cfg, self.settings.backoff, Arc::clone(&self.cfg.clock));
+        self.retry_store(|s| {
+            let now = clock.now_ms();
+            let settle = AttemptEnd {
                 id: &job.id,
-                attempt,
+                attempt: job.attempts,
                 max_retries: job.max_retries,
-                worker_id: &self.cfg.worker_id,
+                worker_id: &cfg.worker_id,
                 now_ms: now,
-                success: outcome.success,
+                success: outcome.success(),
                 exit_code: outcome.exit_code,
                 error: outcome.error.clone(),
                 output_tail: outcome.output_tail.clone(),
-            };
+            }
+            .decide(&policy);
             if claim_next {
-                let claim = ClaimParams { worker_id: &self.cfg.worker_id, now_ms: now, lease_ms: self.cfg.lease_ms };
+                let claim = ClaimParams { worker_id: &cfg.worker_id, now_ms: now, lease_ms: cfg.lease_ms };
                 s.job_settle_and_claim(&settle, &claim)
             } else {
                 s.job_settle(&settle).map(|settled| (settled, None))
             }
-        })?;
-        let why = outcome.error.as_deref().unwrap_or("");
-        match settled {
-            Settled::Completed => {
-                summary.completed += 1;
-                self.say(|| format!("completed job {} in {secs:.3}s", job.id));
-            }
-            Settled::Retry { run_at_ms } => {
-                summary.failed += 1;
-                self.say(|| format!("job {} failed ({why}); retry at {}", job.id, format_iso8601(run_at_ms)));
-            }
-            Settled::Dead => {
-                summary.dead += 1;
-                self.say(|| format!("job {} failed ({why}); no retries left, moved to the DLQ", job.id));
-            }
-            Settled::Fenced => {
-                self.say(|| format!("job {} was taken over after this worker's lease expired; result dropped", job.id));
-            }
-        }
-        Ok(next)
+        })
     }
 
     /// Retries a store write that must not be dropped (a settle) until it succeeds or the
@@ -370,7 +435,7 @@ impl Loop<'_> {
             match f(self.store) {
                 Ok(v) => return Ok(v),
                 Err(e) if !e.is_lasting() && Instant::now() < give_up => {
-                    self.say(|| format!("store write failed: {e}; retrying"));
+                    self.emit(Event::StoreTrouble { worker: &self.cfg.worker_id, what: Trouble::Write, error: &e });
                     std::thread::sleep(pause);
                     pause = (pause * 2).min(Duration::from_secs(2));
                 }
@@ -393,31 +458,29 @@ pub fn run_worker(
         cfg,
         signal,
         wake,
-        requested: 0,
+        requested: StopLevel::None,
+        settings: WorkerSettings::default(),
         last_beat: Instant::now(),
-        log_max_bytes: runner::DEFAULT_LOG_MAX_BYTES,
         unregistered: false,
         fault: None,
+        summary: WorkerSummary::default(),
     };
-    lp.read_log_cap();
+    lp.read_settings();
     let result = lp.run();
-    if matches!(&result, Err(e) if e.is_lasting()) {
-        // The other workers of this process share the store: they finish their current
-        // job (or meet the fault themselves) and exit too.
-        signal.fetch_max(STOP_GRACEFUL, Ordering::SeqCst);
-        if let Some(w) = wake {
-            w.bump();
+    if let Err(e) = &result {
+        if e.is_lasting() {
+            // The other workers of this process share the store: they finish their current
+            // job (or meet the fault themselves) and exit too.
+            signal.fetch_max(StopLevel::Graceful.as_u8(), Ordering::SeqCst);
+            if let Some(w) = wake {
+                w.bump();
+            }
+            lp.emit(Event::Stopping { worker: &cfg.worker_id, cause: e });
         }
     }
-    let _ = lp.store.worker_exit(&cfg.worker_id, now_ms());
-    match &result {
-        Ok(s) => lp.say(|| {
-            format!("exiting: {} completed, {} failed, {} dead, {} requeued", s.completed, s.failed, s.dead, s.requeued)
-        }),
-        Err(e) if e.is_lasting() => lp.say(|| format!("stopping: {e}")),
-        Err(e) => lp.say(|| format!("exiting on error: {e}")),
-    }
-    result
+    let _ = lp.store.worker_exit(&cfg.worker_id, cfg.clock.now_ms());
+    lp.emit(Event::Exited { worker: &cfg.worker_id, summary: &lp.summary, error: result.as_ref().err() });
+    result.map(|()| lp.summary)
 }
 
 /// Worker threads of one process, sharing one stop flag.
@@ -436,7 +499,13 @@ impl Pool {
         let mut stores = Vec::with_capacity(cfgs.len());
         for cfg in &cfgs {
             let mut store = open_store(location, opts)?;
-            store.worker_register(&cfg.worker_id, &cfg.host, cfg.pid, cfg.lease_ms, now_ms())?;
+            store.worker_register(&Registration {
+                id: &cfg.worker_id,
+                host: &cfg.host,
+                pid: cfg.pid,
+                lease_ms: cfg.lease_ms,
+                now_ms: cfg.clock.now_ms(),
+            })?;
             stores.push(store);
         }
         let signal = Arc::new(AtomicU8::new(0));
@@ -486,9 +555,10 @@ impl Pool {
         &self.ids
     }
 
-    /// Asks every worker of the pool to stop: 1 after the current job, 2 killing it.
-    pub fn request_stop(&self, level: u8) {
-        self.signal.fetch_max(level.clamp(STOP_GRACEFUL, STOP_FORCE), Ordering::SeqCst);
+    /// Asks every worker of the pool to stop: gracefully after the current job, or by
+    /// force, killing it. (`StopLevel::None` asks for nothing.)
+    pub fn request_stop(&self, level: StopLevel) {
+        self.signal.fetch_max(level.as_u8(), Ordering::SeqCst);
         self.wake.bump();
     }
 
@@ -506,12 +576,7 @@ impl Pool {
         let mut first_err = None;
         for h in self.handles {
             match h.join() {
-                Ok(Ok(s)) => {
-                    total.completed += s.completed;
-                    total.failed += s.failed;
-                    total.dead += s.dead;
-                    total.requeued += s.requeued;
-                }
+                Ok(Ok(s)) => total.add(&s),
                 Ok(Err(e)) => {
                     first_err.get_or_insert(e);
                 }

@@ -74,7 +74,7 @@ fn output_goes_to_the_log_with_header_and_footer() {
         ),
         0,
     );
-    assert!(out.success, "{out:?}");
+    assert!(out.success(), "{out:?}");
     assert_eq!(out.exit_code, Some(0));
     let cwd = if cfg!(windows) { dir.path().to_path_buf() } else { dir.path().canonicalize().unwrap() };
     assert_eq!(out.output_tail, format!("out{NL}err{NL}job-7/2{NL}{}{NL}", cwd.display()));
@@ -86,7 +86,7 @@ fn output_goes_to_the_log_with_header_and_footer() {
 #[test]
 fn exit_codes_and_missing_commands_are_failures() {
     let (out, _, _d) = go("exit 42", 0);
-    assert_eq!((out.success, out.exit_code, out.error.as_deref()), (false, Some(42), Some("exit code 42")));
+    assert_eq!((out.success(), out.exit_code, out.error.as_deref()), (false, Some(42), Some("exit code 42")));
     let (out, _, _d) = go("definitely_not_a_command_qctl", 0);
     assert_eq!(out.exit_code, Some(if cfg!(windows) { 9009 } else { 127 }));
     assert!(out.error.unwrap().contains("command not found"));
@@ -97,7 +97,7 @@ fn only_the_tail_is_kept_and_nothing_is_held_in_memory() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("big.txt"), "x".repeat(3_000_000) + "\n").unwrap();
     let (out, log) = go_in(sh("cat big.txt; echo END", "type big.txt& echo END"), dir.path(), 0);
-    assert!(out.success);
+    assert!(out.success());
     assert_eq!(out.output_tail.len() as u64, TAIL_BYTES);
     assert!(out.output_tail.ends_with(&format!("x\nEND{NL}")));
     assert!(log.len() > 3_000_000);
@@ -108,7 +108,7 @@ fn a_term_ignoring_job_is_killed_after_the_grace() {
     let started = Instant::now();
     let line = if cfg!(windows) { sleep_line(30) } else { "trap '' TERM; sleep 30".into() };
     let (out, _, _d) = go(&line, 200);
-    assert!(!out.success);
+    assert!(!out.success());
     assert_eq!(out.error.as_deref(), Some("timed out after 0.2s"));
     assert!(started.elapsed() < Duration::from_secs(5));
 }
@@ -128,7 +128,7 @@ fn kill_on_request_is_reported_as_such() {
         }
     })
     .unwrap();
-    assert!(out.killed_on_request && !out.success);
+    assert!(out.killed_on_request() && !out.success());
     assert!(out.duration_ms < 5_000);
 }
 
@@ -138,7 +138,7 @@ fn a_missing_working_directory_fails_without_running() {
     let log = dir.path().join("job.log");
     let gone = dir.path().join("gone");
     let out = run(&spec("exit 0", &gone, &log, 0), Duration::from_millis(50), &mut || Control::Continue).unwrap();
-    assert!(!out.success);
+    assert!(!out.success());
     assert!(out.error.unwrap().contains("does not exist"));
 }
 
@@ -151,7 +151,7 @@ fn the_log_is_capped_keeping_the_newest_output() {
     let mut s = spec(sh("cat numbers.txt; echo END", "type numbers.txt& echo END"), dir.path(), &log, 0);
     s.log_max_bytes = 100_000;
     let out = run(&s, Duration::from_millis(50), &mut || Control::Continue).unwrap();
-    assert!(out.success);
+    assert!(out.success());
     let text = std::fs::read_to_string(&log).unwrap();
     // The job writes about 2.7 MB; the log keeps between the cap and twice the cap of it.
     assert!(text.len() < 2 * 100_000 + 1_000, "log is {} bytes", text.len());
@@ -170,7 +170,7 @@ fn output_left_behind_by_a_background_process_does_not_hold_the_attempt() {
         sh("(sleep 5; echo late) & echo early", "start /b cmd /c \"ping -n 6 127.0.0.1 >nul & echo late\"& echo early"),
         0,
     );
-    assert!(out.success);
+    assert!(out.success());
     assert!(started.elapsed() < Duration::from_secs(3), "waited for the background process");
     assert!(log.contains(&format!("early{NL}")));
 }
@@ -226,11 +226,11 @@ fn timeout_and_kill_take_the_whole_tree_and_a_normal_exit_does_not() {
         }
     })
     .unwrap();
-    assert!(out.killed_on_request);
+    assert!(out.killed_on_request());
 
     let control = dir.path().join("control.marker");
     let (out, _) = go_in(&format!("{}{sep}exit 0", bg(&control)), dir.path(), 0);
-    assert!(out.success);
+    assert!(out.success());
     assert!(appears(&control, Duration::from_secs(10)), "the control grandchild never wrote its marker");
     // The others had as long as the control to write theirs.
     assert!(!on_timeout.exists(), "the background process survived the timeout");
@@ -265,14 +265,14 @@ mod windows {
         // Quotes keep `&` literal, `^` escapes, `%NAME%` expands and a lone `%` stays: all
         // by cmd.exe, since the line is passed verbatim.
         let (out, _, _d) = go(r#"echo "a & b" ^& c^^d ^| e %QUEUECTL_JOB_ID% 100%"#, 0);
-        assert!(out.success, "{out:?}");
+        assert!(out.success(), "{out:?}");
         assert_eq!(out.output_tail, "\"a & b\" & c^d | e job-7 100%\r\n");
     }
 
     #[test]
     fn text_beyond_ascii_reaches_the_log_as_utf8() {
         let (out, log, _d) = go("echo héllo wörld ✓ 日本語", 0);
-        assert!(out.success, "{out:?}");
+        assert!(out.success(), "{out:?}");
         assert_eq!(out.output_tail, "héllo wörld ✓ 日本語\r\n");
         assert!(log.contains("$ echo héllo wörld ✓ 日本語\nhéllo wörld ✓ 日本語\r\n"), "{log}");
     }
@@ -285,7 +285,7 @@ mod windows {
         std::fs::write(cwd.join("say hi.cmd"), "@echo got %~1 in %CD%\r\n").unwrap();
         // A line that starts with a quote: cmd /C without /S would strip the outer quotes.
         let (out, _) = go_in(r#""say hi.cmd" "arg one""#, &cwd, 0);
-        assert!(out.success, "{out:?}");
+        assert!(out.success(), "{out:?}");
         assert_eq!(out.output_tail, format!("got arg one in {}\r\n", cwd.display()));
     }
 }

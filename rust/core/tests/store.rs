@@ -9,10 +9,13 @@ mod common;
 use queuectl_core::backoff::BackoffPolicy;
 use std::time::{Duration, Instant};
 
+use queuectl_core::policy::{self, AttemptEnd, WorkerSettings};
+use queuectl_core::store::prelude::*;
 use queuectl_core::store::{
-    transfer, ClaimParams, PostgresStore, SettleParams, Settled, SqliteStore, StoreOptions, STOP_FORCE, STOP_GRACEFUL,
+    transfer, ClaimParams, Fence, PostgresStore, Registration, Setting, Settled, SqliteStore, StopLevel, StoreOptions,
+    WorkerState, SCHEMA_VERSION,
 };
-use queuectl_core::{Error, JobState, NewJob, Store};
+use queuectl_core::{Error, JobState, NewJob, Outcome};
 
 const T0: i64 = 1_800_000_000_000;
 
@@ -32,9 +35,11 @@ fn claim(s: &mut dyn Store, worker: &str, now: i64) -> Option<String> {
     s.job_claim(&ClaimParams { worker_id: worker, now_ms: now, lease_ms: 30_000 }).unwrap().map(|j| j.id)
 }
 
+/// Settles as a worker does: the policy (from the queue's config) decides, the store writes.
 fn settle(s: &mut dyn Store, id: &str, attempt: u32, worker: &str, now: i64, success: bool) -> Settled {
     let max_retries = s.job_get(id).unwrap().max_retries;
-    s.job_settle(&SettleParams {
+    let policy = WorkerSettings::load(s).unwrap().backoff;
+    let end = AttemptEnd {
         id,
         attempt,
         max_retries,
@@ -44,8 +49,26 @@ fn settle(s: &mut dyn Store, id: &str, attempt: u32, worker: &str, now: i64, suc
         exit_code: Some(if success { 0 } else { 1 }),
         error: (!success).then(|| "exit code 1".to_string()),
         output_tail: "tail".into(),
-    })
-    .unwrap()
+    };
+    s.job_settle(&end.decide(&policy)).unwrap()
+}
+
+/// A rescue as a worker's heartbeat runs it.
+fn rescue(s: &mut dyn Store, now: i64) -> Vec<(String, u32)> {
+    let policy = WorkerSettings::load(s).unwrap().backoff;
+    policy::rescue_expired(s, &policy, now).unwrap()
+}
+
+fn reg<'a>(id: &'a str, host: &'a str, pid: u32, lease_ms: i64, now_ms: i64) -> Registration<'a> {
+    Registration { id, host, pid, lease_ms, now_ms }
+}
+
+fn fence<'a>(id: &'a str, attempt: u32, worker_id: &'a str) -> Fence<'a> {
+    Fence { id, attempt, worker_id }
+}
+
+fn set<'a>(key: &'a str, value: &'a str) -> Setting<'a> {
+    Setting { key, value }
 }
 
 macro_rules! conformance {
@@ -80,7 +103,7 @@ conformance!(
 fn claims_by_priority_then_fifo_and_only_when_due(s: &mut dyn Store) {
     let mut later = job("later", 100);
     later.run_at_ms = T0 + 5_000;
-    s.job_insert_many(&[job("a", 0), job("b", 5), job("c", 0), job("d", 5), later], T0, None).unwrap();
+    s.job_insert_many(&[job("a", 0), job("b", 5), job("c", 0), job("d", 5), later], T0).unwrap();
     let order: Vec<_> = (0..4).map(|_| claim(s, "w", T0).unwrap()).collect();
     assert_eq!(order, ["b", "d", "a", "c"]);
     assert!(!s.job_due_exists(T0).unwrap());
@@ -93,19 +116,19 @@ fn claims_by_priority_then_fifo_and_only_when_due(s: &mut dyn Store) {
 }
 
 fn insert_is_all_or_nothing(s: &mut dyn Store) {
-    s.job_insert_many(&[job("x", 0)], T0, None).unwrap();
-    let err = s.job_insert_many(&[job("y", 0), job("x", 0)], T0, None).unwrap_err();
+    s.job_insert_many(&[job("x", 0)], T0).unwrap();
+    let err = s.job_insert_many(&[job("y", 0), job("x", 0)], T0).unwrap_err();
     assert_eq!(err, Error::DuplicateId("x".into()));
     assert_eq!(s.job_list(None, None).unwrap().len(), 1);
     let mut generated = job("z", 0);
     generated.id = None;
-    let ids = s.job_insert_many(&[generated.clone(), generated], T0, None).unwrap();
+    let ids = s.job_insert_many(&[generated.clone(), generated], T0).unwrap();
     assert_eq!(ids.len(), 2);
     assert_ne!(ids[0], ids[1]);
 }
 
 fn failures_back_off_then_die(s: &mut dyn Store) {
-    s.job_insert_many(&[job("f", 0)], T0, None).unwrap();
+    s.job_insert_many(&[job("f", 0)], T0).unwrap();
     let mut now = T0;
     for attempt in 1..=3u32 {
         assert_eq!(claim(s, "w", now).as_deref(), Some("f"));
@@ -122,15 +145,15 @@ fn failures_back_off_then_die(s: &mut dyn Store) {
     let attempts = s.job_attempts("f").unwrap();
     assert_eq!(
         attempts.iter().map(|a| a.outcome).collect::<Vec<_>>(),
-        [JobState::Failed, JobState::Failed, JobState::Dead]
+        [Outcome::Failed, Outcome::Failed, Outcome::Dead]
     );
     assert_eq!(s.job_get("f").unwrap().state, JobState::Dead);
 }
 
 fn backoff_follows_config(s: &mut dyn Store) {
-    s.config_set("backoff-base", "3", T0).unwrap();
-    s.config_set("backoff-max", "5", T0).unwrap();
-    s.job_insert_many(&[job("f", 0)], T0, None).unwrap();
+    s.config_set(set("backoff-base", "3"), T0).unwrap();
+    s.config_set(set("backoff-max", "5"), T0).unwrap();
+    s.job_insert_many(&[job("f", 0)], T0).unwrap();
     claim(s, "w", T0);
     assert_eq!(settle(s, "f", 1, "w", T0, false), Settled::Retry { run_at_ms: T0 + 3_000 });
     claim(s, "w", T0 + 3_000);
@@ -138,10 +161,10 @@ fn backoff_follows_config(s: &mut dyn Store) {
 }
 
 fn expired_lease_is_rescued_and_the_stale_worker_fenced(s: &mut dyn Store) {
-    s.job_insert_many(&[job("r", 0)], T0, None).unwrap();
+    s.job_insert_many(&[job("r", 0)], T0).unwrap();
     claim(s, "old", T0);
-    assert!(s.job_rescue_expired(T0 + 29_999).unwrap().is_empty());
-    assert_eq!(s.job_rescue_expired(T0 + 30_001).unwrap(), [("r".to_string(), 1)]);
+    assert!(rescue(s, T0 + 29_999).is_empty());
+    assert_eq!(rescue(s, T0 + 30_001), [("r".to_string(), 1)]);
     let j = s.job_get("r").unwrap();
     assert_eq!(j.state, JobState::Failed);
     assert!(j.last_error.unwrap().contains("lost"));
@@ -149,25 +172,25 @@ fn expired_lease_is_rescued_and_the_stale_worker_fenced(s: &mut dyn Store) {
     let retry_at = j.run_at_ms;
     assert_eq!(claim(s, "new", retry_at).as_deref(), Some("r"));
     assert_eq!(settle(s, "r", 1, "old", retry_at, true), Settled::Fenced);
-    assert!(!s.job_requeue("r", 1, "old", retry_at).unwrap());
+    assert!(!s.job_requeue(&fence("r", 1, "old"), retry_at).unwrap());
     let j = s.job_get("r").unwrap();
     assert_eq!((j.state, j.attempts, j.worker_id.as_deref()), (JobState::Processing, 2, Some("new")));
     assert_eq!(settle(s, "r", 2, "new", retry_at, true), Settled::Completed);
 }
 
 fn heartbeat_renews_the_lease_and_carries_stop_requests(s: &mut dyn Store) {
-    s.worker_register("w", "host", 1, 30_000, T0).unwrap();
-    s.job_insert_many(&[job("h", 0)], T0, None).unwrap();
+    s.worker_register(&reg("w", "host", 1, 30_000, T0)).unwrap();
+    s.job_insert_many(&[job("h", 0)], T0).unwrap();
     claim(s, "w", T0);
-    assert_eq!(s.worker_heartbeat("w", T0 + 20_000).unwrap(), Some(0));
-    assert!(s.job_rescue_expired(T0 + 40_000).unwrap().is_empty());
+    assert_eq!(s.worker_heartbeat("w", T0 + 20_000).unwrap(), Some(StopLevel::None));
+    assert!(rescue(s, T0 + 40_000).is_empty());
     assert_eq!(s.job_get("h").unwrap().lease_expires_ms, Some(T0 + 50_000));
     let w = &s.worker_list(false).unwrap()[0];
     assert_eq!((w.state.as_str(), w.current_job.as_deref()), ("busy", Some("h")));
-    assert_eq!(s.worker_request_stop(STOP_FORCE, Some("elsewhere")).unwrap(), 0);
-    assert_eq!(s.worker_request_stop(STOP_FORCE, None).unwrap(), 1);
-    assert_eq!(s.worker_heartbeat("w", T0 + 21_000).unwrap(), Some(STOP_FORCE));
-    assert!(s.job_requeue("h", 1, "w", T0 + 21_000).unwrap());
+    assert_eq!(s.worker_request_stop(StopLevel::Force, Some("elsewhere")).unwrap(), 0);
+    assert_eq!(s.worker_request_stop(StopLevel::Force, None).unwrap(), 1);
+    assert_eq!(s.worker_heartbeat("w", T0 + 21_000).unwrap(), Some(StopLevel::Force));
+    assert!(s.job_requeue(&fence("h", 1, "w"), T0 + 21_000).unwrap());
     let j = s.job_get("h").unwrap();
     assert_eq!((j.state, j.attempts), (JobState::Pending, 0));
     s.worker_exit("w", T0 + 22_000).unwrap();
@@ -176,29 +199,29 @@ fn heartbeat_renews_the_lease_and_carries_stop_requests(s: &mut dyn Store) {
 }
 
 fn silent_workers_are_reaped(s: &mut dyn Store) {
-    s.worker_register("gone", "host", 1, 1_000, T0).unwrap();
+    s.worker_register(&reg("gone", "host", 1, 1_000, T0)).unwrap();
     assert_eq!(s.worker_reap(T0 + 500).unwrap(), 0);
     assert_eq!(s.worker_reap(T0 + 1_500).unwrap(), 1);
-    assert_eq!(s.worker_list(true).unwrap()[0].state, "exited");
+    assert_eq!(s.worker_list(true).unwrap()[0].state, WorkerState::Exited);
     // It comes back (paused, then resumed): its heartbeat says it is not registered, and
     // the heartbeat leaves the exited registration as it was.
     assert_eq!(s.worker_heartbeat("gone", T0 + 2_000).unwrap(), None);
     assert!(s.worker_list(false).unwrap().is_empty());
     // Registering again brings it back, visible and reachable by a stop request.
-    s.worker_register("gone", "host", 2, 1_000, T0 + 2_000).unwrap();
+    s.worker_register(&reg("gone", "host", 2, 1_000, T0 + 2_000)).unwrap();
     let w = &s.worker_list(false).unwrap()[0];
     assert_eq!((w.id.as_str(), w.pid, w.exited_at_ms), ("gone", 2, None));
-    assert_eq!(s.worker_request_stop(STOP_GRACEFUL, None).unwrap(), 1);
-    assert_eq!(s.worker_heartbeat("gone", T0 + 2_100).unwrap(), Some(STOP_GRACEFUL));
+    assert_eq!(s.worker_request_stop(StopLevel::Graceful, None).unwrap(), 1);
+    assert_eq!(s.worker_heartbeat("gone", T0 + 2_100).unwrap(), Some(StopLevel::Graceful));
     // A registration that is still running cannot be taken over.
-    assert!(matches!(s.worker_register("gone", "host", 3, 1_000, T0 + 2_200), Err(Error::InvalidState(_))));
+    assert!(matches!(s.worker_register(&reg("gone", "host", 3, 1_000, T0 + 2_200)), Err(Error::InvalidState(_))));
     assert_eq!(s.worker_list(false).unwrap()[0].pid, 2);
 }
 
 fn dead_retry_is_all_or_nothing(s: &mut dyn Store) {
     let mut dies = job("dies", 0);
     dies.max_retries = 0;
-    s.job_insert_many(&[dies, job("waits", 0)], T0, None).unwrap();
+    s.job_insert_many(&[dies, job("waits", 0)], T0).unwrap();
     claim(s, "w", T0);
     assert_eq!(settle(s, "dies", 1, "w", T0, false), Settled::Dead);
     let e = s.dead_retry(&["dies".into(), "waits".into()], T0).unwrap_err();
@@ -211,7 +234,7 @@ fn dead_retry_is_all_or_nothing(s: &mut dyn Store) {
 }
 
 fn counts_list_and_purge(s: &mut dyn Store) {
-    s.job_insert_many(&[job("a", 0), job("b", 0), job("c", 0)], T0, None).unwrap();
+    s.job_insert_many(&[job("a", 0), job("b", 0), job("c", 0)], T0).unwrap();
     claim(s, "w", T0);
     settle(s, "a", 1, "w", T0, true);
     claim(s, "w", T0 + 10_000);
@@ -229,9 +252,9 @@ fn counts_list_and_purge(s: &mut dyn Store) {
 }
 
 fn settle_and_claim_is_one_step(s: &mut dyn Store) {
-    s.job_insert_many(&[job("one", 0), job("two", 0)], T0, None).unwrap();
+    s.job_insert_many(&[job("one", 0), job("two", 0)], T0).unwrap();
     assert_eq!(claim(s, "w", T0).as_deref(), Some("one"));
-    let settle = SettleParams {
+    let settle = AttemptEnd {
         id: "one",
         attempt: 1,
         max_retries: 2,
@@ -241,7 +264,8 @@ fn settle_and_claim_is_one_step(s: &mut dyn Store) {
         exit_code: Some(0),
         error: None,
         output_tail: "done\n".into(),
-    };
+    }
+    .decide(&BackoffPolicy::default());
     let claim_next = ClaimParams { worker_id: "w", now_ms: T0 + 1, lease_ms: 30_000 };
     let (settled, next) = s.job_settle_and_claim(&settle, &claim_next).unwrap();
     assert_eq!((settled, next.map(|j| j.id).as_deref()), (Settled::Completed, Some("two")));
@@ -250,14 +274,14 @@ fn settle_and_claim_is_one_step(s: &mut dyn Store) {
     assert_eq!((settled, next.is_none()), (Settled::Fenced, true));
     let attempts = s.job_attempts("one").unwrap();
     assert_eq!(attempts.len(), 1);
-    assert_eq!((attempts[0].outcome, attempts[0].output_tail.as_str()), (JobState::Completed, "done\n"));
+    assert_eq!((attempts[0].outcome, attempts[0].output_tail.as_str()), (Outcome::Completed, "done\n"));
 }
 
 fn binary_output_is_kept(s: &mut dyn Store) {
-    s.job_insert_many(&[job("bin", 0)], T0, None).unwrap();
+    s.job_insert_many(&[job("bin", 0)], T0).unwrap();
     for (attempt, success) in [(1, false), (2, true)] {
         claim(s, "w", T0 + 60_000 * attempt);
-        let p = SettleParams {
+        let p = AttemptEnd {
             id: "bin",
             attempt: attempt as u32,
             max_retries: 2,
@@ -267,7 +291,8 @@ fn binary_output_is_kept(s: &mut dyn Store) {
             exit_code: Some(0),
             error: (!success).then(|| "bad\0byte".into()),
             output_tail: "a\0b\n".into(),
-        };
+        }
+        .decide(&BackoffPolicy::default());
         assert_ne!(s.job_settle(&p).unwrap(), Settled::Fenced);
     }
     let attempts = s.job_attempts("bin").unwrap();
@@ -280,9 +305,9 @@ fn binary_output_is_kept(s: &mut dyn Store) {
 
 fn config_round_trips(s: &mut dyn Store) {
     assert_eq!(s.config_get("max-retries").unwrap(), None);
-    s.config_set("max-retries", "5", T0).unwrap();
-    s.config_set("max-retries", "7", T0 + 1).unwrap();
-    s.config_set("backoff-base", "3", T0).unwrap();
+    s.config_set(set("max-retries", "5"), T0).unwrap();
+    s.config_set(set("max-retries", "7"), T0 + 1).unwrap();
+    s.config_set(set("backoff-base", "3"), T0).unwrap();
     assert_eq!(s.config_get("max-retries").unwrap().as_deref(), Some("7"));
     assert_eq!(
         s.config_list().unwrap(),
@@ -296,13 +321,13 @@ fn schema_migrates_once_and_refuses_a_newer_one() {
     let path = dir.path().join("q.db");
     drop(SqliteStore::open(&path, &StoreOptions::default()).unwrap());
     let mut again = SqliteStore::open(&path, &StoreOptions::default()).unwrap();
-    again.job_insert_many(&[job("kept", 0)], T0, None).unwrap();
+    again.job_insert_many(&[job("kept", 0)], T0).unwrap();
     drop(again);
     let raw = rusqlite::Connection::open(&path).unwrap();
     raw.pragma_update(None, "user_version", 42).unwrap();
     drop(raw);
     let err = SqliteStore::open(&path, &StoreOptions::default()).err().unwrap();
-    assert_eq!(err, Error::SchemaTooNew { found: 42, supported: 2 });
+    assert_eq!(err, Error::SchemaTooNew { found: 42, supported: SCHEMA_VERSION });
 }
 
 #[test]
@@ -345,10 +370,10 @@ fn postgres_hosts_starting_at_once_migrate_once_and_a_newer_schema_is_refused() 
     }
     let mut admin = schema.admin();
     let version: i64 = admin.query_one("SELECT version FROM queuectl_schema", &[]).unwrap().get(0);
-    assert_eq!(version, 1);
+    assert_eq!(version, SCHEMA_VERSION);
     admin.execute("UPDATE queuectl_schema SET version = 42", &[]).unwrap();
     let err = PostgresStore::open(&schema.url, &StoreOptions::default()).err().unwrap();
-    assert_eq!(err, Error::SchemaTooNew { found: 42, supported: 1 });
+    assert_eq!(err, Error::SchemaTooNew { found: 42, supported: SCHEMA_VERSION });
 }
 
 /// Ends every queuectl connection of one test schema, as a server restart would.
@@ -363,7 +388,7 @@ fn kill_connections(schema: &common::PgSchema) -> u64 {
 fn postgres_store_reconnects_after_losing_its_connection() {
     let Some(schema) = common::PgSchema::create() else { return };
     let mut s = schema.open(&StoreOptions::default());
-    s.job_insert_many(&[job("before", 0)], T0, None).unwrap();
+    s.job_insert_many(&[job("before", 0)], T0).unwrap();
     assert_eq!(kill_connections(&schema), 1);
     // The first call may fail with a clear error; the next one reconnects.
     let first = s.job_get("before");
@@ -371,7 +396,7 @@ fn postgres_store_reconnects_after_losing_its_connection() {
         assert!(e.to_string().contains("PostgreSQL"), "{e}");
     }
     assert_eq!(s.job_get("before").unwrap().state, JobState::Pending);
-    s.job_insert_many(&[job("after", 0)], T0, None).unwrap();
+    s.job_insert_many(&[job("after", 0)], T0).unwrap();
     assert_eq!(s.job_list(None, None).unwrap().len(), 2);
 }
 
@@ -381,7 +406,7 @@ fn postgres_claim_lost_in_flight_goes_back_to_pending() {
     let mut s = schema.open(&StoreOptions::default());
     let mut later = job("j", 0);
     later.run_at_ms = T0 + 60_000;
-    s.job_insert_many(&[later], T0, None).unwrap();
+    s.job_insert_many(&[later], T0).unwrap();
     assert_eq!(claim(&mut s, "w", T0), None);
     // Simulate a claim that committed but whose reply never arrived: the row says claimed
     // by "w", and the connection dies under the next claim.
@@ -408,9 +433,9 @@ fn postgres_settle_retried_after_a_lost_connection_still_settles() {
     // job it was settling, which then ran twice.
     let Some(schema) = common::PgSchema::create() else { return };
     let mut s = schema.open(&StoreOptions::default());
-    s.job_insert_many(&[job("a", 0), job("b", 0)], T0, None).unwrap();
+    s.job_insert_many(&[job("a", 0), job("b", 0)], T0).unwrap();
     assert_eq!(claim(&mut s, "w", T0).as_deref(), Some("a"));
-    let settle = SettleParams {
+    let settle = AttemptEnd {
         id: "a",
         attempt: 1,
         max_retries: 2,
@@ -420,7 +445,8 @@ fn postgres_settle_retried_after_a_lost_connection_still_settles() {
         exit_code: Some(0),
         error: None,
         output_tail: String::new(),
-    };
+    }
+    .decide(&BackoffPolicy::default());
     let next = ClaimParams { worker_id: "w", now_ms: T0 + 1, lease_ms: 30_000 };
     assert_eq!(kill_connections(&schema), 1);
     assert!(s.job_settle_and_claim(&settle, &next).is_err());
@@ -440,14 +466,14 @@ fn postgres_notify_wakes_a_listener() {
     let t = Instant::now();
     let handle = std::thread::spawn(move || {
         std::thread::sleep(Duration::from_millis(100));
-        writer.job_insert_many(&[job("n", 0)], T0, None).unwrap();
+        writer.job_insert_many(&[job("n", 0)], T0).unwrap();
     });
     assert!(listener.wait_for_change(Duration::from_secs(5)).unwrap());
     assert!(t.elapsed() < Duration::from_secs(2), "woke after {:?}", t.elapsed());
     handle.join().unwrap();
     // A queue in another schema of the same database does not wake this one.
     let other = common::PgSchema::create().unwrap();
-    other.open(&StoreOptions::default()).job_insert_many(&[job("elsewhere", 0)], T0, None).unwrap();
+    other.open(&StoreOptions::default()).job_insert_many(&[job("elsewhere", 0)], T0).unwrap();
     assert!(!listener.wait_for_change(Duration::from_millis(200)).unwrap());
 }
 
@@ -457,8 +483,8 @@ fn a_sqlite_queue_copies_into_postgres_whole_or_not_at_all() {
     let (g, mut src) = common::sqlite();
     let mut dies = job("dies", 0);
     dies.max_retries = 0;
-    src.job_insert_many(&[job("done", 0), job("retrying", 3), dies, job("waiting", 1)], T0, None).unwrap();
-    src.config_set("max-retries", "6", T0).unwrap();
+    src.job_insert_many(&[job("done", 0), job("retrying", 3), dies, job("waiting", 1)], T0).unwrap();
+    src.config_set(set("max-retries", "6"), T0).unwrap();
     assert_eq!(claim(src.as_mut(), "w", T0).as_deref(), Some("retrying"));
     assert_eq!(settle(src.as_mut(), "retrying", 1, "w", T0, false), Settled::Retry { run_at_ms: T0 + 2_000 });
     assert_eq!(claim(src.as_mut(), "w", T0).as_deref(), Some("waiting"));
@@ -467,7 +493,7 @@ fn a_sqlite_queue_copies_into_postgres_whole_or_not_at_all() {
     assert_eq!(settle(src.as_mut(), "done", 1, "w", T0, true), Settled::Completed);
     assert_eq!(claim(src.as_mut(), "w", T0).as_deref(), Some("dies"));
     assert_eq!(settle(src.as_mut(), "dies", 1, "w", T0, false), Settled::Dead);
-    src.job_insert_many(&[job("fresh", 0)], T0 + 1, None).unwrap();
+    src.job_insert_many(&[job("fresh", 0)], T0 + 1).unwrap();
 
     let path = g.dir.path().join("q.db");
     let report = transfer::sqlite_to_postgres(&path, &schema.url, &StoreOptions::default()).unwrap();
@@ -491,7 +517,7 @@ fn a_sqlite_queue_copies_into_postgres_whole_or_not_at_all() {
 #[test]
 fn a_new_sqlite_queue_uses_small_pages() {
     let (g, mut s) = common::sqlite();
-    s.job_insert_many(&[job("p", 0)], T0, None).unwrap();
+    s.job_insert_many(&[job("p", 0)], T0).unwrap();
     let raw = rusqlite::Connection::open(g.dir.path().join("q.db")).unwrap();
     let size: i64 = raw.query_row("PRAGMA page_size", [], |r| r.get(0)).unwrap();
     assert_eq!(size, 2048);
@@ -503,7 +529,7 @@ fn sqlite_settle_and_claim_from_many_threads_runs_each_job_once() {
     // its transaction: every job must still be claimed once, settled once, in order.
     let (g, mut s) = common::sqlite();
     let jobs: Vec<NewJob> = (0..2_000).map(|i| job(&format!("j{i:04}"), 0)).collect();
-    s.job_insert_many(&jobs, T0, None).unwrap();
+    s.job_insert_many(&jobs, T0).unwrap();
     let path = g.dir.path().join("q.db");
     let threads: Vec<_> = (0..4)
         .map(|t| {
@@ -515,7 +541,7 @@ fn sqlite_settle_and_claim_from_many_threads_runs_each_job_once() {
                 let mut done = Vec::new();
                 let mut next = claim(&mut s, &worker, T0);
                 while let Some(id) = next.take() {
-                    let settle = SettleParams {
+                    let settle = AttemptEnd {
                         id: &id,
                         attempt: 1,
                         max_retries: 2,
@@ -525,7 +551,8 @@ fn sqlite_settle_and_claim_from_many_threads_runs_each_job_once() {
                         exit_code: Some(0),
                         error: None,
                         output_tail: String::new(),
-                    };
+                    }
+                    .decide(&BackoffPolicy::default());
                     let c = ClaimParams { worker_id: &worker, now_ms: T0, lease_ms: 30_000 };
                     let (settled, claimed) = s.job_settle_and_claim(&settle, &c).unwrap();
                     assert_eq!(settled, Settled::Completed, "{id}");

@@ -5,7 +5,10 @@ mod common;
 
 use std::time::Duration;
 
-use queuectl_core::store::{open_store, StoreOptions};
+use std::sync::Arc;
+
+use queuectl_core::events::Silent;
+use queuectl_core::store::{open_store, StopLevel, StoreOptions};
 use queuectl_core::worker::{new_worker_id, Pool, WorkerConfig};
 use queuectl_core::{clock, JobState, NewJob};
 
@@ -43,11 +46,11 @@ fn race(location: &str, dir: &tempfile::TempDir) {
             cwd: dir.path().display().to_string(),
         })
         .collect();
-    store.job_insert_many(&jobs, clock::now_ms(), None).unwrap();
+    store.job_insert_many(&jobs, clock::now_ms()).unwrap();
     let cfgs = (0..4)
         .map(|_| WorkerConfig {
             burst: true,
-            verbose: false,
+            observer: Arc::new(Silent),
             ..WorkerConfig::new(new_worker_id(), "test".into(), std::process::id(), dir.path().join("logs"))
         })
         .collect();
@@ -82,12 +85,12 @@ fn a_stop_signal_ends_idle_workers_promptly() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("q.db");
     let cfgs = vec![WorkerConfig {
-        verbose: false,
+        observer: Arc::new(Silent),
         ..WorkerConfig::new(new_worker_id(), "h".into(), 1, dir.path().to_path_buf())
     }];
     let pool = Pool::start(db.to_str().unwrap(), &StoreOptions::default(), cfgs).unwrap();
     assert!(!pool.wait(Duration::from_millis(200)));
-    pool.request_stop(1);
+    pool.request_stop(StopLevel::Graceful);
     assert!(pool.wait(Duration::from_secs(2)));
     assert_eq!(pool.join().unwrap().completed, 0);
 }

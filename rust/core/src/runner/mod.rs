@@ -30,7 +30,7 @@ pub const TAIL_BYTES: u64 = 4096;
 pub const DEFAULT_LOG_MAX_BYTES: u64 = 10 * 1024 * 1024;
 
 /// One attempt to run.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct RunSpec<'a> {
     pub command: &'a str,
     pub cwd: &'a Path,
@@ -46,6 +46,20 @@ pub struct RunSpec<'a> {
     pub log_max_bytes: u64,
 }
 
+/// Commands and environments may hold secrets: Debug shows their sizes and the names only.
+impl std::fmt::Debug for RunSpec<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RunSpec")
+            .field("command", &format_args!("<{} bytes>", self.command.len()))
+            .field("cwd", &self.cwd)
+            .field("env", &self.env.iter().map(|(k, _)| *k).collect::<Vec<_>>())
+            .field("log_path", &self.log_path)
+            .field("attempt", &self.attempt)
+            .field("timeout_ms", &self.timeout_ms)
+            .finish_non_exhaustive()
+    }
+}
+
 /// What the tick callback tells the runner.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Control {
@@ -54,17 +68,69 @@ pub enum Control {
     Kill,
 }
 
+/// How an attempt ended, in kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunEnd {
+    /// Exited 0.
+    Succeeded,
+    /// Exited otherwise, was killed by a signal, or could not start.
+    Failed,
+    /// Ran past its timeout and was killed.
+    TimedOut,
+    /// The tick callback asked for a kill: the attempt does not count.
+    KilledOnRequest,
+}
+
 /// How an attempt ended.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RunOutcome {
-    pub success: bool,
+    pub end: RunEnd,
     pub exit_code: Option<i32>,
     /// Why it failed, in words; `None` on success.
     pub error: Option<String>,
     pub output_tail: String,
     pub duration_ms: u64,
-    /// The tick callback asked for a kill.
-    pub killed_on_request: bool,
+}
+
+impl RunOutcome {
+    /// Whether the job succeeded (exit code 0).
+    pub fn success(&self) -> bool {
+        self.end == RunEnd::Succeeded
+    }
+
+    /// Whether the tick callback asked for the kill that ended it.
+    pub fn killed_on_request(&self) -> bool {
+        self.end == RunEnd::KilledOnRequest
+    }
+
+    /// An attempt that failed before its command could run.
+    pub fn not_run(error: String, duration_ms: u64) -> RunOutcome {
+        RunOutcome { end: RunEnd::Failed, exit_code: None, error: Some(error), output_tail: String::new(), duration_ms }
+    }
+}
+
+/// Why the runner is taking a job's tree down.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum KillReason {
+    Timeout,
+    Request,
+}
+
+/// Where a kill stands: the polite signal sent, the forced kill due at `force_at`.
+#[derive(Debug, Clone, Copy)]
+enum Kill {
+    NotYet,
+    Terminated { why: KillReason, force_at: Instant },
+    Forced { why: KillReason },
+}
+
+impl Kill {
+    fn reason(self) -> Option<KillReason> {
+        match self {
+            Kill::NotYet => None,
+            Kill::Terminated { why, .. } | Kill::Forced { why } => Some(why),
+        }
+    }
 }
 
 fn open_log(path: &Path) -> Result<File> {
@@ -88,14 +154,7 @@ fn read_tail(log: &mut File, from: u64) -> String {
 }
 
 fn failure(error: String, started: Instant) -> RunOutcome {
-    RunOutcome {
-        success: false,
-        exit_code: None,
-        error: Some(error),
-        output_tail: String::new(),
-        duration_ms: started.elapsed().as_millis() as u64,
-        killed_on_request: false,
-    }
+    RunOutcome::not_run(error, started.elapsed().as_millis() as u64)
 }
 
 /// Runs one attempt to its end, calling `tick` at least every `tick_every` while it runs.
@@ -149,66 +208,52 @@ fn spawn_and_wait(
     let mut waiter = platform::Waiter::new(child, output, sink);
     let deadline = (spec.timeout_ms > 0).then(|| started + Duration::from_millis(spec.timeout_ms));
     let grace = Duration::from_millis(spec.kill_grace_ms);
-    let mut killed: Option<(bool, Instant)> = None; // (on request, forced kill due at)
+    let mut kill = Kill::NotYet;
     let status = loop {
         let now = Instant::now();
-        let mut wait = tick_every;
-        if let Some(d) = deadline.filter(|_| killed.is_none()) {
-            wait = wait.min(d.saturating_duration_since(now));
-        }
-        if let Some((_, at)) = killed {
-            wait = wait.min(at.saturating_duration_since(now));
-        }
+        let until = match kill {
+            Kill::NotYet => deadline,
+            Kill::Terminated { force_at, .. } => Some(force_at),
+            Kill::Forced { .. } => None,
+        };
+        let wait = until.map_or(tick_every, |u| tick_every.min(u.saturating_duration_since(now)));
         if let Some(status) = waiter.wait(wait)? {
             break status;
         }
         let now = Instant::now();
-        match killed {
-            Some((_, at)) if now >= at => {
+        kill = match kill {
+            Kill::Terminated { why, force_at } if now >= force_at => {
                 tree.kill();
-                killed = Some((killed.is_some_and(|k| k.0), now + Duration::from_secs(3600)));
+                Kill::Forced { why }
             }
-            Some(_) => {}
-            None => {
-                if deadline.is_some_and(|d| now >= d) {
-                    tree.terminate();
-                    killed = Some((false, now + grace));
-                } else if tick() == Control::Kill {
-                    tree.terminate();
-                    killed = Some((true, now + grace));
+            Kill::NotYet if deadline.is_some_and(|d| now >= d) => {
+                tree.terminate();
+                Kill::Terminated { why: KillReason::Timeout, force_at: now + grace }
+            }
+            Kill::NotYet if tick() == Control::Kill => {
+                tree.terminate();
+                Kill::Terminated { why: KillReason::Request, force_at: now + grace }
+            }
+            other => other,
+        };
+    };
+    let duration_ms = started.elapsed().as_millis() as u64;
+    let (exit_code, error) = platform::describe(&status);
+    let (end, error) = match kill.reason() {
+        None if error.is_none() => (RunEnd::Succeeded, None),
+        None => (RunEnd::Failed, error),
+        Some(why) => {
+            // Whatever the shell left behind in its group goes with it when we killed it.
+            tree.kill();
+            match why {
+                KillReason::Request => (RunEnd::KilledOnRequest, Some("killed on request (stop --force)".to_string())),
+                KillReason::Timeout => {
+                    (RunEnd::TimedOut, Some(format!("timed out after {}s", spec.timeout_ms as f64 / 1000.0)))
                 }
             }
         }
     };
-    // Whatever the shell left behind in its group goes with it when we killed it.
-    if killed.is_some() {
-        tree.kill();
-    }
-    let duration_ms = started.elapsed().as_millis() as u64;
-    let (exit_code, mut error) = platform::describe(&status);
-    if let Some((on_request, _)) = killed {
-        error = Some(if on_request {
-            "killed on request (stop --force)".to_string()
-        } else {
-            format!("timed out after {}s", spec.timeout_ms as f64 / 1000.0)
-        });
-        return Ok(RunOutcome {
-            success: false,
-            exit_code,
-            error,
-            output_tail: String::new(),
-            duration_ms,
-            killed_on_request: on_request,
-        });
-    }
-    Ok(RunOutcome {
-        success: error.is_none(),
-        exit_code,
-        error,
-        output_tail: String::new(),
-        duration_ms,
-        killed_on_request: false,
-    })
+    Ok(RunOutcome { end, exit_code, error, output_tail: String::new(), duration_ms })
 }
 
 /// Waits for a child with a timeout on any platform: a thread blocks in `wait` and hands

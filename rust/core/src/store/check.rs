@@ -2,7 +2,7 @@
 //! invariants. The invariant queries are written once, in SQL both stores speak (`$1` is
 //! the current time in milliseconds), and each returns one problem line per row.
 
-use super::Store;
+use super::prelude::*;
 
 /// At most this many lines per kind of problem; a note says when there were more.
 const LINES_PER_KIND: usize = 100;

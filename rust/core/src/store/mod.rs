@@ -1,27 +1,42 @@
-//! The `Store` trait: every read and state change of jobs, workers and config.
+//! Storage for queuectl: the traits every store implements, by role, and the values that
+//! cross them.
 //!
-//! Methods are named noun-then-verb and take `now_ms` from the caller, so tests fix the
-//! clock. Every write after a claim is fenced on (id, attempt, worker): a worker whose job
-//! was rescued and claimed again can never overwrite the newer attempt.
+//! A store does fenced reads and writes and decides nothing: what a settle writes (the
+//! next state, the retry time) and which jobs a rescue fails come from the core
+//! (`crate::policy`), and reach the store as plain values. Methods are named
+//! noun-then-verb and take `now_ms` from the caller, so tests fix the clock. Every write
+//! after a claim is fenced on (id, attempt, worker): a worker whose job was rescued and
+//! claimed again can never overwrite the newer attempt.
+//!
+//! The roles: [`JobQueue`] (the hot path: insert, claim, settle), [`JobAdmin`] (rescues,
+//! purge, DLQ retry), [`JobInspect`] (reads for people: get, list, counts, history,
+//! checks), [`WorkerRegistry`], [`ConfigStore`] and [`ChangeFeed`] (how idle workers
+//! learn that something changed). [`Store`] is all of them, one connection.
 
 pub mod check;
 mod postgres;
+mod schema;
 mod sqlite;
 pub mod transfer;
 
+use std::fmt;
 use std::path::PathBuf;
+use std::time::Duration;
 
 pub use postgres::{redact, PostgresStore};
+pub use schema::SCHEMA_VERSION;
 pub use sqlite::SqliteStore;
+
+use crate::error::{Error, Result};
+use crate::job::{Attempt, Job, JobState, NewJob, Outcome};
 
 /// The version of the SQLite library compiled in.
 pub fn sqlite_library_version() -> &'static str {
     rusqlite::version()
 }
 
-use crate::backoff::BackoffPolicy;
-use crate::error::{Error, Result};
-use crate::job::{Attempt, Job, JobState, NewJob};
+/// How long a write waits for another writer by default.
+pub const DEFAULT_BUSY_TIMEOUT_MS: u64 = 30_000;
 
 /// How a store connection behaves.
 #[derive(Debug, Clone)]
@@ -29,13 +44,13 @@ pub struct StoreOptions {
     /// Sync every commit to disk (enqueue and other user commands). Workers turn it off:
     /// after a power cut a settle may be lost, and the job then runs again (at least once).
     pub durable: bool,
-    /// How long a write waits for another writer before giving up.
+    /// How long a write of this connection waits for another writer before giving up.
     pub busy_timeout_ms: u64,
 }
 
 impl Default for StoreOptions {
     fn default() -> Self {
-        StoreOptions { durable: true, busy_timeout_ms: 30_000 }
+        StoreOptions { durable: true, busy_timeout_ms: DEFAULT_BUSY_TIMEOUT_MS }
     }
 }
 
@@ -57,6 +72,17 @@ pub fn open_store(location: &str, opts: &StoreOptions) -> Result<Box<dyn Store>>
     Ok(Box::new(SqliteStore::open(&PathBuf::from(location), opts)?))
 }
 
+/// How many inserted rows pass between two progress reports of a batch.
+pub const PROGRESS_EVERY: usize = 20_000;
+
+/// Jobs to add in one transaction.
+pub struct InsertBatch<'a> {
+    pub jobs: &'a [NewJob],
+    pub now_ms: i64,
+    /// Told how many rows are in, every [`PROGRESS_EVERY`].
+    pub progress: Option<&'a mut dyn FnMut(usize)>,
+}
+
 /// Everything a worker needs to claim the next due job.
 #[derive(Debug, Clone)]
 pub struct ClaimParams<'a> {
@@ -65,20 +91,60 @@ pub struct ClaimParams<'a> {
     pub lease_ms: i64,
 }
 
-/// The end of one attempt, as the worker saw it.
-#[derive(Debug, Clone)]
-pub struct SettleParams<'a> {
+/// Which attempt a write belongs to: it applies only while the job is processing this
+/// attempt under this worker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Fence<'a> {
     pub id: &'a str,
+    /// The attempt number the claim returned.
+    pub attempt: u32,
+    pub worker_id: &'a str,
+}
+
+/// A settle as the core decided it: the fenced write of an attempt's end.
+#[derive(Clone, PartialEq)]
+pub struct SettleParams {
+    pub id: String,
     /// The attempt number the claim returned; the fence.
     pub attempt: u32,
-    /// The job's `max_retries`, as the claim returned it (it never changes after enqueue).
-    pub max_retries: u32,
-    pub worker_id: &'a str,
+    pub worker_id: String,
     pub now_ms: i64,
-    pub success: bool,
+    /// The job's next state.
+    pub outcome: Outcome,
+    /// When a failed job may run again (`now_ms` otherwise).
+    pub run_at_ms: i64,
     pub exit_code: Option<i32>,
     pub error: Option<String>,
     pub output_tail: String,
+    /// For a rescue: write only if the lease still ran out before this time, so that a
+    /// worker that renewed it since the job was read keeps its job.
+    pub lease_expired_before: Option<i64>,
+}
+
+impl SettleParams {
+    /// What the settle did, given whether the fenced write applied.
+    pub fn settled(&self, applied: bool) -> Settled {
+        match (applied, self.outcome) {
+            (false, _) => Settled::Fenced,
+            (true, Outcome::Completed) => Settled::Completed,
+            (true, Outcome::Failed) => Settled::Retry { run_at_ms: self.run_at_ms },
+            (true, Outcome::Dead) => Settled::Dead,
+        }
+    }
+}
+
+/// Output tails and errors may hold whatever a job printed: Debug shows their sizes.
+impl fmt::Debug for SettleParams {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SettleParams")
+            .field("id", &self.id)
+            .field("attempt", &self.attempt)
+            .field("worker_id", &self.worker_id)
+            .field("outcome", &self.outcome)
+            .field("run_at_ms", &self.run_at_ms)
+            .field("output_tail", &format_args!("<{} bytes>", self.output_tail.len()))
+            .finish_non_exhaustive()
+    }
 }
 
 /// What settling did to the job.
@@ -95,73 +161,144 @@ pub enum Settled {
     Fenced,
 }
 
+/// A processing job whose lease ran out, as a rescue reads it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExpiredJob {
+    pub id: String,
+    pub attempt: u32,
+    pub max_retries: u32,
+    /// The worker that held it (empty if none was recorded).
+    pub worker_id: String,
+    pub lease_expires_ms: i64,
+}
+
+/// A stop request, as stored with a worker's registration.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub enum StopLevel {
+    #[default]
+    None,
+    /// Finish the current job, then exit.
+    Graceful,
+    /// Kill the running job, put it back to pending uncounted, and exit.
+    Force,
+}
+
+impl StopLevel {
+    /// The number stored in the database and passed to Python.
+    pub fn as_u8(self) -> u8 {
+        match self {
+            StopLevel::None => 0,
+            StopLevel::Graceful => 1,
+            StopLevel::Force => 2,
+        }
+    }
+
+    /// The level a stored number means; anything above 2 is a forced stop.
+    pub fn from_u8(n: u8) -> StopLevel {
+        match n {
+            0 => StopLevel::None,
+            1 => StopLevel::Graceful,
+            _ => StopLevel::Force,
+        }
+    }
+}
+
+/// A worker's state as the store reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum WorkerState {
+    /// Registered, no job processing under its id.
+    Idle,
+    /// A job is processing under its id.
+    Busy,
+    /// Exited, or declared lost and reaped.
+    Exited,
+}
+
+impl WorkerState {
+    /// Every state.
+    pub const ALL: [WorkerState; 3] = [WorkerState::Idle, WorkerState::Busy, WorkerState::Exited];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WorkerState::Idle => "idle",
+            WorkerState::Busy => "busy",
+            WorkerState::Exited => "exited",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<WorkerState> {
+        WorkerState::ALL.into_iter().find(|s| s.as_str() == name)
+    }
+}
+
 /// A worker as registered in the store.
 #[derive(Debug, Clone, PartialEq)]
 pub struct WorkerRow {
     pub id: String,
     pub host: String,
     pub pid: u32,
-    /// idle, busy (a job is processing under its id) or exited.
-    pub state: String,
+    pub state: WorkerState,
     pub current_job: Option<String>,
     pub started_at_ms: i64,
     pub heartbeat_ms: i64,
     pub lease_ms: i64,
-    /// 0 none, 1 finish the current job and exit, 2 kill it, requeue it and exit.
-    pub stop_requested: u8,
+    pub stop_requested: StopLevel,
     pub exited_at_ms: Option<i64>,
 }
 
-/// How many inserted rows pass between two progress reports of a batch.
-pub const PROGRESS_EVERY: usize = 20_000;
+/// A worker about to register.
+#[derive(Debug, Clone, Copy)]
+pub struct Registration<'a> {
+    pub id: &'a str,
+    pub host: &'a str,
+    pub pid: u32,
+    pub lease_ms: i64,
+    pub now_ms: i64,
+}
 
-/// A stop request level, as stored in `WorkerRow::stop_requested`.
-pub const STOP_GRACEFUL: u8 = 1;
-/// Kill the running job, put it back to pending uncounted, and exit.
-pub const STOP_FORCE: u8 = 2;
+/// How a store tells waiting workers that another connection committed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Wakeups {
+    /// The server pushes a notification (PostgreSQL `LISTEN`/`NOTIFY`).
+    Pushed,
+    /// The store polls a cheap change counter this often (SQLite `data_version`).
+    Polled(Duration),
+}
 
-/// Storage for queuectl. One value is one connection; it is `Send` but not shared between
-/// threads: each worker thread opens its own.
-pub trait Store: Send {
-    /// Adds all `jobs` in one transaction, or none of them. Returns their ids in order.
-    /// `progress`, when given, is told how many rows are in every `PROGRESS_EVERY`.
-    fn job_insert_many(
-        &mut self,
-        jobs: &[NewJob],
-        now_ms: i64,
-        progress: Option<&mut dyn FnMut(usize)>,
-    ) -> Result<Vec<String>>;
+/// The hot path: what every worker does for every job.
+pub trait JobQueue {
+    /// Adds all jobs of the batch in one transaction, or none of them. Returns their ids in
+    /// order.
+    fn job_insert(&mut self, batch: InsertBatch<'_>) -> Result<Vec<String>>;
+    /// [`JobQueue::job_insert`] without progress reports.
+    fn job_insert_many(&mut self, jobs: &[NewJob], now_ms: i64) -> Result<Vec<String>> {
+        self.job_insert(InsertBatch { jobs, now_ms, progress: None })
+    }
     /// Whether a job is due: a cheap read that lets idle workers skip the write lock.
     fn job_due_exists(&mut self, now_ms: i64) -> Result<bool>;
     /// Atomically claims the most urgent due job (priority high to low, then enqueue
     /// order), counting the attempt and taking a lease on it for `worker_id`.
     fn job_claim(&mut self, p: &ClaimParams<'_>) -> Result<Option<Job>>;
-    /// Records the end of an attempt and moves the job to completed, failed or dead.
-    fn job_settle(&mut self, p: &SettleParams<'_>) -> Result<Settled>;
+    /// Writes the end of an attempt as decided, fenced.
+    fn job_settle(&mut self, p: &SettleParams) -> Result<Settled>;
     /// Settles one attempt and claims the next due job in one transaction: what a busy
     /// worker does between two jobs, at the cost of one commit instead of two.
     fn job_settle_and_claim(
         &mut self,
-        settle: &SettleParams<'_>,
+        settle: &SettleParams,
         claim: &ClaimParams<'_>,
-    ) -> Result<(Settled, Option<Job>)> {
-        let settled = self.job_settle(settle)?;
-        Ok((settled, self.job_claim(claim)?))
-    }
+    ) -> Result<(Settled, Option<Job>)>;
     /// Puts a claimed job back to pending without counting the attempt (forced stop).
     /// Returns false when the fence no longer holds.
-    fn job_requeue(&mut self, id: &str, attempt: u32, worker_id: &str, now_ms: i64) -> Result<bool>;
-    /// Settles, as failed attempts, every processing job whose lease ran out. Returns
-    /// (id, attempt) of each job rescued.
-    fn job_rescue_expired(&mut self, now_ms: i64) -> Result<Vec<(String, u32)>>;
-    /// One job by id.
-    fn job_get(&mut self, id: &str) -> Result<Job>;
-    /// Jobs in enqueue order, optionally of one state, optionally at most `limit`.
-    fn job_list(&mut self, state: Option<JobState>, limit: Option<u64>) -> Result<Vec<Job>>;
-    /// The number of jobs in every state, zeros included, in `JobState::ALL` order.
-    fn job_count_by_state(&mut self) -> Result<Vec<(JobState, u64)>>;
-    /// The finished attempts of a job, oldest first.
-    fn job_attempts(&mut self, id: &str) -> Result<Vec<Attempt>>;
+    fn job_requeue(&mut self, fence: &Fence<'_>, now_ms: i64) -> Result<bool>;
+}
+
+/// Changes people and maintenance make: rescues, purge, the DLQ.
+pub trait JobAdmin {
+    /// Processing jobs whose lease ran out before `now_ms`.
+    fn job_get_expired(&mut self, now_ms: i64) -> Result<Vec<ExpiredJob>>;
+    /// Writes several decided settles in one transaction; what each did, in order.
+    fn job_settle_many(&mut self, settles: &[SettleParams]) -> Result<Vec<Settled>>;
     /// Deletes jobs in `state` (completed or dead) last changed at or before `cutoff_ms`.
     /// Returns the ids deleted, so the caller can delete their logs.
     fn job_purge(&mut self, state: JobState, cutoff_ms: Option<i64>) -> Result<Vec<String>>;
@@ -170,50 +307,22 @@ pub trait Store: Send {
     fn dead_retry(&mut self, ids: &[String], now_ms: i64) -> Result<u64>;
     /// Puts every dead job back to pending with attempts 0.
     fn dead_retry_all(&mut self, now_ms: i64) -> Result<u64>;
-    /// A stored config value.
-    fn config_get(&mut self, key: &str) -> Result<Option<String>>;
-    /// Stores a config value (already validated by the caller).
-    fn config_set(&mut self, key: &str, value: &str, now_ms: i64) -> Result<()>;
-    /// Every stored config value, by key.
-    fn config_list(&mut self) -> Result<Vec<(String, String)>>;
-    /// Registers a worker as idle. An id whose registration has exited (a worker that was
-    /// declared lost and came back) is registered afresh; an id that is still registered
-    /// is an error.
-    fn worker_register(&mut self, id: &str, host: &str, pid: u32, lease_ms: i64, now_ms: i64) -> Result<()>;
-    /// Renews the worker's heartbeat and the lease of its job; returns the stop level
-    /// requested for it (0 when none), or `None` when the worker is not registered: it was
-    /// declared lost (its heartbeat older than its lease, then reaped) and must not claim
-    /// another job under that registration.
-    fn worker_heartbeat(&mut self, id: &str, now_ms: i64) -> Result<Option<u8>>;
-    /// Marks the worker as exited.
-    fn worker_exit(&mut self, id: &str, now_ms: i64) -> Result<()>;
-    /// Registered workers, newest first; with `include_exited` also those that exited.
-    fn worker_list(&mut self, include_exited: bool) -> Result<Vec<WorkerRow>>;
-    /// Asks every worker that has not exited (optionally only those on `host`) to stop at
-    /// `level`. Returns how many were asked.
-    fn worker_request_stop(&mut self, level: u8, host: Option<&str>) -> Result<u64>;
-    /// Marks workers whose heartbeat is older than their lease as exited.
-    fn worker_reap(&mut self, now_ms: i64) -> Result<u64>;
-    /// The backoff policy currently configured (defaults when unset).
-    fn backoff_policy(&mut self) -> Result<BackoffPolicy> {
-        let mut p = BackoffPolicy::default();
-        if let Some(v) = self.config_get("backoff-base")?.and_then(|v| v.parse().ok()) {
-            p.base = v;
-        }
-        if let Some(v) = self.config_get("backoff-max")?.and_then(|v| v.parse().ok()) {
-            p.max_s = v;
-        }
-        Ok(p)
-    }
-    /// Waits up to `timeout` for another connection to commit something; true when one
-    /// did. Idle workers wake on it instead of polling the queue. The default just sleeps
-    /// and says yes, which turns the caller into a poller.
-    fn wait_for_change(&mut self, timeout: std::time::Duration) -> Result<bool> {
-        std::thread::sleep(timeout);
-        Ok(true)
-    }
+}
+
+/// Reads for people and for `check`.
+pub trait JobInspect {
+    /// One job by id.
+    fn job_get(&mut self, id: &str) -> Result<Job>;
+    /// Jobs in enqueue order, optionally of one state, optionally at most `limit`.
+    fn job_list(&mut self, state: Option<JobState>, limit: Option<u64>) -> Result<Vec<Job>>;
+    /// The number of jobs in every state, zeros included, in `JobState::ALL` order.
+    fn job_count_by_state(&mut self) -> Result<Vec<(JobState, u64)>>;
+    /// The finished attempts of a job, oldest first.
+    fn job_attempts(&mut self, id: &str) -> Result<Vec<Attempt>>;
     /// The schema version recorded in the database.
     fn schema_version(&mut self) -> Result<i64>;
+    /// The columns of a table, in table order (for the conformance test of the schema).
+    fn table_columns(&mut self, table: &str) -> Result<Vec<String>>;
     /// The store's own check of its files: at most `limit` lines of what is wrong, none
     /// when sound. PostgreSQL checks its own pages as it reads them and adds nothing here.
     fn file_integrity(&mut self, limit: usize) -> Result<Vec<String>>;
@@ -224,35 +333,61 @@ pub trait Store: Send {
     fn describe(&self) -> String;
 }
 
-/// The state a failed or successful attempt leads to (DESIGN.md section 4): completed,
-/// failed with a backoff while `attempts <= max_retries`, dead after that.
-pub fn next_state(
-    success: bool,
-    attempts: u32,
-    max_retries: u32,
-    policy: &BackoffPolicy,
-    now_ms: i64,
-) -> (JobState, i64) {
-    if success {
-        (JobState::Completed, now_ms)
-    } else if attempts <= max_retries {
-        (JobState::Failed, now_ms.saturating_add(policy.delay_ms(attempts)))
-    } else {
-        (JobState::Dead, now_ms)
-    }
+/// Who is working: registrations, heartbeats, stop requests.
+pub trait WorkerRegistry {
+    /// Registers a worker as idle. An id whose registration has exited (a worker that was
+    /// declared lost and came back) is registered afresh; an id that is still registered
+    /// is an error.
+    fn worker_register(&mut self, r: &Registration<'_>) -> Result<()>;
+    /// Renews the worker's heartbeat and the lease of its job; returns the stop level
+    /// requested for it, or `None` when the worker is not registered: it was declared lost
+    /// (its heartbeat older than its lease, then reaped) and must not claim another job
+    /// under that registration.
+    fn worker_heartbeat(&mut self, id: &str, now_ms: i64) -> Result<Option<StopLevel>>;
+    /// Marks the worker as exited.
+    fn worker_exit(&mut self, id: &str, now_ms: i64) -> Result<()>;
+    /// Registered workers, newest first; with `include_exited` also those that exited.
+    fn worker_list(&mut self, include_exited: bool) -> Result<Vec<WorkerRow>>;
+    /// Asks every worker that has not exited (optionally only those on `host`) to stop at
+    /// `level` (a request never lowers an earlier one). Returns how many were asked.
+    fn worker_request_stop(&mut self, level: StopLevel, host: Option<&str>) -> Result<u64>;
+    /// Marks workers whose heartbeat is older than their lease as exited.
+    fn worker_reap(&mut self, now_ms: i64) -> Result<u64>;
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+/// A config key and the value to store for it.
+#[derive(Debug, Clone, Copy)]
+pub struct Setting<'a> {
+    pub key: &'a str,
+    pub value: &'a str,
+}
 
-    #[test]
-    fn default_policy_runs_four_times() {
-        let p = BackoffPolicy::default();
-        assert_eq!(next_state(false, 1, 3, &p, 0), (JobState::Failed, 2_000));
-        assert_eq!(next_state(false, 3, 3, &p, 0), (JobState::Failed, 8_000));
-        assert_eq!(next_state(false, 4, 3, &p, 0), (JobState::Dead, 0));
-        assert_eq!(next_state(false, 1, 0, &p, 0), (JobState::Dead, 0));
-        assert_eq!(next_state(true, 4, 3, &p, 5), (JobState::Completed, 5));
-    }
+/// Settings shared by every worker of the queue.
+pub trait ConfigStore {
+    /// A stored config value.
+    fn config_get(&mut self, key: &str) -> Result<Option<String>>;
+    /// Stores a config value (already validated by the caller).
+    fn config_set(&mut self, setting: Setting<'_>, now_ms: i64) -> Result<()>;
+    /// Every stored config value, by key.
+    fn config_list(&mut self) -> Result<Vec<(String, String)>>;
+}
+
+/// How idle workers learn that something changed without polling the queue itself.
+pub trait ChangeFeed {
+    /// How this store delivers wake-ups.
+    fn wakeups(&self) -> Wakeups;
+    /// Waits up to `timeout` for another connection to commit something; true when one
+    /// did (or may have: a caller then looks at the queue).
+    fn wait_for_change(&mut self, timeout: Duration) -> Result<bool>;
+}
+
+/// Storage for queuectl. One value is one connection; it is `Send` but not shared between
+/// threads: each worker thread opens its own.
+pub trait Store: JobQueue + JobAdmin + JobInspect + WorkerRegistry + ConfigStore + ChangeFeed + Send {}
+
+impl<T: JobQueue + JobAdmin + JobInspect + WorkerRegistry + ConfigStore + ChangeFeed + Send> Store for T {}
+
+/// The traits of every role, for callers that use a store through `dyn Store`.
+pub mod prelude {
+    pub use super::{ChangeFeed, ConfigStore, JobAdmin, JobInspect, JobQueue, Store, WorkerRegistry};
 }

@@ -10,7 +10,8 @@ use postgres::fallible_iterator::FallibleIterator;
 use postgres::types::{ToSql, Type};
 use postgres::IsolationLevel;
 
-use super::postgres::{notify, pg_text};
+use super::postgres::{notify, pg_text, pg_type};
+use super::schema::{self, attempt_col, job_col, ColType};
 use super::{is_postgres, PostgresStore, SqliteStore, StoreOptions};
 use crate::error::{Error, Result};
 
@@ -25,45 +26,35 @@ pub struct CopyReport {
     pub requeued: u64,
 }
 
-const JOB_COLUMNS: &str = "seq, id, command, state, attempts, runs, max_retries, priority, run_at_ms, timeout_ms, \
-     cwd, created_at_ms, updated_at_ms, started_at_ms, finished_at_ms, exit_code, last_error, worker_id, \
-     lease_expires_ms, output_tail";
-const JOB_TYPES: [Type; 20] = [
-    Type::INT8,
-    Type::TEXT,
-    Type::TEXT,
-    Type::TEXT,
-    Type::INT8,
-    Type::INT8,
-    Type::INT8,
-    Type::INT8,
-    Type::INT8,
-    Type::INT8,
-    Type::TEXT,
-    Type::INT8,
-    Type::INT8,
-    Type::INT8,
-    Type::INT8,
-    Type::INT4,
-    Type::TEXT,
-    Type::TEXT,
-    Type::INT8,
-    Type::TEXT,
+/// A table copied row for row: its columns (from the schema's one list) and their order.
+struct Table {
+    name: &'static str,
+    list: &'static str,
+    types: &'static [ColType],
+    order: &'static str,
+}
+
+/// The tables a copy streams into temporary tables first: jobs, then their history.
+const TABLES: [Table; 2] = [
+    Table { name: "jobs", list: job_col::LIST, types: job_col::TYPES, order: "ORDER BY seq" },
+    Table { name: "attempts", list: attempt_col::LIST, types: attempt_col::TYPES, order: "" },
 ];
-const ATTEMPT_COLUMNS: &str =
-    "job_seq, run, attempt, worker_id, started_at_ms, finished_at_ms, exit_code, error, outcome, output_tail";
-const ATTEMPT_TYPES: [Type; 10] = [
-    Type::INT8,
-    Type::INT8,
-    Type::INT8,
-    Type::TEXT,
-    Type::INT8,
-    Type::INT8,
-    Type::INT4,
-    Type::TEXT,
-    Type::TEXT,
-    Type::TEXT,
-];
+
+/// Moves the streamed rows from the temporary tables (`{temp}qm_*`) into the queue's
+/// (`{main}*`): jobs get new sequence numbers in the old order (FIFO among the copied jobs
+/// holds), and their history follows them by id. The same SQL in both dialects.
+fn merge_sql(temp: &str, main: &str) -> [String; 2] {
+    let cols = job_col::LIST.trim_start_matches("seq, ");
+    let hist = attempt_col::LIST.trim_start_matches("job_seq, ");
+    let hist_a = hist.split(", ").map(|c| format!("a.{c}")).collect::<Vec<_>>().join(", ");
+    [
+        format!("INSERT INTO {main}jobs ({cols}) SELECT {cols} FROM {temp}qm_jobs ORDER BY seq"),
+        format!(
+            "INSERT INTO {main}attempts (job_seq, {hist}) SELECT j.seq, {hist_a}
+             FROM {temp}qm_attempts a JOIN {temp}qm_jobs t ON t.seq = a.job_seq JOIN {main}jobs j ON j.id = t.id"
+        ),
+    ]
+}
 
 /// One SQLite value as the PostgreSQL column type wants it.
 enum Value {
@@ -73,24 +64,22 @@ enum Value {
 }
 
 impl Value {
-    fn read(row: &rusqlite::Row<'_>, i: usize, ty: &Type) -> rusqlite::Result<Value> {
-        Ok(if *ty == Type::INT8 {
-            Value::Int(row.get(i)?)
-        } else if *ty == Type::INT4 {
-            Value::Int4(row.get(i)?)
-        } else {
-            let text: Option<String> = row.get(i)?;
-            Value::Text(text.map(|t| pg_text(&t).into_owned()))
+    fn read(row: &rusqlite::Row<'_>, i: usize, ty: ColType) -> rusqlite::Result<Value> {
+        Ok(match ty {
+            ColType::Int8 => Value::Int(row.get(i)?),
+            ColType::Int4 => Value::Int4(row.get(i)?),
+            ColType::Text => {
+                let text: Option<String> = row.get(i)?;
+                Value::Text(text.map(|t| pg_text(&t).into_owned()))
+            }
         })
     }
 
-    fn read_pg(row: &postgres::Row, i: usize, ty: &Type) -> Result<Value> {
-        Ok(if *ty == Type::INT8 {
-            Value::Int(row.try_get(i)?)
-        } else if *ty == Type::INT4 {
-            Value::Int4(row.try_get(i)?)
-        } else {
-            Value::Text(row.try_get(i)?)
+    fn read_pg(row: &postgres::Row, i: usize, ty: ColType) -> Result<Value> {
+        Ok(match ty {
+            ColType::Int8 => Value::Int(row.try_get(i)?),
+            ColType::Int4 => Value::Int4(row.try_get(i)?),
+            ColType::Text => Value::Text(row.try_get(i)?),
         })
     }
 
@@ -119,15 +108,16 @@ fn stream(
     select: &str,
     tx: &mut postgres::Transaction<'_>,
     copy: &str,
-    types: &[Type],
+    types: &[ColType],
 ) -> Result<u64> {
     let writer = tx.copy_in(copy)?;
-    let mut writer = BinaryCopyInWriter::new(writer, types);
+    let pg_types: Vec<Type> = types.iter().copied().map(pg_type).collect();
+    let mut writer = BinaryCopyInWriter::new(writer, &pg_types);
     let mut st = src.prepare(select)?;
     let mut rows = st.query([])?;
     while let Some(row) = rows.next()? {
         let values =
-            types.iter().enumerate().map(|(i, ty)| Value::read(row, i, ty)).collect::<rusqlite::Result<Vec<_>>>()?;
+            types.iter().enumerate().map(|(i, ty)| Value::read(row, i, *ty)).collect::<rusqlite::Result<Vec<_>>>()?;
         let refs: Vec<&(dyn ToSql + Sync)> = values.iter().map(Value::as_sql).collect();
         writer.write(&refs)?;
     }
@@ -154,43 +144,30 @@ pub fn sqlite_to_postgres(src: &std::path::Path, dst: &str, opts: &StoreOptions)
             "CREATE TEMP TABLE qm_jobs (LIKE jobs) ON COMMIT DROP;
              CREATE TEMP TABLE qm_attempts (LIKE attempts) ON COMMIT DROP;",
         )?;
-        let jobs = stream(
-            conn,
-            &format!("SELECT {JOB_COLUMNS} FROM jobs ORDER BY seq"),
-            &mut tx,
-            &format!("COPY qm_jobs ({JOB_COLUMNS}) FROM STDIN (FORMAT binary)"),
-            &JOB_TYPES,
-        )?;
-        let attempts = stream(
-            conn,
-            &format!("SELECT {ATTEMPT_COLUMNS} FROM attempts"),
-            &mut tx,
-            &format!("COPY qm_attempts ({ATTEMPT_COLUMNS}) FROM STDIN (FORMAT binary)"),
-            &ATTEMPT_TYPES,
-        )?;
+        let mut copied = [0; 2];
+        for (n, t) in copied.iter_mut().zip(TABLES) {
+            *n = stream(
+                conn,
+                &format!("SELECT {} FROM {} {}", t.list, t.name, t.order),
+                &mut tx,
+                &format!("COPY qm_{} ({}) FROM STDIN (FORMAT binary)", t.name, t.list),
+                t.types,
+            )?;
+        }
+        let [jobs, attempts] = copied;
         let clash = tx.query_opt("SELECT t.id FROM qm_jobs t JOIN jobs j ON j.id = t.id LIMIT 1", &[])?;
         if let Some(row) = clash {
             return Err(Error::DuplicateId(row.get(0)));
         }
-        let cols = JOB_COLUMNS.trim_start_matches("seq, ");
-        // New sequence numbers, in the old order: FIFO among the copied jobs holds.
-        tx.execute(&format!("INSERT INTO jobs ({cols}) SELECT {cols} FROM qm_jobs ORDER BY seq"), &[])?;
-        tx.execute(
-            "INSERT INTO attempts (job_seq, run, attempt, worker_id, started_at_ms, finished_at_ms, exit_code, error, outcome, output_tail)
-             SELECT j.seq, a.run, a.attempt, a.worker_id, a.started_at_ms, a.finished_at_ms, a.exit_code, a.error, a.outcome, a.output_tail
-             FROM qm_attempts a JOIN qm_jobs t ON t.seq = a.job_seq JOIN jobs j ON j.id = t.id",
-            &[],
-        )?;
+        for sql in merge_sql("", "") {
+            tx.execute(&sql, &[])?;
+        }
         let mut config = 0;
         let mut st = conn.prepare("SELECT key, value, updated_at_ms FROM config")?;
         let rows = st.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, i64>(2)?)))?;
         for row in rows {
             let (key, value, at) = row?;
-            tx.execute(
-                "INSERT INTO config (key, value, updated_at_ms) VALUES ($1, $2, $3)
-                 ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated_at_ms = excluded.updated_at_ms",
-                &[&key, &value, &at],
-            )?;
+            tx.execute(&schema::to_postgres(schema::CONFIG_SET_SQL), &[&key, &value, &at])?;
             config += 1;
         }
         notify(&mut tx, &channel)?;
@@ -207,7 +184,7 @@ fn stream_back(
     select: &str,
     dst: &rusqlite::Connection,
     insert: &str,
-    types: &[Type],
+    types: &[ColType],
 ) -> Result<u64> {
     let none: [&(dyn ToSql + Sync); 0] = [];
     let mut rows = src.query_raw(select, none)?;
@@ -217,7 +194,7 @@ fn stream_back(
         let values = types
             .iter()
             .enumerate()
-            .map(|(i, ty)| Value::read_pg(&row, i, ty).map(Value::into_sqlite))
+            .map(|(i, ty)| Value::read_pg(&row, i, *ty).map(Value::into_sqlite))
             .collect::<Result<Vec<_>>>()?;
         st.execute(rusqlite::params_from_iter(values))?;
         n += 1;
@@ -248,20 +225,17 @@ fn postgres_into_sqlite(src: &str, dst: &Path, opts: &StoreOptions, snapshot: bo
              CREATE INDEX temp.qm_jobs_seq ON qm_jobs (seq);
              CREATE TEMP TABLE qm_attempts AS SELECT * FROM main.attempts WHERE 0;",
         )?;
-        let jobs = stream_back(
-            &mut rtx,
-            &format!("SELECT {JOB_COLUMNS} FROM jobs ORDER BY seq"),
-            conn,
-            &format!("INSERT INTO temp.qm_jobs ({JOB_COLUMNS}) VALUES ({})", placeholders(JOB_TYPES.len())),
-            &JOB_TYPES,
-        )?;
-        let attempts = stream_back(
-            &mut rtx,
-            &format!("SELECT {ATTEMPT_COLUMNS} FROM attempts"),
-            conn,
-            &format!("INSERT INTO temp.qm_attempts ({ATTEMPT_COLUMNS}) VALUES ({})", placeholders(ATTEMPT_TYPES.len())),
-            &ATTEMPT_TYPES,
-        )?;
+        let mut copied = [0; 2];
+        for (n, t) in copied.iter_mut().zip(TABLES) {
+            *n = stream_back(
+                &mut rtx,
+                &format!("SELECT {} FROM {} {}", t.list, t.name, t.order),
+                conn,
+                &format!("INSERT INTO temp.qm_{} ({}) VALUES ({})", t.name, t.list, placeholders(t.types.len())),
+                t.types,
+            )?;
+        }
+        let [jobs, attempts] = copied;
         let clash: Option<String> = conn
             .query_row("SELECT t.id FROM temp.qm_jobs t JOIN main.jobs j ON j.id = t.id LIMIT 1", [], |r| r.get(0))
             .map(Some)
@@ -269,23 +243,14 @@ fn postgres_into_sqlite(src: &str, dst: &Path, opts: &StoreOptions, snapshot: bo
         if let Some(id) = clash {
             return Err(Error::DuplicateId(id));
         }
-        let cols = JOB_COLUMNS.trim_start_matches("seq, ");
-        // New sequence numbers, in the old order: FIFO among the copied jobs holds.
-        conn.execute(&format!("INSERT INTO main.jobs ({cols}) SELECT {cols} FROM temp.qm_jobs ORDER BY seq"), [])?;
-        conn.execute(
-            "INSERT INTO main.attempts (job_seq, run, attempt, worker_id, started_at_ms, finished_at_ms, exit_code, error, outcome, output_tail)
-             SELECT j.seq, a.run, a.attempt, a.worker_id, a.started_at_ms, a.finished_at_ms, a.exit_code, a.error, a.outcome, a.output_tail
-             FROM temp.qm_attempts a JOIN temp.qm_jobs t ON t.seq = a.job_seq JOIN main.jobs j ON j.id = t.id",
-            [],
-        )?;
+        for sql in merge_sql("temp.", "main.") {
+            conn.execute(&sql, [])?;
+        }
         let mut config = 0;
         {
             let mut rows =
                 rtx.query_raw("SELECT key, value, updated_at_ms FROM config", [] as [&(dyn ToSql + Sync); 0])?;
-            let mut st = conn.prepare(
-                "INSERT INTO config (key, value, updated_at_ms) VALUES (?1, ?2, ?3)
-                 ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated_at_ms = excluded.updated_at_ms",
-            )?;
+            let mut st = conn.prepare(schema::CONFIG_SET_SQL)?;
             while let Some(row) = rows.next()? {
                 let (key, value, at): (String, String, i64) = (row.try_get(0)?, row.try_get(1)?, row.try_get(2)?);
                 st.execute(rusqlite::params![key, value, at])?;
@@ -317,12 +282,8 @@ pub fn postgres_to_sqlite(src: &str, dst: &Path, opts: &StoreOptions) -> Result<
 /// a restored copy would count those jobs as failed attempts of lost workers.
 fn settle_snapshot(conn: &rusqlite::Connection) -> Result<u64> {
     let now = crate::clock::now_ms();
-    let requeued = conn.execute(
-        "UPDATE jobs SET state = 'pending', attempts = attempts - 1, runs = runs - 1, worker_id = NULL,
-             lease_expires_ms = NULL, started_at_ms = NULL, updated_at_ms = ?1
-         WHERE state = 'processing'",
-        [now],
-    )?;
+    let requeued =
+        conn.execute(&format!("UPDATE jobs SET {} WHERE state = 'processing'", schema::requeue_set(1)), [now])?;
     conn.execute(
         "UPDATE workers SET state = 'exited', exited_at_ms = ?1, stop_requested = 0 WHERE state <> 'exited'",
         [now],

@@ -1,0 +1,717 @@
+//! The shared store: one PostgreSQL database, workers on any number of hosts.
+//!
+//! A claim is one `UPDATE ... WHERE seq = (SELECT ... FOR UPDATE SKIP LOCKED)`: concurrent
+//! claimers skip each other's rows instead of queueing on them. Every write after a claim
+//! carries the same (id, attempt, worker) fence as the SQLite store. Idle workers wait on
+//! `LISTEN`; enqueues and everything else that makes a job due send a `NOTIFY`.
+//!
+//! A lost connection (server restart, network) is dropped and opened again by the next
+//! call; the worker loop's own retry pauses are the backoff.
+
+mod conn;
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::sync::LazyLock;
+use std::time::Duration;
+
+use postgres::binary_copy::BinaryCopyInWriter;
+use postgres::config::SslMode;
+use postgres::error::SqlState;
+use postgres::fallible_iterator::FallibleIterator;
+use postgres::types::{ToSql, Type};
+use postgres::{Client, GenericClient, Row, Statement};
+use tokio_postgres_rustls::MakeRustlsConnect;
+
+pub use self::conn::redact;
+use self::conn::{parse_location, tls_connector};
+use super::schema::{self, job_col, Cells, ColType};
+use super::{
+    ChangeFeed, ClaimParams, ConfigStore, ExpiredJob, Fence, InsertBatch, JobAdmin, JobInspect, JobQueue, Registration,
+    Setting, SettleParams, Settled, StopLevel, StoreOptions, Wakeups, WorkerRegistry, WorkerRow,
+};
+use crate::error::{Error, Result};
+use crate::job::{Attempt, Job, JobState, Outcome};
+use crate::jobid;
+
+/// The advisory lock key that serialises migrations across hosts ("queuectl" in ASCII).
+const MIGRATION_LOCK: i64 = 0x7175_6575_6563_746c;
+
+impl Cells for Row {
+    fn int(&self, i: usize) -> Result<i64> {
+        Ok(self.try_get(i)?)
+    }
+    fn opt_int(&self, i: usize) -> Result<Option<i64>> {
+        Ok(self.try_get(i)?)
+    }
+    fn opt_int4(&self, i: usize) -> Result<Option<i32>> {
+        Ok(self.try_get(i)?)
+    }
+    fn text(&self, i: usize) -> Result<String> {
+        Ok(self.try_get(i)?)
+    }
+    fn opt_text(&self, i: usize) -> Result<Option<String>> {
+        Ok(self.try_get(i)?)
+    }
+}
+
+/// The PostgreSQL type of a column, for binary `COPY`.
+pub(super) fn pg_type(t: ColType) -> Type {
+    match t {
+        ColType::Int8 => Type::INT8,
+        ColType::Int4 => Type::INT4,
+        ColType::Text => Type::TEXT,
+    }
+}
+
+/// The columns an enqueue writes, and their types.
+const INSERT_COLUMNS: &str =
+    "id, command, state, max_retries, priority, run_at_ms, timeout_ms, cwd, created_at_ms, updated_at_ms";
+const INSERT_TYPES: [Type; 10] = [
+    Type::TEXT,
+    Type::TEXT,
+    Type::TEXT,
+    Type::INT8,
+    Type::INT8,
+    Type::INT8,
+    Type::INT8,
+    Type::TEXT,
+    Type::INT8,
+    Type::INT8,
+];
+
+/// The claim, its parameters from `?{first}`: worker id, now, lease end.
+fn claim_update(first: u8) -> String {
+    let set = schema::shift_params(schema::CLAIM_SET, first - 1);
+    let now = first + 1;
+    format!(
+        "UPDATE jobs SET {set}
+         WHERE seq = (SELECT seq FROM jobs
+                      WHERE state IN ('pending', 'failed') AND run_at_ms <= ?{now}
+                      ORDER BY priority DESC, seq LIMIT 1 FOR UPDATE SKIP LOCKED)
+         RETURNING {}",
+        job_col::LIST
+    )
+}
+
+static CLAIM_SQL: LazyLock<String> = LazyLock::new(|| claim_update(1));
+
+/// The settle as two CTEs: the fenced update (`schema::SETTLE_UPDATE`, ?1 to ?10), then the
+/// attempt's history row unless the job completed (a completed job keeps its last attempt
+/// in its own row, as the SQLite store does), ?11 the output tail.
+static SETTLE_CTES: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "settled AS ({}),
+         history AS (
+            INSERT INTO attempts (job_seq, run, attempt, worker_id, started_at_ms, finished_at_ms, exit_code, error, outcome, output_tail)
+            SELECT seq, runs, ?2, ?3, started_at_ms, ?6, ?7, ?8, ?4, ?11 FROM settled WHERE ?4 <> 'completed')",
+        schema::SETTLE_UPDATE
+    )
+});
+
+static SETTLE_SQL: LazyLock<String> = LazyLock::new(|| format!("WITH {} SELECT count(*) FROM settled", *SETTLE_CTES));
+
+/// Settle and claim in one statement, one round trip: what a busy worker does between jobs.
+static SETTLE_AND_CLAIM_SQL: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "WITH {}, claimed AS ({})
+         SELECT claimed.*, (SELECT count(*) FROM settled) FROM (VALUES (1)) AS one LEFT JOIN claimed ON true",
+        *SETTLE_CTES,
+        claim_update(12)
+    )
+});
+
+const DUE_SQL: &str = "SELECT 1 FROM jobs WHERE state IN ('pending', 'failed') AND run_at_ms <= $1 LIMIT 1";
+
+static REQUEUE_SQL: LazyLock<String> = LazyLock::new(schema::requeue_sql);
+
+/// A claim whose commit was never confirmed: this worker's processing jobs go back to
+/// pending, except the one it is settling (?3). ?1 worker, ?2 now.
+static RELEASE_UNSURE_SQL: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "UPDATE jobs SET {} WHERE worker_id = ?1 AND state = 'processing' AND id IS DISTINCT FROM ?3",
+        schema::requeue_set(2)
+    )
+});
+
+static WORKER_LIST_SQL: LazyLock<String> = LazyLock::new(|| schema::worker_list_sql("jobs j"));
+static WORKER_REAP_SQL: LazyLock<String> =
+    LazyLock::new(|| format!("UPDATE workers SET state = 'exited', exited_at_ms = ?1 {}", schema::WORKER_SILENT_SQL));
+
+/// A connection to a queuectl PostgreSQL database.
+pub struct PostgresStore {
+    config: postgres::Config,
+    tls: MakeRustlsConnect,
+    opts: StoreOptions,
+    client: Option<Client>,
+    /// `NOTIFY` channel of this queue: one per schema, so queues in different schemas of
+    /// one database do not wake each other.
+    channel: String,
+    /// Whether this connection has run `LISTEN` (reset by a reconnect).
+    listening: bool,
+    /// A claim whose commit we never heard about: before the next claim, this worker's
+    /// processing jobs (which it cannot be running) go back to pending.
+    unsure_claim: Option<String>,
+    /// Statements prepared on this connection, by their text.
+    statements: HashMap<&'static str, Statement>,
+    description: String,
+}
+
+impl PostgresStore {
+    /// The `NOTIFY` channel of this queue.
+    pub(super) fn channel(&self) -> &str {
+        &self.channel
+    }
+}
+
+impl PostgresStore {
+    /// Connects to the database `location` names and migrates it.
+    pub fn open(location: &str, opts: &StoreOptions) -> Result<PostgresStore> {
+        let (config, verify) = parse_location(location)?;
+        let mut store = PostgresStore {
+            config,
+            tls: tls_connector(verify)?,
+            opts: opts.clone(),
+            client: None,
+            channel: String::new(),
+            listening: false,
+            unsure_claim: None,
+            statements: HashMap::new(),
+            description: String::new(),
+        };
+        let client = store.connect()?;
+        let version: String = client.query_one("SHOW server_version", &[])?.get(0);
+        let schema: Option<String> = client.query_one("SELECT current_schema()", &[])?.get(0);
+        let Some(schema) = schema else {
+            return Err(Error::Database("the PostgreSQL search_path names no schema that exists".into()));
+        };
+        store.channel = format!("queuectl_{schema}").chars().take(63).collect();
+        store.description = format!("postgresql {version} at {}", redact(location));
+        store.migrate()?;
+        Ok(store)
+    }
+
+    /// The connection, opened again when the last one was lost.
+    pub(super) fn connect(&mut self) -> Result<&mut Client> {
+        if self.client.as_ref().is_some_and(Client::is_closed) {
+            self.client = None;
+        }
+        if self.client.is_none() {
+            let mut client = match self.config.connect(self.tls.clone()) {
+                Ok(c) => c,
+                // No TLS on the server, or a broken handshake: `prefer` goes on without.
+                Err(e) if self.config.get_ssl_mode() == SslMode::Prefer && e.as_db_error().is_none() => {
+                    let mut plain = self.config.clone();
+                    plain.ssl_mode(SslMode::Disable);
+                    plain.connect(self.tls.clone()).map_err(|_| Error::from(e))?
+                }
+                Err(e) => return Err(e.into()),
+            };
+            // Workers commit without waiting for the WAL flush, like SQLite's NORMAL: a
+            // server crash can lose a settle, and the job then runs again.
+            let mut setup = format!("SET lock_timeout = {}", self.opts.busy_timeout_ms);
+            if !self.opts.durable {
+                setup.push_str("; SET synchronous_commit = off");
+            }
+            client.batch_execute(&setup)?;
+            self.client = Some(client);
+            self.listening = false;
+            self.statements.clear();
+        }
+        Ok(self.client.as_mut().expect("connected above"))
+    }
+
+    /// Runs `f` on the connection; a connection error drops the connection so that the
+    /// next call opens a new one.
+    fn with<T>(&mut self, f: impl FnOnce(&mut Client, &str) -> Result<T>) -> Result<T> {
+        let channel = self.channel.clone();
+        let client = self.connect()?;
+        let result = f(client, &channel);
+        if result.is_err() {
+            // A server shutting down says so with an error and then closes the connection,
+            // which the driver may not have noticed yet: ask the connection itself.
+            let alive =
+                self.client.as_mut().is_some_and(|c| !c.is_closed() && c.is_valid(Duration::from_secs(2)).is_ok());
+            if !alive {
+                self.client = None;
+            }
+        }
+        result
+    }
+
+    /// `sql` (with `?N` or `$N` parameters) prepared on the current connection, once per
+    /// connection.
+    fn prepared(&mut self, sql: &'static str) -> Result<Statement> {
+        self.connect()?;
+        if let Some(st) = self.statements.get(sql) {
+            return Ok(st.clone());
+        }
+        let text = schema::to_postgres(sql);
+        let st = self.with(|c, _| Ok(c.prepare(&text)?))?;
+        self.statements.insert(sql, st.clone());
+        Ok(st)
+    }
+
+    fn migrate(&mut self) -> Result<()> {
+        self.with(|c, _| {
+            let mut tx = c.transaction()?;
+            // Hosts starting at once queue here; the first one migrates, the rest see it done.
+            tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])?;
+            let exists: bool = tx.query_one("SELECT to_regclass('queuectl_schema') IS NOT NULL", &[])?.get(0);
+            let current: i64 =
+                if exists { tx.query_one("SELECT max(version) FROM queuectl_schema", &[])?.get(0) } else { 0 };
+            schema::check_version(current)?;
+            if current == schema::SCHEMA_VERSION {
+                return Ok(tx.commit()?);
+            }
+            if !exists {
+                let foreign: bool = tx.query_one("SELECT to_regclass('jobs') IS NOT NULL", &[])?.get(0);
+                if foreign {
+                    return Err(Error::Lasting(
+                        "this PostgreSQL schema has a jobs table that queuectl did not create: give queuectl a \
+                         schema of its own (?options=-csearch_path%3DNAME in the URL)"
+                            .into(),
+                    ));
+                }
+                tx.batch_execute("CREATE TABLE queuectl_schema (version BIGINT NOT NULL)")?;
+                tx.execute("INSERT INTO queuectl_schema VALUES (0)", &[])?;
+            }
+            for m in schema::MIGRATIONS.iter().skip(current.max(0) as usize) {
+                tx.batch_execute(m.postgres)?;
+            }
+            tx.execute("UPDATE queuectl_schema SET version = $1", &[&schema::SCHEMA_VERSION])?;
+            Ok(tx.commit()?)
+        })
+    }
+
+    /// Returns this worker's processing jobs to pending, uncounted, when a claim's commit
+    /// was never confirmed: the worker is about to claim, so it runs none of them, except
+    /// `settling`, the job it ran and is about to settle.
+    fn release_unsure_claim(&mut self, worker_id: &str, settling: Option<&str>, now_ms: i64) -> Result<()> {
+        if self.unsure_claim.as_deref() != Some(worker_id) {
+            return Ok(());
+        }
+        let st = self.prepared(&RELEASE_UNSURE_SQL)?;
+        self.with(|c, channel| {
+            if c.execute(&st, &[&worker_id, &now_ms, &settling])? > 0 {
+                notify(c, channel)?;
+            }
+            Ok(())
+        })?;
+        self.unsure_claim = None;
+        Ok(())
+    }
+
+    /// Runs a claim (alone, or after settling the job `settling`) and remembers when its
+    /// outcome is unknown.
+    fn claiming<T>(
+        &mut self,
+        worker_id: &str,
+        settling: Option<&str>,
+        now_ms: i64,
+        f: impl FnOnce(&mut Client) -> Result<T>,
+    ) -> Result<T> {
+        self.release_unsure_claim(worker_id, settling, now_ms)?;
+        let result = self.with(|c, _| f(c));
+        if result.is_err() && self.client.is_none() {
+            self.unsure_claim = Some(worker_id.to_string());
+        }
+        result
+    }
+
+    /// One prepared write on its own; the number of rows it changed. With `wake`, idle
+    /// workers everywhere are told when it changed any.
+    fn write(&mut self, sql: &'static str, params: &[&(dyn ToSql + Sync)], wake: bool) -> Result<u64> {
+        let st = self.prepared(sql)?;
+        self.with(|c, channel| {
+            if !wake {
+                return Ok(c.execute(&st, params)?);
+            }
+            let mut tx = c.transaction()?;
+            let n = tx.execute(&st, params)?;
+            if n > 0 {
+                notify(&mut tx, channel)?;
+            }
+            tx.commit()?;
+            Ok(n)
+        })
+    }
+
+    /// One prepared read; its rows.
+    fn read(&mut self, sql: &'static str, params: &[&(dyn ToSql + Sync)]) -> Result<Vec<Row>> {
+        let st = self.prepared(sql)?;
+        self.with(|c, _| Ok(c.query(&st, params)?))
+    }
+}
+
+/// Wakes idle workers on every host; delivered when the surrounding transaction commits.
+pub(super) fn notify(c: &mut impl GenericClient, channel: &str) -> Result<()> {
+    c.execute("SELECT pg_notify($1, '')", &[&channel])?;
+    Ok(())
+}
+
+/// A settle's parameters as the settle statements take them (?1 to ?11).
+struct SettleArgs<'a> {
+    p: &'a SettleParams,
+    attempt: i64,
+    state: &'static str,
+    error: Option<Cow<'a, str>>,
+    output_tail: Cow<'a, str>,
+    completed_tail: Option<Cow<'a, str>>,
+}
+
+impl<'a> SettleArgs<'a> {
+    fn new(p: &'a SettleParams) -> SettleArgs<'a> {
+        let output_tail = pg_text(&p.output_tail);
+        SettleArgs {
+            p,
+            attempt: i64::from(p.attempt),
+            state: p.outcome.as_str(),
+            error: p.error.as_deref().map(pg_text),
+            completed_tail: (p.outcome == Outcome::Completed).then(|| output_tail.clone()),
+            output_tail,
+        }
+    }
+
+    fn params(&self) -> [&(dyn ToSql + Sync); 11] {
+        [
+            &self.p.id,
+            &self.attempt,
+            &self.p.worker_id,
+            &self.state,
+            &self.p.run_at_ms,
+            &self.p.now_ms,
+            &self.p.exit_code,
+            &self.error,
+            &self.completed_tail,
+            &self.p.lease_expired_before,
+            &self.output_tail,
+        ]
+    }
+}
+
+/// PostgreSQL text cannot hold NUL, which job output may: it is stored as U+FFFD.
+pub(super) fn pg_text(s: &str) -> Cow<'_, str> {
+    if s.contains('\0') {
+        Cow::Owned(s.replace('\0', "\u{fffd}"))
+    } else {
+        Cow::Borrowed(s)
+    }
+}
+
+/// The id a unique violation of `jobs.id` names ("Key (id)=(x) already exists.").
+fn duplicate_id(e: &postgres::Error) -> Option<String> {
+    let db = e.as_db_error()?;
+    if db.code() != &SqlState::UNIQUE_VIOLATION {
+        return None;
+    }
+    let detail = db.detail()?;
+    let id = detail.strip_prefix("Key (id)=(")?.strip_suffix(") already exists.")?;
+    Some(id.to_string())
+}
+
+impl JobQueue for PostgresStore {
+    fn job_insert(&mut self, batch: InsertBatch<'_>) -> Result<Vec<String>> {
+        let InsertBatch { jobs, now_ms, mut progress } = batch;
+        let ids: Vec<String> = jobs.iter().map(|j| j.id.clone().unwrap_or_else(|| jobid::generate(now_ms))).collect();
+        self.with(|c, channel| {
+            let mut tx = c.transaction()?;
+            // COPY in binary: a million rows in one stream, no statement per row.
+            let copy = tx.copy_in(&format!("COPY jobs ({INSERT_COLUMNS}) FROM STDIN (FORMAT binary)"))?;
+            let mut writer = BinaryCopyInWriter::new(copy, &INSERT_TYPES);
+            let written = (|| -> std::result::Result<u64, postgres::Error> {
+                for (n, (j, id)) in jobs.iter().zip(&ids).enumerate() {
+                    let timeout = i64::try_from(j.timeout_ms).unwrap_or(i64::MAX);
+                    let max_retries = i64::from(j.max_retries);
+                    writer.write(&[
+                        id,
+                        &j.command,
+                        &"pending",
+                        &max_retries,
+                        &j.priority,
+                        &j.run_at_ms,
+                        &timeout,
+                        &j.cwd,
+                        &now_ms,
+                        &now_ms,
+                    ])?;
+                    if (n + 1) % super::PROGRESS_EVERY == 0 {
+                        if let Some(report) = progress.as_mut() {
+                            report(n + 1);
+                        }
+                    }
+                }
+                writer.finish()
+            })();
+            if let Err(e) = written {
+                return Err(duplicate_id(&e).map_or_else(|| e.into(), Error::DuplicateId));
+            }
+            notify(&mut tx, channel)?;
+            tx.commit().map_err(|e| duplicate_id(&e).map_or_else(|| e.into(), Error::DuplicateId))
+        })?;
+        Ok(ids)
+    }
+
+    fn job_due_exists(&mut self, now_ms: i64) -> Result<bool> {
+        let st = self.prepared(DUE_SQL)?;
+        self.with(|c, _| Ok(c.query_opt(&st, &[&now_ms])?.is_some()))
+    }
+
+    fn job_claim(&mut self, p: &ClaimParams<'_>) -> Result<Option<Job>> {
+        let st = self.prepared(&CLAIM_SQL)?;
+        let lease_until = p.now_ms + p.lease_ms;
+        self.claiming(p.worker_id, None, p.now_ms, |c| {
+            let row = c.query_opt(&st, &[&p.worker_id, &p.now_ms, &lease_until])?;
+            row.as_ref().map(|r| schema::job_from(r, 0)).transpose()
+        })
+    }
+
+    fn job_settle(&mut self, p: &SettleParams) -> Result<Settled> {
+        let args = SettleArgs::new(p);
+        let st = self.prepared(&SETTLE_SQL)?;
+        self.with(|c, _| Ok(p.settled(c.query_one(&st, &args.params())?.get::<_, i64>(0) == 1)))
+    }
+
+    fn job_settle_and_claim(&mut self, s: &SettleParams, p: &ClaimParams<'_>) -> Result<(Settled, Option<Job>)> {
+        let args = SettleArgs::new(s);
+        let st = self.prepared(&SETTLE_AND_CLAIM_SQL)?;
+        let lease_until = p.now_ms + p.lease_ms;
+        self.claiming(p.worker_id, Some(&s.id), p.now_ms, |c| {
+            let mut params: Vec<&(dyn ToSql + Sync)> = args.params().to_vec();
+            params.extend_from_slice(&[&p.worker_id, &p.now_ms, &lease_until]);
+            let row = c.query_one(&st, &params)?;
+            let settled = s.settled(row.try_get::<_, i64>(job_col::COUNT)? == 1);
+            let claimed = row.try_get::<_, Option<String>>(job_col::id)?.is_some();
+            Ok((settled, if claimed { Some(schema::job_from(&row, 0)?) } else { None }))
+        })
+    }
+
+    fn job_requeue(&mut self, f: &Fence<'_>, now_ms: i64) -> Result<bool> {
+        let attempt = i64::from(f.attempt);
+        Ok(self.write(&REQUEUE_SQL, &[&f.id, &attempt, &f.worker_id, &now_ms], true)? == 1)
+    }
+}
+
+impl JobAdmin for PostgresStore {
+    fn job_get_expired(&mut self, now_ms: i64) -> Result<Vec<ExpiredJob>> {
+        self.read(schema::EXPIRED_SQL, &[&now_ms])?.iter().map(schema::expired_from).collect()
+    }
+
+    fn job_settle_many(&mut self, settles: &[SettleParams]) -> Result<Vec<Settled>> {
+        let st = self.prepared(&SETTLE_SQL)?;
+        self.with(|c, channel| {
+            let mut tx = c.transaction()?;
+            let mut out = Vec::with_capacity(settles.len());
+            for p in settles {
+                let applied = tx.query_one(&st, &SettleArgs::new(p).params())?.get::<_, i64>(0) == 1;
+                out.push(p.settled(applied));
+            }
+            if out.iter().any(|s| *s != Settled::Fenced) {
+                notify(&mut tx, channel)?;
+            }
+            tx.commit()?;
+            Ok(out)
+        })
+    }
+
+    fn job_purge(&mut self, state: JobState, cutoff_ms: Option<i64>) -> Result<Vec<String>> {
+        schema::check_purgeable(state)?;
+        let cutoff = cutoff_ms.unwrap_or(i64::MAX);
+        self.with(|c, _| {
+            let mut tx = c.transaction()?;
+            let rows = tx.query(
+                "DELETE FROM jobs WHERE state = $1 AND updated_at_ms <= $2 RETURNING id, seq",
+                &[&state.as_str(), &cutoff],
+            )?;
+            let seqs: Vec<i64> = rows.iter().map(|r| r.get(1)).collect();
+            tx.execute("DELETE FROM attempts WHERE job_seq = ANY($1)", &[&seqs])?;
+            tx.commit()?;
+            Ok(rows.iter().map(|r| r.get(0)).collect())
+        })
+    }
+
+    fn dead_retry(&mut self, ids: &[String], now_ms: i64) -> Result<u64> {
+        let state_sql = format!("{} FOR UPDATE", schema::to_postgres(schema::JOB_STATE_SQL));
+        let retry = self.prepared(schema::DEAD_RETRY_SQL)?;
+        self.with(|c, channel| {
+            let mut tx = c.transaction()?;
+            for id in ids {
+                let row = tx.query_opt(&state_sql, &[id])?;
+                schema::check_dead(id, row.as_ref().map(|r| r.get::<_, &str>(0)))?;
+                tx.execute(&retry, &[id, &now_ms])?;
+            }
+            notify(&mut tx, channel)?;
+            tx.commit()?;
+            Ok(ids.len() as u64)
+        })
+    }
+
+    fn dead_retry_all(&mut self, now_ms: i64) -> Result<u64> {
+        self.write(schema::DEAD_RETRY_ALL_SQL, &[&now_ms], true)
+    }
+}
+
+impl JobInspect for PostgresStore {
+    fn job_get(&mut self, id: &str) -> Result<Job> {
+        static SQL: LazyLock<String> = LazyLock::new(|| format!("SELECT {} FROM jobs WHERE id = $1", job_col::LIST));
+        let rows = self.read(&SQL, &[&id])?;
+        rows.first().map(|r| schema::job_from(r, 0)).transpose()?.ok_or_else(|| Error::NotFound(id.to_string()))
+    }
+
+    fn job_list(&mut self, state: Option<JobState>, limit: Option<u64>) -> Result<Vec<Job>> {
+        static ONE_STATE: LazyLock<String> =
+            LazyLock::new(|| format!("SELECT {} FROM jobs WHERE state = $1 ORDER BY seq LIMIT $2", job_col::LIST));
+        static ALL: LazyLock<String> =
+            LazyLock::new(|| format!("SELECT {} FROM jobs ORDER BY seq LIMIT $1", job_col::LIST));
+        let limit = limit.map(|l| i64::try_from(l).unwrap_or(i64::MAX));
+        let rows = match state {
+            Some(state) => self.read(&ONE_STATE, &[&state.as_str(), &limit])?,
+            None => self.read(&ALL, &[&limit])?,
+        };
+        rows.iter().map(|r| schema::job_from(r, 0)).collect()
+    }
+
+    fn job_count_by_state(&mut self) -> Result<Vec<(JobState, u64)>> {
+        let rows = self.with(|c, _| Ok(c.query("SELECT state, count(*) FROM jobs GROUP BY state", &[])?))?;
+        let mut counts: Vec<(JobState, u64)> = JobState::ALL.iter().map(|s| (*s, 0)).collect();
+        for r in &rows {
+            let name: &str = r.get(0);
+            let state = JobState::parse(name)
+                .ok_or_else(|| Error::Database(format!("unknown job state {name:?} in the database")))?;
+            let n: i64 = r.get(1);
+            if let Some(slot) = counts.iter_mut().find(|(s, _)| *s == state) {
+                slot.1 = n as u64;
+            }
+        }
+        Ok(counts)
+    }
+
+    fn job_attempts(&mut self, id: &str) -> Result<Vec<Attempt>> {
+        if self.read("SELECT 1 FROM jobs WHERE id = $1", &[&id])?.is_empty() {
+            return Err(Error::NotFound(id.to_string()));
+        }
+        self.read(schema::ATTEMPTS_SQL, &[&id])?.iter().map(schema::attempt_from).collect()
+    }
+
+    fn schema_version(&mut self) -> Result<i64> {
+        self.with(|c, _| Ok(c.query_one("SELECT max(version) FROM queuectl_schema", &[])?.get(0)))
+    }
+
+    fn table_columns(&mut self, table: &str) -> Result<Vec<String>> {
+        let rows = self.read(
+            "SELECT column_name::text FROM information_schema.columns
+             WHERE table_schema = current_schema() AND table_name = $1 ORDER BY ordinal_position",
+            &[&table],
+        )?;
+        Ok(rows.iter().map(|r| r.get(0)).collect())
+    }
+
+    fn file_integrity(&mut self, _limit: usize) -> Result<Vec<String>> {
+        Ok(Vec::new())
+    }
+
+    fn check_rows(&mut self, sql: &str, now_ms: i64) -> Result<Vec<String>> {
+        self.with(|c, _| {
+            let st = c.prepare(sql)?;
+            let now: &[&(dyn ToSql + Sync)] = if st.params().is_empty() { &[] } else { &[&now_ms] };
+            Ok(c.query(&st, now)?.iter().map(|r| r.get(0)).collect())
+        })
+    }
+
+    fn describe(&self) -> String {
+        self.description.clone()
+    }
+}
+
+impl ConfigStore for PostgresStore {
+    fn config_get(&mut self, key: &str) -> Result<Option<String>> {
+        Ok(self.read(schema::CONFIG_GET_SQL, &[&key])?.first().map(|r| r.get(0)))
+    }
+
+    fn config_set(&mut self, s: Setting<'_>, now_ms: i64) -> Result<()> {
+        self.write(schema::CONFIG_SET_SQL, &[&s.key, &s.value, &now_ms], false)?;
+        Ok(())
+    }
+
+    fn config_list(&mut self) -> Result<Vec<(String, String)>> {
+        Ok(self.read(schema::CONFIG_LIST_SQL, &[])?.iter().map(|r| (r.get(0), r.get(1))).collect())
+    }
+}
+
+impl WorkerRegistry for PostgresStore {
+    fn worker_register(&mut self, r: &Registration<'_>) -> Result<()> {
+        let pid = i64::from(r.pid);
+        let n = self.write(schema::WORKER_REGISTER_SQL, &[&r.id, &r.host, &pid, &r.now_ms, &r.lease_ms], false)?;
+        if n == 0 {
+            return Err(schema::already_registered(r.id));
+        }
+        Ok(())
+    }
+
+    fn worker_heartbeat(&mut self, id: &str, now_ms: i64) -> Result<Option<StopLevel>> {
+        let beat = self.prepared(schema::WORKER_BEAT_SQL)?;
+        let renew =
+            self.prepared("UPDATE jobs SET lease_expires_ms = $2 WHERE worker_id = $1 AND state = 'processing'")?;
+        self.with(|c, _| {
+            let mut tx = c.transaction()?;
+            let Some(row) = tx.query_opt(&beat, &[&id, &now_ms])? else {
+                tx.commit()?;
+                return Ok(None);
+            };
+            let (stop, lease_ms): (i64, i64) = (row.get(0), row.get(1));
+            tx.execute(&renew, &[&id, &(now_ms + lease_ms)])?;
+            tx.commit()?;
+            Ok(Some(StopLevel::from_u8(u8::try_from(stop).unwrap_or(u8::MAX))))
+        })
+    }
+
+    fn worker_exit(&mut self, id: &str, now_ms: i64) -> Result<()> {
+        self.write(schema::WORKER_EXIT_SQL, &[&id, &now_ms], false)?;
+        Ok(())
+    }
+
+    fn worker_list(&mut self, include_exited: bool) -> Result<Vec<WorkerRow>> {
+        self.read(&WORKER_LIST_SQL, &[&include_exited])?.iter().map(schema::worker_from).collect()
+    }
+
+    fn worker_request_stop(&mut self, level: StopLevel, host: Option<&str>) -> Result<u64> {
+        let level = i16::from(level.as_u8());
+        self.with(|c, channel| {
+            let mut tx = c.transaction()?;
+            let n = tx.execute(&schema::to_postgres(schema::WORKER_STOP_SQL), &[&level, &host])?;
+            notify(&mut tx, channel)?;
+            tx.commit()?;
+            Ok(n)
+        })
+    }
+
+    fn worker_reap(&mut self, now_ms: i64) -> Result<u64> {
+        self.write(&WORKER_REAP_SQL, &[&now_ms], false)
+    }
+}
+
+impl ChangeFeed for PostgresStore {
+    fn wakeups(&self) -> Wakeups {
+        Wakeups::Pushed
+    }
+
+    fn wait_for_change(&mut self, timeout: Duration) -> Result<bool> {
+        let listening = self.listening && self.client.as_ref().is_some_and(|c| !c.is_closed());
+        if !listening {
+            let channel = self.channel.clone();
+            self.with(|c, _| Ok(c.batch_execute(&format!("LISTEN \"{}\"", channel.replace('"', "\"\"")))?))?;
+            self.listening = true;
+            // Whatever was sent before LISTEN is lost: tell the caller to look.
+            return Ok(true);
+        }
+        self.with(|c, _| {
+            let mut notes = c.notifications();
+            let got = notes.timeout_iter(timeout).next()?.is_some();
+            if got {
+                // One wake-up covers every notification that has already arrived.
+                while notes.iter().next()?.is_some() {}
+            }
+            Ok(got)
+        })
+    }
+}

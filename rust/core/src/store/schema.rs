@@ -1,0 +1,507 @@
+//! The one source of the schema: the migrations of both dialects under one version
+//! number, the column lists (with the PostgreSQL type of each column), row decoding by
+//! column name, and the statements both stores run as they are.
+//!
+//! Adding a job field: a migration (both dialects), its entry in `columns!` for `jobs`, the
+//! field in `Job` and in [`job_from`], and the insert of each store (their hot paths stay
+//! dialect-specific). The README's architecture section lists these places too.
+
+use crate::error::{Error, Result};
+use crate::job::{Attempt, Job, JobState, Outcome};
+
+use super::{StopLevel, WorkerRow, WorkerState};
+
+/// One forward migration, in each dialect.
+pub(super) struct Migration {
+    pub sqlite: &'static str,
+    pub postgres: &'static str,
+}
+
+/// Every migration, oldest first; the schema version is how many have been applied, the
+/// same number in both stores.
+pub(super) const MIGRATIONS: &[Migration] = &[
+    Migration {
+        sqlite: r#"
+CREATE TABLE jobs (
+    seq              INTEGER PRIMARY KEY,   -- enqueue order: FIFO among equal priorities
+    id               TEXT NOT NULL UNIQUE,
+    command          TEXT NOT NULL,
+    state            TEXT NOT NULL,
+    attempts         INTEGER NOT NULL DEFAULT 0,  -- counted toward max_retries; reset by dlq retry
+    runs             INTEGER NOT NULL DEFAULT 0,  -- executions ever; keys the attempt history
+    max_retries      INTEGER NOT NULL,
+    priority         INTEGER NOT NULL DEFAULT 0,
+    run_at_ms        INTEGER NOT NULL,
+    timeout_ms       INTEGER NOT NULL,
+    cwd              TEXT NOT NULL,
+    created_at_ms    INTEGER NOT NULL,
+    updated_at_ms    INTEGER NOT NULL,
+    started_at_ms    INTEGER,
+    finished_at_ms   INTEGER,
+    exit_code        INTEGER,
+    last_error       TEXT,
+    worker_id        TEXT,
+    lease_expires_ms INTEGER,
+    -- A completed job's last attempt lives in this row (started_at_ms to worker_id, and
+    -- this tail) rather than in attempts: one row fewer to write for every job that works.
+    output_tail      TEXT
+);
+-- The claim walks this index in priority order and stops at the first due row; it holds
+-- only runnable jobs, so finished ones (millions, eventually) never slow it down.
+CREATE INDEX jobs_due ON jobs (priority DESC, seq, run_at_ms) WHERE state IN ('pending', 'failed');
+-- list --state, status counts and purge.
+CREATE INDEX jobs_state ON jobs (state, seq);
+CREATE TABLE attempts (
+    job_seq        INTEGER NOT NULL,
+    run            INTEGER NOT NULL,
+    attempt        INTEGER NOT NULL,
+    worker_id      TEXT,
+    started_at_ms  INTEGER,
+    finished_at_ms INTEGER NOT NULL,
+    exit_code      INTEGER,
+    error          TEXT,
+    outcome        TEXT NOT NULL,
+    output_tail    TEXT NOT NULL,
+    -- Clustered by job: one b-tree, and a job's history is one range.
+    PRIMARY KEY (job_seq, run)
+) WITHOUT ROWID;
+CREATE TABLE workers (
+    id             TEXT PRIMARY KEY,
+    host           TEXT NOT NULL,
+    pid            INTEGER NOT NULL,
+    state          TEXT NOT NULL,  -- running or exited; idle/busy come from its processing job
+    started_at_ms  INTEGER NOT NULL,
+    heartbeat_ms   INTEGER NOT NULL,
+    lease_ms       INTEGER NOT NULL,
+    stop_requested INTEGER NOT NULL DEFAULT 0,
+    exited_at_ms   INTEGER
+);
+CREATE TABLE config (
+    key           TEXT PRIMARY KEY,
+    value         TEXT NOT NULL,
+    updated_at_ms INTEGER NOT NULL
+);
+"#,
+        postgres: r#"
+CREATE TABLE jobs (
+    seq              BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    id               TEXT NOT NULL UNIQUE,
+    command          TEXT NOT NULL,
+    state            TEXT NOT NULL,
+    attempts         BIGINT NOT NULL DEFAULT 0,
+    runs             BIGINT NOT NULL DEFAULT 0,
+    max_retries      BIGINT NOT NULL,
+    priority         BIGINT NOT NULL DEFAULT 0,
+    run_at_ms        BIGINT NOT NULL,
+    timeout_ms       BIGINT NOT NULL,
+    cwd              TEXT NOT NULL,
+    created_at_ms    BIGINT NOT NULL,
+    updated_at_ms    BIGINT NOT NULL,
+    started_at_ms    BIGINT,
+    finished_at_ms   BIGINT,
+    exit_code        INTEGER,
+    last_error       TEXT,
+    worker_id        TEXT,
+    lease_expires_ms BIGINT,
+    output_tail      TEXT
+);
+CREATE INDEX jobs_due ON jobs (priority DESC, seq, run_at_ms) WHERE state IN ('pending', 'failed');
+CREATE INDEX jobs_state ON jobs (state, seq);
+CREATE INDEX jobs_processing ON jobs (worker_id) WHERE state = 'processing';
+CREATE TABLE attempts (
+    job_seq        BIGINT NOT NULL,
+    run            BIGINT NOT NULL,
+    attempt        BIGINT NOT NULL,
+    worker_id      TEXT,
+    started_at_ms  BIGINT,
+    finished_at_ms BIGINT NOT NULL,
+    exit_code      INTEGER,
+    error          TEXT,
+    outcome        TEXT NOT NULL,
+    output_tail    TEXT NOT NULL,
+    PRIMARY KEY (job_seq, run)
+);
+CREATE TABLE workers (
+    id             TEXT PRIMARY KEY,
+    host           TEXT NOT NULL,
+    pid            BIGINT NOT NULL,
+    state          TEXT NOT NULL,
+    started_at_ms  BIGINT NOT NULL,
+    heartbeat_ms   BIGINT NOT NULL,
+    lease_ms       BIGINT NOT NULL,
+    stop_requested SMALLINT NOT NULL DEFAULT 0,
+    exited_at_ms   BIGINT
+);
+CREATE TABLE config (
+    key           TEXT PRIMARY KEY,
+    value         TEXT NOT NULL,
+    updated_at_ms BIGINT NOT NULL
+);
+"#,
+    },
+    Migration {
+        sqlite: r#"
+-- Every job changes state twice per attempt, and each change moved two entries of
+-- jobs_state (in three places of the index for a settle+claim). Small partial indexes
+-- instead: completed jobs, most of the table, are in none and are counted as the rest.
+DROP INDEX jobs_state;
+-- Heartbeats, lease rescue, worker list, list --state processing.
+CREATE INDEX jobs_processing ON jobs (worker_id) WHERE state = 'processing';
+-- The DLQ: list, count, retry, purge.
+CREATE INDEX jobs_dead ON jobs (seq) WHERE state = 'dead';
+-- The narrowest index of every job, on a column that never changes after enqueue: status
+-- counts all jobs by counting its cells (a third of the pages of the id index).
+CREATE INDEX jobs_all ON jobs (max_retries);
+"#,
+        // PostgreSQL had jobs_processing from the start and keeps jobs_state: its planner
+        // uses it for counts and purge, and its index updates are cheap (HOT updates do not
+        // touch it unless the state changes). Version 2 only brings it level with SQLite.
+        postgres: "SELECT 1",
+    },
+];
+
+/// The schema version this build creates and understands.
+pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
+
+/// PostgreSQL types of the columns, for binary `COPY`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum ColType {
+    Int8,
+    Int4,
+    Text,
+}
+
+/// A table's column list from one declaration: the comma-separated names (`LIST`), the
+/// PostgreSQL types in the same order (`TYPES`), and a constant per column holding its
+/// position, so rows are decoded by name and the three can never disagree.
+macro_rules! columns {
+    ($module:ident { $($name:ident: $ty:ident),* $(,)? }) => {
+        #[allow(non_upper_case_globals, dead_code)]
+        pub(super) mod $module {
+            use super::ColType;
+            pub const LIST: &str = columns!(@join $($name),*);
+            pub const TYPES: &[ColType] = &[$(ColType::$ty),*];
+            pub const COUNT: usize = TYPES.len();
+            columns!(@index 0usize; $($name),*);
+        }
+    };
+    (@join $first:ident $(, $rest:ident)*) => { concat!(stringify!($first) $(, ", ", stringify!($rest))*) };
+    (@index $n:expr; $first:ident $(, $rest:ident)*) => {
+        pub const $first: usize = $n;
+        columns!(@index $n + 1usize; $($rest),*);
+    };
+    (@index $n:expr;) => {};
+}
+
+columns!(job_col {
+    seq: Int8,
+    id: Text,
+    command: Text,
+    state: Text,
+    attempts: Int8,
+    runs: Int8,
+    max_retries: Int8,
+    priority: Int8,
+    run_at_ms: Int8,
+    timeout_ms: Int8,
+    cwd: Text,
+    created_at_ms: Int8,
+    updated_at_ms: Int8,
+    started_at_ms: Int8,
+    finished_at_ms: Int8,
+    exit_code: Int4,
+    last_error: Text,
+    worker_id: Text,
+    lease_expires_ms: Int8,
+    output_tail: Text,
+});
+
+columns!(attempt_col {
+    job_seq: Int8,
+    run: Int8,
+    attempt: Int8,
+    worker_id: Text,
+    started_at_ms: Int8,
+    finished_at_ms: Int8,
+    exit_code: Int4,
+    error: Text,
+    outcome: Text,
+    output_tail: Text,
+});
+
+/// Read access to one result row, by position, in the types queuectl stores: what the
+/// decoders below need from a SQLite row and from a PostgreSQL row.
+pub(super) trait Cells {
+    fn int(&self, i: usize) -> Result<i64>;
+    fn opt_int(&self, i: usize) -> Result<Option<i64>>;
+    fn opt_int4(&self, i: usize) -> Result<Option<i32>>;
+    fn text(&self, i: usize) -> Result<String>;
+    fn opt_text(&self, i: usize) -> Result<Option<String>>;
+}
+
+fn u32_of(v: i64) -> u32 {
+    u32::try_from(v).unwrap_or(u32::MAX)
+}
+
+fn state_of(s: &str) -> Result<JobState> {
+    JobState::parse(s).ok_or_else(|| Error::Database(format!("unknown job state {s:?} in the database")))
+}
+
+/// A job from a row of `SELECT {job_col::LIST}` (or a `RETURNING` of it), starting at
+/// column `at`.
+pub(super) fn job_from(r: &impl Cells, at: usize) -> Result<Job> {
+    use job_col as c;
+    Ok(Job {
+        id: r.text(at + c::id)?,
+        command: r.text(at + c::command)?,
+        state: state_of(&r.text(at + c::state)?)?,
+        attempts: u32_of(r.int(at + c::attempts)?),
+        max_retries: u32_of(r.int(at + c::max_retries)?),
+        priority: r.int(at + c::priority)?,
+        run_at_ms: r.int(at + c::run_at_ms)?,
+        timeout_ms: u64::try_from(r.int(at + c::timeout_ms)?).unwrap_or(0),
+        cwd: r.text(at + c::cwd)?,
+        created_at_ms: r.int(at + c::created_at_ms)?,
+        updated_at_ms: r.int(at + c::updated_at_ms)?,
+        started_at_ms: r.opt_int(at + c::started_at_ms)?,
+        finished_at_ms: r.opt_int(at + c::finished_at_ms)?,
+        exit_code: r.opt_int4(at + c::exit_code)?,
+        last_error: r.opt_text(at + c::last_error)?,
+        worker_id: r.opt_text(at + c::worker_id)?,
+        lease_expires_ms: r.opt_int(at + c::lease_expires_ms)?,
+    })
+}
+
+/// A worker is busy while a job is processing under its id; `state` stores only whether it
+/// has exited, so claims and settles never write the workers table. `{jobs}` is the join
+/// of the job processing under the worker (SQLite names its index there).
+pub(super) fn worker_list_sql(jobs: &str) -> String {
+    format!(
+        "SELECT w.id, w.host, w.pid,
+             CASE WHEN w.state = 'exited' THEN 'exited' WHEN j.id IS NOT NULL THEN 'busy' ELSE 'idle' END,
+             j.id, w.started_at_ms, w.heartbeat_ms, w.lease_ms, CAST(w.stop_requested AS BIGINT), w.exited_at_ms
+         FROM workers w LEFT JOIN {jobs} ON j.state = 'processing' AND j.worker_id = w.id
+         WHERE ?1 OR w.state <> 'exited' ORDER BY w.started_at_ms DESC, w.id"
+    )
+}
+
+/// A worker from a row of [`worker_list_sql`].
+pub(super) fn worker_from(r: &impl Cells) -> Result<WorkerRow> {
+    let state = r.text(3)?;
+    Ok(WorkerRow {
+        id: r.text(0)?,
+        host: r.text(1)?,
+        pid: u32_of(r.int(2)?),
+        state: WorkerState::parse(&state)
+            .ok_or_else(|| Error::Database(format!("unknown worker state {state:?} in the database")))?,
+        current_job: r.opt_text(4)?,
+        started_at_ms: r.int(5)?,
+        heartbeat_ms: r.int(6)?,
+        lease_ms: r.int(7)?,
+        stop_requested: StopLevel::from_u8(u8::try_from(r.int(8)?).unwrap_or(u8::MAX)),
+        exited_at_ms: r.opt_int(9)?,
+    })
+}
+
+/// The attempts table, then a completed job's last attempt from its own row.
+pub(super) const ATTEMPTS_SQL: &str =
+    "SELECT a.attempt, a.worker_id, a.started_at_ms, a.finished_at_ms, a.exit_code, a.error, a.outcome,
+            a.output_tail, a.run
+     FROM attempts a JOIN jobs j ON j.seq = a.job_seq WHERE j.id = ?1
+     UNION ALL
+     SELECT attempts, worker_id, started_at_ms, finished_at_ms, exit_code, last_error, state,
+            coalesce(output_tail, ''), runs
+     FROM jobs WHERE id = ?1 AND state = 'completed'
+     ORDER BY 9";
+
+/// An attempt from a row of [`ATTEMPTS_SQL`].
+pub(super) fn attempt_from(r: &impl Cells) -> Result<Attempt> {
+    let outcome = r.text(6)?;
+    Ok(Attempt {
+        attempt: u32_of(r.int(0)?),
+        worker_id: r.opt_text(1)?,
+        started_at_ms: r.opt_int(2)?,
+        finished_at_ms: r.opt_int(3)?.unwrap_or_default(),
+        exit_code: r.opt_int4(4)?,
+        error: r.opt_text(5)?,
+        outcome: Outcome::parse(&outcome)
+            .ok_or_else(|| Error::Database(format!("unknown attempt outcome {outcome:?} in the database")))?,
+        output_tail: r.text(7)?,
+    })
+}
+
+/// Puts a processing job back to pending with its attempt uncounted (a forced stop, a
+/// claim never confirmed, a backup's copy); `?{now}` is the parameter holding the time.
+pub(super) fn requeue_set(now: u8) -> String {
+    format!(
+        "state = 'pending', attempts = attempts - 1, runs = runs - 1, worker_id = NULL,
+         lease_expires_ms = NULL, started_at_ms = NULL, updated_at_ms = ?{now}"
+    )
+}
+
+/// `job_requeue`: ?1 id, ?2 attempt, ?3 worker, ?4 now.
+pub(super) fn requeue_sql() -> String {
+    format!(
+        "UPDATE jobs SET {} WHERE id = ?1 AND state = 'processing' AND attempts = ?2 AND worker_id = ?3",
+        requeue_set(4)
+    )
+}
+
+/// The claim's column changes: ?1 worker, ?2 now, ?3 lease end.
+pub(super) const CLAIM_SET: &str = "state = 'processing', attempts = attempts + 1, runs = runs + 1, worker_id = ?1,
+     started_at_ms = ?2, finished_at_ms = NULL, exit_code = NULL, last_error = NULL,
+     lease_expires_ms = ?3, updated_at_ms = ?2";
+
+/// The fenced settle: ?1 id, ?2 attempt, ?3 worker, ?4 state, ?5 run at, ?6 now, ?7 exit
+/// code, ?8 error, ?9 the tail a completed job keeps in its row, ?10 for a rescue the time
+/// the lease must still have run out by (NULL otherwise).
+pub(super) const SETTLE_UPDATE: &str =
+    "UPDATE jobs SET state = ?4, run_at_ms = ?5, finished_at_ms = ?6, updated_at_ms = ?6,
+         exit_code = ?7, last_error = ?8, lease_expires_ms = NULL, output_tail = ?9
+     WHERE id = ?1 AND state = 'processing' AND attempts = ?2 AND worker_id = ?3
+       AND (CAST(?10 AS BIGINT) IS NULL OR lease_expires_ms < ?10)
+     RETURNING seq, started_at_ms, runs";
+
+/// The history row of a settled attempt that did not complete: ?1 seq, ?2 run, ?3
+/// attempt, ?4 worker, ?5 started, ?6 finished, ?7 exit code, ?8 error, ?9 outcome, ?10 tail.
+pub(super) const ATTEMPT_INSERT: &str = "INSERT INTO attempts (job_seq, run, attempt, worker_id, started_at_ms, finished_at_ms, exit_code, error, outcome, output_tail)
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)";
+
+/// Jobs whose lease ran out before ?1.
+pub(super) const EXPIRED_SQL: &str = "SELECT id, attempts, max_retries, worker_id, lease_expires_ms FROM jobs
+     WHERE state = 'processing' AND lease_expires_ms < ?1 ORDER BY seq";
+
+/// An expired job from a row of [`EXPIRED_SQL`].
+pub(super) fn expired_from(r: &impl Cells) -> Result<super::ExpiredJob> {
+    Ok(super::ExpiredJob {
+        id: r.text(0)?,
+        attempt: u32_of(r.int(1)?),
+        max_retries: u32_of(r.int(2)?),
+        worker_id: r.opt_text(3)?.unwrap_or_default(),
+        lease_expires_ms: r.opt_int(4)?.unwrap_or_default(),
+    })
+}
+
+/// The state of one job, locked for the rest of the transaction where the dialect can.
+pub(super) const JOB_STATE_SQL: &str = "SELECT state FROM jobs WHERE id = ?1";
+
+/// Back to pending from the DLQ, attempts reset: ?1 id, ?2 now.
+pub(super) const DEAD_RETRY_SQL: &str =
+    "UPDATE jobs SET state = 'pending', attempts = 0, run_at_ms = ?2, updated_at_ms = ?2,
+     worker_id = NULL, lease_expires_ms = NULL WHERE id = ?1";
+
+/// Every dead job back to pending: ?1 now.
+pub(super) const DEAD_RETRY_ALL_SQL: &str =
+    "UPDATE jobs SET state = 'pending', attempts = 0, run_at_ms = ?1, updated_at_ms = ?1,
+     worker_id = NULL, lease_expires_ms = NULL WHERE state = 'dead'";
+
+/// Whether `state` may be purged.
+pub(super) fn check_purgeable(state: JobState) -> Result<()> {
+    if matches!(state, JobState::Completed | JobState::Dead) {
+        Ok(())
+    } else {
+        Err(Error::InvalidInput("only completed or dead jobs can be purged".into()))
+    }
+}
+
+/// Why a job cannot leave the DLQ, given its state (None: it is not there at all).
+pub(super) fn check_dead(id: &str, state: Option<&str>) -> Result<()> {
+    match state {
+        None => Err(Error::NotFound(id.to_string())),
+        Some("dead") => Ok(()),
+        Some(s) => Err(Error::InvalidState(format!("job {id:?} is not in the DLQ (it is {s})"))),
+    }
+}
+
+pub(super) const CONFIG_GET_SQL: &str = "SELECT value FROM config WHERE key = ?1";
+pub(super) const CONFIG_SET_SQL: &str = "INSERT INTO config (key, value, updated_at_ms) VALUES (?1, ?2, ?3)
+     ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated_at_ms = excluded.updated_at_ms";
+pub(super) const CONFIG_LIST_SQL: &str = "SELECT key, value FROM config ORDER BY key";
+
+/// ?1 id, ?2 host, ?3 pid, ?4 now, ?5 lease. The WHERE leaves a registration that is still
+/// running alone: 0 rows, an error.
+pub(super) const WORKER_REGISTER_SQL: &str =
+    "INSERT INTO workers (id, host, pid, state, started_at_ms, heartbeat_ms, lease_ms)
+     VALUES (?1, ?2, ?3, 'running', ?4, ?4, ?5)
+     ON CONFLICT (id) DO UPDATE SET host = excluded.host, pid = excluded.pid, state = 'running',
+         started_at_ms = excluded.started_at_ms, heartbeat_ms = excluded.heartbeat_ms,
+         lease_ms = excluded.lease_ms, stop_requested = 0, exited_at_ms = NULL
+     WHERE workers.state = 'exited'";
+
+/// The error for a registration that is still running.
+pub(super) fn already_registered(id: &str) -> Error {
+    Error::InvalidState(format!("worker {id} is already registered"))
+}
+
+/// ?1 id, ?2 now.
+pub(super) const WORKER_BEAT_SQL: &str = "UPDATE workers SET heartbeat_ms = ?2 WHERE id = ?1 AND state <> 'exited'
+     RETURNING CAST(stop_requested AS BIGINT), lease_ms";
+pub(super) const WORKER_EXIT_SQL: &str =
+    "UPDATE workers SET state = 'exited', heartbeat_ms = ?2, exited_at_ms = ?2 WHERE id = ?1";
+/// ?1 level, ?2 host or NULL for every host.
+pub(super) const WORKER_STOP_SQL: &str =
+    "UPDATE workers SET stop_requested = CASE WHEN stop_requested > ?1 THEN stop_requested ELSE ?1 END
+     WHERE state <> 'exited' AND (CAST(?2 AS TEXT) IS NULL OR host = ?2)";
+/// ?1 now.
+pub(super) const WORKER_SILENT_SQL: &str = "WHERE state <> 'exited' AND heartbeat_ms + lease_ms < ?1";
+
+/// The message for a schema this build does not know.
+pub(super) fn check_version(current: i64) -> Result<()> {
+    if current > SCHEMA_VERSION {
+        return Err(Error::SchemaTooNew { found: current, supported: SCHEMA_VERSION });
+    }
+    Ok(())
+}
+
+/// The same statement with PostgreSQL's `$N` parameters instead of `?N`.
+pub(super) fn to_postgres(sql: &str) -> String {
+    let mut out = String::with_capacity(sql.len());
+    let mut chars = sql.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '?' && chars.peek().is_some_and(char::is_ascii_digit) {
+            out.push('$');
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// The statement with every `?N` parameter renumbered `?(N + by)`, to embed it after
+/// another statement's parameters.
+pub(super) fn shift_params(sql: &str, by: u8) -> String {
+    let mut out = String::with_capacity(sql.len() + 8);
+    let mut rest = sql;
+    while let Some(at) = rest.find('?') {
+        out.push_str(&rest[..=at]);
+        rest = &rest[at + 1..];
+        let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+        if digits > 0 {
+            let n: u32 = rest[..digits].parse().unwrap_or(0);
+            out.push_str(&(n + u32::from(by)).to_string());
+            rest = &rest[digits..];
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn column_lists_and_positions_agree() {
+        assert!(job_col::LIST.starts_with("seq, id, command, state"));
+        assert_eq!(job_col::LIST.split(", ").count(), job_col::COUNT);
+        assert_eq!(job_col::LIST.split(", ").position(|c| c == "exit_code"), Some(job_col::exit_code));
+        assert_eq!(job_col::TYPES[job_col::exit_code], ColType::Int4);
+        assert_eq!(attempt_col::LIST.split(", ").nth(attempt_col::outcome), Some("outcome"));
+    }
+
+    #[test]
+    fn postgres_parameters() {
+        assert_eq!(to_postgres("a = ?1 AND b = ?12 OR c = '?'"), "a = $1 AND b = $12 OR c = '?'");
+        assert_eq!(shift_params("a = ?1, b = ?3 ?", 11), "a = ?12, b = ?14 ?");
+    }
+}

@@ -1,0 +1,117 @@
+//! The SQLite file itself: created owner-only, its identity watched while workers run,
+//! and the busy handler that waits for other processes' write locks.
+
+use std::os::raw::{c_int, c_void};
+use std::path::Path;
+use std::time::Duration;
+
+use rusqlite::Connection;
+
+use crate::error::{Error, Result};
+
+/// A file's identity on its filesystem: (device, inode) on POSIX. Windows does not let a
+/// file SQLite holds open be deleted or replaced, so there only its presence is checked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct FileIdentity {
+    #[cfg(unix)]
+    dev_ino: (u64, u64),
+}
+
+impl FileIdentity {
+    /// The identity of the file at `path` now (by `stat`, which opens nothing: see
+    /// `private_file::check_writable` for why nothing may open a database beside SQLite).
+    pub(super) fn of(path: &Path) -> std::io::Result<FileIdentity> {
+        let meta = std::fs::metadata(path)?;
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::MetadataExt;
+            Ok(FileIdentity { dev_ino: (meta.dev(), meta.ino()) })
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = meta;
+            Ok(FileIdentity {})
+        }
+    }
+
+    /// A lasting error when `path` no longer names the file with this identity: it was
+    /// deleted (people do `rm qctl.db*` to start over) or replaced (a restore copied over
+    /// it). Writes would go on into the unlinked file and be lost, while new jobs went to a
+    /// new file that nobody works on.
+    pub(super) fn check(self, path: &str) -> Result<()> {
+        match FileIdentity::of(Path::new(path)) {
+            Ok(now) if now == self => Ok(()),
+            Ok(_) => Err(Error::Lasting(format!(
+                "the database file {path} was replaced by another file while this worker had it open: \
+                 start the workers again to use the new file"
+            ))),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(Error::Lasting(format!(
+                "the database file {path} was deleted while this worker had it open: its jobs are gone \
+                 unless a backup exists; start the workers again to use a new queue"
+            ))),
+            // A passing failure of stat itself (a network filesystem): not a verdict.
+            Err(_) => Ok(()),
+        }
+    }
+}
+
+/// Creates the database file owner-only before SQLite sees it; SQLite gives its `-wal` and
+/// `-shm` files the same permissions.
+pub(super) fn create_private(path: &Path) -> Result<()> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        if !dir.is_dir() {
+            return Err(Error::Io(format!("the folder {} of the database does not exist", dir.display())));
+        }
+    }
+    if path.exists() {
+        // SQLite would only say "unable to open database file"; this names the reason
+        // (a read-only filesystem, missing permissions).
+        return crate::private_file::check_writable(path)
+            .map_err(|e| Error::Io(format!("cannot write the database {}: {e}", path.display())));
+    }
+    crate::private_file::options()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(path)
+        .map(|_| ())
+        .map_err(|e| Error::Io(format!("cannot create the database {}: {e}", path.display())))
+}
+
+/// How long one connection waits for another process's write lock. Boxed, so that its
+/// address, which SQLite holds, stays put; the connection must be dropped before it.
+pub(super) struct BusyTimeout(Box<u64>);
+
+impl BusyTimeout {
+    /// Installs the busy handler on `conn` with this connection's own timeout.
+    pub(super) fn install(conn: &Connection, timeout_ms: u64) -> Result<BusyTimeout> {
+        let timeout = BusyTimeout(Box::new(timeout_ms));
+        let arg = std::ptr::from_ref::<u64>(&timeout.0).cast_mut().cast::<c_void>();
+        // SAFETY: the handle is this open connection's; `arg` points to the boxed timeout,
+        // which the store drops only after the connection (field order), and which the
+        // handler only reads.
+        let rc = unsafe { rusqlite::ffi::sqlite3_busy_handler(conn.handle(), Some(busy_wait), arg) };
+        if rc != rusqlite::ffi::SQLITE_OK {
+            return Err(Error::Database(format!("cannot install the busy handler (SQLite code {rc})")));
+        }
+        Ok(timeout)
+    }
+}
+
+/// Waits for another process's write lock in short steps (50 us for the first 10 ms, then
+/// 1 ms) rather than SQLite's default schedule, whose first waits are already milliseconds.
+/// Returns 0 (give up, SQLITE_BUSY) once the connection's timeout has passed.
+unsafe extern "C" fn busy_wait(arg: *mut c_void, count: c_int) -> c_int {
+    // SAFETY: `arg` is the pointer `BusyTimeout::install` passed: a live, boxed u64.
+    let timeout_ms = unsafe { *arg.cast::<u64>() };
+    let count = u64::try_from(count).unwrap_or(0);
+    if count < 200 {
+        std::thread::sleep(Duration::from_micros(50));
+        return 1;
+    }
+    if count - 200 >= timeout_ms {
+        return 0;
+    }
+    std::thread::sleep(Duration::from_millis(1));
+    1
+}

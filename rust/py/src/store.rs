@@ -1,0 +1,157 @@
+//! The `Store` class: one connection to a queuectl database, every call made with the
+//! interpreter released.
+
+use std::sync::Mutex;
+
+use pyo3::prelude::*;
+
+use queuectl_core::policy::{self, WorkerSettings};
+use queuectl_core::spec::{self, SpecDefaults};
+use queuectl_core::store::{open_store, InsertBatch, Setting, StoreOptions, DEFAULT_BUSY_TIMEOUT_MS};
+use queuectl_core::{clock, JobState};
+
+use crate::errors::{py_err, InputError};
+use crate::stop_level;
+use crate::values::{Attempt, Job, Worker};
+
+fn parse_state(name: &str) -> PyResult<JobState> {
+    JobState::parse(name).ok_or_else(|| InputError::new_err(format!("unknown state {name:?}")))
+}
+
+/// A connection to a queuectl database (a SQLite path or a PostgreSQL URL).
+#[pyclass(frozen, module = "queuectl._core")]
+pub struct Store {
+    inner: Mutex<Box<dyn queuectl_core::Store>>,
+}
+
+impl Store {
+    /// Runs `f` on the connection with the interpreter released.
+    fn with<T: Send>(
+        &self,
+        py: Python<'_>,
+        f: impl FnOnce(&mut dyn queuectl_core::Store) -> queuectl_core::Result<T> + Send,
+    ) -> PyResult<T> {
+        py.detach(|| {
+            let mut guard = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+            f(guard.as_mut())
+        })
+        .map_err(py_err)
+    }
+}
+
+#[pymethods]
+impl Store {
+    #[new]
+    #[pyo3(signature = (location, durable = true, busy_timeout_ms = DEFAULT_BUSY_TIMEOUT_MS))]
+    fn new(py: Python<'_>, location: String, durable: bool, busy_timeout_ms: u64) -> PyResult<Self> {
+        let opts = StoreOptions { durable, busy_timeout_ms };
+        let store = py.detach(|| open_store(&location, &opts)).map_err(py_err)?;
+        Ok(Store { inner: Mutex::new(store) })
+    }
+
+    /// Parses JSON (one object, or with `batch` a JSON array or JSON Lines) and enqueues
+    /// every job in one transaction. Returns the ids.
+    /// `progress(done, total)` is called now and then while a large batch is written.
+    #[pyo3(signature = (text, *, batch, max_retries, timeout_ms, cwd, progress = None))]
+    #[allow(clippy::too_many_arguments)]
+    fn enqueue_json(
+        &self,
+        py: Python<'_>,
+        text: String,
+        batch: bool,
+        max_retries: u32,
+        timeout_ms: u64,
+        cwd: String,
+        progress: Option<Py<PyAny>>,
+    ) -> PyResult<Vec<String>> {
+        self.with(py, |s| {
+            let now = clock::now_ms();
+            let d = SpecDefaults { max_retries, timeout_ms, cwd, now_ms: now };
+            let jobs = if batch { spec::parse_many(&text, &d)? } else { vec![spec::parse_one(&text, &d)?] };
+            let total = jobs.len();
+            let mut report = |done: usize| {
+                if let Some(cb) = &progress {
+                    // A broken progress display must not fail the batch.
+                    Python::attach(|py| drop(cb.call1(py, (done, total))));
+                }
+            };
+            s.job_insert(InsertBatch { jobs: &jobs, now_ms: now, progress: Some(&mut report) })
+        })
+    }
+
+    fn get(&self, py: Python<'_>, id: String) -> PyResult<Job> {
+        self.with(py, |s| s.job_get(&id)).map(Job::from)
+    }
+
+    #[pyo3(signature = (state = None, limit = None))]
+    fn jobs(&self, py: Python<'_>, state: Option<&str>, limit: Option<u64>) -> PyResult<Vec<Job>> {
+        let state = state.map(parse_state).transpose()?;
+        let jobs = self.with(py, |s| s.job_list(state, limit))?;
+        Ok(jobs.into_iter().map(Job::from).collect())
+    }
+
+    /// Number of jobs per state, every state included.
+    fn counts(&self, py: Python<'_>) -> PyResult<Vec<(String, u64)>> {
+        let c = self.with(py, |s| s.job_count_by_state())?;
+        Ok(c.into_iter().map(|(st, n)| (st.as_str().to_string(), n)).collect())
+    }
+
+    fn attempts(&self, py: Python<'_>, id: String) -> PyResult<Vec<Attempt>> {
+        let rows = self.with(py, |s| s.job_attempts(&id))?;
+        Ok(rows.into_iter().map(Attempt::from).collect())
+    }
+
+    /// Deletes completed or dead jobs changed at or before `cutoff_ms`; returns their ids.
+    #[pyo3(signature = (state, cutoff_ms = None))]
+    fn purge(&self, py: Python<'_>, state: &str, cutoff_ms: Option<i64>) -> PyResult<Vec<String>> {
+        let state = parse_state(state)?;
+        self.with(py, |s| s.job_purge(state, cutoff_ms))
+    }
+
+    fn dead_retry(&self, py: Python<'_>, ids: Vec<String>) -> PyResult<u64> {
+        self.with(py, |s| s.dead_retry(&ids, clock::now_ms()))
+    }
+
+    fn dead_retry_all(&self, py: Python<'_>) -> PyResult<u64> {
+        self.with(py, |s| s.dead_retry_all(clock::now_ms()))
+    }
+
+    fn config_get(&self, py: Python<'_>, key: String) -> PyResult<Option<String>> {
+        self.with(py, |s| s.config_get(&key))
+    }
+
+    fn config_set(&self, py: Python<'_>, key: String, value: String) -> PyResult<()> {
+        self.with(py, |s| s.config_set(Setting { key: &key, value: &value }, clock::now_ms()))
+    }
+
+    fn config_list(&self, py: Python<'_>) -> PyResult<Vec<(String, String)>> {
+        self.with(py, |s| s.config_list())
+    }
+
+    #[pyo3(signature = (include_exited = false))]
+    fn workers(&self, py: Python<'_>, include_exited: bool) -> PyResult<Vec<Worker>> {
+        let rows = self.with(py, |s| s.worker_list(include_exited))?;
+        Ok(rows.into_iter().map(Worker::from).collect())
+    }
+
+    /// Asks running workers to stop (1 graceful, 2 force); returns how many were asked.
+    #[pyo3(signature = (level, host = None))]
+    fn request_stop(&self, py: Python<'_>, level: u8, host: Option<String>) -> PyResult<u64> {
+        let level = stop_level(level)?;
+        self.with(py, |s| s.worker_request_stop(level, host.as_deref()))
+    }
+
+    /// Marks workers whose heartbeat ran out as exited, and rescues their jobs.
+    fn reap(&self, py: Python<'_>) -> PyResult<u64> {
+        self.with(py, |s| {
+            let now = clock::now_ms();
+            let settings = WorkerSettings::load(s)?;
+            policy::rescue_expired(s, &settings.backoff, now)?;
+            s.worker_reap(now)
+        })
+    }
+
+    fn describe(&self, py: Python<'_>) -> PyResult<String> {
+        self.with(py, |s| Ok(s.describe()))
+    }
+}

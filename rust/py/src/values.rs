@@ -1,0 +1,119 @@
+//! The values `queuectl._core` hands to Python: jobs, attempts, workers, as frozen
+//! classes with plain fields (times in milliseconds since the Unix epoch).
+
+use pyo3::prelude::*;
+
+use queuectl_core::store::WorkerRow;
+
+/// A job as stored; times are milliseconds since the Unix epoch.
+#[pyclass(frozen, get_all, module = "queuectl._core")]
+pub struct Job {
+    id: String,
+    command: String,
+    state: &'static str,
+    attempts: u32,
+    max_retries: u32,
+    priority: i64,
+    run_at_ms: i64,
+    timeout_ms: u64,
+    cwd: String,
+    created_at_ms: i64,
+    updated_at_ms: i64,
+    started_at_ms: Option<i64>,
+    finished_at_ms: Option<i64>,
+    exit_code: Option<i32>,
+    last_error: Option<String>,
+    worker_id: Option<String>,
+    lease_expires_ms: Option<i64>,
+}
+
+impl From<queuectl_core::Job> for Job {
+    fn from(j: queuectl_core::Job) -> Self {
+        Job {
+            id: j.id,
+            command: j.command,
+            state: j.state.as_str(),
+            attempts: j.attempts,
+            max_retries: j.max_retries,
+            priority: j.priority,
+            run_at_ms: j.run_at_ms,
+            timeout_ms: j.timeout_ms,
+            cwd: j.cwd,
+            created_at_ms: j.created_at_ms,
+            updated_at_ms: j.updated_at_ms,
+            started_at_ms: j.started_at_ms,
+            finished_at_ms: j.finished_at_ms,
+            exit_code: j.exit_code,
+            last_error: j.last_error,
+            worker_id: j.worker_id,
+            lease_expires_ms: j.lease_expires_ms,
+        }
+    }
+}
+
+#[pymethods]
+impl Job {
+    fn __repr__(&self) -> String {
+        format!("Job(id={:?}, state={:?}, attempts={})", self.id, self.state, self.attempts)
+    }
+}
+
+/// One finished attempt of a job.
+#[pyclass(frozen, get_all, module = "queuectl._core")]
+pub struct Attempt {
+    attempt: u32,
+    worker_id: Option<String>,
+    started_at_ms: Option<i64>,
+    finished_at_ms: i64,
+    exit_code: Option<i32>,
+    error: Option<String>,
+    outcome: &'static str,
+    output_tail: String,
+}
+
+impl From<queuectl_core::Attempt> for Attempt {
+    fn from(a: queuectl_core::Attempt) -> Self {
+        Attempt {
+            attempt: a.attempt,
+            worker_id: a.worker_id,
+            started_at_ms: a.started_at_ms,
+            finished_at_ms: a.finished_at_ms,
+            exit_code: a.exit_code,
+            error: a.error,
+            outcome: a.outcome.as_str(),
+            output_tail: a.output_tail,
+        }
+    }
+}
+
+/// A registered worker.
+#[pyclass(frozen, get_all, module = "queuectl._core")]
+pub struct Worker {
+    id: String,
+    host: String,
+    pid: u32,
+    state: &'static str,
+    current_job: Option<String>,
+    started_at_ms: i64,
+    heartbeat_ms: i64,
+    lease_ms: i64,
+    stop_requested: u8,
+    exited_at_ms: Option<i64>,
+}
+
+impl From<WorkerRow> for Worker {
+    fn from(w: WorkerRow) -> Self {
+        Worker {
+            id: w.id,
+            host: w.host,
+            pid: w.pid,
+            state: w.state.as_str(),
+            current_job: w.current_job,
+            started_at_ms: w.started_at_ms,
+            heartbeat_ms: w.heartbeat_ms,
+            lease_ms: w.lease_ms,
+            stop_requested: w.stop_requested.as_u8(),
+            exited_at_ms: w.exited_at_ms,
+        }
+    }
+}
