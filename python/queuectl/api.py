@@ -32,6 +32,7 @@ __all__ = [
     "Queue",
     "WorkerStatus",
     "busy_timeout_ms",
+    "command_job",
 ]
 
 JOB_STATES = ("pending", "processing", "completed", "failed", "dead")
