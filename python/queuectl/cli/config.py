@@ -19,8 +19,7 @@ def config() -> None:
 @click.pass_obj
 def config_get(app: App, key: str) -> None:
     """Print the bare value of KEY."""
-    name = settings.canonical(key)
-    click.echo(app.config().get(name))
+    click.echo(app.queue.config_get(key))
 
 
 @config.command("set", context_settings={"ignore_unknown_options": True})
@@ -29,8 +28,7 @@ def config_get(app: App, key: str) -> None:
 @click.pass_obj
 def config_set(app: App, key: str, value: str) -> None:
     """Set KEY to VALUE; an unknown key or invalid value changes nothing."""
-    name, stored = settings.normalize(key, value)
-    app.store.config_set(name, stored)
+    name, stored = app.queue.config_set(key, value)
     click.echo(f"{name} = {stored}")
 
 
@@ -39,7 +37,7 @@ def config_set(app: App, key: str, value: str) -> None:
 @click.pass_obj
 def config_list(app: App, as_json: bool) -> None:
     """Every setting with its value (defaults included)."""
-    items = app.config().items()
+    items = app.queue.config().items()
     if as_json:
         render.emit_json(dict(items))
         return

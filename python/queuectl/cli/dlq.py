@@ -19,7 +19,7 @@ def dlq() -> None:
 @click.pass_obj
 def dlq_list(app: App, limit: int | None, as_json: bool) -> None:
     """List dead jobs, oldest first."""
-    jobs = app.store.jobs("dead", limit)
+    jobs = app.queue.jobs("dead", limit)
     if as_json:
         render.emit_json([render.job_dict(j) for j in jobs])
         return
@@ -48,5 +48,5 @@ def dlq_retry(app: App, ids: tuple[str, ...], all_: bool) -> None:
     """Put dead jobs back to pending with attempts reset to 0."""
     if bool(ids) == all_:
         raise click.UsageError("give job ids or --all")
-    n = app.store.dead_retry_all() if all_ else app.store.dead_retry(list(ids))
+    n = app.queue.retry_all_dead() if all_ else app.queue.retry_dead(ids)
     click.echo(f"retrying {n} jobs")

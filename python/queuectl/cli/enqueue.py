@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
-from typing import Any
 
 import click
 
 from queuectl import _core
+from queuectl.api import Queue
 from queuectl.cli.app import App
 from queuectl.cli.params import Duration
 
@@ -26,26 +25,8 @@ def _read_input(source: str) -> str:
         raise click.ClickException(f"cannot read {source}: {e}") from None
 
 
-def _flag_job(
-    command: str,
-    job_id: str | None,
-    priority: int | None,
-    max_retries: int | None,
-    timeout: float | None,
-    run_at: str | None,
-    delay: float | None,
-) -> str:
-    import json
-
-    spec: dict[str, Any] = {"command": command}
-    if job_id is not None:
-        spec["id"] = job_id
-    if priority is not None:
-        spec["priority"] = priority
-    if max_retries is not None:
-        spec["max_retries"] = max_retries
-    if timeout is not None:
-        spec["timeout"] = timeout
+def _check_flags(run_at: str | None, delay: float | None) -> None:
+    """The flag-form mistakes that are usage errors (exit 2), before anything is opened."""
     if run_at is not None and delay is not None:
         raise click.UsageError("give --run-at or --delay, not both")
     if run_at is not None:
@@ -53,10 +34,6 @@ def _flag_job(
             _core.parse_time(run_at)
         except _core.InputError as e:
             raise click.BadParameter(str(e), param_hint="--run-at") from None
-        spec["run_at"] = run_at
-    if delay is not None:
-        spec["run_at"] = _core.format_time(_core.now_ms() + round(delay * 1000))
-    return json.dumps(spec)
 
 
 @click.command()
@@ -97,34 +74,36 @@ def enqueue(
         raise click.UsageError(
             "--id, --priority, --max-retries, --timeout, --run-at and --delay go with --command"
         )
+    queue = app.queue
     if command is not None:
-        text = _flag_job(command, job_id, priority, max_retries, timeout, run_at, delay)
-    elif file_ is not None:
-        text = _read_input(file_)
-    else:
+        _check_flags(run_at, delay)
+        new_id = queue.enqueue_command(
+            command,
+            id=job_id,
+            priority=priority,
+            max_retries=max_retries,
+            timeout_s=timeout,
+            run_at=run_at,
+            delay_s=delay,
+        )
+        click.echo(new_id)
+        return
+    if file_ is None:
         assert job is not None
         text = (
             _read_input(job[1:]) if job.startswith("@") else _read_input(job) if job == "-" else job
         )
-    store = app.store
-    cfg = app.config()
-    defaults: dict[str, Any] = {
-        "max_retries": cfg.max_retries,
-        "timeout_ms": round(cfg.job_timeout_s * 1000),
-        "cwd": os.getcwd(),
-    }
-    if file_ is None:
-        (new_id,) = store.enqueue_json(text, batch=False, **defaults)
+        (new_id,) = queue.enqueue(text)
         click.echo(new_id)
         return
-    ids = _enqueue_batch(store, text, defaults)
+    ids = _enqueue_batch(queue, _read_input(file_))
     click.echo(f"enqueued {len(ids)} jobs")
 
 
-def _enqueue_batch(store: _core.Store, text: str, defaults: dict[str, Any]) -> list[str]:
+def _enqueue_batch(queue: Queue, text: str) -> list[str]:
     """One all-or-nothing batch, with a progress bar when it is large and stderr a terminal."""
     if not sys.stderr.isatty() or text.count("\n") < PROGRESS_MIN_JOBS:
-        return store.enqueue_json(text, batch=True, **defaults)
+        return queue.enqueue(text, batch=True)
     with click.progressbar(length=1, label="enqueueing", file=sys.stderr) as bar:
         seen = {"done": 0}
 
@@ -133,7 +112,7 @@ def _enqueue_batch(store: _core.Store, text: str, defaults: dict[str, Any]) -> l
             bar.update(done - seen["done"])
             seen["done"] = done
 
-        ids = store.enqueue_json(text, batch=True, progress=progress, **defaults)
+        ids = queue.enqueue(text, batch=True, progress=progress)
         bar.length = len(ids)
         bar.update(len(ids) - seen["done"])
     return ids

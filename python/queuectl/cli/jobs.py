@@ -8,11 +8,12 @@ import time
 import click
 
 from queuectl import _core
+from queuectl.api import JOB_STATES
 from queuectl.cli import render
 from queuectl.cli.app import App
 from queuectl.cli.params import Duration
 
-STATES = ["pending", "processing", "completed", "failed", "dead"]
+STATES = list(JOB_STATES)
 
 
 @click.command()
@@ -20,10 +21,8 @@ STATES = ["pending", "processing", "completed", "failed", "dead"]
 @click.pass_obj
 def status(app: App, as_json: bool) -> None:
     """Count jobs in every state and show the active workers."""
-    from queuectl.supervisor import live_workers
-
-    counts: dict[str, int] = dict(app.store.counts())
-    workers = live_workers(app.store)
+    counts = app.queue.counts()
+    workers = app.queue.live_workers()
     if as_json:
         render.emit_json(
             {"jobs": counts, "workers": [render.worker_dict(w, s) for w, s in workers]}
@@ -45,7 +44,7 @@ def status(app: App, as_json: bool) -> None:
 @click.pass_obj
 def list_jobs(app: App, state: str | None, limit: int | None, as_json: bool) -> None:
     """List jobs, oldest first."""
-    jobs = app.store.jobs(state, limit)
+    jobs = app.queue.jobs(state, limit)
     if as_json:
         render.emit_json([render.job_dict(j) for j in jobs])
     else:
@@ -58,8 +57,8 @@ def list_jobs(app: App, state: str | None, limit: int | None, as_json: bool) -> 
 @click.pass_obj
 def show(app: App, job_id: str, as_json: bool) -> None:
     """Show one job with its attempt history."""
-    job = app.store.get(job_id)
-    attempts = app.store.attempts(job_id)
+    job = app.queue.get(job_id)
+    attempts = app.queue.attempts(job_id)
     if as_json:
         d = render.job_dict(job)
         d["attempt_history"] = [render.attempt_dict(a) for a in attempts]
@@ -87,28 +86,23 @@ def show(app: App, job_id: str, as_json: bool) -> None:
 @click.pass_obj
 def logs(app: App, job_id: str, follow: bool) -> None:
     """Print a job's output, attempt by attempt."""
-    from queuectl.supervisor import host_name
-
-    job = app.store.get(job_id)
-    path = _core.log_path(str(app.home.logs_dir), job_id)
+    queue = app.queue
+    job, path, ran_on, local = queue.log_location(job_id)
     finished = ("completed", "dead")
-    here = host_name()
-    hosts = {w.id: w.host for w in app.store.workers(True)}
-    ran_on = hosts.get(job.worker_id or "", here)
-    if ran_on != here:
+    if not local:
         # The full log stays on the host that ran the job; the database has each tail.
         click.echo(
             f"(the full log is on host {ran_on!r}, as {path.name} in its logs folder)", err=True
         )
         while follow and job.state not in finished:
             time.sleep(0.2)
-            job = app.store.get(job_id)
+            job = queue.get(job_id)
         _print_tails(app, job)
         return
     # Following a job that has not printed yet: wait for its log (or its end).
     while follow and not path.exists() and job.state not in finished:
         time.sleep(0.2)
-        job = app.store.get(job_id)
+        job = queue.get(job_id)
     if not path.exists():
         # No file: the job printed nothing (it gets a log file with its first output).
         click.echo(f"(no log file here: {job.command!r} printed nothing)", err=True)
@@ -121,7 +115,7 @@ def logs(app: App, job_id: str, follow: bool) -> None:
                 sys.stdout.buffer.write(chunk)
                 sys.stdout.buffer.flush()
                 continue
-            if not follow or app.store.get(job_id).state in finished:
+            if not follow or queue.get(job_id).state in finished:
                 if follow:
                     # The job has ended: print whatever its last writes added, then stop.
                     rest = f.read()
@@ -132,7 +126,7 @@ def logs(app: App, job_id: str, follow: bool) -> None:
 
 def _print_tails(app: App, job: _core.Job) -> None:
     """Each finished attempt with the tail of its output, as the database keeps them."""
-    attempts = app.store.attempts(job.id)
+    attempts = app.queue.attempts(job.id)
     if not attempts:
         click.echo(f"no output yet (job is {job.state})", err=True)
         return
@@ -152,11 +146,8 @@ def purge(app: App, completed: bool, dead: bool, older_than: float | None) -> No
     """Delete finished jobs and their logs; prints how many."""
     if not (completed or dead):
         raise click.UsageError("give --completed, --dead or both")
-    cutoff = None if older_than is None else _core.now_ms() - round(older_than * 1000)
     ids: list[str] = []
     for state, wanted in (("completed", completed), ("dead", dead)):
         if wanted:
-            ids += app.store.purge(state, cutoff)
-    for job_id in ids:
-        _core.log_path(str(app.home.logs_dir), job_id).unlink(missing_ok=True)
+            ids += app.queue.purge(state, older_than)
     click.echo(f"purged {len(ids)} jobs")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import click
@@ -108,7 +109,7 @@ def job_rows(jobs: list[_core.Job]) -> None:
     )
 
 
-def worker_rows(workers: list[tuple[_core.Worker, str]], now_ms: int) -> None:
+def worker_rows(workers: Sequence[tuple[_core.Worker, str]], now_ms: int) -> None:
     """Workers with their displayed state, as `worker list` and `status` show them."""
     table(
         ["WORKER", "HOST", "PID", "STATE", "JOB", "HEARTBEAT"],

@@ -41,7 +41,7 @@ def start(app: App, count: int, burst: bool, detach: bool, lease: float, quiet: 
     settings = supervisor.WorkerSettings(
         worker_count=count, burst=burst, lease_s=lease, verbose=not quiet
     )
-    app.store  # noqa: B018 - create and migrate the database before any worker starts
+    app.queue.store  # noqa: B018 - create and migrate the database before any worker starts
     if detach:
         pid = supervisor.start_detached(app.home, settings)
         click.echo(f"started {count} worker(s) in process {pid}; log: {app.home.worker_log}")
@@ -62,7 +62,7 @@ def start(app: App, count: int, burst: bool, detach: bool, lease: float, quiet: 
 @click.pass_obj
 def stop(app: App, timeout: float | None, force: bool, no_wait: bool, host: str | None) -> None:
     """Stop every running worker, on any host sharing the database."""
-    n = supervisor.stop(app.store, force=force, wait=not no_wait, timeout_s=timeout, host=host)
+    n = app.queue.stop_workers(force=force, wait=not no_wait, timeout_s=timeout, host=host)
     if n == 0:
         click.echo("no workers running")
     elif no_wait:
@@ -77,14 +77,11 @@ def stop(app: App, timeout: float | None, force: bool, no_wait: bool, host: str 
 @click.pass_obj
 def list_workers(app: App, all_: bool, as_json: bool) -> None:
     """Show each running worker: id, host, pid, state, current job, last heartbeat."""
-    now, here = _core.now_ms(), supervisor.host_name()
-    rows = [(w, supervisor.worker_state(w, now, here)) for w in app.store.workers(all_)]
-    if not all_:
-        rows = [(w, s) for w, s in rows if s not in ("exited", "lost")]
+    rows = app.queue.workers(include_exited=all_)
     if as_json:
         render.emit_json([render.worker_dict(w, s) for w, s in rows])
         return
     if not rows:
         click.echo("no workers running")
         return
-    render.worker_rows(rows, now)
+    render.worker_rows(rows, _core.now_ms())

@@ -1,0 +1,429 @@
+"""The queue as a Python object: what the `queuectl` commands do, for a program to call.
+
+`Queue` returns values; it never prints and never exits. Errors are the exceptions of
+`queuectl` (`InputError` for a bad argument, `JobNotFoundError`, `StoreError`, ...), with the
+messages the CLI shows after `Error:`. The CLI is built on this class: each command reads
+its flags, calls one or two methods, and prints what they return.
+
+Cheap to import (every command imports it at start): nothing here beyond what the CLI
+loads anyway; `json` and the supervisor are imported where they are used.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, NamedTuple
+
+from queuectl import InputError, _core
+from queuectl.config import Config
+from queuectl.home import Home
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable
+
+__all__ = [
+    "JOB_STATES",
+    "BackupReport",
+    "CheckReport",
+    "LogLocation",
+    "MigrateReport",
+    "Queue",
+    "WorkerStatus",
+    "busy_timeout_ms",
+    "command_job",
+]
+
+JOB_STATES = ("pending", "processing", "completed", "failed", "dead")
+
+
+def busy_timeout_ms() -> int:
+    """How long an operation waits for another process's write lock: QUEUECTL_BUSY_TIMEOUT
+    seconds, 30 by default."""
+    text = os.environ.get("QUEUECTL_BUSY_TIMEOUT", "30")
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = -1.0
+    if not 0 <= seconds <= 86_400:
+        raise InputError(f"QUEUECTL_BUSY_TIMEOUT must be seconds from 0 to 86400, got {text!r}")
+    return round(seconds * 1000)
+
+
+def _is_url(location: str) -> bool:
+    return "://" in location
+
+
+def _is_postgres(location: str) -> bool:
+    return location.startswith(("postgresql://", "postgres://"))
+
+
+def _shown(location: str) -> str:
+    """A location as it may be shown: a URL without its password."""
+    return _core.redact_location(location) if _is_url(location) else location
+
+
+def _seconds(name: str, value: float) -> float:
+    """`value` if it is a finite number of seconds >= 0, else InputError naming `name`."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise InputError(f"{name} must be a number of seconds, got {value!r}")
+    if not (math.isfinite(value) and 0 <= value <= 1e12):
+        raise InputError(f"{name} must be a finite number of seconds >= 0, got {value!r}")
+    return float(value)
+
+
+def command_job(
+    command: str,
+    *,
+    id: str | None = None,
+    priority: int | None = None,
+    max_retries: int | None = None,
+    timeout_s: float | None = None,
+    run_at: str | None = None,
+    delay_s: float | None = None,
+) -> str:
+    """The enqueue JSON of one job given by its fields; the store validates each of them
+    (InputError naming the field), this checks only what never reaches it."""
+    import json
+
+    if run_at is not None and delay_s is not None:
+        raise InputError("give run_at or delay_s, not both")
+    spec: dict[str, object] = {"command": command}
+    if id is not None:
+        spec["id"] = id
+    if priority is not None:
+        spec["priority"] = priority
+    if max_retries is not None:
+        spec["max_retries"] = max_retries
+    if timeout_s is not None:
+        spec["timeout"] = _seconds("timeout_s", timeout_s)
+    if run_at is not None:
+        _core.parse_time(run_at)  # InputError saying what an ISO-8601 time looks like
+        spec["run_at"] = run_at
+    if delay_s is not None:
+        delay_ms = round(_seconds("delay_s", delay_s) * 1000)
+        spec["run_at"] = _core.format_time(_core.now_ms() + delay_ms)
+    return json.dumps(spec)
+
+
+class WorkerStatus(NamedTuple):
+    """A worker with its state as shown: idle, busy, stopping, lost or exited."""
+
+    worker: _core.Worker
+    state: str
+
+
+class LogLocation(NamedTuple):
+    """Where the full log of a job is: `path` on `host`, which is this host when `local`.
+    Every host's logs folder names a job's log the same way; the database keeps the tail
+    of each finished attempt wherever the file is."""
+
+    job: _core.Job
+    path: Path
+    host: str
+    local: bool
+
+
+class MigrateReport(NamedTuple):
+    """What `Queue.migrate_to` copied; `source` and `target` are safe to show (a URL's
+    password is redacted)."""
+
+    source: str
+    target: str
+    jobs: int
+    attempts: int
+    config: int
+
+
+class BackupReport(NamedTuple):
+    """What `Queue.backup` wrote: counts of what the copy holds, and how many jobs running
+    at that moment are pending in it."""
+
+    path: str
+    jobs: int
+    attempts: int
+    config: int
+    requeued: int
+
+
+class CheckReport(NamedTuple):
+    """The schema version (None when the queue could not be read) and one line per
+    problem found; no problems means the queue is sound."""
+
+    schema_version: int | None
+    problems: list[str]
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+class Queue:
+    """One queue: a home folder (logs, the detached workers' log) and its database.
+
+    The store is opened, and the database created and migrated, on the first operation
+    that needs it.
+    """
+
+    def __init__(self, home: Home) -> None:
+        self.home = home
+        self._store: _core.Store | None = None
+
+    @classmethod
+    def open(cls, home: str | None = None, db: str | None = None) -> Queue:
+        """The queue the CLI would use with `--home home --db db`: arguments win over
+        QUEUECTL_HOME / QUEUECTL_DB, which win over the per-user data folder."""
+        return cls(Home.resolve(home, db))
+
+    def __repr__(self) -> str:
+        return f"Queue(home={str(self.home.dir)!r}, db={_shown(self.home.db)!r})"
+
+    @property
+    def store(self) -> _core.Store:
+        """The underlying store, opened on first use with the busy timeout of
+        QUEUECTL_BUSY_TIMEOUT."""
+        if self._store is None:
+            self.home.ensure()
+            self._store = _core.Store(self.home.db, busy_timeout_ms=busy_timeout_ms())
+        return self._store
+
+    def close(self) -> None:
+        """Lets go of the store's connection; the next operation opens it again."""
+        self._store = None
+
+    def __enter__(self) -> Queue:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    # Jobs in
+
+    def enqueue(
+        self,
+        text: str,
+        *,
+        batch: bool = False,
+        progress: Callable[[int, int], object] | None = None,
+    ) -> list[str]:
+        """Adds the jobs of enqueue JSON `text` and returns their ids: one JSON object, or
+        with `batch` JSON Lines or an array, all or nothing. Fields a job leaves out get the
+        queue's config (max-retries, job-timeout) and the current directory as its cwd.
+        `progress(done, total)` is called now and then during a large batch."""
+        cfg = self.config()
+        return self.store.enqueue_json(
+            text,
+            batch=batch,
+            max_retries=cfg.max_retries,
+            timeout_ms=round(cfg.job_timeout_s * 1000),
+            cwd=os.getcwd(),
+            progress=progress,
+        )
+
+    def enqueue_command(
+        self,
+        command: str,
+        *,
+        id: str | None = None,
+        priority: int | None = None,
+        max_retries: int | None = None,
+        timeout_s: float | None = None,
+        run_at: str | None = None,
+        delay_s: float | None = None,
+    ) -> str:
+        """Adds one shell command and returns its id (generated unless `id` is given).
+        `run_at` is an ISO-8601 time (UTC without an offset); `delay_s` counts from now;
+        give one of them at most."""
+        text = command_job(
+            command,
+            id=id,
+            priority=priority,
+            max_retries=max_retries,
+            timeout_s=timeout_s,
+            run_at=run_at,
+            delay_s=delay_s,
+        )
+        (new_id,) = self.enqueue(text)
+        return new_id
+
+    # Jobs out
+
+    def get(self, id: str) -> _core.Job:
+        """The job `id`; JobNotFoundError when there is none."""
+        return self.store.get(id)
+
+    def jobs(self, state: str | None = None, limit: int | None = None) -> list[_core.Job]:
+        """Jobs in enqueue order, optionally of one state (see JOB_STATES), at most `limit`."""
+        return self.store.jobs(state, limit)
+
+    def counts(self) -> dict[str, int]:
+        """How many jobs are in each state, every state included."""
+        return dict(self.store.counts())
+
+    def attempts(self, id: str) -> list[_core.Attempt]:
+        """The finished attempts of job `id`, first to last, with the tail of each output."""
+        return self.store.attempts(id)
+
+    def retry_dead(self, ids: Iterable[str]) -> int:
+        """Puts the dead jobs `ids` back to pending with attempts reset; all or nothing:
+        an unknown id or a job that is not dead changes nothing. Returns how many."""
+        wanted = [ids] if isinstance(ids, str) else list(ids)
+        return self.store.dead_retry(wanted)
+
+    def retry_all_dead(self) -> int:
+        """Puts every dead job back to pending; returns how many."""
+        return self.store.dead_retry_all()
+
+    def purge(self, state: str, older_than_s: float | None = None) -> list[str]:
+        """Deletes the jobs in `state` (completed or dead), only those that reached it at
+        least `older_than_s` ago when given, with their history and their log files here.
+        Returns the ids deleted."""
+        cutoff = None
+        if older_than_s is not None:
+            cutoff = _core.now_ms() - round(_seconds("older_than_s", older_than_s) * 1000)
+        ids = self.store.purge(state, cutoff)
+        for job_id in ids:
+            self.log_path(job_id).unlink(missing_ok=True)
+        return ids
+
+    # Logs
+
+    def log_path(self, id: str) -> Path:
+        """Where this host keeps the full log of job `id` (the file exists once the job
+        has printed something on this host)."""
+        return _core.log_path(str(self.home.logs_dir), id)
+
+    def log_location(self, id: str) -> LogLocation:
+        """The job `id` and where its full log lives: on the host of the worker that ran it
+        last, or this host when none did (or the worker is no longer known)."""
+        from queuectl.supervisor import host_name
+
+        job = self.get(id)
+        path = self.log_path(id)
+        here = host_name()
+        hosts = {w.id: w.host for w in self.store.workers(True)}
+        ran_on = hosts.get(job.worker_id or "", here)
+        return LogLocation(job=job, path=path, host=ran_on, local=ran_on == here)
+
+    # Workers
+
+    def workers(self, include_exited: bool = False) -> list[WorkerStatus]:
+        """Running workers on every host; with `include_exited` also exited and lost ones."""
+        from queuectl import supervisor
+
+        now, here = _core.now_ms(), supervisor.host_name()
+        rows = [
+            WorkerStatus(w, supervisor.worker_state(w, now, here))
+            for w in self.store.workers(include_exited)
+        ]
+        if not include_exited:
+            rows = [r for r in rows if r.state not in ("exited", "lost")]
+        return rows
+
+    def live_workers(self, host: str | None = None) -> list[WorkerStatus]:
+        """Workers that are running (not exited or lost), optionally only those of `host`."""
+        from queuectl import supervisor
+
+        return [WorkerStatus(w, s) for w, s in supervisor.live_workers(self.store, host)]
+
+    def stop_workers(
+        self,
+        force: bool = False,
+        wait: bool = False,
+        timeout_s: float | None = None,
+        host: str | None = None,
+    ) -> int:
+        """Asks every running worker (of `host`, when given) to stop, through the database
+        so it reaches any host; `force` kills running jobs and requeues them. With `wait`,
+        returns once none runs, or raises QueuectlError after `timeout_s`. Returns how many
+        workers were asked (0: none was running)."""
+        from queuectl import supervisor
+
+        if timeout_s is not None:
+            timeout_s = _seconds("timeout_s", timeout_s)
+        return supervisor.stop(self.store, force=force, wait=wait, timeout_s=timeout_s, host=host)
+
+    # Config
+
+    def config(self) -> Config:
+        """Every setting of this queue, defaults included."""
+        return Config(self.store.config_list())
+
+    def config_get(self, key: str) -> str:
+        """The value of `key` (either spelling: max_retries or max-retries)."""
+        from queuectl import config as settings
+
+        name = settings.canonical(key)
+        return self.config().get(name)
+
+    def config_set(self, key: str, value: str | float) -> tuple[str, str]:
+        """Sets `key`, validated as `queuectl config set` does (InputError naming what is
+        allowed; nothing changes then). Returns the key and the value as stored."""
+        from queuectl import config as settings
+
+        name, stored = settings.normalize(key, str(value))
+        self.store.config_set(name, stored)
+        return name, stored
+
+    # Whole queues
+
+    def migrate_to(self, target: str) -> MigrateReport:
+        """Copies every job, its history and the config into `target`, the other kind of
+        store (a postgresql:// URL from SQLite, a SQLite file from PostgreSQL), in one
+        transaction. Refuses (InputError) while workers run or with no queue to copy, and
+        (DuplicateJobError, nothing copied) when an id is in both. The source is unchanged."""
+        source = self.home.db
+        if _is_postgres(source):
+            if _is_url(target):
+                raise InputError(
+                    "from PostgreSQL, --to must be a SQLite file path, "
+                    f"got {_core.redact_location(target)!r}"
+                )
+        else:
+            if _is_url(source):
+                raise InputError(f"unsupported database URL {_core.redact_location(source)!r}")
+            if not _is_postgres(target):
+                raise InputError(
+                    f"from a SQLite file, --to must be a postgresql:// URL, got {target!r}"
+                )
+            if not os.path.exists(source):
+                raise InputError(f"there is no queue at {source} to copy")
+        running = self.live_workers()
+        if running:
+            raise InputError(
+                f"{len(running)} worker(s) still use {_shown(source)}: "
+                "stop them first (queuectl worker stop)"
+            )
+        try:
+            if _is_postgres(source):
+                jobs, attempts, config = _core.copy_postgres_to_sqlite(source, target)
+            else:
+                jobs, attempts, config = _core.copy_sqlite_to_postgres(source, target)
+        except _core.DuplicateJobError as e:
+            raise _core.DuplicateJobError(f"{e} in the target; nothing was copied") from None
+        return MigrateReport(_shown(source), _shown(target), jobs, attempts, config)
+
+    def backup(self, path: str | os.PathLike[str]) -> BackupReport:
+        """Writes a consistent copy of the whole queue to `path`, a new owner-only SQLite
+        file (never overwriting one); workers may keep running. Jobs running at that moment
+        are pending in the copy."""
+        source = self.home.db
+        if not _is_url(source) and not os.path.exists(source):
+            raise InputError(f"there is no queue at {source} to back up")
+        target = os.fspath(path)
+        if _is_url(target):
+            raise InputError(f"PATH must be a file to create, got {target!r}")
+        counts = _core.backup(source, target)
+        return BackupReport(
+            target, counts["jobs"], counts["attempts"], counts["config"], counts["requeued"]
+        )
+
+    def check(self) -> CheckReport:
+        """SQLite's integrity check, the schema version and the queue's own invariants; a
+        queue that does not exist is a problem too (and is not created)."""
+        location = self.home.db
+        if not _is_url(location) and not os.path.exists(location):
+            return CheckReport(None, [f"there is no queue at {location}"])
+        version, problems = _core.check(location)
+        return CheckReport(version, problems)
