@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Attacks on queuectl's guarantees (DESIGN.md section 6), with real processes and kill -9.
+"""Attacks on queuectl's guarantees (the README's "Guarantees and trade-offs"), with real
+processes and kill -9.
 
     python scripts/stress.py          # CI size, a couple of minutes
     python scripts/stress.py --full   # 20,000 jobs over 8 workers, 10,000 under crash chaos

@@ -375,3 +375,27 @@ def test_logs_follow_waits_for_output_and_stops_at_the_end(q: Queue) -> None:
     lines = r.stdout.splitlines()
     assert lines[2:4] == ["one", "two"] and lines[-1].startswith("=== exit code 0")
     assert q.state(job) == "completed"
+
+
+def test_a_worker_pool_counts_what_its_workers_did(q: Queue, tmp_path: Path) -> None:
+    # The counters are an observer of the workers' events (the seam metrics will read).
+    from queuectl import _core
+
+    location = q.db or str(q.home / "qctl.db")
+    q.enqueue("true", id="ok")
+    q.enqueue("exit 4", id="bad", max_retries=0)
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    pool = _core.WorkerPool(
+        location, 2, logs_dir=str(logs), host="counting", pid=os.getpid(), burst=True, verbose=False
+    )
+    assert pool.wait(60)
+    assert pool.join() == {"completed": 1, "failed": 0, "dead": 1, "requeued": 0}
+    counts = pool.counters()
+    assert (counts["started"], counts["completed"], counts["dead"], counts["retried"]) == (
+        2,
+        1,
+        1,
+        0,
+    )
+    assert q.state("bad") == "dead"

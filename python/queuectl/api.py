@@ -35,13 +35,15 @@ __all__ = [
     "command_job",
 ]
 
-JOB_STATES = ("pending", "processing", "completed", "failed", "dead")
+JOB_STATES: tuple[str, ...] = tuple(_core.JOB_STATES)
 
 
 def busy_timeout_ms() -> int:
     """How long an operation waits for another process's write lock: QUEUECTL_BUSY_TIMEOUT
     seconds, 30 by default."""
-    text = os.environ.get("QUEUECTL_BUSY_TIMEOUT", "30")
+    text = os.environ.get("QUEUECTL_BUSY_TIMEOUT")
+    if text is None:
+        return _core.DEFAULT_BUSY_TIMEOUT_MS
     try:
         seconds = float(text)
     except ValueError:
@@ -56,7 +58,7 @@ def _is_url(location: str) -> bool:
 
 
 def _is_postgres(location: str) -> bool:
-    return location.startswith(("postgresql://", "postgres://"))
+    return _core.is_postgres_location(location)
 
 
 def _shown(location: str) -> str:

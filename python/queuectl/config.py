@@ -1,7 +1,8 @@
 """Settings stored in the database and shared by every worker: keys, defaults, validation.
 
-The core reads `backoff-base` and `backoff-max` itself when it settles a failure (with the
-same defaults); `max-retries` and `job-timeout` are copied into each job at enqueue.
+Workers read `backoff-base`, `backoff-max` and `log-max-bytes` themselves (at start and
+with every heartbeat), with the defaults the core exports; `max-retries` and
+`job-timeout` are copied into each job at enqueue.
 """
 
 from __future__ import annotations
@@ -9,8 +10,11 @@ from __future__ import annotations
 import math
 from typing import Callable, NamedTuple
 
-from queuectl import InputError
+from queuectl import InputError, _core
 from queuectl.duration import parse_seconds
+
+# The keys the core reads itself take their defaults from it.
+_CORE = _core.CORE_CONFIG_DEFAULTS
 
 
 def _int_at_least_0(text: str) -> str:
@@ -68,13 +72,21 @@ KEYS: dict[str, Key] = {
     for k in (
         Key("max-retries", "3", "retries after the first run (whole number >= 0)", _int_at_least_0),
         Key(
-            "backoff-base", "2", "delay = base ^ attempts seconds (number >= 1)", _number_at_least_1
+            "backoff-base",
+            _CORE["backoff-base"],
+            "delay = base ^ attempts seconds (number >= 1)",
+            _number_at_least_1,
         ),
-        Key("backoff-max", "3600", "longest retry delay (seconds, or 30s/10m/2h/1d)", _seconds),
+        Key(
+            "backoff-max",
+            _CORE["backoff-max"],
+            "longest retry delay (seconds, or 30s/10m/2h/1d)",
+            _seconds,
+        ),
         Key("job-timeout", "0", "default job timeout at enqueue (seconds; 0 = none)", _seconds),
         Key(
             "log-max-bytes",
-            "10485760",
+            _CORE["log-max-bytes"],
             "newest output kept per attempt (bytes, K/M/G; 0 = all)",
             _bytes,
         ),

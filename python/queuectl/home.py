@@ -1,4 +1,5 @@
-"""Where queuectl keeps its data (DESIGN.md section 2): the home folder, the database, logs."""
+"""Where queuectl keeps its data (the README's "Where data lives"): the home folder, the
+database, logs."""
 
 from __future__ import annotations
 

@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-/// Where a job is in its life (the README's "Job lifecycle").
+/// Where a job is in its life (the README's "The life of a job").
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum JobState {
     /// Waiting to be claimed once `run_at` is reached.

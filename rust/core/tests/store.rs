@@ -98,7 +98,103 @@ conformance!(
     settle_and_claim_is_one_step,
     config_round_trips,
     binary_output_is_kept,
+    dead_retry_all_revives_every_dead_job,
+    job_list_reads_every_state,
+    a_rescue_leaves_a_job_whose_lease_was_renewed_alone,
+    stop_requests_never_lower_the_level,
 );
+
+/// One job in every state: pending "p", processing "r", completed "c", failed "f", dead "d".
+fn one_job_per_state(s: &mut dyn Store) {
+    let mut dies = job("d", 4);
+    dies.max_retries = 0;
+    s.job_insert_many(&[job("c", 5), job("f", 4), dies, job("r", 3), job("p", 0)], T0).unwrap();
+    assert_eq!(claim(s, "w", T0).as_deref(), Some("c"));
+    assert_eq!(settle(s, "c", 1, "w", T0, true), Settled::Completed);
+    assert_eq!(claim(s, "w", T0).as_deref(), Some("f"));
+    assert_eq!(settle(s, "f", 1, "w", T0, false), Settled::Retry { run_at_ms: T0 + 2_000 });
+    assert_eq!(claim(s, "w", T0).as_deref(), Some("d"));
+    assert_eq!(settle(s, "d", 1, "w", T0, false), Settled::Dead);
+    assert_eq!(claim(s, "w", T0).as_deref(), Some("r"));
+}
+
+fn job_list_reads_every_state(s: &mut dyn Store) {
+    one_job_per_state(s);
+    for (state, id) in [
+        (JobState::Pending, "p"),
+        (JobState::Processing, "r"),
+        (JobState::Completed, "c"),
+        (JobState::Failed, "f"),
+        (JobState::Dead, "d"),
+    ] {
+        let listed: Vec<String> = s.job_list(Some(state), None).unwrap().into_iter().map(|j| j.id).collect();
+        assert_eq!(listed, [id], "{state}");
+        assert!(s.job_list(Some(state), Some(0)).unwrap().is_empty(), "{state}");
+    }
+    let counts = s.job_count_by_state().unwrap();
+    assert_eq!(counts, JobState::ALL.map(|st| (st, 1)).to_vec());
+    let all: Vec<String> = s.job_list(None, None).unwrap().into_iter().map(|j| j.id).collect();
+    assert_eq!(all, ["c", "f", "d", "r", "p"], "enqueue order");
+}
+
+fn dead_retry_all_revives_every_dead_job(s: &mut dyn Store) {
+    one_job_per_state(s);
+    let mut dies = job("d2", 0);
+    dies.max_retries = 0;
+    s.job_insert_many(&[dies], T0).unwrap();
+    assert_eq!(claim(s, "w", T0).as_deref(), Some("p"));
+    assert_eq!(claim(s, "w", T0).as_deref(), Some("d2"));
+    assert_eq!(settle(s, "d2", 1, "w", T0, false), Settled::Dead);
+    assert_eq!(s.dead_retry_all(T0 + 7).unwrap(), 2);
+    for id in ["d", "d2"] {
+        let j = s.job_get(id).unwrap();
+        assert_eq!((j.state, j.attempts, j.run_at_ms, j.worker_id), (JobState::Pending, 0, T0 + 7, None), "{id}");
+    }
+    // The jobs in other states are as they were, and nothing is dead any more.
+    assert_eq!(s.job_get("f").unwrap().state, JobState::Failed);
+    assert_eq!(s.job_get("r").unwrap().state, JobState::Processing);
+    assert_eq!(s.dead_retry_all(T0 + 8).unwrap(), 0);
+    // Their history stays: the dead attempt is still listed.
+    assert_eq!(s.job_attempts("d").unwrap().iter().map(|a| a.outcome).collect::<Vec<_>>(), [Outcome::Dead]);
+}
+
+fn a_rescue_leaves_a_job_whose_lease_was_renewed_alone(s: &mut dyn Store) {
+    s.worker_register(&reg("w", "host", 1, 30_000, T0)).unwrap();
+    s.job_insert_many(&[job("slow", 0)], T0).unwrap();
+    claim(s, "w", T0);
+    // Another host reads the job as expired, then the worker's heartbeat renews the lease
+    // before the rescue writes: the rescue must not take the job.
+    let expired = s.job_get_expired(T0 + 30_001).unwrap();
+    assert_eq!(expired.iter().map(|j| j.id.as_str()).collect::<Vec<_>>(), ["slow"]);
+    assert_eq!(s.worker_heartbeat("w", T0 + 30_000).unwrap(), Some(StopLevel::None));
+    let decided = AttemptEnd {
+        id: "slow",
+        attempt: 1,
+        max_retries: 2,
+        worker_id: "w",
+        now_ms: T0 + 30_001,
+        success: false,
+        exit_code: None,
+        error: Some(policy::lost_worker_error("w")),
+        output_tail: String::new(),
+    }
+    .decide(&BackoffPolicy::default());
+    let rescue = queuectl_core::store::SettleParams { lease_expired_before: Some(T0 + 30_001), ..decided };
+    assert_eq!(s.job_settle_many(&[rescue]).unwrap(), [Settled::Fenced]);
+    let j = s.job_get("slow").unwrap();
+    assert_eq!((j.state, j.lease_expires_ms), (JobState::Processing, Some(T0 + 60_000)));
+}
+
+fn stop_requests_never_lower_the_level(s: &mut dyn Store) {
+    s.worker_register(&reg("a", "h1", 1, 30_000, T0)).unwrap();
+    s.worker_register(&reg("b", "h2", 2, 30_000, T0)).unwrap();
+    assert_eq!(s.worker_request_stop(StopLevel::Force, Some("h1")).unwrap(), 1);
+    assert_eq!(s.worker_request_stop(StopLevel::Graceful, None).unwrap(), 2);
+    let levels: Vec<(String, StopLevel)> =
+        s.worker_list(false).unwrap().into_iter().map(|w| (w.id, w.stop_requested)).collect();
+    assert!(levels.contains(&("a".to_string(), StopLevel::Force)), "{levels:?}");
+    assert!(levels.contains(&("b".to_string(), StopLevel::Graceful)), "{levels:?}");
+}
 
 fn claims_by_priority_then_fifo_and_only_when_due(s: &mut dyn Store) {
     let mut later = job("later", 100);
@@ -328,6 +424,58 @@ fn schema_migrates_once_and_refuses_a_newer_one() {
     drop(raw);
     let err = SqliteStore::open(&path, &StoreOptions::default()).err().unwrap();
     assert_eq!(err, Error::SchemaTooNew { found: 42, supported: SCHEMA_VERSION });
+}
+
+#[test]
+fn both_stores_have_one_schema() {
+    let (_g, mut lite) = common::sqlite();
+    let Some((_s, mut pg)) = common::postgres() else { return };
+    assert_eq!(lite.schema_version().unwrap(), SCHEMA_VERSION);
+    assert_eq!(pg.schema_version().unwrap(), SCHEMA_VERSION);
+    for table in ["jobs", "attempts", "workers", "config"] {
+        let columns = lite.table_columns(table).unwrap();
+        assert!(!columns.is_empty(), "{table}");
+        assert_eq!(columns, pg.table_columns(table).unwrap(), "{table}");
+    }
+}
+
+#[test]
+fn a_sqlite_waiter_wakes_on_another_connections_commit() {
+    let (g, mut writer) = common::sqlite();
+    let mut waiter = SqliteStore::open(&g.dir.path().join("q.db"), &StoreOptions::default()).unwrap();
+    // The first wait only learns the current version; nothing changed since.
+    assert!(!waiter.wait_for_change(Duration::from_millis(20)).unwrap());
+    assert!(!waiter.wait_for_change(Duration::from_millis(50)).unwrap());
+    let t = Instant::now();
+    let handle = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(100));
+        writer.job_insert_many(&[job("n", 0)], T0).unwrap();
+    });
+    assert!(waiter.wait_for_change(Duration::from_secs(5)).unwrap());
+    let waited = t.elapsed();
+    assert!(waited >= Duration::from_millis(90) && waited < Duration::from_secs(2), "woke after {waited:?}");
+    handle.join().unwrap();
+    assert!(matches!(waiter.wakeups(), queuectl_core::store::Wakeups::Polled(_)));
+}
+
+#[test]
+fn each_sqlite_connection_keeps_its_own_busy_timeout() {
+    // Opening a second connection with a long timeout (a foreground worker pool) must not
+    // change the timeout of the first (the CLI's QUEUECTL_BUSY_TIMEOUT).
+    let (g, _s) = common::sqlite();
+    let path = g.dir.path().join("q.db");
+    let mut short =
+        SqliteStore::open(&path, &StoreOptions { busy_timeout_ms: 100, ..StoreOptions::default() }).unwrap();
+    let _long = SqliteStore::open(&path, &StoreOptions { busy_timeout_ms: 20_000, ..StoreOptions::default() }).unwrap();
+    let holder = rusqlite::Connection::open(&path).unwrap();
+    holder.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let t = Instant::now();
+    let err = short.job_insert_many(&[job("blocked", 0)], T0).unwrap_err();
+    let waited = t.elapsed();
+    assert!(err.to_string().contains("locked"), "{err}");
+    assert!(waited < Duration::from_secs(5), "waited {waited:?}: the other connection's timeout applied");
+    holder.execute_batch("ROLLBACK").unwrap();
+    short.job_insert_many(&[job("free", 0)], T0).unwrap();
 }
 
 #[test]

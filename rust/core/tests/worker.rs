@@ -7,8 +7,9 @@ use std::time::Duration;
 
 use std::sync::Arc;
 
-use queuectl_core::events::Silent;
-use queuectl_core::store::{open_store, StopLevel, StoreOptions};
+use queuectl_core::clock::ManualClock;
+use queuectl_core::events::{CounterSnapshot, Counters, Silent};
+use queuectl_core::store::{open_store, ClaimParams, StopLevel, StoreOptions};
 use queuectl_core::worker::{new_worker_id, Pool, WorkerConfig};
 use queuectl_core::{clock, JobState, NewJob};
 
@@ -93,4 +94,85 @@ fn a_stop_signal_ends_idle_workers_promptly() {
     pool.request_stop(StopLevel::Graceful);
     assert!(pool.wait(Duration::from_secs(2)));
     assert_eq!(pool.join().unwrap().completed, 0);
+}
+
+/// A burst worker on `db` with `clock`, counting its events; returns the counts.
+fn run_burst(db: &std::path::Path, logs: &std::path::Path, clock: Arc<ManualClock>) -> CounterSnapshot {
+    let counters = Arc::new(Counters::default());
+    let cfg = WorkerConfig {
+        burst: true,
+        heartbeat_ms: 0,
+        observer: counters.clone(),
+        clock,
+        ..WorkerConfig::new(new_worker_id(), "h".into(), 1, logs.to_path_buf())
+    };
+    let pool = Pool::start(db.to_str().unwrap(), &StoreOptions::default(), vec![cfg]).unwrap();
+    assert!(pool.wait(Duration::from_secs(60)), "the burst worker did not finish");
+    pool.join().unwrap();
+    counters.snapshot()
+}
+
+#[test]
+fn a_worker_writes_the_time_of_its_clock() {
+    // The clock is fixed far from the real time: every time the worker writes (the claim,
+    // the settle, the retry's backoff) must come from it.
+    const T: i64 = 1_900_000_000_000;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("q.db");
+    let mut store = open_store(db.to_str().unwrap(), &StoreOptions::default()).unwrap();
+    let fails = NewJob {
+        id: Some("fails".into()),
+        command: "exit 3".into(),
+        max_retries: 1,
+        priority: 0,
+        run_at_ms: 0,
+        timeout_ms: 0,
+        cwd: dir.path().display().to_string(),
+    };
+    store.job_insert_many(&[fails], T).unwrap();
+    let clock = Arc::new(ManualClock::at(T));
+    let counts = run_burst(&db, dir.path(), Arc::clone(&clock));
+    assert_eq!((counts.started, counts.retried, counts.dead), (1, 1, 0));
+    let j = store.job_get("fails").unwrap();
+    assert_eq!((j.state, j.run_at_ms, j.finished_at_ms, j.exit_code), (JobState::Failed, T + 2_000, Some(T), Some(3)));
+    let history = store.job_attempts("fails").unwrap();
+    assert_eq!((history[0].started_at_ms, history[0].finished_at_ms), (Some(T), T));
+    // Not due until the clock reaches the backoff: a burst worker then finds nothing.
+    clock.set(T + 1_999);
+    assert_eq!(run_burst(&db, dir.path(), Arc::clone(&clock)).started, 0);
+    // At the backoff's end the second (last) attempt runs and the job dies.
+    clock.set(T + 2_000);
+    let counts = run_burst(&db, dir.path(), clock);
+    assert_eq!((counts.started, counts.dead), (1, 1));
+    assert_eq!(store.job_get("fails").unwrap().state, JobState::Dead);
+}
+
+#[test]
+fn a_worker_rescues_a_lost_workers_job_when_its_clock_passes_the_lease() {
+    const T: i64 = 1_900_000_000_000;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("q.db");
+    let mut store = open_store(db.to_str().unwrap(), &StoreOptions::default()).unwrap();
+    let job = NewJob {
+        id: Some("orphan".into()),
+        command: "true".into(),
+        max_retries: 3,
+        priority: 0,
+        run_at_ms: 0,
+        timeout_ms: 0,
+        cwd: dir.path().display().to_string(),
+    };
+    store.job_insert_many(&[job], T).unwrap();
+    let claim = ClaimParams { worker_id: "ghost", now_ms: T, lease_ms: 30_000 };
+    assert!(store.job_claim(&claim).unwrap().is_some());
+    // Inside the lease the job is left alone.
+    let counts = run_burst(&db, dir.path(), Arc::new(ManualClock::at(T + 29_000)));
+    assert_eq!((counts.rescued, counts.started), (0, 0));
+    assert_eq!(store.job_get("orphan").unwrap().state, JobState::Processing);
+    // Past it, the first heartbeat rescues it as a failed attempt with a backoff.
+    let counts = run_burst(&db, dir.path(), Arc::new(ManualClock::at(T + 31_000)));
+    assert_eq!(counts.rescued, 1);
+    let j = store.job_get("orphan").unwrap();
+    assert_eq!((j.state, j.run_at_ms), (JobState::Failed, T + 33_000));
+    assert!(j.last_error.unwrap().contains("ghost was lost"));
 }

@@ -29,12 +29,16 @@ pub struct PgSchema {
 }
 
 impl PgSchema {
-    /// A fresh schema, or None (with a message on stderr) when no server answers.
+    /// A fresh schema, or None (with a message on stderr) when no server answers. With
+    /// QUEUECTL_REQUIRE_PG=1 (CI sets it) a missing server fails the test instead.
     pub fn create() -> Option<PgSchema> {
         static N: AtomicU32 = AtomicU32::new(0);
         let server = pg_server();
         let mut admin = match postgres::Client::connect(&server, postgres::NoTls) {
             Ok(c) => c,
+            Err(e) if std::env::var("QUEUECTL_REQUIRE_PG").as_deref() == Ok("1") => {
+                panic!("no PostgreSQL server answers at {server}: {e} (QUEUECTL_REQUIRE_PG=1)")
+            }
             Err(e) => {
                 eprintln!("SKIPPED: no PostgreSQL server answers at {server}: {e}");
                 return None;
