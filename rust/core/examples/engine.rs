@@ -29,6 +29,22 @@ fn noop(n: usize) -> Vec<NewJob> {
         .collect()
 }
 
+/// The settle of a job that exited 0, as the worker's policy decides it.
+fn completed(job: &queuectl_core::Job, worker: &str, now: i64) -> queuectl_core::store::SettleParams {
+    AttemptEnd {
+        id: &job.id,
+        attempt: job.attempts,
+        max_retries: job.max_retries,
+        worker_id: worker,
+        now_ms: now,
+        success: true,
+        exit_code: Some(0),
+        error: None,
+        output_tail: String::new(),
+    }
+    .decide(&BackoffPolicy::default())
+}
+
 fn worker_store(db: &Path) -> SqliteStore {
     SqliteStore::open(db, &StoreOptions { durable: false, ..StoreOptions::default() }).unwrap()
 }
@@ -41,18 +57,7 @@ fn drain(store: &mut dyn Store, worker: &str) -> u64 {
     let mut next = store.job_claim(&claim(clock::now_ms())).unwrap();
     while let Some(job) = next {
         let now = clock::now_ms();
-        let settle = AttemptEnd {
-            id: &job.id,
-            attempt: job.attempts,
-            max_retries: job.max_retries,
-            worker_id: worker,
-            now_ms: now,
-            success: true,
-            exit_code: Some(0),
-            error: None,
-            output_tail: String::new(),
-        }
-        .decide(&BackoffPolicy::default());
+        let settle = completed(&job, worker, now);
         next = store.job_settle_and_claim(&settle, &claim(now)).unwrap().1;
         done += 1;
     }
@@ -68,18 +73,7 @@ fn claim_latency_us(store: &mut dyn Store, rounds: usize) -> f64 {
         let t = Instant::now();
         let job = store.job_claim(&ClaimParams { worker_id: "lat", now_ms: now, lease_ms: 30_000 }).unwrap().unwrap();
         total += t.elapsed().as_secs_f64();
-        let p = AttemptEnd {
-            id: &job.id,
-            attempt: job.attempts,
-            max_retries: job.max_retries,
-            worker_id: "lat",
-            now_ms: now,
-            success: true,
-            exit_code: Some(0),
-            error: None,
-            output_tail: String::new(),
-        }
-        .decide(&BackoffPolicy::default());
+        let p = completed(&job, "lat", now);
         store.job_settle(&p).unwrap();
     }
     total / rounds as f64 * 1e6

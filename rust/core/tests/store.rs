@@ -12,8 +12,8 @@ use std::time::{Duration, Instant};
 use queuectl_core::policy::{self, AttemptEnd, WorkerSettings};
 use queuectl_core::store::prelude::*;
 use queuectl_core::store::{
-    transfer, ClaimParams, Fence, PostgresStore, Registration, Setting, Settled, SqliteStore, StopLevel, StoreOptions,
-    WorkerState, SCHEMA_VERSION,
+    transfer, ClaimParams, Fence, PostgresStore, Registration, Setting, SettleParams, Settled, SqliteStore, StopLevel,
+    StoreOptions, WorkerState, SCHEMA_VERSION,
 };
 use queuectl_core::{Error, JobState, NewJob, Outcome};
 
@@ -51,6 +51,22 @@ fn settle(s: &mut dyn Store, id: &str, attempt: u32, worker: &str, now: i64, suc
         output_tail: "tail".into(),
     };
     s.job_settle(&end.decide(&policy)).unwrap()
+}
+
+/// The decided settle of a successful attempt (max_retries 2, the default policy).
+fn succeeded(id: &str, attempt: u32, worker: &str, now: i64, tail: &str) -> SettleParams {
+    AttemptEnd {
+        id,
+        attempt,
+        max_retries: 2,
+        worker_id: worker,
+        now_ms: now,
+        success: true,
+        exit_code: Some(0),
+        error: None,
+        output_tail: tail.into(),
+    }
+    .decide(&BackoffPolicy::default())
 }
 
 /// A rescue as a worker's heartbeat runs it.
@@ -179,7 +195,7 @@ fn a_rescue_leaves_a_job_whose_lease_was_renewed_alone(s: &mut dyn Store) {
         output_tail: String::new(),
     }
     .decide(&BackoffPolicy::default());
-    let rescue = queuectl_core::store::SettleParams { lease_expired_before: Some(T0 + 30_001), ..decided };
+    let rescue = SettleParams { lease_expired_before: Some(T0 + 30_001), ..decided };
     assert_eq!(s.job_settle_many(&[rescue]).unwrap(), [Settled::Fenced]);
     let j = s.job_get("slow").unwrap();
     assert_eq!((j.state, j.lease_expires_ms), (JobState::Processing, Some(T0 + 60_000)));
@@ -350,18 +366,7 @@ fn counts_list_and_purge(s: &mut dyn Store) {
 fn settle_and_claim_is_one_step(s: &mut dyn Store) {
     s.job_insert_many(&[job("one", 0), job("two", 0)], T0).unwrap();
     assert_eq!(claim(s, "w", T0).as_deref(), Some("one"));
-    let settle = AttemptEnd {
-        id: "one",
-        attempt: 1,
-        max_retries: 2,
-        worker_id: "w",
-        now_ms: T0 + 1,
-        success: true,
-        exit_code: Some(0),
-        error: None,
-        output_tail: "done\n".into(),
-    }
-    .decide(&BackoffPolicy::default());
+    let settle = succeeded("one", 1, "w", T0 + 1, "done\n");
     let claim_next = ClaimParams { worker_id: "w", now_ms: T0 + 1, lease_ms: 30_000 };
     let (settled, next) = s.job_settle_and_claim(&settle, &claim_next).unwrap();
     assert_eq!((settled, next.map(|j| j.id).as_deref()), (Settled::Completed, Some("two")));
@@ -583,18 +588,7 @@ fn postgres_settle_retried_after_a_lost_connection_still_settles() {
     let mut s = schema.open(&StoreOptions::default());
     s.job_insert_many(&[job("a", 0), job("b", 0)], T0).unwrap();
     assert_eq!(claim(&mut s, "w", T0).as_deref(), Some("a"));
-    let settle = AttemptEnd {
-        id: "a",
-        attempt: 1,
-        max_retries: 2,
-        worker_id: "w",
-        now_ms: T0 + 1,
-        success: true,
-        exit_code: Some(0),
-        error: None,
-        output_tail: String::new(),
-    }
-    .decide(&BackoffPolicy::default());
+    let settle = succeeded("a", 1, "w", T0 + 1, "");
     let next = ClaimParams { worker_id: "w", now_ms: T0 + 1, lease_ms: 30_000 };
     assert_eq!(kill_connections(&schema), 1);
     assert!(s.job_settle_and_claim(&settle, &next).is_err());
@@ -689,18 +683,7 @@ fn sqlite_settle_and_claim_from_many_threads_runs_each_job_once() {
                 let mut done = Vec::new();
                 let mut next = claim(&mut s, &worker, T0);
                 while let Some(id) = next.take() {
-                    let settle = AttemptEnd {
-                        id: &id,
-                        attempt: 1,
-                        max_retries: 2,
-                        worker_id: &worker,
-                        now_ms: T0,
-                        success: true,
-                        exit_code: Some(0),
-                        error: None,
-                        output_tail: String::new(),
-                    }
-                    .decide(&BackoffPolicy::default());
+                    let settle = succeeded(&id, 1, &worker, T0, "");
                     let c = ClaimParams { worker_id: &worker, now_ms: T0, lease_ms: 30_000 };
                     let (settled, claimed) = s.job_settle_and_claim(&settle, &c).unwrap();
                     assert_eq!(settled, Settled::Completed, "{id}");

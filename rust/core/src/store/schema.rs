@@ -239,6 +239,30 @@ pub(super) trait Cells {
     fn opt_text(&self, i: usize) -> Result<Option<String>>;
 }
 
+/// Implements [`Cells`] for a driver's row type through its getter (`get`, `try_get`).
+macro_rules! impl_cells {
+    ($row:ty, $get:ident) => {
+        impl $crate::store::schema::Cells for $row {
+            fn int(&self, i: usize) -> $crate::error::Result<i64> {
+                Ok(self.$get(i)?)
+            }
+            fn opt_int(&self, i: usize) -> $crate::error::Result<Option<i64>> {
+                Ok(self.$get(i)?)
+            }
+            fn opt_int4(&self, i: usize) -> $crate::error::Result<Option<i32>> {
+                Ok(self.$get(i)?)
+            }
+            fn text(&self, i: usize) -> $crate::error::Result<String> {
+                Ok(self.$get(i)?)
+            }
+            fn opt_text(&self, i: usize) -> $crate::error::Result<Option<String>> {
+                Ok(self.$get(i)?)
+            }
+        }
+    };
+}
+pub(super) use impl_cells;
+
 fn u32_of(v: i64) -> u32 {
     u32::try_from(v).unwrap_or(u32::MAX)
 }

@@ -25,7 +25,7 @@ use tokio_postgres_rustls::MakeRustlsConnect;
 
 pub use self::conn::redact;
 use self::conn::{parse_location, tls_connector};
-use super::schema::{self, job_col, Cells, ColType};
+use super::schema::{self, job_col, ColType};
 use super::{
     ChangeFeed, ClaimParams, ConfigStore, ExpiredJob, Fence, InsertBatch, JobAdmin, JobInspect, JobQueue, Registration,
     Setting, SettleParams, Settled, StopLevel, StoreOptions, Wakeups, WorkerRegistry, WorkerRow,
@@ -37,23 +37,7 @@ use crate::jobid;
 /// The advisory lock key that serialises migrations across hosts ("queuectl" in ASCII).
 const MIGRATION_LOCK: i64 = 0x7175_6575_6563_746c;
 
-impl Cells for Row {
-    fn int(&self, i: usize) -> Result<i64> {
-        Ok(self.try_get(i)?)
-    }
-    fn opt_int(&self, i: usize) -> Result<Option<i64>> {
-        Ok(self.try_get(i)?)
-    }
-    fn opt_int4(&self, i: usize) -> Result<Option<i32>> {
-        Ok(self.try_get(i)?)
-    }
-    fn text(&self, i: usize) -> Result<String> {
-        Ok(self.try_get(i)?)
-    }
-    fn opt_text(&self, i: usize) -> Result<Option<String>> {
-        Ok(self.try_get(i)?)
-    }
-}
+schema::impl_cells!(Row, try_get);
 
 /// The PostgreSQL type of a column, for binary `COPY`.
 pub(super) fn pg_type(t: ColType) -> Type {

@@ -16,7 +16,7 @@ use rusqlite::{params, Connection, OpenFlags, OptionalExtension, Row, Transactio
 
 use self::combine::{shared_for, Shared};
 use self::file::{create_private, BusyTimeout, FileIdentity};
-use super::schema::{self, job_col, Cells};
+use super::schema::{self, job_col};
 use super::{
     ChangeFeed, ClaimParams, ConfigStore, ExpiredJob, Fence, InsertBatch, JobAdmin, JobInspect, JobQueue, Registration,
     Setting, SettleParams, Settled, StopLevel, StoreOptions, Wakeups, WorkerRegistry, WorkerRow,
@@ -25,23 +25,7 @@ use crate::error::{Error, Result};
 use crate::job::{Attempt, Job, JobState, Outcome};
 use crate::jobid;
 
-impl Cells for Row<'_> {
-    fn int(&self, i: usize) -> Result<i64> {
-        Ok(self.get(i)?)
-    }
-    fn opt_int(&self, i: usize) -> Result<Option<i64>> {
-        Ok(self.get(i)?)
-    }
-    fn opt_int4(&self, i: usize) -> Result<Option<i32>> {
-        Ok(self.get(i)?)
-    }
-    fn text(&self, i: usize) -> Result<String> {
-        Ok(self.get(i)?)
-    }
-    fn opt_text(&self, i: usize) -> Result<Option<String>> {
-        Ok(self.get(i)?)
-    }
-}
+schema::impl_cells!(Row<'_>, get);
 
 /// Runs `f` on a row inside rusqlite's row mapping, carrying a decode error through it.
 fn decode<T>(
