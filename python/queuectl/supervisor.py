@@ -64,7 +64,7 @@ class WorkerSettings(NamedTuple):
             host=host_name(),
             pid=os.getpid(),
             lease_ms=lease_ms,
-            heartbeat_ms=min(1000, lease_ms // 3),
+            heartbeat_ms=min(_core.DEFAULT_HEARTBEAT_MS, lease_ms // 3),
             burst=self.burst,
             verbose=self.verbose,
         )

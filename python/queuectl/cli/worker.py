@@ -29,7 +29,7 @@ def worker() -> None:
 @click.option(
     "--lease",
     type=Duration(),
-    default=30.0,
+    default=_core.DEFAULT_LEASE_MS / 1000,
     show_default=True,
     help="A job of a worker silent this long is returned to the queue.",
 )
