@@ -529,6 +529,24 @@ fn postgres_hosts_starting_at_once_migrate_once_and_a_newer_schema_is_refused() 
     assert_eq!(err, Error::SchemaTooNew { found: 42, supported: SCHEMA_VERSION });
 }
 
+#[test]
+fn postgres_a_rescue_skips_a_row_another_connection_holds() {
+    // Every worker of every host rescues at each heartbeat: one that meets a row another
+    // rescuer has locked must move on, not wait (its heartbeat runs inside a job's tick).
+    let Some(schema) = common::PgSchema::create() else { return };
+    let mut s = schema.open(&StoreOptions { busy_timeout_ms: 20_000, ..StoreOptions::default() });
+    s.job_insert_many(&[job("held", 0)], T0).unwrap();
+    claim(&mut s, "gone", T0);
+    let mut other = schema.admin();
+    let mut tx = other.transaction().unwrap();
+    tx.query("SELECT 1 FROM jobs WHERE id = 'held' FOR UPDATE", &[]).unwrap();
+    let t = Instant::now();
+    assert!(rescue(&mut s, T0 + 60_000).is_empty());
+    assert!(t.elapsed() < Duration::from_secs(5), "the rescue waited {:?} for the lock", t.elapsed());
+    tx.rollback().unwrap();
+    assert_eq!(rescue(&mut s, T0 + 60_000), [("held".to_string(), 1)]);
+}
+
 /// Ends every queuectl connection of one test schema, as a server restart would.
 fn kill_connections(schema: &common::PgSchema) -> u64 {
     schema

@@ -322,7 +322,7 @@ pub(super) fn worker_from(r: &impl Cells) -> Result<WorkerRow> {
         started_at_ms: r.int(5)?,
         heartbeat_ms: r.int(6)?,
         lease_ms: r.int(7)?,
-        stop_requested: StopLevel::from_u8(u8::try_from(r.int(8)?).unwrap_or(u8::MAX)),
+        stop_requested: StopLevel::from_u8(u8::try_from(r.int(8)?).unwrap_or(0)),
         exited_at_ms: r.opt_int(9)?,
     })
 }

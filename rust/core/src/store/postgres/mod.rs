@@ -483,10 +483,22 @@ impl JobAdmin for PostgresStore {
 
     fn job_settle_many(&mut self, settles: &[SettleParams]) -> Result<Vec<Settled>> {
         let st = self.prepared(&SETTLE_SQL)?;
+        // A rescue's row is locked with SKIP LOCKED first: every worker of every host runs
+        // rescues, and one that finds the row taken by another rescuer (or by the worker's
+        // own heartbeat) moves on instead of waiting for it; the fence settles the rest.
+        let lock = self.prepared(
+            "SELECT 1 FROM jobs WHERE id = $1 AND state = 'processing' AND lease_expires_ms < $2 FOR UPDATE SKIP LOCKED",
+        )?;
         self.with(|c, channel| {
             let mut tx = c.transaction()?;
             let mut out = Vec::with_capacity(settles.len());
             for p in settles {
+                if let Some(before) = p.lease_expired_before {
+                    if tx.query_opt(&lock, &[&p.id, &before])?.is_none() {
+                        out.push(Settled::Fenced);
+                        continue;
+                    }
+                }
                 let applied = tx.query_one(&st, &SettleArgs::new(p).params())?.get::<_, i64>(0) == 1;
                 out.push(p.settled(applied));
             }
@@ -645,7 +657,7 @@ impl WorkerRegistry for PostgresStore {
             let (stop, lease_ms): (i64, i64) = (row.get(0), row.get(1));
             tx.execute(&renew, &[&id, &(now_ms + lease_ms)])?;
             tx.commit()?;
-            Ok(Some(StopLevel::from_u8(u8::try_from(stop).unwrap_or(u8::MAX))))
+            Ok(Some(StopLevel::from_u8(u8::try_from(stop).unwrap_or(0))))
         })
     }
 

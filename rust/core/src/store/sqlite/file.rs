@@ -78,32 +78,24 @@ pub(super) fn create_private(path: &Path) -> Result<()> {
         .map_err(|e| Error::Io(format!("cannot create the database {}: {e}", path.display())))
 }
 
-/// How long one connection waits for another process's write lock. Boxed, so that its
-/// address, which SQLite holds, stays put; the connection must be dropped before it.
-pub(super) struct BusyTimeout(Box<u64>);
-
-impl BusyTimeout {
-    /// Installs the busy handler on `conn` with this connection's own timeout.
-    pub(super) fn install(conn: &Connection, timeout_ms: u64) -> Result<BusyTimeout> {
-        let timeout = BusyTimeout(Box::new(timeout_ms));
-        let arg = std::ptr::from_ref::<u64>(&timeout.0).cast_mut().cast::<c_void>();
-        // SAFETY: the handle is this open connection's; `arg` points to the boxed timeout,
-        // which the store drops only after the connection (field order), and which the
-        // handler only reads.
-        let rc = unsafe { rusqlite::ffi::sqlite3_busy_handler(conn.handle(), Some(busy_wait), arg) };
-        if rc != rusqlite::ffi::SQLITE_OK {
-            return Err(Error::Database(format!("cannot install the busy handler (SQLite code {rc})")));
-        }
-        Ok(timeout)
+/// Installs the busy handler on `conn` with this connection's own timeout. The timeout
+/// travels in the handler's argument itself (as an address-sized integer, not a pointer to
+/// anything), so nothing has to outlive the connection.
+pub(super) fn install_busy_handler(conn: &Connection, timeout_ms: u64) -> Result<()> {
+    let arg = std::ptr::without_provenance_mut::<c_void>(usize::try_from(timeout_ms).unwrap_or(usize::MAX));
+    // SAFETY: the handle is this open connection's; the handler never dereferences `arg`.
+    let rc = unsafe { rusqlite::ffi::sqlite3_busy_handler(conn.handle(), Some(busy_wait), arg) };
+    if rc != rusqlite::ffi::SQLITE_OK {
+        return Err(Error::Database(format!("cannot install the busy handler (SQLite code {rc})")));
     }
+    Ok(())
 }
 
 /// Waits for another process's write lock in short steps (50 us for the first 10 ms, then
 /// 1 ms) rather than SQLite's default schedule, whose first waits are already milliseconds.
-/// Returns 0 (give up, SQLITE_BUSY) once the connection's timeout has passed.
+/// Returns 0 (give up, SQLITE_BUSY) once the connection's timeout, `arg`, has passed.
 unsafe extern "C" fn busy_wait(arg: *mut c_void, count: c_int) -> c_int {
-    // SAFETY: `arg` is the pointer `BusyTimeout::install` passed: a live, boxed u64.
-    let timeout_ms = unsafe { *arg.cast::<u64>() };
+    let timeout_ms = arg.addr() as u64;
     let count = u64::try_from(count).unwrap_or(0);
     if count < 200 {
         std::thread::sleep(Duration::from_micros(50));

@@ -15,7 +15,7 @@ use std::time::Duration;
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension, Row, TransactionBehavior};
 
 use self::combine::{shared_for, Shared};
-use self::file::{create_private, BusyTimeout, FileIdentity};
+use self::file::{create_private, install_busy_handler, FileIdentity};
 use super::schema::{self, job_col};
 use super::{
     ChangeFeed, ClaimParams, ConfigStore, ExpiredJob, Fence, InsertBatch, JobAdmin, JobInspect, JobQueue, Registration,
@@ -45,7 +45,6 @@ fn collect<T>(rows: impl Iterator<Item = rusqlite::Result<Result<T>>>) -> Result
 
 /// A connection to a queuectl SQLite database.
 pub struct SqliteStore {
-    // Declared first: dropped (closed) before the busy timeout it points to.
     conn: Connection,
     path: String,
     shared: &'static Shared,
@@ -53,7 +52,6 @@ pub struct SqliteStore {
     seen_version: Option<i64>,
     /// Which file `path` named when it was opened; every heartbeat compares.
     identity: Option<FileIdentity>,
-    _busy: BusyTimeout,
 }
 
 /// How often an idle worker reads `data_version`.
@@ -65,7 +63,7 @@ impl SqliteStore {
         create_private(path)?;
         let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
         let conn = Connection::open_with_flags(path, flags)?;
-        let busy = BusyTimeout::install(&conn, opts.busy_timeout_ms)?;
+        install_busy_handler(&conn, opts.busy_timeout_ms)?;
         // Room for every statement a worker uses, so none is ever prepared twice.
         conn.set_prepared_statement_cache_capacity(64);
         // 2 KiB pages for a new database (an existing one keeps its own): a settle+claim
@@ -88,7 +86,6 @@ impl SqliteStore {
             shared: shared_for(path),
             seen_version: None,
             identity: FileIdentity::of(path).ok(),
-            _busy: busy,
         };
         store.migrate()?;
         Ok(store)
@@ -505,7 +502,7 @@ impl WorkerRegistry for SqliteStore {
         )?
         .execute(params![id, now_ms + lease_ms])?;
         tx.commit()?;
-        Ok(Some(StopLevel::from_u8(u8::try_from(stop).unwrap_or(u8::MAX))))
+        Ok(Some(StopLevel::from_u8(u8::try_from(stop).unwrap_or(0))))
     }
 
     fn worker_exit(&mut self, id: &str, now_ms: i64) -> Result<()> {
