@@ -224,3 +224,10 @@ def test_a_large_batch_shows_progress_on_a_terminal_only(q: Queue, tmp_path) -> 
     # Not a terminal: no progress bar at all, stderr stays empty.
     r = q.run("enqueue", "--file", str(batch))
     assert r.stdout == "enqueued 60000 jobs\n" and r.stderr == ""
+
+
+def test_a_bare_command_where_json_belongs_points_to_command(q: Queue) -> None:
+    r = q.run("enqueue", "echo hi", check=False)
+    assert r.returncode == 2
+    assert "is not a JSON job" in r.stderr and "--command 'echo hi'" in r.stderr
+    assert q.json("list") == []

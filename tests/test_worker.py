@@ -399,3 +399,10 @@ def test_a_worker_pool_counts_what_its_workers_did(q: Queue, tmp_path: Path) -> 
         0,
     )
     assert q.state("bad") == "dead"
+
+
+def test_logs_of_a_job_that_has_not_run_says_so_once(q: Queue) -> None:
+    job = q.enqueue("true")
+    r = q.run("logs", job)
+    assert r.stderr.strip().splitlines() == ["no output yet (job is pending)"]
+    assert r.stdout == ""

@@ -93,11 +93,24 @@ def enqueue(
         text = (
             _read_input(job[1:]) if job.startswith("@") else _read_input(job) if job == "-" else job
         )
+        if job != "-" and not job.startswith("@") and not text.lstrip().startswith(("{", "[")):
+            # A bare command where JSON belongs: say what the user most likely meant.
+            raise click.UsageError(
+                f"{text!r} is not a JSON job; to enqueue a shell command as it is, "
+                f"use --command {shlex_quote(text)}"
+            )
         (new_id,) = queue.enqueue(text)
         click.echo(new_id)
         return
     ids = _enqueue_batch(queue, _read_input(file_))
     click.echo(f"enqueued {len(ids)} jobs")
+
+
+def shlex_quote(text: str) -> str:
+    """`text` quoted for a POSIX shell, as the user would type it back."""
+    import shlex
+
+    return shlex.quote(text)
 
 
 def _enqueue_batch(queue: Queue, text: str) -> list[str]:

@@ -104,9 +104,13 @@ def logs(app: App, job_id: str, follow: bool) -> None:
         time.sleep(0.2)
         job = queue.get(job_id)
     if not path.exists():
+        attempts = queue.attempts(job_id)
+        if not attempts:
+            click.echo(f"no output yet (job is {job.state})", err=True)
+            return
         # No file: the job printed nothing (it gets a log file with its first output).
         click.echo(f"(no log file here: {job.command!r} printed nothing)", err=True)
-        _print_tails(app, job)
+        _print_attempts(attempts)
         return
     with path.open("rb") as f:
         while True:
@@ -130,6 +134,10 @@ def _print_tails(app: App, job: _core.Job) -> None:
     if not attempts:
         click.echo(f"no output yet (job is {job.state})", err=True)
         return
+    _print_attempts(attempts)
+
+
+def _print_attempts(attempts: list[_core.Attempt]) -> None:
     for a in attempts:
         click.echo(f"=== attempt {a.attempt} at {render.iso(a.started_at_ms)} by {a.worker_id}")
         if a.output_tail:
