@@ -105,7 +105,7 @@ wheel=$(ls "$work"/wheels/*.whl)
 sdist=$(ls "$work"/sdist/*.tar.gz)
 case "$wheel" in *-cp39-abi3-*) ;; *) fail "not an abi3 wheel for Python >= 3.9: $wheel" ;; esac
 listing=$(tar -tzf "$sdist")
-grep -q 'rust/core/src/store/sqlite.rs' <<<"$listing" || fail "the sdist lacks the Rust sources"
+grep -q 'rust/core/src/store/sqlite/mod.rs' <<<"$listing" || fail "the sdist lacks the Rust sources"
 passed=$((passed + 1))
 echo "wheel: $(basename "$wheel") ($(du -k "$wheel" | cut -f1) KiB); sdist: $(basename "$sdist")"
 

@@ -24,12 +24,14 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Iterable
 
 __all__ = [
+    "ENDED_STATES",
     "JOB_STATES",
     "BackupReport",
     "CheckReport",
     "LogLocation",
     "MigrateReport",
     "Queue",
+    "WaitResult",
     "WorkerStatus",
     "busy_timeout_ms",
     "command_job",
@@ -107,6 +109,26 @@ def command_job(
         delay_ms = round(_seconds("delay_s", delay_s) * 1000)
         spec["run_at"] = _core.format_time(_core.now_ms() + delay_ms)
     return json.dumps(spec)
+
+
+#: The states a job ends in: `wait` returns once every job is in one of them.
+ENDED_STATES = ("completed", "dead")
+
+
+def _unique(ids: Iterable[str]) -> list[str]:
+    """The ids in the order given, each once (a lone string is one id)."""
+    return list(dict.fromkeys([ids] if isinstance(ids, str) else ids))
+
+
+class WaitResult(NamedTuple):
+    """Where `Queue.wait` left the jobs: their states, and whether it gave up first."""
+
+    states: dict[str, str]
+    timed_out: bool
+
+    @property
+    def all_completed(self) -> bool:
+        return not self.timed_out and all(s == "completed" for s in self.states.values())
 
 
 class WorkerStatus(NamedTuple):
@@ -272,6 +294,43 @@ class Queue:
         an unknown id or a job that is not dead changes nothing. Returns how many."""
         wanted = [ids] if isinstance(ids, str) else list(ids)
         return self.store.dead_retry(wanted)
+
+    def retry(self, ids: Iterable[str]) -> int:
+        """Puts failed or dead jobs back to pending with attempts reset, runnable now; all
+        or nothing: an unknown id or a job in another state changes nothing. Returns how
+        many."""
+        return self.store.retry(_unique(ids))
+
+    def delete(self, ids: Iterable[str]) -> list[str]:
+        """Removes jobs that are not processing, with their history and their log files
+        here; all or nothing: an unknown or processing job changes nothing. Returns the
+        ids deleted."""
+        wanted = _unique(ids)
+        self.store.delete(wanted)
+        for job_id in wanted:
+            self.log_path(job_id).unlink(missing_ok=True)
+        return wanted
+
+    def wait(self, ids: Iterable[str], timeout_s: float | None = None) -> WaitResult:
+        """Blocks until every job of `ids` has ended (completed or dead), or `timeout_s`
+        passes. Sleeps on the store's own wake-ups (a commit by anyone), not a busy poll;
+        an unknown id raises JobNotFoundError at once."""
+        import time
+
+        wanted = _unique(ids)
+        deadline = (
+            None if timeout_s is None else time.monotonic() + _seconds("timeout_s", timeout_s)
+        )
+        store = self.store
+        store.wait_for_change(0)  # from here on, every commit wakes the waits below
+        while True:
+            states: dict[str, str] = {job_id: store.get(job_id).state for job_id in wanted}
+            if all(state in ENDED_STATES for state in states.values()):
+                return WaitResult(states, timed_out=False)
+            left = 1.0 if deadline is None else deadline - time.monotonic()
+            if left <= 0:
+                return WaitResult(states, timed_out=True)
+            store.wait_for_change(min(left, 1.0))
 
     def retry_all_dead(self) -> int:
         """Puts every dead job back to pending; returns how many."""

@@ -12,8 +12,8 @@ use std::time::{Duration, Instant};
 use queuectl_core::policy::{self, AttemptEnd, WorkerSettings};
 use queuectl_core::store::prelude::*;
 use queuectl_core::store::{
-    transfer, ClaimParams, Fence, PostgresStore, Registration, Setting, SettleParams, Settled, SqliteStore, StopLevel,
-    StoreOptions, WorkerState, SCHEMA_VERSION,
+    transfer, ByIdChange, ByIdParams, ClaimParams, Fence, PostgresStore, Registration, Setting, SettleParams, Settled,
+    SqliteStore, StopLevel, StoreOptions, WorkerState, SCHEMA_VERSION,
 };
 use queuectl_core::{Error, JobState, NewJob, Outcome};
 
@@ -118,7 +118,38 @@ conformance!(
     job_list_reads_every_state,
     a_rescue_leaves_a_job_whose_lease_was_renewed_alone,
     stop_requests_never_lower_the_level,
+    retry_and_delete_by_id_are_all_or_nothing,
 );
+
+fn retry_and_delete_by_id_are_all_or_nothing(s: &mut dyn Store) {
+    one_job_per_state(s);
+    let ids = |v: &[&str]| v.iter().map(|i| i.to_string()).collect::<Vec<_>>();
+    fn change(change: ByIdChange, ids: &[String]) -> ByIdParams<'_> {
+        ByIdParams { ids, change, now_ms: T0 + 9 }
+    }
+    // A completed job cannot be retried: nothing changes, the error names it.
+    let e = s.job_change_by_id(&change(ByIdChange::Retry, &ids(&["f", "d", "c"]))).unwrap_err();
+    assert!(matches!(&e, Error::InvalidState(m) if m.contains("\"c\" is completed")), "{e:?}");
+    assert_eq!((s.job_get("f").unwrap().state, s.job_get("d").unwrap().state), (JobState::Failed, JobState::Dead));
+    assert_eq!(s.job_change_by_id(&change(ByIdChange::Retry, &ids(&["f", "d"]))).unwrap(), 2);
+    for id in ["f", "d"] {
+        let j = s.job_get(id).unwrap();
+        assert_eq!((j.state, j.attempts, j.run_at_ms), (JobState::Pending, 0, T0 + 9), "{id}");
+    }
+    // A processing job cannot be deleted; an unknown one is not found; both change nothing.
+    let e = s.job_change_by_id(&change(ByIdChange::Delete, &ids(&["c", "r"]))).unwrap_err();
+    assert!(matches!(&e, Error::InvalidState(m) if m.contains("processing")), "{e:?}");
+    let e = s.job_change_by_id(&change(ByIdChange::Delete, &ids(&["c", "nope"]))).unwrap_err();
+    assert_eq!(e, Error::NotFound("nope".into()));
+    assert_eq!(s.job_get("c").unwrap().state, JobState::Completed);
+    assert_eq!(s.job_change_by_id(&change(ByIdChange::Delete, &ids(&["c", "d"]))).unwrap(), 2);
+    assert!(matches!(s.job_get("c"), Err(Error::NotFound(_))));
+    assert!(matches!(s.job_attempts("d"), Err(Error::NotFound(_))));
+    // The history of the deleted jobs went with them: check finds no orphaned attempts.
+    let report = queuectl_core::store::check::check(s, T0 + 9);
+    assert!(!report.problems.iter().any(|p| p.contains("belongs to no job")), "{:?}", report.problems);
+    assert_eq!(s.job_list(None, None).unwrap().len(), 3);
+}
 
 /// One job in every state: pending "p", processing "r", completed "c", failed "f", dead "d".
 fn one_job_per_state(s: &mut dyn Store) {

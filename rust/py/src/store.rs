@@ -7,7 +7,11 @@ use pyo3::prelude::*;
 
 use queuectl_core::policy::{self, WorkerSettings};
 use queuectl_core::spec::{self, SpecDefaults};
-use queuectl_core::store::{open_store, InsertBatch, Setting, StoreOptions, DEFAULT_BUSY_TIMEOUT_MS};
+use std::time::Duration;
+
+use queuectl_core::store::{
+    open_store, ByIdChange, ByIdParams, InsertBatch, Setting, StoreOptions, DEFAULT_BUSY_TIMEOUT_MS,
+};
 use queuectl_core::{clock, JobState};
 
 use crate::errors::{py_err, InputError};
@@ -25,6 +29,11 @@ pub struct Store {
 }
 
 impl Store {
+    /// Applies a change by id to all of `ids` or none.
+    fn change(&self, py: Python<'_>, ids: &[String], change: ByIdChange) -> PyResult<u64> {
+        self.with(py, |s| s.job_change_by_id(&ByIdParams { ids, change, now_ms: clock::now_ms() }))
+    }
+
     /// Runs `f` on the connection with the interpreter released.
     fn with<T: Send>(
         &self,
@@ -110,6 +119,24 @@ impl Store {
 
     fn dead_retry(&self, py: Python<'_>, ids: Vec<String>) -> PyResult<u64> {
         self.with(py, |s| s.dead_retry(&ids, clock::now_ms()))
+    }
+
+    /// Failed or dead jobs back to pending with attempts 0, runnable now: all of `ids`, or
+    /// none when any is unknown or in another state.
+    fn retry(&self, py: Python<'_>, ids: Vec<String>) -> PyResult<u64> {
+        self.change(py, &ids, ByIdChange::Retry)
+    }
+
+    /// Removes jobs that are not processing, with their history: all of `ids`, or none.
+    fn delete(&self, py: Python<'_>, ids: Vec<String>) -> PyResult<u64> {
+        self.change(py, &ids, ByIdChange::Delete)
+    }
+
+    /// Waits up to `timeout_s` for another connection to commit something; true when one
+    /// did (or may have). The first call on a connection starts listening.
+    fn wait_for_change(&self, py: Python<'_>, timeout_s: f64) -> PyResult<bool> {
+        let timeout = Duration::from_secs_f64(timeout_s.clamp(0.0, 86_400.0));
+        self.with(py, |s| s.wait_for_change(timeout))
     }
 
     fn dead_retry_all(&self, py: Python<'_>) -> PyResult<u64> {

@@ -161,6 +161,26 @@ pub enum Settled {
     Fenced,
 }
 
+/// A change people make to jobs named by id: to all of them, or (when any is unknown or
+/// in a state that does not allow it) to none.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ByIdChange {
+    /// Dead jobs back to pending, attempts 0 (`dlq retry`).
+    RetryDead,
+    /// Failed or dead jobs back to pending, attempts 0, runnable now (`retry`).
+    Retry,
+    /// Jobs that are not processing removed with their history (`delete`).
+    Delete,
+}
+
+/// The jobs a [`ByIdChange`] applies to.
+#[derive(Debug, Clone, Copy)]
+pub struct ByIdParams<'a> {
+    pub ids: &'a [String],
+    pub change: ByIdChange,
+    pub now_ms: i64,
+}
+
 /// A processing job whose lease ran out, as a rescue reads it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ExpiredJob {
@@ -302,9 +322,14 @@ pub trait JobAdmin {
     /// Deletes jobs in `state` (completed or dead) last changed at or before `cutoff_ms`.
     /// Returns the ids deleted, so the caller can delete their logs.
     fn job_purge(&mut self, state: JobState, cutoff_ms: Option<i64>) -> Result<Vec<String>>;
+    /// Applies a change to every job of `p.ids`, or to none: an unknown id or a state that
+    /// does not allow it fails the whole call, naming the job. Returns how many changed.
+    fn job_change_by_id(&mut self, p: &ByIdParams<'_>) -> Result<u64>;
     /// Puts dead jobs back to pending with attempts 0: all of `ids`, or none when any is
     /// unknown or not dead.
-    fn dead_retry(&mut self, ids: &[String], now_ms: i64) -> Result<u64>;
+    fn dead_retry(&mut self, ids: &[String], now_ms: i64) -> Result<u64> {
+        self.job_change_by_id(&ByIdParams { ids, change: ByIdChange::RetryDead, now_ms })
+    }
     /// Puts every dead job back to pending with attempts 0.
     fn dead_retry_all(&mut self, now_ms: i64) -> Result<u64>;
 }

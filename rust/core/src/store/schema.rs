@@ -9,7 +9,7 @@
 use crate::error::{Error, Result};
 use crate::job::{Attempt, Job, JobState, Outcome};
 
-use super::{StopLevel, WorkerRow, WorkerState};
+use super::{ByIdChange, StopLevel, WorkerRow, WorkerState};
 
 /// One forward migration, in each dialect.
 pub(super) struct Migration {
@@ -409,9 +409,8 @@ pub(super) fn expired_from(r: &impl Cells) -> Result<super::ExpiredJob> {
 /// The state of one job, locked for the rest of the transaction where the dialect can.
 pub(super) const JOB_STATE_SQL: &str = "SELECT state FROM jobs WHERE id = ?1";
 
-/// Back to pending from the DLQ, attempts reset: ?1 id, ?2 now.
-pub(super) const DEAD_RETRY_SQL: &str =
-    "UPDATE jobs SET state = 'pending', attempts = 0, run_at_ms = ?2, updated_at_ms = ?2,
+/// Back to pending, attempts reset, runnable now: ?1 id, ?2 now.
+const RETRY_SQL: &str = "UPDATE jobs SET state = 'pending', attempts = 0, run_at_ms = ?2, updated_at_ms = ?2,
      worker_id = NULL, lease_expires_ms = NULL WHERE id = ?1";
 
 /// Every dead job back to pending: ?1 now.
@@ -419,21 +418,54 @@ pub(super) const DEAD_RETRY_ALL_SQL: &str =
     "UPDATE jobs SET state = 'pending', attempts = 0, run_at_ms = ?1, updated_at_ms = ?1,
      worker_id = NULL, lease_expires_ms = NULL WHERE state = 'dead'";
 
+/// One statement of a change by id: its SQL, and whether it takes the time as ?2 (the id
+/// is always ?1).
+pub(super) struct ChangeStep {
+    pub sql: &'static str,
+    pub takes_now: bool,
+}
+
+/// The statements a change runs for each id, in order.
+pub(super) fn change_steps(change: ByIdChange) -> &'static [ChangeStep] {
+    match change {
+        ByIdChange::RetryDead | ByIdChange::Retry => &[ChangeStep { sql: RETRY_SQL, takes_now: true }],
+        ByIdChange::Delete => &[
+            ChangeStep {
+                sql: "DELETE FROM attempts WHERE job_seq = (SELECT seq FROM jobs WHERE id = ?1)",
+                takes_now: false,
+            },
+            ChangeStep { sql: "DELETE FROM jobs WHERE id = ?1", takes_now: false },
+        ],
+    }
+}
+
+/// Whether a job in `state` (None: no such job) may undergo `change`; the error names the
+/// job and why not.
+pub(super) fn check_change(change: ByIdChange, id: &str, state: Option<&str>) -> Result<()> {
+    let Some(state) = state else {
+        return Err(Error::NotFound(id.to_string()));
+    };
+    let allowed = match change {
+        ByIdChange::RetryDead => state == "dead",
+        ByIdChange::Retry => matches!(state, "failed" | "dead"),
+        ByIdChange::Delete => state != "processing",
+    };
+    if allowed {
+        return Ok(());
+    }
+    Err(Error::InvalidState(match change {
+        ByIdChange::RetryDead => format!("job {id:?} is not in the DLQ (it is {state})"),
+        ByIdChange::Retry => format!("job {id:?} is {state}: only failed or dead jobs can be retried"),
+        ByIdChange::Delete => format!("job {id:?} is processing: a running job cannot be deleted"),
+    }))
+}
+
 /// Whether `state` may be purged.
 pub(super) fn check_purgeable(state: JobState) -> Result<()> {
     if matches!(state, JobState::Completed | JobState::Dead) {
         Ok(())
     } else {
         Err(Error::InvalidInput("only completed or dead jobs can be purged".into()))
-    }
-}
-
-/// Why a job cannot leave the DLQ, given its state (None: it is not there at all).
-pub(super) fn check_dead(id: &str, state: Option<&str>) -> Result<()> {
-    match state {
-        None => Err(Error::NotFound(id.to_string())),
-        Some("dead") => Ok(()),
-        Some(s) => Err(Error::InvalidState(format!("job {id:?} is not in the DLQ (it is {s})"))),
     }
 }
 

@@ -27,8 +27,9 @@ pub use self::conn::redact;
 use self::conn::{parse_location, tls_connector};
 use super::schema::{self, job_col, ColType};
 use super::{
-    ChangeFeed, ClaimParams, ConfigStore, ExpiredJob, Fence, InsertBatch, JobAdmin, JobInspect, JobQueue, Registration,
-    Setting, SettleParams, Settled, StopLevel, StoreOptions, Wakeups, WorkerRegistry, WorkerRow,
+    ByIdChange, ByIdParams, ChangeFeed, ClaimParams, ConfigStore, ExpiredJob, Fence, InsertBatch, JobAdmin, JobInspect,
+    JobQueue, Registration, Setting, SettleParams, Settled, StopLevel, StoreOptions, Wakeups, WorkerRegistry,
+    WorkerRow,
 };
 use crate::error::{Error, Result};
 use crate::job::{Attempt, Job, JobState, Outcome};
@@ -526,19 +527,30 @@ impl JobAdmin for PostgresStore {
         })
     }
 
-    fn dead_retry(&mut self, ids: &[String], now_ms: i64) -> Result<u64> {
+    fn job_change_by_id(&mut self, p: &ByIdParams<'_>) -> Result<u64> {
         let state_sql = format!("{} FOR UPDATE", schema::to_postgres(schema::JOB_STATE_SQL));
-        let retry = self.prepared(schema::DEAD_RETRY_SQL)?;
+        let steps = schema::change_steps(p.change)
+            .iter()
+            .map(|step| Ok((self.prepared(step.sql)?, step.takes_now)))
+            .collect::<Result<Vec<_>>>()?;
         self.with(|c, channel| {
             let mut tx = c.transaction()?;
-            for id in ids {
+            for id in p.ids {
                 let row = tx.query_opt(&state_sql, &[id])?;
-                schema::check_dead(id, row.as_ref().map(|r| r.get::<_, &str>(0)))?;
-                tx.execute(&retry, &[id, &now_ms])?;
+                schema::check_change(p.change, id, row.as_ref().map(|r| r.get::<_, &str>(0)))?;
+                for (st, takes_now) in &steps {
+                    if *takes_now {
+                        tx.execute(st, &[id, &p.now_ms])?;
+                    } else {
+                        tx.execute(st, &[id])?;
+                    }
+                }
             }
-            notify(&mut tx, channel)?;
+            if p.change != ByIdChange::Delete {
+                notify(&mut tx, channel)?;
+            }
             tx.commit()?;
-            Ok(ids.len() as u64)
+            Ok(p.ids.len() as u64)
         })
     }
 

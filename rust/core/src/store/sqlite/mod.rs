@@ -18,8 +18,8 @@ use self::combine::{shared_for, Shared};
 use self::file::{create_private, install_busy_handler, FileIdentity};
 use super::schema::{self, job_col};
 use super::{
-    ChangeFeed, ClaimParams, ConfigStore, ExpiredJob, Fence, InsertBatch, JobAdmin, JobInspect, JobQueue, Registration,
-    Setting, SettleParams, Settled, StopLevel, StoreOptions, Wakeups, WorkerRegistry, WorkerRow,
+    ByIdParams, ChangeFeed, ClaimParams, ConfigStore, ExpiredJob, Fence, InsertBatch, JobAdmin, JobInspect, JobQueue,
+    Registration, Setting, SettleParams, Settled, StopLevel, StoreOptions, Wakeups, WorkerRegistry, WorkerRow,
 };
 use crate::error::{Error, Result};
 use crate::job::{Attempt, Job, JobState, Outcome};
@@ -354,16 +354,23 @@ impl JobAdmin for SqliteStore {
         Ok(ids)
     }
 
-    fn dead_retry(&mut self, ids: &[String], now_ms: i64) -> Result<u64> {
+    fn job_change_by_id(&mut self, p: &ByIdParams<'_>) -> Result<u64> {
         let tx = self.immediate()?;
-        for id in ids {
+        for id in p.ids {
             let state: Option<String> =
                 tx.prepare_cached(schema::JOB_STATE_SQL)?.query_row(params![id], |r| r.get(0)).optional()?;
-            schema::check_dead(id, state.as_deref())?;
-            tx.prepare_cached(schema::DEAD_RETRY_SQL)?.execute(params![id, now_ms])?;
+            schema::check_change(p.change, id, state.as_deref())?;
+            for step in schema::change_steps(p.change) {
+                let mut st = tx.prepare_cached(step.sql)?;
+                if step.takes_now {
+                    st.execute(params![id, p.now_ms])?;
+                } else {
+                    st.execute(params![id])?;
+                }
+            }
         }
         tx.commit()?;
-        Ok(ids.len() as u64)
+        Ok(p.ids.len() as u64)
     }
 
     fn dead_retry_all(&mut self, now_ms: i64) -> Result<u64> {

@@ -1,0 +1,63 @@
+"""Commands on jobs named by id: retry, delete, wait."""
+
+from __future__ import annotations
+
+import click
+
+from queuectl.cli import render
+from queuectl.cli.app import App
+from queuectl.cli.params import Duration
+
+
+@click.command()
+@click.argument("ids", nargs=-1, required=True, metavar="ID...")
+@click.option("--json", "as_json", is_flag=True, help="Compact JSON on stdout.")
+@click.pass_obj
+def retry(app: App, ids: tuple[str, ...], as_json: bool) -> None:
+    """Put failed or dead jobs back to pending, attempts reset, to run now.
+
+    All or nothing: an unknown id, or a job that is not failed or dead, changes nothing.
+    """
+    n = app.queue.retry(ids)
+    if as_json:
+        render.emit_json({"retried": n})
+    else:
+        click.echo(f"retrying {n} jobs")
+
+
+@click.command()
+@click.argument("ids", nargs=-1, required=True, metavar="ID...")
+@click.option("--json", "as_json", is_flag=True, help="Compact JSON on stdout.")
+@click.pass_obj
+def delete(app: App, ids: tuple[str, ...], as_json: bool) -> None:
+    """Remove jobs with their history and logs (not while processing).
+
+    All or nothing: an unknown id, or a job that is processing, changes nothing.
+    """
+    deleted = app.queue.delete(ids)
+    if as_json:
+        render.emit_json({"deleted": deleted})
+    else:
+        click.echo(f"deleted {len(deleted)} jobs")
+
+
+@click.command()
+@click.argument("ids", nargs=-1, required=True, metavar="ID...")
+@click.option("--timeout", type=Duration(), help="Give up after this long (default: never).")
+@click.option("--json", "as_json", is_flag=True, help="Compact JSON on stdout.")
+@click.pass_obj
+def wait(app: App, ids: tuple[str, ...], timeout: float | None, as_json: bool) -> int:
+    """Wait until every job has ended; exit 0 only if all completed.
+
+    \b
+    id=$(queuectl enqueue -c 'make build') && queuectl wait "$id" && echo built
+    """
+    result = app.queue.wait(ids, timeout)
+    if as_json:
+        render.emit_json({"jobs": result.states, "timed_out": result.timed_out})
+    else:
+        for job_id, state in result.states.items():
+            click.echo(f"{job_id} {state}")
+        if result.timed_out:
+            click.echo(f"timed out after {timeout:g}s", err=True)
+    return 0 if result.all_completed else 1
