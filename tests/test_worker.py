@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import time
@@ -406,3 +407,30 @@ def test_logs_of_a_job_that_has_not_run_says_so_once(q: Queue) -> None:
     r = q.run("logs", job)
     assert r.stderr.strip().splitlines() == ["no output yet (job is pending)"]
     assert r.stdout == ""
+
+
+def test_a_jobs_env_reaches_it_and_only_its_names_are_shown(q: Queue, tmp_path: Path) -> None:
+    out = tmp_path / "seen"
+    job = q.run(
+        "enqueue",
+        "--command",
+        f'echo "$GREETING/$QUEUECTL_JOB_ID/$TOKEN" > {out}; echo printed',
+        "--env",
+        "GREETING=hello world",
+        "--env",
+        "TOKEN=s3cr3t-value",
+        "--env",
+        "QUEUECTL_JOB_ID=not-this",
+    ).stdout.strip()
+    q.run("worker", "start", "--burst")
+    # queuectl's own variables win over the job's.
+    assert out.read_text().strip() == f"hello world/{job}/s3cr3t-value"
+    shown = q.job(job)
+    assert sorted(shown["env"]) == ["GREETING", "QUEUECTL_JOB_ID", "TOKEN"]
+    listed = q.run("list", "--json").stdout + q.run("show", job).stdout + q.run("logs", job).stdout
+    assert "s3cr3t" not in listed
+    assert "env:" in q.run("show", job).stdout
+    r = q.run("enqueue", "--command", "true", "--env", "novalue", check=False)
+    assert r.returncode == 2 and "is not NAME=VALUE" in r.stderr
+    r = q.run("enqueue", json.dumps({"command": "true", "env": {"A": 1}}), check=False)
+    assert r.returncode == 1 and "field 'env'" in r.stderr

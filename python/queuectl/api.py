@@ -21,7 +21,7 @@ from queuectl.config import Config
 from queuectl.home import Home
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterable
+    from collections.abc import Callable, Iterable, Mapping
 
 __all__ = [
     "ENDED_STATES",
@@ -86,6 +86,7 @@ def command_job(
     timeout_s: float | None = None,
     run_at: str | None = None,
     delay_s: float | None = None,
+    env: Mapping[str, str] | None = None,
 ) -> str:
     """The enqueue JSON of one job given by its fields; the store validates each of them
     (InputError naming the field), this checks only what never reaches it."""
@@ -108,6 +109,8 @@ def command_job(
     if delay_s is not None:
         delay_ms = round(_seconds("delay_s", delay_s) * 1000)
         spec["run_at"] = _core.format_time(_core.now_ms() + delay_ms)
+    if env:
+        spec["env"] = dict(env)
     return json.dumps(spec)
 
 
@@ -255,10 +258,12 @@ class Queue:
         timeout_s: float | None = None,
         run_at: str | None = None,
         delay_s: float | None = None,
+        env: Mapping[str, str] | None = None,
     ) -> str:
         """Adds one shell command and returns its id (generated unless `id` is given).
         `run_at` is an ISO-8601 time (UTC without an offset); `delay_s` counts from now;
-        give one of them at most."""
+        give one of them at most. `env` is added to the job's environment; its values are
+        stored but never shown."""
         text = command_job(
             command,
             id=id,
@@ -267,6 +272,7 @@ class Queue:
             timeout_s=timeout_s,
             run_at=run_at,
             delay_s=delay_s,
+            env=env,
         )
         (new_id,) = self.enqueue(text)
         return new_id

@@ -46,6 +46,13 @@ def _check_flags(run_at: str | None, delay: float | None) -> None:
 @click.option("--timeout", type=Duration(), help="Kill the job after this long (0 = none).")
 @click.option("--run-at", metavar="ISO", help="Not before this ISO-8601 time (UTC if no offset).")
 @click.option("--delay", type=Duration(), help="Not before this long from now (30s, 5m, ...).")
+@click.option(
+    "--env",
+    "env",
+    multiple=True,
+    metavar="K=V",
+    help="Add K=V to the job's environment (repeatable; shown by name only).",
+)
 @click.pass_obj
 def enqueue(
     app: App,
@@ -58,6 +65,7 @@ def enqueue(
     timeout: float | None,
     run_at: str | None,
     delay: float | None,
+    env: tuple[str, ...],
 ) -> None:
     """Add a job: JSON (a string, @FILE, or - for stdin), --file for many, or --command.
 
@@ -70,9 +78,10 @@ def enqueue(
     if len(forms) != 1:
         raise click.UsageError("give exactly one of JSON, --file or --command")
     flags = (job_id, priority, max_retries, timeout, run_at, delay)
-    if command is None and any(f is not None for f in flags):
+    if command is None and (any(f is not None for f in flags) or env):
         raise click.UsageError(
-            "--id, --priority, --max-retries, --timeout, --run-at and --delay go with --command"
+            "--id, --priority, --max-retries, --timeout, --run-at, --delay and --env go with "
+            "--command (in JSON, give the fields)"
         )
     queue = app.queue
     if command is not None:
@@ -85,6 +94,7 @@ def enqueue(
             timeout_s=timeout,
             run_at=run_at,
             delay_s=delay,
+            env=_env_pairs(env),
         )
         click.echo(new_id)
         return
@@ -104,6 +114,17 @@ def enqueue(
         return
     ids = _enqueue_batch(queue, _read_input(file_))
     click.echo(f"enqueued {len(ids)} jobs")
+
+
+def _env_pairs(pairs: tuple[str, ...]) -> dict[str, str]:
+    """`--env K=V` flags as a mapping; a later K wins."""
+    env: dict[str, str] = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or not name:
+            raise click.BadParameter(f"{pair!r} is not NAME=VALUE", param_hint="--env")
+        env[name] = value
+    return env
 
 
 def shlex_quote(text: str) -> str:

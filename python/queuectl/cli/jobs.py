@@ -67,6 +67,9 @@ def show(app: App, job_id: str, as_json: bool) -> None:
     for key, value in render.job_dict(job).items():
         if key == "timeout" and not value:
             value = "none"
+        if key == "env":
+            # Names only: the values may be secrets.
+            value = ", ".join(value) if value else None
         if value is not None:
             click.echo(f"{key + ':':13} {value}")
     for a in attempts:

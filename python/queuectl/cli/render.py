@@ -25,6 +25,7 @@ def job_dict(job: _core.Job) -> dict[str, Any]:
         "run_at": iso(job.run_at_ms),
         "timeout": job.timeout_ms / 1000,
         "cwd": job.cwd,
+        "env": job.env_names,
         "created_at": iso(job.created_at_ms),
         "updated_at": iso(job.updated_at_ms),
         "started_at": iso(job.started_at_ms),

@@ -25,6 +25,7 @@ fn noop(n: usize) -> Vec<NewJob> {
             run_at_ms: 0,
             timeout_ms: 0,
             cwd: "/".into(),
+            env: Vec::new(),
         })
         .collect()
 }

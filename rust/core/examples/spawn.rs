@@ -18,7 +18,7 @@ fn main() {
                     let spec = RunSpec {
                         command: "true",
                         cwd: &dir,
-                        env: vec![("QUEUECTL_JOB_ID", i.to_string())],
+                        env: vec![("QUEUECTL_JOB_ID".to_string(), i.to_string())],
                         log_path: &log,
                         attempt: 1,
                         timeout_ms: 0,

@@ -98,6 +98,8 @@ pub struct NewJob {
     /// 0 means no timeout.
     pub timeout_ms: u64,
     pub cwd: String,
+    /// Added to the job's environment (names and values); shown by name only.
+    pub env: Vec<(String, String)>,
 }
 
 /// A job as stored. Fields of the latest attempt are `None` until a worker claims it.
@@ -120,6 +122,15 @@ pub struct Job {
     pub last_error: Option<String>,
     pub worker_id: Option<String>,
     pub lease_expires_ms: Option<i64>,
+    /// Added to the job's environment (names and values); shown by name only.
+    pub env: Vec<(String, String)>,
+}
+
+impl Job {
+    /// The names of the job's own environment variables (their values may be secrets).
+    pub fn env_names(&self) -> Vec<String> {
+        self.env.iter().map(|(k, _)| k.clone()).collect()
+    }
 }
 
 /// Commands may hold secrets and Debug output ends up in bug reports: show their length only.
@@ -131,6 +142,7 @@ impl fmt::Debug for NewJob {
             .field("max_retries", &self.max_retries)
             .field("priority", &self.priority)
             .field("run_at_ms", &self.run_at_ms)
+            .field("env", &self.env.iter().map(|(k, _)| k).collect::<Vec<_>>())
             .finish_non_exhaustive()
     }
 }
@@ -144,6 +156,7 @@ impl fmt::Debug for Job {
             .field("attempts", &self.attempts)
             .field("max_retries", &self.max_retries)
             .field("worker_id", &self.worker_id)
+            .field("env", &self.env_names())
             .finish_non_exhaustive()
     }
 }

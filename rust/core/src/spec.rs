@@ -22,7 +22,7 @@ pub struct SpecDefaults {
 }
 
 const FIELDS: &str =
-    "id, command, max_retries, priority, run_at, timeout, cwd, state, attempts, created_at, updated_at";
+    "id, command, max_retries, priority, run_at, timeout, cwd, env, state, attempts, created_at, updated_at";
 
 fn bad(field: &str, why: &str) -> Error {
     Error::InvalidInput(format!("field '{field}': {why}"))
@@ -39,6 +39,23 @@ pub fn seconds_to_ms(field: &str, secs: f64) -> Result<u64> {
     Ok((secs * 1000.0).round() as u64)
 }
 
+/// A job's `env`: an object of strings, names that a process environment can hold.
+fn env_of(value: &Value) -> Result<Vec<(String, String)>> {
+    let obj = value.as_object().ok_or_else(|| bad("env", "must be an object of names to strings"))?;
+    let mut env = Vec::with_capacity(obj.len());
+    for (name, v) in obj {
+        if name.is_empty() || name.contains('=') || name.contains('\0') {
+            return Err(bad("env", &format!("{name:?} is not a variable name (non-empty, no '=' or NUL)")));
+        }
+        let v = v.as_str().ok_or_else(|| bad("env", &format!("the value of {name} must be a string")))?;
+        if v.contains('\0') {
+            return Err(bad("env", &format!("the value of {name} must not contain a NUL character")));
+        }
+        env.push((name.clone(), v.to_string()));
+    }
+    Ok(env)
+}
+
 /// Checks one JSON object and turns it into a job.
 pub fn job_from_object(obj: &Map<String, Value>, d: &SpecDefaults) -> Result<NewJob> {
     let mut job = NewJob {
@@ -49,6 +66,7 @@ pub fn job_from_object(obj: &Map<String, Value>, d: &SpecDefaults) -> Result<New
         run_at_ms: d.now_ms,
         timeout_ms: d.timeout_ms,
         cwd: d.cwd.clone(),
+        env: Vec::new(),
     };
     let mut has_command = false;
     for (key, value) in obj {
@@ -96,6 +114,7 @@ pub fn job_from_object(obj: &Map<String, Value>, d: &SpecDefaults) -> Result<New
                 }
                 job.cwd = s.to_string();
             }
+            "env" => job.env = env_of(value)?,
             "state" => {
                 if value.as_str() != Some("pending") {
                     return Err(bad("state", "a new job can only be \"pending\""));
@@ -202,6 +221,18 @@ mod tests {
         assert_eq!(j.id.as_deref(), Some("job1"));
         assert_eq!(j.command, "sleep 2");
         assert_eq!(j.run_at_ms, 1000);
+    }
+
+    #[test]
+    fn env_is_an_object_of_strings() {
+        let d = d();
+        let job = parse_one(r#"{"command":"true","env":{"A":"s3cr3t","B_2":""}}"#, &d).unwrap();
+        assert_eq!(job.env, [("A".to_string(), "s3cr3t".to_string()), ("B_2".to_string(), String::new())]);
+        for bad_env in [r#""x""#, r#"{"A":1}"#, r#"{"":"x"}"#, r#"{"A=B":"x"}"#] {
+            let e = parse_one(&format!(r#"{{"command":"true","env":{bad_env}}}"#), &d).unwrap_err();
+            assert!(e.to_string().contains("field 'env'"), "{bad_env}: {e}");
+        }
+        assert!(!format!("{job:?}").contains("s3cr3t"), "Debug shows the names only: {job:?}");
     }
 
     #[test]

@@ -340,7 +340,16 @@ impl Loop<'_> {
         let spec = RunSpec {
             command: &job.command,
             cwd: &cwd,
-            env: vec![("QUEUECTL_JOB_ID", job.id.clone()), ("QUEUECTL_ATTEMPT", job.attempts.to_string())],
+            // The job's own variables first, so that queuectl's own always win.
+            env: job
+                .env
+                .iter()
+                .cloned()
+                .chain([
+                    ("QUEUECTL_JOB_ID".to_string(), job.id.clone()),
+                    ("QUEUECTL_ATTEMPT".to_string(), job.attempts.to_string()),
+                ])
+                .collect(),
             log_path: &log_path,
             attempt: job.attempts,
             timeout_ms: job.timeout_ms,

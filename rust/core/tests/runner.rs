@@ -33,7 +33,7 @@ fn spec<'a>(command: &'a str, cwd: &'a Path, log: &'a Path, timeout_ms: u64) -> 
     RunSpec {
         command,
         cwd,
-        env: vec![("QUEUECTL_JOB_ID", "job-7".into()), ("QUEUECTL_ATTEMPT", "2".into())],
+        env: vec![("QUEUECTL_JOB_ID".into(), "job-7".into()), ("QUEUECTL_ATTEMPT".into(), "2".into())],
         log_path: log,
         attempt: 2,
         timeout_ms,

@@ -28,6 +28,7 @@ fn job(id: &str, priority: i64) -> NewJob {
         run_at_ms: T0,
         timeout_ms: 0,
         cwd: "/".into(),
+        env: Vec::new(),
     }
 }
 
@@ -119,7 +120,21 @@ conformance!(
     a_rescue_leaves_a_job_whose_lease_was_renewed_alone,
     stop_requests_never_lower_the_level,
     retry_and_delete_by_id_are_all_or_nothing,
+    a_jobs_env_round_trips,
 );
+
+fn a_jobs_env_round_trips(s: &mut dyn Store) {
+    let mut with_env = job("e", 1);
+    with_env.env = vec![("TOKEN".into(), "s3cr3t".into()), ("EMPTY".into(), String::new())];
+    s.job_insert_many(&[with_env, job("plain", 0)], T0).unwrap();
+    let claimed = s.job_claim(&ClaimParams { worker_id: "w", now_ms: T0, lease_ms: 30_000 }).unwrap().unwrap();
+    assert_eq!(claimed.id, "e");
+    let mut got = claimed.env.clone();
+    got.sort();
+    assert_eq!(got, [("EMPTY".to_string(), String::new()), ("TOKEN".to_string(), "s3cr3t".to_string())]);
+    assert!(!format!("{claimed:?}").contains("s3cr3t"), "Debug shows names only");
+    assert!(s.job_get("plain").unwrap().env.is_empty());
+}
 
 fn retry_and_delete_by_id_are_all_or_nothing(s: &mut dyn Store) {
     one_job_per_state(s);

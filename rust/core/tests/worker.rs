@@ -45,6 +45,7 @@ fn race(location: &str, dir: &tempfile::TempDir) {
             run_at_ms: 0,
             timeout_ms: 0,
             cwd: dir.path().display().to_string(),
+            env: Vec::new(),
         })
         .collect();
     store.job_insert_many(&jobs, clock::now_ms()).unwrap();
@@ -128,6 +129,7 @@ fn a_worker_writes_the_time_of_its_clock() {
         run_at_ms: 0,
         timeout_ms: 0,
         cwd: dir.path().display().to_string(),
+        env: Vec::new(),
     };
     store.job_insert_many(&[fails], T).unwrap();
     let clock = Arc::new(ManualClock::at(T));
@@ -161,6 +163,7 @@ fn a_worker_rescues_a_lost_workers_job_when_its_clock_passes_the_lease() {
         run_at_ms: 0,
         timeout_ms: 0,
         cwd: dir.path().display().to_string(),
+        env: Vec::new(),
     };
     store.job_insert_many(&[job], T).unwrap();
     let claim = ClaimParams { worker_id: "ghost", now_ms: T, lease_ms: 30_000 };

@@ -25,11 +25,14 @@ pub struct Job {
     last_error: Option<String>,
     worker_id: Option<String>,
     lease_expires_ms: Option<i64>,
+    /// The names of the job's own environment variables; their values never reach Python.
+    env_names: Vec<String>,
 }
 
 impl From<queuectl_core::Job> for Job {
     fn from(j: queuectl_core::Job) -> Self {
         Job {
+            env_names: j.env_names(),
             id: j.id,
             command: j.command,
             state: j.state.as_str(),

@@ -34,8 +34,8 @@ pub const DEFAULT_LOG_MAX_BYTES: u64 = 10 * 1024 * 1024;
 pub struct RunSpec<'a> {
     pub command: &'a str,
     pub cwd: &'a Path,
-    /// Added to the worker's environment.
-    pub env: Vec<(&'static str, String)>,
+    /// Added to the worker's environment, in order (a later entry wins).
+    pub env: Vec<(String, String)>,
     pub log_path: &'a Path,
     pub attempt: u32,
     /// 0 means no timeout.
@@ -52,7 +52,7 @@ impl std::fmt::Debug for RunSpec<'_> {
         f.debug_struct("RunSpec")
             .field("command", &format_args!("<{} bytes>", self.command.len()))
             .field("cwd", &self.cwd)
-            .field("env", &self.env.iter().map(|(k, _)| *k).collect::<Vec<_>>())
+            .field("env", &self.env.iter().map(|(k, _)| k).collect::<Vec<_>>())
             .field("log_path", &self.log_path)
             .field("attempt", &self.attempt)
             .field("timeout_ms", &self.timeout_ms)

@@ -4,7 +4,8 @@
 //!
 //! Adding a job field: a migration (both dialects), its entry in `columns!` for `jobs`, the
 //! field in `Job` and in [`job_from`], and the insert of each store (their hot paths stay
-//! dialect-specific). The README's architecture section lists these places too.
+//! dialect-specific). The README's architecture section lists these places too; `env`
+//! (migration 3) was added that way.
 
 use crate::error::{Error, Result};
 use crate::job::{Attempt, Job, JobState, Outcome};
@@ -158,6 +159,11 @@ CREATE INDEX jobs_all ON jobs (max_retries);
         // touch it unless the state changes). Version 2 only brings it level with SQLite.
         postgres: "SELECT 1",
     },
+    Migration {
+        // A job's own environment variables, as a JSON object of strings (NULL: none).
+        sqlite: "ALTER TABLE jobs ADD COLUMN env TEXT;",
+        postgres: "ALTER TABLE jobs ADD COLUMN env TEXT;",
+    },
 ];
 
 /// The schema version this build creates and understands.
@@ -214,6 +220,7 @@ columns!(job_col {
     worker_id: Text,
     lease_expires_ms: Int8,
     output_tail: Text,
+    env: Text,
 });
 
 columns!(attempt_col {
@@ -293,7 +300,28 @@ pub(super) fn job_from(r: &impl Cells, at: usize) -> Result<Job> {
         last_error: r.opt_text(at + c::last_error)?,
         worker_id: r.opt_text(at + c::worker_id)?,
         lease_expires_ms: r.opt_int(at + c::lease_expires_ms)?,
+        env: env_from(r.opt_text(at + c::env)?.as_deref())?,
     })
+}
+
+/// A job's environment as stored: a JSON object of strings, NULL when it has none.
+pub(super) fn env_text(env: &[(String, String)]) -> Option<String> {
+    if env.is_empty() {
+        return None;
+    }
+    let map: serde_json::Map<String, serde_json::Value> =
+        env.iter().map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone()))).collect();
+    Some(serde_json::Value::Object(map).to_string())
+}
+
+fn env_from(text: Option<&str>) -> Result<Vec<(String, String)>> {
+    let Some(text) = text else {
+        return Ok(Vec::new());
+    };
+    let bad = || Error::Database("a job's env in the database is not a JSON object of strings".into());
+    let value: serde_json::Value = serde_json::from_str(text).map_err(|_| bad())?;
+    let obj = value.as_object().ok_or_else(bad)?;
+    obj.iter().map(|(k, v)| Ok((k.clone(), v.as_str().ok_or_else(bad)?.to_string()))).collect()
 }
 
 /// A worker is busy while a job is processing under its id; `state` stores only whether it

@@ -51,8 +51,8 @@ pub(super) fn pg_type(t: ColType) -> Type {
 
 /// The columns an enqueue writes, and their types.
 const INSERT_COLUMNS: &str =
-    "id, command, state, max_retries, priority, run_at_ms, timeout_ms, cwd, created_at_ms, updated_at_ms";
-const INSERT_TYPES: [Type; 10] = [
+    "id, command, state, max_retries, priority, run_at_ms, timeout_ms, cwd, created_at_ms, updated_at_ms, env";
+const INSERT_TYPES: [Type; 11] = [
     Type::TEXT,
     Type::TEXT,
     Type::TEXT,
@@ -63,6 +63,7 @@ const INSERT_TYPES: [Type; 10] = [
     Type::TEXT,
     Type::INT8,
     Type::INT8,
+    Type::TEXT,
 ];
 
 /// The claim, its parameters from `?{first}`: worker id, now, lease end.
@@ -408,6 +409,7 @@ impl JobQueue for PostgresStore {
                 for (n, (j, id)) in jobs.iter().zip(&ids).enumerate() {
                     let timeout = i64::try_from(j.timeout_ms).unwrap_or(i64::MAX);
                     let max_retries = i64::from(j.max_retries);
+                    let env = schema::env_text(&j.env);
                     writer.write(&[
                         id,
                         &j.command,
@@ -419,6 +421,7 @@ impl JobQueue for PostgresStore {
                         &j.cwd,
                         &now_ms,
                         &now_ms,
+                        &env,
                     ])?;
                     if (n + 1) % super::PROGRESS_EVERY == 0 {
                         if let Some(report) = progress.as_mut() {

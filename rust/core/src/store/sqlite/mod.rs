@@ -254,8 +254,8 @@ impl JobQueue for SqliteStore {
         let mut ids = Vec::with_capacity(jobs.len());
         {
             let mut ins = tx.prepare_cached(
-                "INSERT INTO jobs (id, command, state, max_retries, priority, run_at_ms, timeout_ms, cwd, created_at_ms, updated_at_ms)
-                 VALUES (?1, ?2, 'pending', ?3, ?4, ?5, ?6, ?7, ?8, ?8)",
+                "INSERT INTO jobs (id, command, state, max_retries, priority, run_at_ms, timeout_ms, cwd, created_at_ms, updated_at_ms, env)
+                 VALUES (?1, ?2, 'pending', ?3, ?4, ?5, ?6, ?7, ?8, ?8, ?9)",
             )?;
             for j in jobs {
                 let id = match &j.id {
@@ -263,6 +263,7 @@ impl JobQueue for SqliteStore {
                     None => jobid::generate(now_ms),
                 };
                 let timeout = i64::try_from(j.timeout_ms).unwrap_or(i64::MAX);
+                let env = schema::env_text(&j.env);
                 match ins.execute(params![
                     id,
                     j.command,
@@ -271,7 +272,8 @@ impl JobQueue for SqliteStore {
                     j.run_at_ms,
                     timeout,
                     j.cwd,
-                    now_ms
+                    now_ms,
+                    env
                 ]) {
                     Ok(_) => {
                         ids.push(id);
