@@ -92,3 +92,41 @@ def test_wait_times_out_and_names_unknown_jobs(q: Queue) -> None:
     assert 0.4 < time.monotonic() - t < 10
     r = q.run("wait", "nope", check=False)
     assert r.returncode == 1 and 'no job with id "nope"' in r.stderr
+
+
+def test_explain_says_why_a_job_is_where_it_is(q: Queue, tmp_path: Path) -> None:
+    later = q.enqueue("true", run_at="2099-01-01T00:00:00Z")
+    first = q.enqueue("true", priority=5)
+    second = q.enqueue("true")
+    text = q.run("explain", later).stdout
+    assert "is pending: not due at 2099-01-01T00:00:00.000Z" in text
+    assert "no worker is running" in text
+    e = q.json("explain", second)
+    assert (e["state"], e["ahead"]) == ("pending", 1), e
+    assert "due now; 1 job(s) ahead of it" in e["explanation"]
+    assert q.json("explain", first)["ahead"] == 0
+    flaky = q.enqueue("exit 3", max_retries=2)
+    dead = q.enqueue("exit 4", max_retries=0)
+    q.run("delete", first, second)
+    q.run("worker", "start", "--burst")
+    e = q.json("explain", flaky)
+    assert (e["state"], e["tries_left"]) == ("failed", 2), e
+    assert "attempt 1 failed (exit code 3)" in e["explanation"] and e["next_try"]
+    text = q.run("explain", dead).stdout
+    assert "is dead: all 1 attempt(s) failed (max_retries 0); the last: exit code 4" in text
+    assert f"queuectl dlq retry {dead}" in text
+    done = q.enqueue("true")
+    q.run("worker", "start", "--burst")
+    assert "is completed: completed at" in q.run("explain", done).stdout
+    running = q.enqueue(f"touch {tmp_path}/go; sleep 30")
+    worker = q.start_workers()
+    try:
+        q.wait_for(lambda: (tmp_path / "go").exists(), what="the job to start")
+        text = q.run("explain", running).stdout
+        assert "is processing: running attempt 1 of 4 on worker w-" in text
+        assert "worker(s) running" not in text
+    finally:
+        q.run("worker", "stop", "--force")
+        worker.wait(30)
+    r = q.run("explain", "nope", check=False)
+    assert r.returncode == 1 and 'no job with id "nope"' in r.stderr

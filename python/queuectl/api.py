@@ -28,6 +28,7 @@ __all__ = [
     "JOB_STATES",
     "BackupReport",
     "CheckReport",
+    "Explanation",
     "LogLocation",
     "MigrateReport",
     "Queue",
@@ -121,6 +122,34 @@ ENDED_STATES = ("completed", "dead")
 def _unique(ids: Iterable[str]) -> list[str]:
     """The ids in the order given, each once (a lone string is one id)."""
     return list(dict.fromkeys([ids] if isinstance(ids, str) else ids))
+
+
+def _span(ms: int) -> str:
+    """A duration as a person reads it: 45s, 5m 3s, 2h 10m, 3d 4h."""
+    s = max(0, round(ms / 1000))
+    for unit, size, sub, subsize in (("d", 86400, "h", 3600), ("h", 3600, "m", 60)):
+        if s >= size:
+            return f"{s // size}{unit} {s % size // subsize}{sub}"
+    return f"{s // 60}m {s % 60}s" if s >= 60 else f"{s}s"
+
+
+class Explanation(NamedTuple):
+    """Why a job is where it is: its state and the reasons, in order (see Queue.explain)."""
+
+    id: str
+    state: str
+    reasons: list[str]
+    #: Due jobs a claim would take first (pending or failed jobs that are due).
+    ahead: int | None
+    #: When a job that is not due yet runs next (ISO-8601).
+    next_try: str | None
+    #: Attempts a failed job has left.
+    tries_left: int | None
+
+    @property
+    def text(self) -> str:
+        """One short paragraph."""
+        return f"job {self.id} is {self.state}: " + "; ".join(self.reasons) + "."
 
 
 class WaitResult(NamedTuple):
@@ -372,6 +401,62 @@ class Queue:
         hosts = {w.id: w.host for w in self.store.workers(True)}
         ran_on = hosts.get(job.worker_id or "", here)
         return LogLocation(job=job, path=path, host=ran_on, local=ran_on == here)
+
+    def explain(self, id: str) -> Explanation:
+        """Why job `id` is where it is, in short sentences: when it is due and how many
+        jobs are ahead of it, which worker runs it, when a failed job tries again and how
+        many tries it has left, why a dead job is dead, and whether any worker is running."""
+        job = self.get(id)
+        now = _core.now_ms()
+        iso = _core.format_time
+        reasons: list[str] = []
+        ahead = next_try = tries_left = None
+        runnable = job.state in ("pending", "failed")
+        if job.state == "failed":
+            tries_left = job.max_retries + 1 - job.attempts
+            reasons.append(
+                f"attempt {job.attempts} failed ({job.last_error or 'no error recorded'})"
+            )
+        if runnable and job.run_at_ms > now:
+            next_try = iso(job.run_at_ms)
+            what = "next try" if job.state == "failed" else "not due"
+            reasons.append(f"{what} at {next_try} (in {_span(job.run_at_ms - now)})")
+        elif runnable:
+            ahead = self.store.ahead(id)
+            reasons.append(f"due now; {ahead} job(s) ahead of it")
+        if tries_left is not None:
+            reasons.append(f"{tries_left} tr{'y' if tries_left == 1 else 'ies'} left")
+        if job.state == "processing":
+            holder = {w.id: (w, state) for w, state in self.workers(include_exited=True)}
+            w, state = holder.get(job.worker_id or "", (None, "unknown"))
+            where = f" on host {w.host}" if w else ""
+            reasons.append(
+                f"running attempt {job.attempts} of {job.max_retries + 1} on worker "
+                f"{job.worker_id}{where} since {iso(job.started_at_ms or now)}"
+            )
+            if state in ("lost", "exited", "unknown"):
+                lease = job.lease_expires_ms or now
+                reasons.append(
+                    f"its worker is {state}: a running worker rescues the job once its lease "
+                    f"runs out at {iso(lease)}"
+                )
+        if job.state == "completed":
+            reasons.append(
+                f"completed at {iso(job.finished_at_ms or job.updated_at_ms)} "
+                f"after {job.attempts} attempt(s)"
+            )
+        if job.state == "dead":
+            reasons.append(
+                f"all {job.attempts} attempt(s) failed (max_retries {job.max_retries}); the last: "
+                f"{job.last_error or 'no error recorded'}; `queuectl dlq retry {id}` runs it again"
+            )
+        if runnable:
+            live = self.live_workers()
+            if not live:
+                reasons.append("no worker is running: start one with `queuectl worker start`")
+            else:
+                reasons.append(f"{len(live)} worker(s) running")
+        return Explanation(id, job.state, reasons, ahead, next_try, tries_left)
 
     # Workers
 

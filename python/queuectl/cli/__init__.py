@@ -38,6 +38,7 @@ COMMANDS = {
     "retry": "queuectl.cli.control:retry",
     "delete": "queuectl.cli.control:delete",
     "wait": "queuectl.cli.control:wait",
+    "explain": "queuectl.cli.control:explain",
     "migrate": "queuectl.cli.migrate:migrate",
     "check": "queuectl.cli.maintenance:check",
     "backup": "queuectl.cli.maintenance:backup",

@@ -1,4 +1,4 @@
-"""Commands on jobs named by id: retry, delete, wait."""
+"""Commands on jobs named by id: retry, delete, wait, explain."""
 
 from __future__ import annotations
 
@@ -61,3 +61,26 @@ def wait(app: App, ids: tuple[str, ...], timeout: float | None, as_json: bool) -
         if result.timed_out:
             click.echo(f"timed out after {timeout:g}s", err=True)
     return 0 if result.all_completed else 1
+
+
+@click.command()
+@click.argument("job_id", metavar="ID")
+@click.option("--json", "as_json", is_flag=True, help="Compact JSON on stdout.")
+@click.pass_obj
+def explain(app: App, job_id: str, as_json: bool) -> None:
+    """Say why a job is where it is: why it is not running yet, or why it ended so."""
+    e = app.queue.explain(job_id)
+    if as_json:
+        render.emit_json(
+            {
+                "id": e.id,
+                "state": e.state,
+                "explanation": e.text,
+                "reasons": e.reasons,
+                "ahead": e.ahead,
+                "next_try": e.next_try,
+                "tries_left": e.tries_left,
+            }
+        )
+    else:
+        click.echo(e.text)

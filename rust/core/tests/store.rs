@@ -121,7 +121,22 @@ conformance!(
     stop_requests_never_lower_the_level,
     retry_and_delete_by_id_are_all_or_nothing,
     a_jobs_env_round_trips,
+    jobs_ahead_count_what_a_claim_takes_first,
 );
+
+fn jobs_ahead_count_what_a_claim_takes_first(s: &mut dyn Store) {
+    let mut later = job("later", 9);
+    later.run_at_ms = T0 + 60_000;
+    s.job_insert_many(&[job("a", 0), job("b", 5), job("c", 0), later, job("d", 5)], T0).unwrap();
+    let ahead = |s: &mut dyn Store, id: &str, now| s.job_ahead(id, now).unwrap();
+    // Claim order at T0: b, d (priority 5), then a, c; "later" is not due yet.
+    assert_eq!((ahead(s, "b", T0), ahead(s, "d", T0), ahead(s, "a", T0), ahead(s, "c", T0)), (0, 1, 2, 3));
+    assert_eq!(ahead(s, "later", T0), 0, "nothing due outranks it");
+    assert_eq!(ahead(s, "c", T0 + 60_000), 4, "once due, the priority-9 job is ahead too");
+    assert_eq!(claim(s, "w", T0).as_deref(), Some("b"));
+    assert_eq!(ahead(s, "c", T0), 2, "a claimed job is no longer ahead");
+    assert!(matches!(s.job_ahead("nope", T0), Err(Error::NotFound(_))));
+}
 
 fn a_jobs_env_round_trips(s: &mut dyn Store) {
     let mut with_env = job("e", 1);

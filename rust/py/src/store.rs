@@ -110,6 +110,11 @@ impl Store {
         Ok(rows.into_iter().map(Attempt::from).collect())
     }
 
+    /// How many due jobs a claim now would take before job `id`.
+    fn ahead(&self, py: Python<'_>, id: String) -> PyResult<u64> {
+        self.with(py, |s| s.job_ahead(&id, clock::now_ms()))
+    }
+
     /// Deletes completed or dead jobs changed at or before `cutoff_ms`; returns their ids.
     #[pyo3(signature = (state, cutoff_ms = None))]
     fn purge(&self, py: Python<'_>, state: &str, cutoff_ms: Option<i64>) -> PyResult<Vec<String>> {

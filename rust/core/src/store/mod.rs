@@ -344,6 +344,8 @@ pub trait JobInspect {
     fn job_count_by_state(&mut self) -> Result<Vec<(JobState, u64)>>;
     /// The finished attempts of a job, oldest first.
     fn job_attempts(&mut self, id: &str) -> Result<Vec<Attempt>>;
+    /// How many due jobs a claim at `now_ms` would take before job `id`.
+    fn job_ahead(&mut self, id: &str, now_ms: i64) -> Result<u64>;
     /// The schema version recorded in the database.
     fn schema_version(&mut self) -> Result<i64>;
     /// The columns of a table, in table order (for the conformance test of the schema).

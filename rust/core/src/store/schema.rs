@@ -497,6 +497,13 @@ pub(super) fn check_purgeable(state: JobState) -> Result<()> {
     }
 }
 
+/// How many due jobs a claim would take before job ?1 at time ?2 (higher priority, or the
+/// same priority and enqueued earlier); no row when there is no such job.
+pub(super) const AHEAD_SQL: &str = "SELECT (SELECT count(*) FROM jobs o
+         WHERE o.state IN ('pending', 'failed') AND o.run_at_ms <= ?2
+           AND (o.priority > j.priority OR (o.priority = j.priority AND o.seq < j.seq)))
+     FROM jobs j WHERE j.id = ?1";
+
 pub(super) const CONFIG_GET_SQL: &str = "SELECT value FROM config WHERE key = ?1";
 pub(super) const CONFIG_SET_SQL: &str = "INSERT INTO config (key, value, updated_at_ms) VALUES (?1, ?2, ?3)
      ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated_at_ms = excluded.updated_at_ms";

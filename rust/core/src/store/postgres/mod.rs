@@ -604,6 +604,12 @@ impl JobInspect for PostgresStore {
         self.read(schema::ATTEMPTS_SQL, &[&id])?.iter().map(schema::attempt_from).collect()
     }
 
+    fn job_ahead(&mut self, id: &str, now_ms: i64) -> Result<u64> {
+        let rows = self.read(schema::AHEAD_SQL, &[&id, &now_ms])?;
+        let n: i64 = rows.first().map(|r| r.get(0)).ok_or_else(|| Error::NotFound(id.to_string()))?;
+        Ok(n as u64)
+    }
+
     fn schema_version(&mut self) -> Result<i64> {
         self.with(|c, _| Ok(c.query_one("SELECT max(version) FROM queuectl_schema", &[])?.get(0)))
     }

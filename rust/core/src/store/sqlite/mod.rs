@@ -438,6 +438,13 @@ impl JobInspect for SqliteStore {
         collect(rows)
     }
 
+    fn job_ahead(&mut self, id: &str, now_ms: i64) -> Result<u64> {
+        // The runnable jobs through the index that holds them.
+        let sql = schema::AHEAD_SQL.replace("FROM jobs o", "FROM jobs o INDEXED BY jobs_due");
+        let n: Option<i64> = self.conn.prepare_cached(&sql)?.query_row(params![id, now_ms], |r| r.get(0)).optional()?;
+        n.map(|n| n as u64).ok_or_else(|| Error::NotFound(id.to_string()))
+    }
+
     fn schema_version(&mut self) -> Result<i64> {
         Ok(self.conn.query_row("PRAGMA user_version", [], |r| r.get(0))?)
     }
