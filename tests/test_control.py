@@ -99,7 +99,7 @@ def test_explain_says_why_a_job_is_where_it_is(q: Queue, tmp_path: Path) -> None
     first = q.enqueue("true", priority=5)
     second = q.enqueue("true")
     text = q.run("explain", later).stdout
-    assert "is pending: not due at 2099-01-01T00:00:00.000Z" in text
+    assert "is pending: not due until 2099-01-01T00:00:00.000Z" in text
     assert "no worker is running" in text
     e = q.json("explain", second)
     assert (e["state"], e["ahead"]) == ("pending", 1), e

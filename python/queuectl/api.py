@@ -419,8 +419,8 @@ class Queue:
             )
         if runnable and job.run_at_ms > now:
             next_try = iso(job.run_at_ms)
-            what = "next try" if job.state == "failed" else "not due"
-            reasons.append(f"{what} at {next_try} (in {_span(job.run_at_ms - now)})")
+            what = "next try at" if job.state == "failed" else "not due until"
+            reasons.append(f"{what} {next_try} (in {_span(job.run_at_ms - now)})")
         elif runnable:
             ahead = self.store.ahead(id)
             reasons.append(f"due now; {ahead} job(s) ahead of it")
