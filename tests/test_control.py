@@ -103,7 +103,7 @@ def test_explain_says_why_a_job_is_where_it_is(q: Queue, tmp_path: Path) -> None
     assert "no worker is running" in text
     e = q.json("explain", second)
     assert (e["state"], e["ahead"]) == ("pending", 1), e
-    assert "due now; 1 job(s) ahead of it" in e["explanation"]
+    assert "due now; 1 job(s) of queue default ahead of it" in e["explanation"]
     assert q.json("explain", first)["ahead"] == 0
     flaky = q.enqueue("exit 3", max_retries=2)
     dead = q.enqueue("exit 4", max_retries=0)

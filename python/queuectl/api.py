@@ -88,6 +88,7 @@ def command_job(
     run_at: str | None = None,
     delay_s: float | None = None,
     env: Mapping[str, str] | None = None,
+    queue: str | None = None,
 ) -> str:
     """The enqueue JSON of one job given by its fields; the store validates each of them
     (InputError naming the field), this checks only what never reaches it."""
@@ -112,6 +113,8 @@ def command_job(
         spec["run_at"] = _core.format_time(_core.now_ms() + delay_ms)
     if env:
         spec["env"] = dict(env)
+    if queue is not None:
+        spec["queue"] = queue
     return json.dumps(spec)
 
 
@@ -288,11 +291,12 @@ class Queue:
         run_at: str | None = None,
         delay_s: float | None = None,
         env: Mapping[str, str] | None = None,
+        queue: str | None = None,
     ) -> str:
         """Adds one shell command and returns its id (generated unless `id` is given).
         `run_at` is an ISO-8601 time (UTC without an offset); `delay_s` counts from now;
         give one of them at most. `env` is added to the job's environment; its values are
-        stored but never shown."""
+        stored but never shown. `queue` names its queue (default "default")."""
         text = command_job(
             command,
             id=id,
@@ -302,6 +306,7 @@ class Queue:
             run_at=run_at,
             delay_s=delay_s,
             env=env,
+            queue=queue,
         )
         (new_id,) = self.enqueue(text)
         return new_id
@@ -312,9 +317,12 @@ class Queue:
         """The job `id`; JobNotFoundError when there is none."""
         return self.store.get(id)
 
-    def jobs(self, state: str | None = None, limit: int | None = None) -> list[_core.Job]:
-        """Jobs in enqueue order, optionally of one state (see JOB_STATES), at most `limit`."""
-        return self.store.jobs(state, limit)
+    def jobs(
+        self, state: str | None = None, limit: int | None = None, queue: str | None = None
+    ) -> list[_core.Job]:
+        """Jobs in enqueue order, optionally of one state (see JOB_STATES) and of one named
+        queue, at most `limit`."""
+        return self.store.jobs(state, limit, queue)
 
     def counts(self) -> dict[str, int]:
         """How many jobs are in each state, every state included."""
@@ -383,6 +391,28 @@ class Queue:
             self.log_path(job_id).unlink(missing_ok=True)
         return ids
 
+    # Named queues
+
+    def queues(self) -> list[_core.Queue]:
+        """Every named queue that has jobs or settings, by name, with counts by state."""
+        return self.store.queues()
+
+    def pause(self, names: Iterable[str]) -> int:
+        """Holds the queues on every host: their jobs are not claimed, running ones finish.
+        All or nothing (a bad name changes none); a queue need not have jobs yet."""
+        return self.store.queue_pause(_unique(names), True)
+
+    def resume(self, names: Iterable[str]) -> int:
+        """Releases paused queues."""
+        return self.store.queue_pause(_unique(names), False)
+
+    def set_limit(self, name: str, limit: int) -> int:
+        """At most `limit` jobs of queue `name` processing at once over every worker on
+        every host; 0 lifts the limit."""
+        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
+            raise InputError(f"a queue limit must be an integer >= 0, got {limit!r}")
+        return self.store.queue_limit(name, limit)
+
     # Logs
 
     def log_path(self, id: str) -> Path:
@@ -423,7 +453,9 @@ class Queue:
             reasons.append(f"{what} {next_try} (in {_span(job.run_at_ms - now)})")
         elif runnable:
             ahead = self.store.ahead(id)
-            reasons.append(f"due now; {ahead} job(s) ahead of it")
+            reasons.append(f"due now; {ahead} job(s) of queue {job.queue} ahead of it")
+        if runnable:
+            reasons.extend(self._queue_reasons(job))
         if tries_left is not None:
             reasons.append(f"{tries_left} tr{'y' if tries_left == 1 else 'ies'} left")
         if job.state == "processing":
@@ -452,11 +484,37 @@ class Queue:
             )
         if runnable:
             live = self.live_workers()
+            serving = [w for w in live if w.worker.queues is None or job.queue in w.worker.queues]
             if not live:
                 reasons.append("no worker is running: start one with `queuectl worker start`")
+            elif not serving:
+                reasons.append(
+                    f"no running worker serves queue {job.queue} ({len(live)} serve other "
+                    f"queues): start one with `queuectl worker start --queue {job.queue}`"
+                )
             else:
-                reasons.append(f"{len(live)} worker(s) running")
+                reasons.append(f"{len(serving)} worker(s) running that serve queue {job.queue}")
         return Explanation(id, job.state, reasons, ahead, next_try, tries_left)
+
+    def _queue_reasons(self, job: _core.Job) -> list[str]:
+        """What the job's named queue holds it back by: a pause, a full limit."""
+        settings = {q.name: q for q in self.store.queues()}
+        q = settings.get(job.queue)
+        if q is None:
+            return []
+        reasons = []
+        if q.paused:
+            reasons.append(
+                f"queue {q.name} is paused: `queuectl queue resume {q.name}` lets it run"
+            )
+        if q.limit > 0:
+            holders = [j.id for j in self.store.jobs("processing", None, q.name)]
+            if len(holders) >= q.limit:
+                shown = ", ".join(holders[:5]) + (", ..." if len(holders) > 5 else "")
+                reasons.append(
+                    f"queue {q.name} is at its limit of {q.limit} running job(s), held by {shown}"
+                )
+        return reasons
 
     # Workers
 

@@ -53,6 +53,8 @@ class WorkerSettings(NamedTuple):
     burst: bool
     lease_s: float
     verbose: bool = True
+    #: The named queues the workers take jobs from; None: every queue.
+    queues: tuple[str, ...] | None = None
 
     def pool(self, home: Home) -> _core.WorkerPool:
         lease_ms = max(1000, round(self.lease_s * 1000))
@@ -67,6 +69,7 @@ class WorkerSettings(NamedTuple):
             heartbeat_ms=min(_core.DEFAULT_HEARTBEAT_MS, lease_ms // 3),
             burst=self.burst,
             verbose=self.verbose,
+            queues=list(self.queues) if self.queues is not None else None,
         )
 
 
@@ -138,6 +141,8 @@ def start_detached(home: Home, settings: WorkerSettings, wait_s: float = 20.0) -
     ]
     if settings.burst:
         args.append("--burst")
+    if settings.queues is not None:
+        args += ["--queue", ",".join(settings.queues)]
     with open(home.worker_log, "ab") as log:
         proc = subprocess.Popen(
             args, stdin=subprocess.DEVNULL, stdout=log, stderr=log, **detach_options()

@@ -39,6 +39,7 @@ COMMANDS = {
     "delete": "queuectl.cli.control:delete",
     "wait": "queuectl.cli.control:wait",
     "explain": "queuectl.cli.control:explain",
+    "queue": "queuectl.cli.queues:queue",
     "migrate": "queuectl.cli.migrate:migrate",
     "check": "queuectl.cli.maintenance:check",
     "backup": "queuectl.cli.maintenance:backup",

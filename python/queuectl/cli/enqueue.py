@@ -53,6 +53,7 @@ def _check_flags(run_at: str | None, delay: float | None) -> None:
     metavar="K=V",
     help="Add K=V to the job's environment (repeatable; shown by name only).",
 )
+@click.option("--queue", "queue_name", metavar="Q", help="Its named queue (default: default).")
 @click.pass_obj
 def enqueue(
     app: App,
@@ -66,22 +67,24 @@ def enqueue(
     run_at: str | None,
     delay: float | None,
     env: tuple[str, ...],
+    queue_name: str | None,
 ) -> None:
     """Add a job: JSON (a string, @FILE, or - for stdin), --file for many, or --command.
 
     \b
     queuectl enqueue '{"id":"job1","command":"sleep 2"}'
     queuectl enqueue --command 'make test' --priority 5 --delay 30s
+    queuectl enqueue --command 'convert a.png' --queue images
     queuectl enqueue --file jobs.jsonl
     """
     forms = [x for x in (job, file_, command) if x is not None]
     if len(forms) != 1:
         raise click.UsageError("give exactly one of JSON, --file or --command")
-    flags = (job_id, priority, max_retries, timeout, run_at, delay)
+    flags = (job_id, priority, max_retries, timeout, run_at, delay, queue_name)
     if command is None and (any(f is not None for f in flags) or env):
         raise click.UsageError(
-            "--id, --priority, --max-retries, --timeout, --run-at, --delay and --env go with "
-            "--command (in JSON, give the fields)"
+            "--id, --priority, --max-retries, --timeout, --run-at, --delay, --env and --queue "
+            "go with --command (in JSON, give the fields)"
         )
     queue = app.queue
     if command is not None:
@@ -95,6 +98,7 @@ def enqueue(
             run_at=run_at,
             delay_s=delay,
             env=_env_pairs(env),
+            queue=queue_name,
         )
         click.echo(new_id)
         return

@@ -39,12 +39,15 @@ def status(app: App, as_json: bool) -> None:
 
 @click.command("list")
 @click.option("--state", type=click.Choice(STATES), help="Only jobs in this state.")
+@click.option("--queue", metavar="Q", help="Only jobs of this named queue.")
 @click.option("--limit", type=click.IntRange(min=0), help="At most this many jobs.")
 @click.option("--json", "as_json", is_flag=True, help="Compact JSON on stdout.")
 @click.pass_obj
-def list_jobs(app: App, state: str | None, limit: int | None, as_json: bool) -> None:
+def list_jobs(
+    app: App, state: str | None, queue: str | None, limit: int | None, as_json: bool
+) -> None:
     """List jobs, oldest first."""
-    jobs = app.queue.jobs(state, limit)
+    jobs = app.queue.jobs(state, limit, queue)
     if as_json:
         render.emit_json([render.job_dict(j) for j in jobs])
     else:

@@ -19,6 +19,7 @@ def job_dict(job: _core.Job) -> dict[str, Any]:
         "id": job.id,
         "command": job.command,
         "state": job.state,
+        "queue": job.queue,
         "attempts": job.attempts,
         "max_retries": job.max_retries,
         "priority": job.priority,
@@ -56,8 +57,20 @@ def worker_dict(w: _core.Worker, state: str) -> dict[str, Any]:
         "pid": w.pid,
         "state": state,
         "current_job": w.current_job,
+        "queues": w.queues,
         "started_at": iso(w.started_at_ms),
         "last_heartbeat": iso(w.heartbeat_ms),
+    }
+
+
+def queue_dict(q: _core.Queue) -> dict[str, Any]:
+    counts = dict(q.counts)
+    return {
+        "name": q.name,
+        "paused": q.paused,
+        "limit": q.limit,
+        "running": counts.get("processing", 0),
+        "jobs": counts,
     }
 
 
@@ -95,11 +108,12 @@ def job_rows(jobs: list[_core.Job]) -> None:
         click.echo("no jobs")
         return
     table(
-        ["ID", "STATE", "ATTEMPTS", "PRIORITY", "RUN AT", "COMMAND"],
+        ["ID", "STATE", "QUEUE", "ATTEMPTS", "PRIORITY", "RUN AT", "COMMAND"],
         [
             [
                 short(j.id, 28),
                 j.state,
+                short(j.queue, 16),
                 f"{j.attempts}/{j.max_retries + 1}",
                 str(j.priority),
                 iso(j.run_at_ms) or "",

@@ -33,13 +33,29 @@ def worker() -> None:
     show_default=True,
     help="A job of a worker silent this long is returned to the queue.",
 )
+@click.option(
+    "--queue",
+    "queues",
+    metavar="Q[,Q...]",
+    help="Take jobs only from these named queues (default: every queue).",
+)
 @click.option("--quiet", "-q", is_flag=True, help="Do not log each job to stderr.")
 @click.pass_obj
-def start(app: App, count: int, burst: bool, detach: bool, lease: float, quiet: bool) -> None:
+def start(
+    app: App, count: int, burst: bool, detach: bool, lease: float, queues: str | None, quiet: bool
+) -> None:
     """Start COUNT workers: in the foreground (Ctrl-C stops them after their current job;
     a second Ctrl-C kills the jobs and requeues them), or with --detach in the background."""
+    names = None
+    if queues is not None:
+        names = tuple(dict.fromkeys(n.strip() for n in queues.split(",")))
+        for n in names:
+            try:
+                _core.validate_queue(n)
+            except _core.InputError as e:
+                raise click.BadParameter(str(e), param_hint="--queue") from None
     settings = supervisor.WorkerSettings(
-        worker_count=count, burst=burst, lease_s=lease, verbose=not quiet
+        worker_count=count, burst=burst, lease_s=lease, verbose=not quiet, queues=names
     )
     app.queue.store  # noqa: B018 - create and migrate the database before any worker starts
     if detach:

@@ -5,6 +5,9 @@
 //! holding PREFILL finished jobs. `scripts/bench.py` runs it and prints the figures.
 //!
 //! `... -- JOBS 0 postgresql://...` measures throughput on that (empty) PostgreSQL queue.
+//!
+//! Both also measure the throughput with the jobs spread over 10 named queues, 2 of them
+//! limited to one running job (`throughput_10_queues_per_s`), in the same run.
 
 use std::path::Path;
 use std::time::Instant;
@@ -12,12 +15,17 @@ use std::time::Instant;
 use queuectl_core::backoff::BackoffPolicy;
 use queuectl_core::policy::AttemptEnd;
 use queuectl_core::store::prelude::*;
-use queuectl_core::store::{open_store, ClaimParams, SqliteStore, StoreOptions};
+use queuectl_core::store::{open_store, ClaimParams, QueueChange, QueueSetting, SqliteStore, StoreOptions};
 use queuectl_core::{clock, NewJob};
 
 fn noop(n: usize) -> Vec<NewJob> {
+    spread(n, 1)
+}
+
+/// `n` no-op jobs over `queues` named queues in turn (one: the default queue).
+fn spread(n: usize, queues: usize) -> Vec<NewJob> {
     (0..n)
-        .map(|_| NewJob {
+        .map(|i| NewJob {
             id: None,
             command: "true".into(),
             max_retries: 0,
@@ -26,6 +34,7 @@ fn noop(n: usize) -> Vec<NewJob> {
             timeout_ms: 0,
             cwd: "/".into(),
             env: Vec::new(),
+            queue: if queues == 1 { queuectl_core::job::DEFAULT_QUEUE.into() } else { format!("q{}", i % queues) },
         })
         .collect()
 }
@@ -53,7 +62,7 @@ fn worker_store(db: &Path) -> SqliteStore {
 /// Claims and settles until nothing is due, the way the worker loop does (settle one job
 /// and claim the next in one transaction); returns how many it did.
 fn drain(store: &mut dyn Store, worker: &str) -> u64 {
-    let claim = |now| ClaimParams { worker_id: worker, now_ms: now, lease_ms: 30_000 };
+    let claim = |now| ClaimParams { worker_id: worker, now_ms: now, lease_ms: 30_000, queues: None };
     let mut done = 0;
     let mut next = store.job_claim(&claim(clock::now_ms())).unwrap();
     while let Some(job) = next {
@@ -72,7 +81,10 @@ fn claim_latency_us(store: &mut dyn Store, rounds: usize) -> f64 {
         store.job_insert_many(&noop(1), clock::now_ms()).unwrap();
         let now = clock::now_ms();
         let t = Instant::now();
-        let job = store.job_claim(&ClaimParams { worker_id: "lat", now_ms: now, lease_ms: 30_000 }).unwrap().unwrap();
+        let job = store
+            .job_claim(&ClaimParams { worker_id: "lat", now_ms: now, lease_ms: 30_000, queues: None })
+            .unwrap()
+            .unwrap();
         total += t.elapsed().as_secs_f64();
         let p = completed(&job, "lat", now);
         store.job_settle(&p).unwrap();
@@ -80,10 +92,18 @@ fn claim_latency_us(store: &mut dyn Store, rounds: usize) -> f64 {
     total / rounds as f64 * 1e6
 }
 
-/// Claims and settles `jobs` no-op jobs with 2 threads on `location`; jobs per second.
-fn throughput(location: &str, jobs: usize) -> f64 {
+/// Claims and settles `jobs` no-op jobs with 2 threads on `location`, the jobs spread over
+/// `queues` named queues of which the first `limited` allow one running job; jobs per
+/// second.
+fn throughput(location: &str, jobs: usize, queues: usize, limited: usize) -> f64 {
     let opts = StoreOptions { durable: false, ..StoreOptions::default() };
-    open_store(location, &opts).unwrap().job_insert_many(&noop(jobs), clock::now_ms()).unwrap();
+    let mut store = open_store(location, &opts).unwrap();
+    store.job_insert_many(&spread(jobs, queues), clock::now_ms()).unwrap();
+    let names: Vec<String> = (0..limited).map(|i| format!("q{i}")).collect();
+    if !names.is_empty() {
+        let set = QueueSetting { names: &names, change: QueueChange::Limit(1), now_ms: clock::now_ms() };
+        store.queue_set(&set).unwrap();
+    }
     let t = Instant::now();
     let threads: Vec<_> = (0..2)
         .map(|i| {
@@ -102,13 +122,17 @@ fn main() {
     let jobs = number(0, 20_000);
     let prefill = number(1, 1_000_000);
     if let Some(url) = raw.get(2) {
-        let rate = throughput(url, jobs);
-        println!("{{\"jobs\": {jobs}, \"throughput_per_s\": {rate:.0}}}");
+        let rate = throughput(url, jobs, 1, 0);
+        let queues_rate = throughput(url, jobs, 10, 2);
+        println!(
+            "{{\"jobs\": {jobs}, \"throughput_per_s\": {rate:.0}, \"throughput_10_queues_per_s\": {queues_rate:.0}}}"
+        );
         return;
     }
     let dir = tempfile::tempdir().unwrap();
 
-    let throughput = throughput(dir.path().join("throughput.db").to_str().unwrap(), jobs);
+    let throughput_10 = throughput(dir.path().join("queues.db").to_str().unwrap(), jobs, 10, 2);
+    let throughput = throughput(dir.path().join("throughput.db").to_str().unwrap(), jobs, 1, 0);
 
     let db = dir.path().join("latency.db");
     let mut store = worker_store(&db);
@@ -120,7 +144,7 @@ fn main() {
     drop(raw);
     let full_us = claim_latency_us(&mut store, 2_000);
     println!(
-        "{{\"jobs\": {jobs}, \"throughput_per_s\": {throughput:.0}, \"claim_us_empty\": {empty_us:.1}, \
-         \"claim_us_full\": {full_us:.1}, \"prefill\": {prefill}}}"
+        "{{\"jobs\": {jobs}, \"throughput_per_s\": {throughput:.0}, \"throughput_10_queues_per_s\": {throughput_10:.0}, \
+         \"claim_us_empty\": {empty_us:.1}, \"claim_us_full\": {full_us:.1}, \"prefill\": {prefill}}}"
     );
 }

@@ -2,6 +2,8 @@
 
 use std::fmt;
 
+use crate::error::{Error, Result};
+
 /// Where a job is in its life (the README's "The life of a job").
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum JobState {
@@ -100,6 +102,28 @@ pub struct NewJob {
     pub cwd: String,
     /// Added to the job's environment (names and values); shown by name only.
     pub env: Vec<(String, String)>,
+    /// The named queue it waits in ([`DEFAULT_QUEUE`] unless given).
+    pub queue: String,
+}
+
+/// The queue of a job that names none.
+pub const DEFAULT_QUEUE: &str = "default";
+
+/// Longest queue name accepted, in characters.
+pub const MAX_QUEUE_CHARS: usize = 64;
+
+/// Checks a queue name: 1 to 64 letters, digits, `.`, `_` or `-`.
+pub fn validate_queue(name: &str) -> Result<()> {
+    let ok = !name.is_empty()
+        && name.len() <= MAX_QUEUE_CHARS
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::InvalidInput(format!(
+            "queue name {name:?}: must be 1 to {MAX_QUEUE_CHARS} letters, digits, '.', '_' or '-'"
+        )))
+    }
 }
 
 /// A job as stored. Fields of the latest attempt are `None` until a worker claims it.
@@ -124,6 +148,7 @@ pub struct Job {
     pub lease_expires_ms: Option<i64>,
     /// Added to the job's environment (names and values); shown by name only.
     pub env: Vec<(String, String)>,
+    pub queue: String,
 }
 
 impl Job {
@@ -142,6 +167,7 @@ impl fmt::Debug for NewJob {
             .field("max_retries", &self.max_retries)
             .field("priority", &self.priority)
             .field("run_at_ms", &self.run_at_ms)
+            .field("queue", &self.queue)
             .field("env", &self.env.iter().map(|(k, _)| k).collect::<Vec<_>>())
             .finish_non_exhaustive()
     }
@@ -153,6 +179,7 @@ impl fmt::Debug for Job {
             .field("id", &self.id)
             .field("command", &format_args!("<{} bytes>", self.command.len()))
             .field("state", &self.state)
+            .field("queue", &self.queue)
             .field("attempts", &self.attempts)
             .field("max_retries", &self.max_retries)
             .field("worker_id", &self.worker_id)

@@ -9,7 +9,7 @@ use serde_json::{Map, Value};
 
 use crate::clock::parse_iso8601;
 use crate::error::{Error, Result};
-use crate::job::NewJob;
+use crate::job::{validate_queue, NewJob, DEFAULT_QUEUE, MAX_QUEUE_CHARS};
 use crate::jobid;
 
 /// What a job gets for each field its JSON leaves out.
@@ -22,7 +22,7 @@ pub struct SpecDefaults {
 }
 
 const FIELDS: &str =
-    "id, command, max_retries, priority, run_at, timeout, cwd, env, state, attempts, created_at, updated_at";
+    "id, command, max_retries, priority, run_at, timeout, cwd, env, queue, state, attempts, created_at, updated_at";
 
 fn bad(field: &str, why: &str) -> Error {
     Error::InvalidInput(format!("field '{field}': {why}"))
@@ -67,6 +67,7 @@ pub fn job_from_object(obj: &Map<String, Value>, d: &SpecDefaults) -> Result<New
         timeout_ms: d.timeout_ms,
         cwd: d.cwd.clone(),
         env: Vec::new(),
+        queue: DEFAULT_QUEUE.to_string(),
     };
     let mut has_command = false;
     for (key, value) in obj {
@@ -115,6 +116,13 @@ pub fn job_from_object(obj: &Map<String, Value>, d: &SpecDefaults) -> Result<New
                 job.cwd = s.to_string();
             }
             "env" => job.env = env_of(value)?,
+            "queue" => {
+                let q = value.as_str().ok_or_else(|| bad("queue", "must be a string"))?;
+                validate_queue(q).map_err(|_| {
+                    bad("queue", &format!("{q:?} must be 1 to {MAX_QUEUE_CHARS} letters, digits, '.', '_' or '-'"))
+                })?;
+                job.queue = q.to_string();
+            }
             "state" => {
                 if value.as_str() != Some("pending") {
                     return Err(bad("state", "a new job can only be \"pending\""));

@@ -20,7 +20,9 @@ use crate::job::Job;
 use crate::jobid;
 use crate::policy::{self, AttemptEnd, WorkerSettings};
 use crate::runner::{self, Control, RunOutcome, RunSpec};
-use crate::store::{open_store, ClaimParams, Fence, Registration, Settled, StopLevel, Store, StoreOptions};
+use crate::store::{
+    open_store, ClaimParams, Fence, QueueFilter, Registration, Settled, StopLevel, Store, StoreOptions,
+};
 
 /// A job whose worker misses heartbeats this long is rescued by another worker.
 pub const DEFAULT_LEASE_MS: i64 = 30_000;
@@ -51,6 +53,8 @@ pub struct WorkerConfig {
     pub observer: Arc<dyn Observer>,
     /// The time written into the store.
     pub clock: Arc<dyn Clock>,
+    /// The named queues it takes jobs from; `None`: every queue.
+    pub queues: Option<QueueFilter>,
 }
 
 impl WorkerConfig {
@@ -69,7 +73,15 @@ impl WorkerConfig {
             burst: false,
             observer: Arc::new(StderrLog),
             clock: Arc::new(SystemClock),
+            queues: None,
         }
+    }
+}
+
+impl WorkerConfig {
+    /// What a claim of this worker at `now_ms` asks for.
+    fn claim_params(&self, now_ms: i64) -> ClaimParams<'_> {
+        ClaimParams { worker_id: &self.worker_id, now_ms, lease_ms: self.lease_ms, queues: self.queues.as_ref() }
     }
 }
 
@@ -84,6 +96,7 @@ impl fmt::Debug for WorkerConfig {
             .field("heartbeat_ms", &self.heartbeat_ms)
             .field("poll_ms", &self.poll_ms)
             .field("burst", &self.burst)
+            .field("queues", &self.queues.as_ref().map(QueueFilter::names))
             .finish_non_exhaustive()
     }
 }
@@ -223,7 +236,14 @@ impl Loop<'_> {
     /// succeeds it claims nothing.
     fn register_again(&mut self, now: i64) {
         let cfg = self.cfg;
-        let r = Registration { id: &cfg.worker_id, host: &cfg.host, pid: cfg.pid, lease_ms: cfg.lease_ms, now_ms: now };
+        let r = Registration {
+            id: &cfg.worker_id,
+            host: &cfg.host,
+            pid: cfg.pid,
+            lease_ms: cfg.lease_ms,
+            now_ms: now,
+            queues: cfg.queues.as_ref(),
+        };
         match self.store.worker_register(&r) {
             Ok(()) => {
                 self.unregistered = false;
@@ -266,10 +286,11 @@ impl Loop<'_> {
     /// Claims the next due job, skipping the write lock when none is due.
     fn claim(&mut self) -> Result<Option<Job>> {
         let now = self.now();
-        if !self.store.job_due_exists(now)? {
+        let claim = self.cfg.claim_params(now);
+        if !self.store.job_due_exists(&claim)? {
             return Ok(None);
         }
-        self.store.job_claim(&ClaimParams { worker_id: &self.cfg.worker_id, now_ms: now, lease_ms: self.cfg.lease_ms })
+        self.store.job_claim(&claim)
     }
 
     fn run(&mut self) -> Result<()> {
@@ -427,8 +448,7 @@ impl Loop<'_> {
             }
             .decide(&policy);
             if claim_next {
-                let claim = ClaimParams { worker_id: &cfg.worker_id, now_ms: now, lease_ms: cfg.lease_ms };
-                s.job_settle_and_claim(&settle, &claim)
+                s.job_settle_and_claim(&settle, &cfg.claim_params(now))
             } else {
                 s.job_settle(&settle).map(|settled| (settled, None))
             }
@@ -514,6 +534,7 @@ impl Pool {
                 pid: cfg.pid,
                 lease_ms: cfg.lease_ms,
                 now_ms: cfg.clock.now_ms(),
+                queues: cfg.queues.as_ref(),
             })?;
             stores.push(store);
         }

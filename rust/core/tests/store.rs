@@ -12,8 +12,9 @@ use std::time::{Duration, Instant};
 use queuectl_core::policy::{self, AttemptEnd, WorkerSettings};
 use queuectl_core::store::prelude::*;
 use queuectl_core::store::{
-    transfer, ByIdChange, ByIdParams, ClaimParams, Fence, PostgresStore, Registration, Setting, SettleParams, Settled,
-    SqliteStore, StopLevel, StoreOptions, WorkerState, SCHEMA_VERSION,
+    transfer, ByIdChange, ByIdParams, ClaimParams, Fence, ListFilter, PostgresStore, QueueChange, QueueFilter,
+    QueueSetting, Registration, Setting, SettleParams, Settled, SqliteStore, StopLevel, StoreOptions, WorkerState,
+    SCHEMA_VERSION,
 };
 use queuectl_core::{Error, JobState, NewJob, Outcome};
 
@@ -29,11 +30,34 @@ fn job(id: &str, priority: i64) -> NewJob {
         timeout_ms: 0,
         cwd: "/".into(),
         env: Vec::new(),
+        queue: queuectl_core::job::DEFAULT_QUEUE.into(),
     }
 }
 
+/// A job `id` of `queue`, priority `priority`.
+fn queued(id: &str, queue: &str, priority: i64) -> NewJob {
+    NewJob { queue: queue.into(), ..job(id, priority) }
+}
+
+/// What a claim by `worker` from `queues` takes.
+fn claim_from(s: &mut dyn Store, worker: &str, now: i64, queues: &[&str]) -> Option<String> {
+    let filter = QueueFilter::new(queues).unwrap();
+    let p = ClaimParams { worker_id: worker, now_ms: now, lease_ms: 30_000, queues: Some(&filter) };
+    s.job_claim(&p).unwrap().map(|j| j.id)
+}
+
+/// Whether a claim from `queues` (None: all) would find a job.
+fn due(s: &mut dyn Store, now: i64, queues: Option<&[&str]>) -> bool {
+    let filter = queues.map(|q| QueueFilter::new(q).unwrap());
+    s.job_due_exists(&ClaimParams { worker_id: "w", now_ms: now, lease_ms: 30_000, queues: filter.as_ref() }).unwrap()
+}
+
+fn set_queue(s: &mut dyn Store, name: &str, change: QueueChange) {
+    s.queue_set(&QueueSetting { names: &[name.to_string()], change, now_ms: T0 }).unwrap();
+}
+
 fn claim(s: &mut dyn Store, worker: &str, now: i64) -> Option<String> {
-    s.job_claim(&ClaimParams { worker_id: worker, now_ms: now, lease_ms: 30_000 }).unwrap().map(|j| j.id)
+    s.job_claim(&ClaimParams { worker_id: worker, now_ms: now, lease_ms: 30_000, queues: None }).unwrap().map(|j| j.id)
 }
 
 /// Settles as a worker does: the policy (from the queue's config) decides, the store writes.
@@ -77,7 +101,7 @@ fn rescue(s: &mut dyn Store, now: i64) -> Vec<(String, u32)> {
 }
 
 fn reg<'a>(id: &'a str, host: &'a str, pid: u32, lease_ms: i64, now_ms: i64) -> Registration<'a> {
-    Registration { id, host, pid, lease_ms, now_ms }
+    Registration { id, host, pid, lease_ms, now_ms, queues: None }
 }
 
 fn fence<'a>(id: &'a str, attempt: u32, worker_id: &'a str) -> Fence<'a> {
@@ -122,7 +146,102 @@ conformance!(
     retry_and_delete_by_id_are_all_or_nothing,
     a_jobs_env_round_trips,
     jobs_ahead_count_what_a_claim_takes_first,
+    claims_take_from_the_workers_queues_by_priority_across_them,
+    a_paused_queue_is_not_claimed_until_resumed,
+    a_limit_caps_the_processing_jobs_of_a_queue,
+    queue_list_counts_every_state_and_shows_settings,
 );
+
+fn claims_take_from_the_workers_queues_by_priority_across_them(s: &mut dyn Store) {
+    s.job_insert_many(&[queued("a1", "a", 0), queued("b1", "b", 5), queued("a2", "a", 5), job("d1", 9)], T0).unwrap();
+    assert_eq!(s.job_get("a1").unwrap().queue, "a");
+    assert_eq!(s.job_get("d1").unwrap().queue, "default");
+    assert!(!due(s, T0, Some(&["nothing-here"])));
+    assert!(due(s, T0, Some(&["b"])));
+    // Across the worker's queues the most urgent job wins; FIFO among equals.
+    assert_eq!(claim_from(s, "w", T0, &["a", "b"]).as_deref(), Some("b1"));
+    assert_eq!(claim_from(s, "w", T0, &["a", "b"]).as_deref(), Some("a2"));
+    assert_eq!(claim_from(s, "w", T0, &["b"]), None);
+    assert_eq!(claim(s, "w", T0).as_deref(), Some("d1"), "no filter: every queue");
+    assert_eq!(claim(s, "w", T0).as_deref(), Some("a1"));
+    let bad = QueueFilter::new(&["a", "no spaces"]).unwrap_err();
+    assert!(matches!(bad, Error::InvalidInput(_)), "{bad:?}");
+    assert!(QueueFilter::new::<&str>(&[]).is_err());
+}
+
+fn a_paused_queue_is_not_claimed_until_resumed(s: &mut dyn Store) {
+    // A queue may be paused before it has any job.
+    set_queue(s, "slow", QueueChange::Pause);
+    s.job_insert_many(&[queued("s1", "slow", 9), job("d1", 0)], T0).unwrap();
+    assert_eq!(claim(s, "w", T0).as_deref(), Some("d1"), "the paused queue's more urgent job is skipped");
+    assert_eq!(claim(s, "w", T0), None);
+    assert!(!due(s, T0, None));
+    set_queue(s, "slow", QueueChange::Resume);
+    assert!(due(s, T0, None));
+    assert_eq!(claim(s, "w", T0).as_deref(), Some("s1"));
+}
+
+fn a_limit_caps_the_processing_jobs_of_a_queue(s: &mut dyn Store) {
+    set_queue(s, "two", QueueChange::Limit(2));
+    s.job_insert_many(&[queued("t1", "two", 0), queued("t2", "two", 0), queued("t3", "two", 0), job("d1", 0)], T0)
+        .unwrap();
+    assert_eq!(claim(s, "w1", T0).as_deref(), Some("t1"));
+    assert_eq!(claim(s, "w2", T0).as_deref(), Some("t2"));
+    assert_eq!(claim(s, "w3", T0).as_deref(), Some("d1"), "the full queue is skipped, not waited on");
+    assert_eq!(claim(s, "w4", T0), None);
+    assert!(!due(s, T0, Some(&["two"])));
+    // A settle frees a slot, and a settle+claim may take it.
+    let (settled, next) = s
+        .job_settle_and_claim(
+            &succeeded("t1", 1, "w1", T0 + 1, ""),
+            &ClaimParams { worker_id: "w1", now_ms: T0 + 1, lease_ms: 30_000, queues: None },
+        )
+        .unwrap();
+    assert_eq!((settled, next.map(|j| j.id).as_deref()), (Settled::Completed, Some("t3")));
+    assert_eq!(claim(s, "w4", T0 + 1), None);
+    // 0 lifts the limit.
+    set_queue(s, "two", QueueChange::Limit(0));
+    s.job_insert_many(&[queued("t4", "two", 0)], T0 + 2).unwrap();
+    assert_eq!(claim(s, "w4", T0 + 2).as_deref(), Some("t4"));
+}
+
+fn queue_list_counts_every_state_and_shows_settings(s: &mut dyn Store) {
+    set_queue(s, "held", QueueChange::Pause);
+    set_queue(s, "capped", QueueChange::Limit(3));
+    s.job_insert_many(&[queued("c1", "capped", 0), queued("c2", "capped", 0), job("d1", 0), job("d2", 0)], T0).unwrap();
+    assert_eq!(claim(s, "w", T0).as_deref(), Some("c1"));
+    assert_eq!(settle(s, "c1", 1, "w", T0 + 1, true), Settled::Completed);
+    assert_eq!(claim(s, "w", T0 + 1).as_deref(), Some("c2"));
+    let rows = s.queue_list().unwrap();
+    let names: Vec<&str> = rows.iter().map(|r| r.name.as_str()).collect();
+    assert_eq!(names, ["capped", "default", "held"]);
+    let count = |name: &str, state: JobState| {
+        let row = rows.iter().find(|r| r.name == name).unwrap();
+        assert_eq!(row.counts.len(), JobState::ALL.len(), "every state, zeros included");
+        row.counts.iter().find(|(s, _)| *s == state).unwrap().1
+    };
+    assert_eq!((count("capped", JobState::Completed), count("capped", JobState::Processing)), (1, 1));
+    assert_eq!((count("default", JobState::Pending), count("default", JobState::Completed)), (2, 0));
+    assert_eq!(count("held", JobState::Pending), 0);
+    let held = rows.iter().find(|r| r.name == "held").unwrap();
+    let capped = rows.iter().find(|r| r.name == "capped").unwrap();
+    assert!(held.paused && !capped.paused);
+    assert_eq!((held.limit, capped.limit), (0, 3));
+    // A queue with neither jobs nor settings is left out; a bad name changes nothing.
+    set_queue(s, "held", QueueChange::Resume);
+    assert!(!s.queue_list().unwrap().iter().any(|r| r.name == "held"));
+    let names = ["ok".to_string(), "not ok".to_string()];
+    let err = s.queue_set(&QueueSetting { names: &names, change: QueueChange::Pause, now_ms: T0 }).unwrap_err();
+    assert!(matches!(err, Error::InvalidInput(_)), "{err:?}");
+    assert!(!s.queue_list().unwrap().iter().any(|r| r.name == "ok"));
+    let listed: Vec<String> = s
+        .job_list_where(&ListFilter { queue: Some("capped"), ..Default::default() })
+        .unwrap()
+        .into_iter()
+        .map(|j| j.id)
+        .collect();
+    assert_eq!(listed, ["c1", "c2"]);
+}
 
 fn jobs_ahead_count_what_a_claim_takes_first(s: &mut dyn Store) {
     let mut later = job("later", 9);
@@ -142,7 +261,8 @@ fn a_jobs_env_round_trips(s: &mut dyn Store) {
     let mut with_env = job("e", 1);
     with_env.env = vec![("TOKEN".into(), "s3cr3t".into()), ("EMPTY".into(), String::new())];
     s.job_insert_many(&[with_env, job("plain", 0)], T0).unwrap();
-    let claimed = s.job_claim(&ClaimParams { worker_id: "w", now_ms: T0, lease_ms: 30_000 }).unwrap().unwrap();
+    let claimed =
+        s.job_claim(&ClaimParams { worker_id: "w", now_ms: T0, lease_ms: 30_000, queues: None }).unwrap().unwrap();
     assert_eq!(claimed.id, "e");
     let mut got = claimed.env.clone();
     got.sort();
@@ -279,9 +399,9 @@ fn claims_by_priority_then_fifo_and_only_when_due(s: &mut dyn Store) {
     s.job_insert_many(&[job("a", 0), job("b", 5), job("c", 0), job("d", 5), later], T0).unwrap();
     let order: Vec<_> = (0..4).map(|_| claim(s, "w", T0).unwrap()).collect();
     assert_eq!(order, ["b", "d", "a", "c"]);
-    assert!(!s.job_due_exists(T0).unwrap());
+    assert!(!due(s, T0, None));
     assert_eq!(claim(s, "w", T0), None);
-    assert!(s.job_due_exists(T0 + 5_000).unwrap());
+    assert!(due(s, T0 + 5_000, None));
     assert_eq!(claim(s, "w", T0 + 5_000).as_deref(), Some("later"));
     let j = s.job_get("later").unwrap();
     assert_eq!((j.state, j.attempts, j.worker_id.as_deref()), (JobState::Processing, 1, Some("w")));
@@ -428,7 +548,7 @@ fn settle_and_claim_is_one_step(s: &mut dyn Store) {
     s.job_insert_many(&[job("one", 0), job("two", 0)], T0).unwrap();
     assert_eq!(claim(s, "w", T0).as_deref(), Some("one"));
     let settle = succeeded("one", 1, "w", T0 + 1, "done\n");
-    let claim_next = ClaimParams { worker_id: "w", now_ms: T0 + 1, lease_ms: 30_000 };
+    let claim_next = ClaimParams { worker_id: "w", now_ms: T0 + 1, lease_ms: 30_000, queues: None };
     let (settled, next) = s.job_settle_and_claim(&settle, &claim_next).unwrap();
     assert_eq!((settled, next.map(|j| j.id).as_deref()), (Settled::Completed, Some("two")));
     // The same settle again is fenced; the claim finds nothing more.
@@ -498,7 +618,7 @@ fn both_stores_have_one_schema() {
     let Some((_s, mut pg)) = common::postgres() else { return };
     assert_eq!(lite.schema_version().unwrap(), SCHEMA_VERSION);
     assert_eq!(pg.schema_version().unwrap(), SCHEMA_VERSION);
-    for table in ["jobs", "attempts", "workers", "config"] {
+    for table in ["jobs", "attempts", "workers", "config", "queues"] {
         let columns = lite.table_columns(table).unwrap();
         assert!(!columns.is_empty(), "{table}");
         assert_eq!(columns, pg.table_columns(table).unwrap(), "{table}");
@@ -651,7 +771,7 @@ fn postgres_claim_lost_in_flight_goes_back_to_pending() {
         )
         .unwrap();
     assert_eq!(kill_connections(&schema), 1);
-    let err = s.job_claim(&ClaimParams { worker_id: "w", now_ms: T0, lease_ms: 30_000 });
+    let err = s.job_claim(&ClaimParams { worker_id: "w", now_ms: T0, lease_ms: 30_000, queues: None });
     assert!(err.is_err(), "a claim on a killed connection cannot succeed");
     // The next claim by the same worker first releases what it cannot be running.
     assert_eq!(claim(&mut s, "w", T0).as_deref(), Some("j"));
@@ -668,7 +788,7 @@ fn postgres_settle_retried_after_a_lost_connection_still_settles() {
     s.job_insert_many(&[job("a", 0), job("b", 0)], T0).unwrap();
     assert_eq!(claim(&mut s, "w", T0).as_deref(), Some("a"));
     let settle = succeeded("a", 1, "w", T0 + 1, "");
-    let next = ClaimParams { worker_id: "w", now_ms: T0 + 1, lease_ms: 30_000 };
+    let next = ClaimParams { worker_id: "w", now_ms: T0 + 1, lease_ms: 30_000, queues: None };
     assert_eq!(kill_connections(&schema), 1);
     assert!(s.job_settle_and_claim(&settle, &next).is_err());
     let (settled, claimed) = s.job_settle_and_claim(&settle, &next).unwrap();
@@ -763,7 +883,7 @@ fn sqlite_settle_and_claim_from_many_threads_runs_each_job_once() {
                 let mut next = claim(&mut s, &worker, T0);
                 while let Some(id) = next.take() {
                     let settle = succeeded(&id, 1, &worker, T0, "");
-                    let c = ClaimParams { worker_id: &worker, now_ms: T0, lease_ms: 30_000 };
+                    let c = ClaimParams { worker_id: &worker, now_ms: T0, lease_ms: 30_000, queues: None };
                     let (settled, claimed) = s.job_settle_and_claim(&settle, &c).unwrap();
                     assert_eq!(settled, Settled::Completed, "{id}");
                     done.push(id);
@@ -780,4 +900,63 @@ fn sqlite_settle_and_claim_from_many_threads_runs_each_job_once() {
     assert_eq!(all.len(), 2_000, "a job was settled twice");
     let listed = s.job_list(None, None).unwrap();
     assert!(listed.iter().all(|j| j.state == JobState::Completed && j.attempts == 1));
+}
+
+/// Eight connections claim from a queue limited to 2 as fast as they can, each holding
+/// its job a moment: an in-process count of the jobs held (up after a claim returns, down
+/// before the settle) never passes the limit. On PostgreSQL the claims race on snapshots
+/// (without the second look under the queue's row lock this counts 4 or 5); the second
+/// look is what keeps the limit.
+fn limit_race(location: &str) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    let mut s = queuectl_core::open_store(location, &StoreOptions::default()).unwrap();
+    s.queue_set(&QueueSetting { names: &["lim".to_string()], change: QueueChange::Limit(2), now_ms: T0 }).unwrap();
+    let jobs: Vec<NewJob> = (0..400).map(|i| queued(&format!("j{i:03}"), "lim", 0)).collect();
+    s.job_insert_many(&jobs, T0).unwrap();
+    let held = Arc::new(AtomicUsize::new(0));
+    let peak = Arc::new(AtomicUsize::new(0));
+    let threads: Vec<_> = (0..8)
+        .map(|t| {
+            let location = location.to_string();
+            let (held, peak) = (Arc::clone(&held), Arc::clone(&peak));
+            std::thread::spawn(move || {
+                let opts = StoreOptions { durable: false, ..StoreOptions::default() };
+                let mut s = queuectl_core::open_store(&location, &opts).unwrap();
+                let worker = format!("w{t}");
+                let (mut done, mut idle) = (0, 0);
+                while idle < 200 {
+                    let Some(id) = claim(s.as_mut(), &worker, T0) else {
+                        idle += 1;
+                        std::thread::sleep(Duration::from_micros(200));
+                        continue;
+                    };
+                    idle = 0;
+                    let now_held = held.fetch_add(1, Ordering::SeqCst) + 1;
+                    peak.fetch_max(now_held, Ordering::SeqCst);
+                    std::thread::sleep(Duration::from_micros(300));
+                    held.fetch_sub(1, Ordering::SeqCst);
+                    assert_eq!(s.job_settle(&succeeded(&id, 1, &worker, T0, "")).unwrap(), Settled::Completed);
+                    done += 1;
+                }
+                done
+            })
+        })
+        .collect();
+    let done: usize = threads.into_iter().map(|t| t.join().unwrap()).sum();
+    assert_eq!(done, 400, "every job ran once");
+    let peak = peak.load(Ordering::SeqCst);
+    assert!(peak <= 2, "{peak} jobs of a queue limited to 2 were held at once");
+    assert_eq!(peak, 2, "the limit was reached");
+}
+#[test]
+fn a_limit_holds_when_many_connections_claim_at_once_on_sqlite() {
+    let (g, _s) = common::sqlite();
+    limit_race(g.dir.path().join("q.db").to_str().unwrap());
+}
+
+#[test]
+fn a_limit_holds_when_many_connections_claim_at_once_on_postgres() {
+    let Some(schema) = common::PgSchema::create() else { return };
+    limit_race(&schema.url);
 }

@@ -46,6 +46,7 @@ fn race(location: &str, dir: &tempfile::TempDir) {
             timeout_ms: 0,
             cwd: dir.path().display().to_string(),
             env: Vec::new(),
+            queue: queuectl_core::job::DEFAULT_QUEUE.into(),
         })
         .collect();
     store.job_insert_many(&jobs, clock::now_ms()).unwrap();
@@ -160,6 +161,7 @@ fn a_worker_writes_the_time_of_its_clock() {
         timeout_ms: 0,
         cwd: dir.path().display().to_string(),
         env: Vec::new(),
+        queue: queuectl_core::job::DEFAULT_QUEUE.into(),
     };
     store.job_insert_many(&[fails], T).unwrap();
     let clock = Arc::new(ManualClock::at(T));
@@ -194,9 +196,10 @@ fn a_worker_rescues_a_lost_workers_job_when_its_clock_passes_the_lease() {
         timeout_ms: 0,
         cwd: dir.path().display().to_string(),
         env: Vec::new(),
+        queue: queuectl_core::job::DEFAULT_QUEUE.into(),
     };
     store.job_insert_many(&[job], T).unwrap();
-    let claim = ClaimParams { worker_id: "ghost", now_ms: T, lease_ms: 30_000 };
+    let claim = ClaimParams { worker_id: "ghost", now_ms: T, lease_ms: 30_000, queues: None };
     assert!(store.job_claim(&claim).unwrap().is_some());
     // Inside the lease the job is left alone.
     let counts = run_burst(&db, dir.path(), Arc::new(ManualClock::at(T + 29_000)));

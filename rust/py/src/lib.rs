@@ -35,6 +35,12 @@ fn is_postgres_location(location: &str) -> bool {
     queuectl_core::store::is_postgres(location)
 }
 
+/// Checks a queue name (InputError saying what a name may hold).
+#[pyfunction]
+fn validate_queue(name: &str) -> PyResult<()> {
+    queuectl_core::job::validate_queue(name).map_err(py_err)
+}
+
 /// The log file of job `id` inside `logs_dir`; never outside it, whatever the id.
 #[pyfunction]
 fn log_path(logs_dir: PathBuf, id: &str) -> PathBuf {
@@ -122,6 +128,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<values::Job>()?;
     m.add_class::<values::Attempt>()?;
     m.add_class::<values::Worker>()?;
+    m.add_class::<values::Queue>()?;
     m.add_class::<store::Store>()?;
     m.add_class::<pool::WorkerPool>()?;
     m.add("JOB_STATES", JobState::ALL.map(JobState::as_str).to_vec())?;
@@ -132,6 +139,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("DEFAULT_POLL_MS", DEFAULT_POLL_MS)?;
     m.add("DEFAULT_KILL_GRACE_MS", DEFAULT_KILL_GRACE_MS)?;
     m.add("DEFAULT_BUSY_TIMEOUT_MS", DEFAULT_BUSY_TIMEOUT_MS)?;
+    m.add("DEFAULT_QUEUE", queuectl_core::job::DEFAULT_QUEUE)?;
     let defaults: std::collections::HashMap<&str, String> = WorkerSettings::default_pairs().into_iter().collect();
     m.add("CORE_CONFIG_DEFAULTS", defaults)?;
     m.add_function(wrap_pyfunction!(is_postgres_location, m)?)?;
@@ -142,6 +150,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(sqlite_version, m)?)?;
     m.add_function(wrap_pyfunction!(redact_location, m)?)?;
     m.add_function(wrap_pyfunction!(copy_sqlite_to_postgres, m)?)?;
+    m.add_function(wrap_pyfunction!(validate_queue, m)?)?;
     m.add_function(wrap_pyfunction!(copy_postgres_to_sqlite, m)?)?;
     m.add_function(wrap_pyfunction!(backup, m)?)?;
     m.add_function(wrap_pyfunction!(check, m)?)?;

@@ -8,7 +8,7 @@ use std::time::Duration;
 use pyo3::prelude::*;
 
 use queuectl_core::events::{Counters, Observer, Observers, StderrLog};
-use queuectl_core::store::StoreOptions;
+use queuectl_core::store::{QueueFilter, StoreOptions};
 use queuectl_core::worker::{
     new_worker_id, Pool, WorkerConfig, DEFAULT_HEARTBEAT_MS, DEFAULT_KILL_GRACE_MS, DEFAULT_LEASE_MS, DEFAULT_POLL_MS,
 };
@@ -30,7 +30,7 @@ impl WorkerPool {
     #[new]
     #[pyo3(signature = (location, count, *, logs_dir, host, pid, lease_ms = DEFAULT_LEASE_MS,
                         heartbeat_ms = DEFAULT_HEARTBEAT_MS, poll_ms = DEFAULT_POLL_MS,
-                        kill_grace_ms = DEFAULT_KILL_GRACE_MS, burst = false, verbose = true))]
+                        kill_grace_ms = DEFAULT_KILL_GRACE_MS, burst = false, verbose = true, queues = None))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
@@ -45,7 +45,9 @@ impl WorkerPool {
         kill_grace_ms: u64,
         burst: bool,
         verbose: bool,
+        queues: Option<Vec<String>>,
     ) -> PyResult<Self> {
+        let queues = queues.map(|q| QueueFilter::new(&q)).transpose().map_err(py_err)?;
         let counters = Arc::new(Counters::default());
         let mut observers: Vec<Arc<dyn Observer>> = vec![counters.clone()];
         if verbose {
@@ -60,6 +62,7 @@ impl WorkerPool {
                 kill_grace_ms,
                 burst,
                 observer: Arc::clone(&observer),
+                queues: queues.clone(),
                 ..WorkerConfig::new(new_worker_id(), host.clone(), pid, logs_dir.clone())
             })
             .collect();

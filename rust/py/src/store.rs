@@ -10,13 +10,14 @@ use queuectl_core::spec::{self, SpecDefaults};
 use std::time::Duration;
 
 use queuectl_core::store::{
-    open_store, ByIdChange, ByIdParams, InsertBatch, Setting, StoreOptions, DEFAULT_BUSY_TIMEOUT_MS,
+    open_store, ByIdChange, ByIdParams, InsertBatch, ListFilter, QueueChange, QueueSetting, Setting, StoreOptions,
+    DEFAULT_BUSY_TIMEOUT_MS,
 };
 use queuectl_core::{clock, JobState};
 
 use crate::errors::{py_err, InputError};
 use crate::stop_level;
-use crate::values::{Attempt, Job, Worker};
+use crate::values::{Attempt, Job, Queue, Worker};
 
 fn parse_state(name: &str) -> PyResult<JobState> {
     JobState::parse(name).ok_or_else(|| InputError::new_err(format!("unknown state {name:?}")))
@@ -92,11 +93,36 @@ impl Store {
         self.with(py, |s| s.job_get(&id)).map(Job::from)
     }
 
-    #[pyo3(signature = (state = None, limit = None))]
-    fn jobs(&self, py: Python<'_>, state: Option<&str>, limit: Option<u64>) -> PyResult<Vec<Job>> {
+    #[pyo3(signature = (state = None, limit = None, queue = None))]
+    fn jobs(
+        &self,
+        py: Python<'_>,
+        state: Option<&str>,
+        limit: Option<u64>,
+        queue: Option<String>,
+    ) -> PyResult<Vec<Job>> {
         let state = state.map(parse_state).transpose()?;
-        let jobs = self.with(py, |s| s.job_list(state, limit))?;
+        let jobs = self.with(py, |s| s.job_list_where(&ListFilter { state, queue: queue.as_deref(), limit }))?;
         Ok(jobs.into_iter().map(Job::from).collect())
+    }
+
+    /// Every queue that has jobs or settings, by name.
+    fn queues(&self, py: Python<'_>) -> PyResult<Vec<Queue>> {
+        let rows = self.with(py, |s| s.queue_list())?;
+        Ok(rows.into_iter().map(Queue::from).collect())
+    }
+
+    /// Pauses or resumes queues (all or none); returns how many.
+    fn queue_pause(&self, py: Python<'_>, names: Vec<String>, paused: bool) -> PyResult<u64> {
+        let change = if paused { QueueChange::Pause } else { QueueChange::Resume };
+        self.with(py, |s| s.queue_set(&QueueSetting { names: &names, change, now_ms: clock::now_ms() }))
+    }
+
+    /// Sets a queue's limit of processing jobs (0: none).
+    fn queue_limit(&self, py: Python<'_>, name: String, limit: u64) -> PyResult<u64> {
+        let names = [name];
+        let change = QueueChange::Limit(limit);
+        self.with(py, |s| s.queue_set(&QueueSetting { names: &names, change, now_ms: clock::now_ms() }))
     }
 
     /// Number of jobs per state, every state included.

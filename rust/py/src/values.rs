@@ -3,7 +3,7 @@
 
 use pyo3::prelude::*;
 
-use queuectl_core::store::WorkerRow;
+use queuectl_core::store::{QueueRow, WorkerRow};
 
 /// A job as stored; times are milliseconds since the Unix epoch.
 #[pyclass(frozen, get_all, module = "queuectl._core")]
@@ -27,6 +27,7 @@ pub struct Job {
     lease_expires_ms: Option<i64>,
     /// The names of the job's own environment variables; their values never reach Python.
     env_names: Vec<String>,
+    queue: String,
 }
 
 impl From<queuectl_core::Job> for Job {
@@ -50,6 +51,7 @@ impl From<queuectl_core::Job> for Job {
             last_error: j.last_error,
             worker_id: j.worker_id,
             lease_expires_ms: j.lease_expires_ms,
+            queue: j.queue,
         }
     }
 }
@@ -102,6 +104,8 @@ pub struct Worker {
     lease_ms: i64,
     stop_requested: u8,
     exited_at_ms: Option<i64>,
+    /// The queues it serves; None: every queue.
+    queues: Option<Vec<String>>,
 }
 
 impl From<WorkerRow> for Worker {
@@ -117,6 +121,29 @@ impl From<WorkerRow> for Worker {
             lease_ms: w.lease_ms,
             stop_requested: w.stop_requested.as_u8(),
             exited_at_ms: w.exited_at_ms,
+            queues: w.queues,
+        }
+    }
+}
+
+/// A named queue: its settings and its jobs counted by state.
+#[pyclass(frozen, get_all, module = "queuectl._core")]
+pub struct Queue {
+    name: String,
+    paused: bool,
+    /// At most this many of its jobs processing at once; 0: no limit.
+    limit: u64,
+    /// (state, count) for every state, zeros included.
+    counts: Vec<(&'static str, u64)>,
+}
+
+impl From<QueueRow> for Queue {
+    fn from(q: QueueRow) -> Self {
+        Queue {
+            name: q.name,
+            paused: q.paused,
+            limit: q.limit,
+            counts: q.counts.into_iter().map(|(s, n)| (s.as_str(), n)).collect(),
         }
     }
 }

@@ -10,7 +10,8 @@
 //!
 //! The roles: [`JobQueue`] (the hot path: insert, claim, settle), [`JobAdmin`] (rescues,
 //! purge, DLQ retry), [`JobInspect`] (reads for people: get, list, counts, history,
-//! checks), [`WorkerRegistry`], [`ConfigStore`] and [`ChangeFeed`] (how idle workers
+//! checks), [`QueueControl`] (named queues' pause and limit), [`WorkerRegistry`],
+//! [`ConfigStore`] and [`ChangeFeed`] (how idle workers
 //! learn that something changed). [`Store`] is all of them, one connection.
 
 pub mod check;
@@ -72,6 +73,12 @@ pub fn open_store(location: &str, opts: &StoreOptions) -> Result<Box<dyn Store>>
     Ok(Box::new(SqliteStore::open(&PathBuf::from(location), opts)?))
 }
 
+/// The queues a batch of jobs names, each once, in first-seen order.
+fn distinct_queues(jobs: &[NewJob]) -> Vec<&str> {
+    let mut seen = std::collections::HashSet::new();
+    jobs.iter().map(|j| j.queue.as_str()).filter(|q| seen.insert(*q)).collect()
+}
+
 /// How many inserted rows pass between two progress reports of a batch.
 pub const PROGRESS_EVERY: usize = 20_000;
 
@@ -89,6 +96,91 @@ pub struct ClaimParams<'a> {
     pub worker_id: &'a str,
     pub now_ms: i64,
     pub lease_ms: i64,
+    /// The queues it may take from; `None`: every queue.
+    pub queues: Option<&'a QueueFilter>,
+}
+
+/// The named queues a worker serves: at least one, each a valid queue name, no repeats.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueueFilter {
+    names: Vec<String>,
+    /// The names as a JSON array, as SQLite's `json_each` reads them.
+    json: String,
+}
+
+impl QueueFilter {
+    /// The filter for `names`, checked; repeats are dropped, order kept.
+    pub fn new<S: AsRef<str>>(names: &[S]) -> Result<QueueFilter> {
+        let mut kept: Vec<String> = Vec::with_capacity(names.len());
+        for n in names {
+            let n = n.as_ref();
+            crate::job::validate_queue(n)?;
+            if !kept.iter().any(|k| k == n) {
+                kept.push(n.to_string());
+            }
+        }
+        if kept.is_empty() {
+            return Err(Error::InvalidInput("a worker's queue list must name at least one queue".into()));
+        }
+        let json = serde_json::Value::from(kept.clone()).to_string();
+        Ok(QueueFilter { names: kept, json })
+    }
+
+    /// The queue names, in the order given.
+    pub fn names(&self) -> &[String] {
+        &self.names
+    }
+
+    /// Whether jobs of `queue` pass the filter.
+    pub fn contains(&self, queue: &str) -> bool {
+        self.names.iter().any(|n| n == queue)
+    }
+
+    pub(crate) fn json(&self) -> &str {
+        &self.json
+    }
+
+    /// The names as a worker's row stores them: comma-separated (names hold no comma).
+    pub(crate) fn stored(&self) -> String {
+        self.names.join(",")
+    }
+}
+
+/// What is stored about one named queue, with its jobs counted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueueRow {
+    pub name: String,
+    pub paused: bool,
+    /// At most this many of its jobs processing at once; 0: no limit.
+    pub limit: u64,
+    /// Jobs of the queue in every state, zeros included, in `JobState::ALL` order.
+    pub counts: Vec<(JobState, u64)>,
+}
+
+/// A change to named queues' settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QueueChange {
+    /// Its jobs are not claimed until resumed; running ones finish.
+    Pause,
+    Resume,
+    /// At most N of its jobs processing at once over every worker; 0 lifts the limit.
+    Limit(u64),
+}
+
+/// Which queues a [`QueueChange`] applies to (each a valid name; created when new).
+#[derive(Debug, Clone, Copy)]
+pub struct QueueSetting<'a> {
+    pub names: &'a [String],
+    pub change: QueueChange,
+    pub now_ms: i64,
+}
+
+/// Which jobs a listing returns.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ListFilter<'a> {
+    pub state: Option<JobState>,
+    pub queue: Option<&'a str>,
+    pub limit: Option<u64>,
 }
 
 /// Which attempt a write belongs to: it applies only while the job is processing this
@@ -264,6 +356,15 @@ pub struct WorkerRow {
     pub lease_ms: i64,
     pub stop_requested: StopLevel,
     pub exited_at_ms: Option<i64>,
+    /// The queues it serves; `None`: every queue.
+    pub queues: Option<Vec<String>>,
+}
+
+impl WorkerRow {
+    /// Whether this worker takes jobs of `queue`.
+    pub fn serves(&self, queue: &str) -> bool {
+        self.queues.as_ref().is_none_or(|q| q.iter().any(|n| n == queue))
+    }
 }
 
 /// A worker about to register.
@@ -274,6 +375,7 @@ pub struct Registration<'a> {
     pub pid: u32,
     pub lease_ms: i64,
     pub now_ms: i64,
+    pub queues: Option<&'a QueueFilter>,
 }
 
 /// How a store tells waiting workers that another connection committed.
@@ -294,10 +396,14 @@ pub trait JobQueue {
     fn job_insert_many(&mut self, jobs: &[NewJob], now_ms: i64) -> Result<Vec<String>> {
         self.job_insert(InsertBatch { jobs, now_ms, progress: None })
     }
-    /// Whether a job is due: a cheap read that lets idle workers skip the write lock.
-    fn job_due_exists(&mut self, now_ms: i64) -> Result<bool>;
+    /// Whether a job a claim with `p` could take is due (in a queue of `p.queues` that is
+    /// neither paused nor at its limit): a cheap read that lets idle workers skip the
+    /// write lock.
+    fn job_due_exists(&mut self, p: &ClaimParams<'_>) -> Result<bool>;
     /// Atomically claims the most urgent due job (priority high to low, then enqueue
-    /// order), counting the attempt and taking a lease on it for `worker_id`.
+    /// order) of the queues `p.queues` names that are not paused and below their limit,
+    /// counting the attempt and taking a lease on it for `worker_id`. A queue's limit
+    /// holds against every other claim on every host.
     fn job_claim(&mut self, p: &ClaimParams<'_>) -> Result<Option<Job>>;
     /// Writes the end of an attempt as decided, fenced.
     fn job_settle(&mut self, p: &SettleParams) -> Result<Settled>;
@@ -338,8 +444,12 @@ pub trait JobAdmin {
 pub trait JobInspect {
     /// One job by id.
     fn job_get(&mut self, id: &str) -> Result<Job>;
+    /// Jobs in enqueue order that pass `f`.
+    fn job_list_where(&mut self, f: &ListFilter<'_>) -> Result<Vec<Job>>;
     /// Jobs in enqueue order, optionally of one state, optionally at most `limit`.
-    fn job_list(&mut self, state: Option<JobState>, limit: Option<u64>) -> Result<Vec<Job>>;
+    fn job_list(&mut self, state: Option<JobState>, limit: Option<u64>) -> Result<Vec<Job>> {
+        self.job_list_where(&ListFilter { state, queue: None, limit })
+    }
     /// The number of jobs in every state, zeros included, in `JobState::ALL` order.
     fn job_count_by_state(&mut self) -> Result<Vec<(JobState, u64)>>;
     /// The finished attempts of a job, oldest first.
@@ -399,6 +509,15 @@ pub trait ConfigStore {
     fn config_list(&mut self) -> Result<Vec<(String, String)>>;
 }
 
+/// Named queues: their settings and counts.
+pub trait QueueControl {
+    /// Every queue that has jobs or settings, by name.
+    fn queue_list(&mut self) -> Result<Vec<QueueRow>>;
+    /// Applies `s.change` to every queue of `s.names` in one transaction (a queue not seen
+    /// before is created with it); wakes idle workers. Returns how many queues changed.
+    fn queue_set(&mut self, s: &QueueSetting<'_>) -> Result<u64>;
+}
+
 /// How idle workers learn that something changed without polling the queue itself.
 pub trait ChangeFeed {
     /// How this store delivers wake-ups.
@@ -410,11 +529,17 @@ pub trait ChangeFeed {
 
 /// Storage for queuectl. One value is one connection; it is `Send` but not shared between
 /// threads: each worker thread opens its own.
-pub trait Store: JobQueue + JobAdmin + JobInspect + WorkerRegistry + ConfigStore + ChangeFeed + Send {}
+pub trait Store:
+    JobQueue + JobAdmin + JobInspect + QueueControl + WorkerRegistry + ConfigStore + ChangeFeed + Send
+{
+}
 
-impl<T: JobQueue + JobAdmin + JobInspect + WorkerRegistry + ConfigStore + ChangeFeed + Send> Store for T {}
+impl<T: JobQueue + JobAdmin + JobInspect + QueueControl + WorkerRegistry + ConfigStore + ChangeFeed + Send> Store
+    for T
+{
+}
 
 /// The traits of every role, for callers that use a store through `dyn Store`.
 pub mod prelude {
-    pub use super::{ChangeFeed, ConfigStore, JobAdmin, JobInspect, JobQueue, Store, WorkerRegistry};
+    pub use super::{ChangeFeed, ConfigStore, JobAdmin, JobInspect, JobQueue, QueueControl, Store, WorkerRegistry};
 }

@@ -10,7 +10,7 @@
 use crate::error::{Error, Result};
 use crate::job::{Attempt, Job, JobState, Outcome};
 
-use super::{ByIdChange, StopLevel, WorkerRow, WorkerState};
+use super::{ByIdChange, QueueChange, QueueRow, StopLevel, WorkerRow, WorkerState};
 
 /// One forward migration, in each dialect.
 pub(super) struct Migration {
@@ -164,6 +164,43 @@ CREATE INDEX jobs_all ON jobs (max_retries);
         sqlite: "ALTER TABLE jobs ADD COLUMN env TEXT;",
         postgres: "ALTER TABLE jobs ADD COLUMN env TEXT;",
     },
+    Migration {
+        // Named queues. The claim index leads with the queue: a claim probes each queue
+        // it may take from at its most urgent due job, so a paused or full queue with a
+        // million jobs costs nothing to skip. State ends the index so counts by queue and
+        // state read it alone. jobs_running counts a queue's processing jobs for its limit.
+        // queues holds a row for every queue that has had jobs or settings.
+        sqlite: r#"
+ALTER TABLE jobs ADD COLUMN queue TEXT NOT NULL DEFAULT 'default';
+DROP INDEX jobs_due;
+CREATE INDEX jobs_due ON jobs (queue, priority DESC, seq, run_at_ms, state) WHERE state IN ('pending', 'failed');
+CREATE INDEX jobs_running ON jobs (queue) WHERE state = 'processing';
+DROP INDEX jobs_all;
+CREATE INDEX jobs_all ON jobs (queue);
+CREATE TABLE queues (
+    name          TEXT PRIMARY KEY,
+    paused        INTEGER NOT NULL DEFAULT 0,
+    max_running   INTEGER NOT NULL DEFAULT 0,  -- 0: no limit
+    updated_at_ms INTEGER NOT NULL
+);
+INSERT INTO queues (name, updated_at_ms) SELECT DISTINCT queue, 0 FROM jobs;
+ALTER TABLE workers ADD COLUMN queues TEXT;  -- the queues it serves, comma-separated; NULL: every queue
+"#,
+        postgres: r#"
+ALTER TABLE jobs ADD COLUMN queue TEXT NOT NULL DEFAULT 'default';
+DROP INDEX jobs_due;
+CREATE INDEX jobs_due ON jobs (queue, priority DESC, seq, run_at_ms, state) WHERE state IN ('pending', 'failed');
+CREATE INDEX jobs_running ON jobs (queue) WHERE state = 'processing';
+CREATE TABLE queues (
+    name          TEXT PRIMARY KEY,
+    paused        BIGINT NOT NULL DEFAULT 0,
+    max_running   BIGINT NOT NULL DEFAULT 0,
+    updated_at_ms BIGINT NOT NULL
+);
+INSERT INTO queues (name, updated_at_ms) SELECT DISTINCT queue, 0 FROM jobs;
+ALTER TABLE workers ADD COLUMN queues TEXT;
+"#,
+    },
 ];
 
 /// The schema version this build creates and understands.
@@ -221,6 +258,7 @@ columns!(job_col {
     lease_expires_ms: Int8,
     output_tail: Text,
     env: Text,
+    queue: Text,
 });
 
 columns!(attempt_col {
@@ -301,6 +339,7 @@ pub(super) fn job_from(r: &impl Cells, at: usize) -> Result<Job> {
         worker_id: r.opt_text(at + c::worker_id)?,
         lease_expires_ms: r.opt_int(at + c::lease_expires_ms)?,
         env: env_from(r.opt_text(at + c::env)?.as_deref())?,
+        queue: r.text(at + c::queue)?,
     })
 }
 
@@ -331,7 +370,8 @@ pub(super) fn worker_list_sql(jobs: &str) -> String {
     format!(
         "SELECT w.id, w.host, w.pid,
              CASE WHEN w.state = 'exited' THEN 'exited' WHEN j.id IS NOT NULL THEN 'busy' ELSE 'idle' END,
-             j.id, w.started_at_ms, w.heartbeat_ms, w.lease_ms, CAST(w.stop_requested AS BIGINT), w.exited_at_ms
+             j.id, w.started_at_ms, w.heartbeat_ms, w.lease_ms, CAST(w.stop_requested AS BIGINT), w.exited_at_ms,
+             w.queues
          FROM workers w LEFT JOIN {jobs} ON j.state = 'processing' AND j.worker_id = w.id
          WHERE ?1 OR w.state <> 'exited' ORDER BY w.started_at_ms DESC, w.id"
     )
@@ -352,6 +392,7 @@ pub(super) fn worker_from(r: &impl Cells) -> Result<WorkerRow> {
         lease_ms: r.int(7)?,
         stop_requested: StopLevel::from_u8(u8::try_from(r.int(8)?).unwrap_or(0)),
         exited_at_ms: r.opt_int(9)?,
+        queues: r.opt_text(10)?.map(|q| q.split(',').map(str::to_string).collect()),
     })
 }
 
@@ -497,26 +538,89 @@ pub(super) fn check_purgeable(state: JobState) -> Result<()> {
     }
 }
 
-/// How many due jobs a claim would take before job ?1 at time ?2 (higher priority, or the
-/// same priority and enqueued earlier); no row when there is no such job.
+/// How many due jobs of its queue a claim would take before job ?1 at time ?2 (higher
+/// priority, or the same priority and enqueued earlier); no row when there is no such job.
 pub(super) const AHEAD_SQL: &str = "SELECT (SELECT count(*) FROM jobs o
-         WHERE o.state IN ('pending', 'failed') AND o.run_at_ms <= ?2
+         WHERE o.queue = j.queue AND o.state IN ('pending', 'failed') AND o.run_at_ms <= ?2
            AND (o.priority > j.priority OR (o.priority = j.priority AND o.seq < j.seq)))
      FROM jobs j WHERE j.id = ?1";
+
+/// Makes sure queue ?1 has its row (the claim walks the queues table): ?2 now.
+pub(super) const QUEUE_ENSURE_SQL: &str =
+    "INSERT INTO queues (name, updated_at_ms) VALUES (?1, ?2) ON CONFLICT (name) DO NOTHING";
+
+/// A queue's row as a copy from another store writes it (the source's settings win):
+/// ?1 name, ?2 paused, ?3 limit, ?4 changed at.
+pub(super) const QUEUE_COPY_SQL: &str =
+    "INSERT INTO queues (name, paused, max_running, updated_at_ms) VALUES (?1, ?2, ?3, ?4)
+     ON CONFLICT (name) DO UPDATE SET paused = excluded.paused, max_running = excluded.max_running,
+         updated_at_ms = excluded.updated_at_ms";
+
+/// Every queue row as [`QUEUE_COPY_SQL`] takes it.
+pub(super) const QUEUE_ROWS_SQL: &str = "SELECT name, CAST(paused AS BIGINT), max_running, updated_at_ms FROM queues";
+
+/// The statement of a queue change (?1 name, ?2 now, for a limit ?3 the limit) and whether
+/// it takes the limit.
+pub(super) fn queue_set_sql(change: QueueChange) -> (&'static str, Option<i64>) {
+    match change {
+        QueueChange::Pause => (
+            "INSERT INTO queues (name, paused, updated_at_ms) VALUES (?1, 1, ?2)
+             ON CONFLICT (name) DO UPDATE SET paused = 1, updated_at_ms = excluded.updated_at_ms",
+            None,
+        ),
+        QueueChange::Resume => (
+            "INSERT INTO queues (name, paused, updated_at_ms) VALUES (?1, 0, ?2)
+             ON CONFLICT (name) DO UPDATE SET paused = 0, updated_at_ms = excluded.updated_at_ms",
+            None,
+        ),
+        QueueChange::Limit(n) => (
+            "INSERT INTO queues (name, max_running, updated_at_ms) VALUES (?1, ?3, ?2)
+             ON CONFLICT (name) DO UPDATE SET max_running = excluded.max_running, updated_at_ms = excluded.updated_at_ms",
+            Some(i64::try_from(n).unwrap_or(i64::MAX)),
+        ),
+    }
+}
+
+/// The settings of every queue: name, paused, limit.
+pub(super) const QUEUE_SETTINGS_SQL: &str =
+    "SELECT name, CAST(paused AS BIGINT), max_running FROM queues ORDER BY name";
+
+/// The queue rows from the settings and (queue, state, count) triples; queues with no
+/// job and no setting are left out.
+pub(super) fn queue_rows(settings: Vec<(String, bool, i64)>, counts: &[(String, JobState, u64)]) -> Vec<QueueRow> {
+    let mut rows: Vec<QueueRow> = settings
+        .into_iter()
+        .map(|(name, paused, limit)| QueueRow {
+            name,
+            paused,
+            limit: u64::try_from(limit).unwrap_or(0),
+            counts: JobState::ALL.iter().map(|s| (*s, 0)).collect(),
+        })
+        .collect();
+    for (queue, state, n) in counts {
+        if let Some(row) = rows.iter_mut().find(|r| &r.name == queue) {
+            if let Some(c) = row.counts.iter_mut().find(|(s, _)| s == state) {
+                c.1 += n;
+            }
+        }
+    }
+    rows.retain(|r| r.paused || r.limit > 0 || r.counts.iter().any(|(_, n)| *n > 0));
+    rows
+}
 
 pub(super) const CONFIG_GET_SQL: &str = "SELECT value FROM config WHERE key = ?1";
 pub(super) const CONFIG_SET_SQL: &str = "INSERT INTO config (key, value, updated_at_ms) VALUES (?1, ?2, ?3)
      ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated_at_ms = excluded.updated_at_ms";
 pub(super) const CONFIG_LIST_SQL: &str = "SELECT key, value FROM config ORDER BY key";
 
-/// ?1 id, ?2 host, ?3 pid, ?4 now, ?5 lease. The WHERE leaves a registration that is still
-/// running alone: 0 rows, an error.
+/// ?1 id, ?2 host, ?3 pid, ?4 now, ?5 lease, ?6 its queues (comma-separated, NULL: all).
+/// The WHERE leaves a registration that is still running alone: 0 rows, an error.
 pub(super) const WORKER_REGISTER_SQL: &str =
-    "INSERT INTO workers (id, host, pid, state, started_at_ms, heartbeat_ms, lease_ms)
-     VALUES (?1, ?2, ?3, 'running', ?4, ?4, ?5)
+    "INSERT INTO workers (id, host, pid, state, started_at_ms, heartbeat_ms, lease_ms, queues)
+     VALUES (?1, ?2, ?3, 'running', ?4, ?4, ?5, ?6)
      ON CONFLICT (id) DO UPDATE SET host = excluded.host, pid = excluded.pid, state = 'running',
          started_at_ms = excluded.started_at_ms, heartbeat_ms = excluded.heartbeat_ms,
-         lease_ms = excluded.lease_ms, stop_requested = 0, exited_at_ms = NULL
+         lease_ms = excluded.lease_ms, stop_requested = 0, exited_at_ms = NULL, queues = excluded.queues
      WHERE workers.state = 'exited'";
 
 /// The error for a registration that is still running.

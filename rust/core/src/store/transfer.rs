@@ -170,6 +170,14 @@ pub fn sqlite_to_postgres(src: &std::path::Path, dst: &str, opts: &StoreOptions)
             tx.execute(&schema::to_postgres(schema::CONFIG_SET_SQL), &[&key, &value, &at])?;
             config += 1;
         }
+        let mut st = conn.prepare(schema::QUEUE_ROWS_SQL)?;
+        let rows = st.query_map([], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?, r.get::<_, i64>(2)?, r.get::<_, i64>(3)?))
+        })?;
+        for row in rows {
+            let (name, paused, limit, at) = row?;
+            tx.execute(&schema::to_postgres(schema::QUEUE_COPY_SQL), &[&name, &paused, &limit, &at])?;
+        }
         notify(&mut tx, &channel)?;
         tx.commit()?;
         Ok(CopyReport { jobs, attempts, config, requeued: 0 })
@@ -255,6 +263,15 @@ fn postgres_into_sqlite(src: &str, dst: &Path, opts: &StoreOptions, snapshot: bo
                 let (key, value, at): (String, String, i64) = (row.try_get(0)?, row.try_get(1)?, row.try_get(2)?);
                 st.execute(rusqlite::params![key, value, at])?;
                 config += 1;
+            }
+        }
+        {
+            let mut rows = rtx.query_raw(schema::QUEUE_ROWS_SQL, [] as [&(dyn ToSql + Sync); 0])?;
+            let mut st = conn.prepare(schema::QUEUE_COPY_SQL)?;
+            while let Some(row) = rows.next()? {
+                let (name, paused, limit, at): (String, i64, i64, i64) =
+                    (row.try_get(0)?, row.try_get(1)?, row.try_get(2)?, row.try_get(3)?);
+                st.execute(rusqlite::params![name, paused, limit, at])?;
             }
         }
         conn.execute_batch("DROP TABLE temp.qm_jobs; DROP TABLE temp.qm_attempts;")?;

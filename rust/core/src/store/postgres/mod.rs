@@ -28,8 +28,8 @@ use self::conn::{parse_location, tls_connector};
 use super::schema::{self, job_col, ColType};
 use super::{
     ByIdChange, ByIdParams, ChangeFeed, ClaimParams, ConfigStore, ExpiredJob, Fence, InsertBatch, JobAdmin, JobInspect,
-    JobQueue, Registration, Setting, SettleParams, Settled, StopLevel, StoreOptions, Wakeups, WorkerRegistry,
-    WorkerRow,
+    JobQueue, ListFilter, QueueControl, QueueRow, QueueSetting, Registration, Setting, SettleParams, Settled,
+    StopLevel, StoreOptions, Wakeups, WorkerRegistry, WorkerRow,
 };
 use crate::error::{Error, Result};
 use crate::job::{Attempt, Job, JobState, Outcome};
@@ -51,8 +51,8 @@ pub(super) fn pg_type(t: ColType) -> Type {
 
 /// The columns an enqueue writes, and their types.
 const INSERT_COLUMNS: &str =
-    "id, command, state, max_retries, priority, run_at_ms, timeout_ms, cwd, created_at_ms, updated_at_ms, env";
-const INSERT_TYPES: [Type; 11] = [
+    "id, command, state, max_retries, priority, run_at_ms, timeout_ms, cwd, created_at_ms, updated_at_ms, env, queue";
+const INSERT_TYPES: [Type; 12] = [
     Type::TEXT,
     Type::TEXT,
     Type::TEXT,
@@ -63,24 +63,50 @@ const INSERT_TYPES: [Type; 11] = [
     Type::TEXT,
     Type::INT8,
     Type::INT8,
+    Type::TEXT,
     Type::TEXT,
 ];
 
-/// The claim, its parameters from `?{first}`: worker id, now, lease end.
-fn claim_update(first: u8) -> String {
+/// Which queues may be claimed from, as the claim and `job_due_exists` share it: not
+/// paused, among the worker's (?{queues}, a text array, NULL: every queue), not excluded
+/// (?{queues + 1}: the queues a claim already found full), below its limit by the count of
+/// this statement's snapshot. That count can be stale when two claims race: a claim in a
+/// limited queue is checked again under the queue's row lock (`hold_within_limit`).
+/// `settling` names the parameter of the job a settle+claim settles in the same statement:
+/// its snapshot still sees it processing, but its slot is the one the claim may take.
+fn open_queue(queues: u8, settling: Option<u8>) -> String {
+    let excluded = queues + 1;
+    let not_settling = settling.map(|p| format!("AND r.id <> ?{p}")).unwrap_or_default();
+    format!(
+        "q.paused = 0 AND (CAST(?{queues} AS TEXT[]) IS NULL OR q.name = ANY(?{queues}))
+         AND NOT (q.name = ANY(CAST(?{excluded} AS TEXT[])))
+         AND (q.max_running = 0 OR q.max_running > (SELECT count(*) FROM jobs r
+                                                    WHERE r.queue = q.name AND r.state = 'processing' {not_settling}))"
+    )
+}
+
+/// The claim, its parameters from `?{first}`: worker id, now, lease end, the worker's
+/// queues, the queues to leave out. The most urgent due job of each open queue is taken
+/// through jobs_due (locked, skipping rows other claims hold); the claim takes the most
+/// urgent of those. It returns the job and its queue's limit.
+fn claim_update(first: u8, settling: Option<u8>) -> String {
     let set = schema::shift_params(schema::CLAIM_SET, first - 1);
     let now = first + 1;
     format!(
         "UPDATE jobs SET {set}
-         WHERE seq = (SELECT seq FROM jobs
-                      WHERE state IN ('pending', 'failed') AND run_at_ms <= ?{now}
-                      ORDER BY priority DESC, seq LIMIT 1 FOR UPDATE SKIP LOCKED)
-         RETURNING {}",
+         WHERE seq = (SELECT c.seq FROM queues q CROSS JOIN LATERAL (
+                          SELECT d.seq, d.priority FROM jobs d
+                          WHERE d.queue = q.name AND d.state IN ('pending', 'failed') AND d.run_at_ms <= ?{now}
+                          ORDER BY d.priority DESC, d.seq LIMIT 1 FOR UPDATE SKIP LOCKED) c
+                      WHERE {}
+                      ORDER BY c.priority DESC, c.seq LIMIT 1)
+         RETURNING {}, (SELECT max_running FROM queues WHERE name = jobs.queue)",
+        open_queue(first + 3, settling),
         job_col::LIST
     )
 }
 
-static CLAIM_SQL: LazyLock<String> = LazyLock::new(|| claim_update(1));
+static CLAIM_SQL: LazyLock<String> = LazyLock::new(|| claim_update(1, None));
 
 /// The settle as two CTEs: the fenced update (`schema::SETTLE_UPDATE`, ?1 to ?10), then the
 /// attempt's history row unless the job completed (a completed job keeps its last attempt
@@ -103,11 +129,51 @@ static SETTLE_AND_CLAIM_SQL: LazyLock<String> = LazyLock::new(|| {
         "WITH {}, claimed AS ({})
          SELECT claimed.*, (SELECT count(*) FROM settled) FROM (VALUES (1)) AS one LEFT JOIN claimed ON true",
         *SETTLE_CTES,
-        claim_update(12)
+        claim_update(12, Some(1))
     )
 });
 
-const DUE_SQL: &str = "SELECT 1 FROM jobs WHERE state IN ('pending', 'failed') AND run_at_ms <= $1 LIMIT 1";
+/// ?1 now, ?2 the worker's queues, ?3 none left out.
+static DUE_SQL: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "SELECT 1 FROM queues q WHERE {} AND EXISTS (
+             SELECT 1 FROM jobs d WHERE d.queue = q.name AND d.state IN ('pending', 'failed') AND d.run_at_ms <= ?1)
+         LIMIT 1",
+        open_queue(2, None)
+    )
+});
+
+/// Checks a claim of `job` in a queue with a limit again, under the queue's row lock: the
+/// claims of that queue on every host take the lock in turn, and each counts the others'
+/// committed claims, so at most `limit` stay claimed. Over the limit, the claim is put
+/// back, uncounted. Returns whether the job stays claimed.
+fn hold_within_limit(c: &mut Client, channel: &str, job: &Job, worker_id: &str, now_ms: i64) -> Result<bool> {
+    let mut tx = c.transaction()?;
+    let limit: i64 = tx.query_one("SELECT max_running FROM queues WHERE name = $1 FOR UPDATE", &[&job.queue])?.get(0);
+    let others: i64 = tx
+        .query_one(
+            "SELECT count(*) FROM jobs WHERE queue = $1 AND state = 'processing' AND id <> $2",
+            &[&job.queue, &job.id],
+        )?
+        .get(0);
+    if limit == 0 || others < limit {
+        tx.commit()?;
+        return Ok(true);
+    }
+    let attempt = i64::from(job.attempts);
+    tx.execute(&schema::to_postgres(&REQUEUE_SQL), &[&job.id, &attempt, &worker_id, &now_ms])?;
+    notify(&mut tx, channel)?;
+    tx.commit()?;
+    Ok(false)
+}
+
+/// A claimed job from a row of a claim, with its queue's limit (column `at`).
+fn claimed_from(row: &Row, at: usize) -> Result<Option<(Job, i64)>> {
+    if row.try_get::<_, Option<String>>(job_col::id)?.is_none() {
+        return Ok(None);
+    }
+    Ok(Some((schema::job_from(row, 0)?, row.try_get::<_, Option<i64>>(at)?.unwrap_or(0))))
+}
 
 static REQUEUE_SQL: LazyLock<String> = LazyLock::new(schema::requeue_sql);
 
@@ -396,12 +462,53 @@ fn duplicate_id(e: &postgres::Error) -> Option<String> {
     Some(id.to_string())
 }
 
+impl PostgresStore {
+    /// Claims for `p`, leaving out the queues in `excluded`; a claim in a limited queue
+    /// that finds the queue full on its second look is put back and that queue left out.
+    fn claim_excluding(&mut self, p: &ClaimParams<'_>, mut excluded: Vec<String>) -> Result<Option<Job>> {
+        let st = self.prepared(&CLAIM_SQL)?;
+        let lease_until = p.now_ms + p.lease_ms;
+        let queues = p.queues.map(|q| q.names());
+        loop {
+            let claimed = self.claiming(p.worker_id, None, p.now_ms, |c| {
+                let row = c.query_opt(&st, &[&p.worker_id, &p.now_ms, &lease_until, &queues, &excluded])?;
+                row.map(|r| claimed_from(&r, job_col::COUNT)).transpose().map(Option::flatten)
+            })?;
+            match claimed {
+                None => return Ok(None),
+                Some((job, 0)) => return Ok(Some(job)),
+                Some((job, _)) => {
+                    let kept = self.with(|c, channel| hold_within_limit(c, channel, &job, p.worker_id, p.now_ms))?;
+                    if kept {
+                        return Ok(Some(job));
+                    }
+                    excluded.push(job.queue);
+                }
+            }
+        }
+    }
+
+    /// After a settle+claim took `job` from a limited queue: keeps it when the queue's
+    /// limit allows, else puts it back and claims from the other queues.
+    fn keep_or_claim_again(&mut self, p: &ClaimParams<'_>, job: Job) -> Result<Option<Job>> {
+        if self.with(|c, channel| hold_within_limit(c, channel, &job, p.worker_id, p.now_ms))? {
+            return Ok(Some(job));
+        }
+        self.claim_excluding(p, vec![job.queue])
+    }
+}
+
 impl JobQueue for PostgresStore {
     fn job_insert(&mut self, batch: InsertBatch<'_>) -> Result<Vec<String>> {
         let InsertBatch { jobs, now_ms, mut progress } = batch;
         let ids: Vec<String> = jobs.iter().map(|j| j.id.clone().unwrap_or_else(|| jobid::generate(now_ms))).collect();
+        let queues: Vec<&str> = super::distinct_queues(jobs);
         self.with(|c, channel| {
             let mut tx = c.transaction()?;
+            tx.execute(
+                "INSERT INTO queues (name, updated_at_ms) SELECT unnest($1::text[]), $2 ON CONFLICT (name) DO NOTHING",
+                &[&queues, &now_ms],
+            )?;
             // COPY in binary: a million rows in one stream, no statement per row.
             let copy = tx.copy_in(&format!("COPY jobs ({INSERT_COLUMNS}) FROM STDIN (FORMAT binary)"))?;
             let mut writer = BinaryCopyInWriter::new(copy, &INSERT_TYPES);
@@ -422,6 +529,7 @@ impl JobQueue for PostgresStore {
                         &now_ms,
                         &now_ms,
                         &env,
+                        &j.queue,
                     ])?;
                     if (n + 1) % super::PROGRESS_EVERY == 0 {
                         if let Some(report) = progress.as_mut() {
@@ -440,18 +548,15 @@ impl JobQueue for PostgresStore {
         Ok(ids)
     }
 
-    fn job_due_exists(&mut self, now_ms: i64) -> Result<bool> {
-        let st = self.prepared(DUE_SQL)?;
-        self.with(|c, _| Ok(c.query_opt(&st, &[&now_ms])?.is_some()))
+    fn job_due_exists(&mut self, p: &ClaimParams<'_>) -> Result<bool> {
+        let st = self.prepared(&DUE_SQL)?;
+        let queues = p.queues.map(|q| q.names());
+        let none: &[String] = &[];
+        self.with(|c, _| Ok(c.query_opt(&st, &[&p.now_ms, &queues, &none])?.is_some()))
     }
 
     fn job_claim(&mut self, p: &ClaimParams<'_>) -> Result<Option<Job>> {
-        let st = self.prepared(&CLAIM_SQL)?;
-        let lease_until = p.now_ms + p.lease_ms;
-        self.claiming(p.worker_id, None, p.now_ms, |c| {
-            let row = c.query_opt(&st, &[&p.worker_id, &p.now_ms, &lease_until])?;
-            row.as_ref().map(|r| schema::job_from(r, 0)).transpose()
-        })
+        self.claim_excluding(p, Vec::new())
     }
 
     fn job_settle(&mut self, p: &SettleParams) -> Result<Settled> {
@@ -464,14 +569,20 @@ impl JobQueue for PostgresStore {
         let args = SettleArgs::new(s);
         let st = self.prepared(&SETTLE_AND_CLAIM_SQL)?;
         let lease_until = p.now_ms + p.lease_ms;
-        self.claiming(p.worker_id, Some(&s.id), p.now_ms, |c| {
+        let queues = p.queues.map(|q| q.names());
+        let none: &[String] = &[];
+        let (settled, claimed) = self.claiming(p.worker_id, Some(&s.id), p.now_ms, |c| {
             let mut params: Vec<&(dyn ToSql + Sync)> = args.params().to_vec();
-            params.extend_from_slice(&[&p.worker_id, &p.now_ms, &lease_until]);
+            params.extend_from_slice(&[&p.worker_id, &p.now_ms, &lease_until, &queues, &none]);
             let row = c.query_one(&st, &params)?;
-            let settled = s.settled(row.try_get::<_, i64>(job_col::COUNT)? == 1);
-            let claimed = row.try_get::<_, Option<String>>(job_col::id)?.is_some();
-            Ok((settled, if claimed { Some(schema::job_from(&row, 0)?) } else { None }))
-        })
+            let settled = s.settled(row.try_get::<_, i64>(job_col::COUNT + 1)? == 1);
+            Ok((settled, claimed_from(&row, job_col::COUNT)?))
+        })?;
+        let job = match claimed {
+            Some((job, limit)) if limit > 0 => self.keep_or_claim_again(p, job)?,
+            other => other.map(|(job, _)| job),
+        };
+        Ok((settled, job))
     }
 
     fn job_requeue(&mut self, f: &Fence<'_>, now_ms: i64) -> Result<bool> {
@@ -569,16 +680,17 @@ impl JobInspect for PostgresStore {
         rows.first().map(|r| schema::job_from(r, 0)).transpose()?.ok_or_else(|| Error::NotFound(id.to_string()))
     }
 
-    fn job_list(&mut self, state: Option<JobState>, limit: Option<u64>) -> Result<Vec<Job>> {
-        static ONE_STATE: LazyLock<String> =
-            LazyLock::new(|| format!("SELECT {} FROM jobs WHERE state = $1 ORDER BY seq LIMIT $2", job_col::LIST));
-        static ALL: LazyLock<String> =
-            LazyLock::new(|| format!("SELECT {} FROM jobs ORDER BY seq LIMIT $1", job_col::LIST));
-        let limit = limit.map(|l| i64::try_from(l).unwrap_or(i64::MAX));
-        let rows = match state {
-            Some(state) => self.read(&ONE_STATE, &[&state.as_str(), &limit])?,
-            None => self.read(&ALL, &[&limit])?,
-        };
+    fn job_list_where(&mut self, f: &ListFilter<'_>) -> Result<Vec<Job>> {
+        static SQL: LazyLock<String> = LazyLock::new(|| {
+            format!(
+                "SELECT {} FROM jobs WHERE (CAST(?1 AS TEXT) IS NULL OR state = ?1) AND (CAST(?2 AS TEXT) IS NULL OR queue = ?2)
+                 ORDER BY seq LIMIT ?3",
+                job_col::LIST
+            )
+        });
+        let limit = f.limit.map(|l| i64::try_from(l).unwrap_or(i64::MAX));
+        let state = f.state.map(JobState::as_str);
+        let rows = self.read(&SQL, &[&state, &f.queue, &limit])?;
         rows.iter().map(|r| schema::job_from(r, 0)).collect()
     }
 
@@ -640,6 +752,48 @@ impl JobInspect for PostgresStore {
     }
 }
 
+impl QueueControl for PostgresStore {
+    fn queue_list(&mut self) -> Result<Vec<QueueRow>> {
+        self.with(|c, _| {
+            let mut tx = c.build_transaction().isolation_level(postgres::IsolationLevel::RepeatableRead).start()?;
+            let settings = tx
+                .query(schema::QUEUE_SETTINGS_SQL, &[])?
+                .iter()
+                .map(|r| (r.get::<_, String>(0), r.get::<_, i64>(1) != 0, r.get::<_, i64>(2)))
+                .collect();
+            let mut counts = Vec::new();
+            for r in tx.query("SELECT queue, state, count(*) FROM jobs GROUP BY queue, state", &[])? {
+                let name: &str = r.get(1);
+                let state = JobState::parse(name)
+                    .ok_or_else(|| Error::Database(format!("unknown job state {name:?} in the database")))?;
+                counts.push((r.get::<_, String>(0), state, r.get::<_, i64>(2) as u64));
+            }
+            tx.commit()?;
+            Ok(schema::queue_rows(settings, &counts))
+        })
+    }
+
+    fn queue_set(&mut self, s: &QueueSetting<'_>) -> Result<u64> {
+        for name in s.names {
+            crate::job::validate_queue(name)?;
+        }
+        let (sql, limit) = schema::queue_set_sql(s.change);
+        let st = self.prepared(sql)?;
+        self.with(|c, channel| {
+            let mut tx = c.transaction()?;
+            for name in s.names {
+                match limit {
+                    Some(n) => tx.execute(&st, &[name, &s.now_ms, &n])?,
+                    None => tx.execute(&st, &[name, &s.now_ms])?,
+                };
+            }
+            notify(&mut tx, channel)?;
+            tx.commit()?;
+            Ok(s.names.len() as u64)
+        })
+    }
+}
+
 impl ConfigStore for PostgresStore {
     fn config_get(&mut self, key: &str) -> Result<Option<String>> {
         Ok(self.read(schema::CONFIG_GET_SQL, &[&key])?.first().map(|r| r.get(0)))
@@ -658,7 +812,9 @@ impl ConfigStore for PostgresStore {
 impl WorkerRegistry for PostgresStore {
     fn worker_register(&mut self, r: &Registration<'_>) -> Result<()> {
         let pid = i64::from(r.pid);
-        let n = self.write(schema::WORKER_REGISTER_SQL, &[&r.id, &r.host, &pid, &r.now_ms, &r.lease_ms], false)?;
+        let queues = r.queues.map(|q| q.stored());
+        let n =
+            self.write(schema::WORKER_REGISTER_SQL, &[&r.id, &r.host, &pid, &r.now_ms, &r.lease_ms, &queues], false)?;
         if n == 0 {
             return Err(schema::already_registered(r.id));
         }

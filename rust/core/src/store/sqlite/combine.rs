@@ -12,7 +12,7 @@ use rusqlite::{Connection, TransactionBehavior};
 use super::{claim_in, settle_in};
 use crate::error::{Error, Result};
 use crate::job::Job;
-use crate::store::{ClaimParams, SettleParams, Settled};
+use crate::store::{ClaimParams, QueueFilter, SettleParams, Settled};
 
 /// What a settle+claim returns.
 pub(super) type SettleAndClaim = Result<(Settled, Option<Job>)>;
@@ -48,13 +48,19 @@ struct Combined {
     worker_id: String,
     now_ms: i64,
     lease_ms: i64,
+    queues: Option<QueueFilter>,
     result: Mutex<Option<SettleAndClaim>>,
     ready: Condvar,
 }
 
 impl Combined {
     fn run(&self, tx: &rusqlite::Transaction<'_>) -> SettleAndClaim {
-        let claim = ClaimParams { worker_id: &self.worker_id, now_ms: self.now_ms, lease_ms: self.lease_ms };
+        let claim = ClaimParams {
+            worker_id: &self.worker_id,
+            now_ms: self.now_ms,
+            lease_ms: self.lease_ms,
+            queues: self.queues.as_ref(),
+        };
         Ok((settle_in(tx, &self.settle)?, claim_in(tx, &claim)?))
     }
 
@@ -87,6 +93,7 @@ fn take_turn(shared: &'static Shared, s: &SettleParams, c: &ClaimParams<'_>) -> 
         worker_id: c.worker_id.to_string(),
         now_ms: c.now_ms,
         lease_ms: c.lease_ms,
+        queues: c.queues.cloned(),
         result: Mutex::new(None),
         ready: Condvar::new(),
     });

@@ -19,7 +19,8 @@ use self::file::{create_private, install_busy_handler, FileIdentity};
 use super::schema::{self, job_col};
 use super::{
     ByIdParams, ChangeFeed, ClaimParams, ConfigStore, ExpiredJob, Fence, InsertBatch, JobAdmin, JobInspect, JobQueue,
-    Registration, Setting, SettleParams, Settled, StopLevel, StoreOptions, Wakeups, WorkerRegistry, WorkerRow,
+    ListFilter, QueueControl, QueueRow, QueueSetting, Registration, Setting, SettleParams, Settled, StopLevel,
+    StoreOptions, Wakeups, WorkerRegistry, WorkerRow,
 };
 use crate::error::{Error, Result};
 use crate::job::{Attempt, Job, JobState, Outcome};
@@ -211,16 +212,27 @@ pub(super) fn settle_in(tx: &rusqlite::Transaction<'_>, p: &SettleParams) -> Res
     Ok(p.settled(true))
 }
 
-/// The claim: one statement that picks the most urgent due job through jobs_due and takes
-/// it. INDEXED BY because without statistics the planner preferred another index and sorted
-/// every runnable row: a claim grew linear in the queue length. The write lock of
-/// BEGIN IMMEDIATE means no other claim runs in between.
+/// The queues a claim may take from now, and the most urgent due job of each, as the
+/// claim and `job_due_exists` share it: ?2 now, ?4 the worker's queues as a JSON array
+/// (NULL: all). One probe of jobs_due per open queue, stopping at its first due row, so a
+/// paused or full queue with a million jobs costs nothing to skip; a limited queue counts
+/// its processing jobs through jobs_running. INDEXED BY because without statistics the
+/// planner preferred other indexes and sorted every runnable row. The write lock of
+/// BEGIN IMMEDIATE means no other claim runs in between, so a limit holds.
+const OPEN_QUEUE_HEADS: &str = "FROM queues q JOIN jobs c ON c.seq = (
+         SELECT d.seq FROM jobs d INDEXED BY jobs_due
+         WHERE d.queue = q.name AND d.state IN ('pending', 'failed') AND d.run_at_ms <= ?2
+         ORDER BY d.priority DESC, d.seq LIMIT 1)
+     WHERE q.paused = 0
+       AND (?4 IS NULL OR q.name IN (SELECT value FROM json_each(?4)))
+       AND (q.max_running = 0 OR q.max_running > (SELECT count(*) FROM jobs r INDEXED BY jobs_running
+                                                  WHERE r.queue = q.name AND r.state = 'processing'))";
+
+/// The claim: one statement that takes the most urgent of the open queues' heads.
 static CLAIM_SQL: LazyLock<String> = LazyLock::new(|| {
     format!(
         "UPDATE jobs SET {}
-         WHERE seq = (SELECT seq FROM jobs INDEXED BY jobs_due
-                      WHERE state IN ('pending', 'failed') AND run_at_ms <= ?2
-                      ORDER BY priority DESC, seq LIMIT 1)
+         WHERE seq = (SELECT c.seq {OPEN_QUEUE_HEADS} ORDER BY c.priority DESC, c.seq LIMIT 1)
          RETURNING {}",
         schema::CLAIM_SET,
         job_col::LIST
@@ -230,7 +242,8 @@ static CLAIM_SQL: LazyLock<String> = LazyLock::new(|| {
 /// Claims the most urgent due job inside `tx` for `p.worker_id`.
 pub(super) fn claim_in(tx: &rusqlite::Transaction<'_>, p: &ClaimParams<'_>) -> Result<Option<Job>> {
     let mut st = tx.prepare_cached(&CLAIM_SQL)?;
-    let mut rows = st.query(params![p.worker_id, p.now_ms, p.now_ms + p.lease_ms])?;
+    let queues = p.queues.map(|q| q.json());
+    let mut rows = st.query(params![p.worker_id, p.now_ms, p.now_ms + p.lease_ms, queues])?;
     rows.next()?.map(|r| schema::job_from(r, 0)).transpose()
 }
 
@@ -253,9 +266,13 @@ impl JobQueue for SqliteStore {
         let tx = self.immediate()?;
         let mut ids = Vec::with_capacity(jobs.len());
         {
+            let mut ensure = tx.prepare_cached(schema::QUEUE_ENSURE_SQL)?;
+            for queue in super::distinct_queues(jobs) {
+                ensure.execute(params![queue, now_ms])?;
+            }
             let mut ins = tx.prepare_cached(
-                "INSERT INTO jobs (id, command, state, max_retries, priority, run_at_ms, timeout_ms, cwd, created_at_ms, updated_at_ms, env)
-                 VALUES (?1, ?2, 'pending', ?3, ?4, ?5, ?6, ?7, ?8, ?8, ?9)",
+                "INSERT INTO jobs (id, command, state, max_retries, priority, run_at_ms, timeout_ms, cwd, created_at_ms, updated_at_ms, env, queue)
+                 VALUES (?1, ?2, 'pending', ?3, ?4, ?5, ?6, ?7, ?8, ?8, ?9, ?10)",
             )?;
             for j in jobs {
                 let id = match &j.id {
@@ -273,7 +290,8 @@ impl JobQueue for SqliteStore {
                     timeout,
                     j.cwd,
                     now_ms,
-                    env
+                    env,
+                    j.queue
                 ]) {
                     Ok(_) => {
                         ids.push(id);
@@ -294,11 +312,10 @@ impl JobQueue for SqliteStore {
         Ok(ids)
     }
 
-    fn job_due_exists(&mut self, now_ms: i64) -> Result<bool> {
-        let mut st = self.conn.prepare_cached(
-            "SELECT 1 FROM jobs INDEXED BY jobs_due WHERE state IN ('pending', 'failed') AND run_at_ms <= ?1 LIMIT 1",
-        )?;
-        Ok(st.exists(params![now_ms])?)
+    fn job_due_exists(&mut self, p: &ClaimParams<'_>) -> Result<bool> {
+        static SQL: LazyLock<String> = LazyLock::new(|| format!("SELECT 1 {OPEN_QUEUE_HEADS} LIMIT 1"));
+        let mut st = self.conn.prepare_cached(&SQL)?;
+        Ok(st.exists(params![None::<i64>, p.now_ms, None::<i64>, p.queues.map(|q| q.json())])?)
     }
 
     fn job_claim(&mut self, p: &ClaimParams<'_>) -> Result<Option<Job>> {
@@ -391,17 +408,21 @@ impl JobInspect for SqliteStore {
         }
     }
 
-    fn job_list(&mut self, state: Option<JobState>, limit: Option<u64>) -> Result<Vec<Job>> {
-        let limit = limit.map_or(-1, |l| i64::try_from(l).unwrap_or(i64::MAX));
+    fn job_list_where(&mut self, f: &ListFilter<'_>) -> Result<Vec<Job>> {
+        let limit = f.limit.map_or(-1, |l| i64::try_from(l).unwrap_or(i64::MAX));
         // One statement per state, naming it literally, so that SQLite can prove which
         // partial index holds it (a bound parameter cannot). Completed jobs are in no index:
         // they are read in enqueue order from the table itself, where they come first.
-        let sql = match state {
-            Some(state) => format!("SELECT {} FROM jobs {} ORDER BY seq LIMIT ?1", job_col::LIST, where_state(state)),
-            None => format!("SELECT {} FROM jobs ORDER BY seq LIMIT ?1", job_col::LIST),
+        let sql = match f.state {
+            Some(state) => format!(
+                "SELECT {} FROM jobs {} AND (?2 IS NULL OR queue = ?2) ORDER BY seq LIMIT ?1",
+                job_col::LIST,
+                where_state(state)
+            ),
+            None => format!("SELECT {} FROM jobs WHERE ?2 IS NULL OR queue = ?2 ORDER BY seq LIMIT ?1", job_col::LIST),
         };
         let mut st = self.conn.prepare_cached(&sql)?;
-        let rows = st.query_map(params![limit], decode(|r| schema::job_from(r, 0)))?;
+        let rows = st.query_map(params![limit, f.queue], decode(|r| schema::job_from(r, 0)))?;
         collect(rows)
     }
 
@@ -474,6 +495,62 @@ impl JobInspect for SqliteStore {
     }
 }
 
+impl QueueControl for SqliteStore {
+    fn queue_list(&mut self) -> Result<Vec<QueueRow>> {
+        // Counted as job_count_by_state counts, per queue: completed jobs are each queue's
+        // total (the cells of jobs_all, which is on the queue) minus the rest.
+        let tx = self.conn.transaction()?;
+        let settings = {
+            let mut st = tx.prepare_cached(schema::QUEUE_SETTINGS_SQL)?;
+            let rows =
+                st.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)? != 0, r.get::<_, i64>(2)?)))?;
+            rows.collect::<rusqlite::Result<Vec<_>>>()?
+        };
+        let mut counts: Vec<(String, JobState, u64)> = Vec::new();
+        let mut others: Vec<(String, u64)> = Vec::new();
+        for s in JobState::ALL {
+            if s == JobState::Completed {
+                continue;
+            }
+            let sql = format!("SELECT queue, count(*) FROM jobs {} GROUP BY queue", where_state(s));
+            let mut st = tx.prepare_cached(&sql)?;
+            for row in st.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))? {
+                let (queue, n) = row?;
+                others.push((queue.clone(), n as u64));
+                counts.push((queue, s, n as u64));
+            }
+        }
+        let mut st = tx.prepare_cached("SELECT queue, count(*) FROM jobs INDEXED BY jobs_all GROUP BY queue")?;
+        for row in st.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))? {
+            let (queue, total) = row?;
+            let rest: u64 = others.iter().filter(|(q, _)| *q == queue).map(|(_, n)| n).sum();
+            counts.push((queue, JobState::Completed, (total as u64).saturating_sub(rest)));
+        }
+        drop(st);
+        tx.commit()?;
+        Ok(schema::queue_rows(settings, &counts))
+    }
+
+    fn queue_set(&mut self, s: &QueueSetting<'_>) -> Result<u64> {
+        for name in s.names {
+            crate::job::validate_queue(name)?;
+        }
+        let (sql, limit) = schema::queue_set_sql(s.change);
+        let tx = self.immediate()?;
+        {
+            let mut st = tx.prepare_cached(sql)?;
+            for name in s.names {
+                match limit {
+                    Some(n) => st.execute(params![name, s.now_ms, n])?,
+                    None => st.execute(params![name, s.now_ms])?,
+                };
+            }
+        }
+        tx.commit()?;
+        Ok(s.names.len() as u64)
+    }
+}
+
 impl ConfigStore for SqliteStore {
     fn config_get(&mut self, key: &str) -> Result<Option<String>> {
         Ok(self.conn.prepare_cached(schema::CONFIG_GET_SQL)?.query_row(params![key], |r| r.get(0)).optional()?)
@@ -493,7 +570,8 @@ impl ConfigStore for SqliteStore {
 
 impl WorkerRegistry for SqliteStore {
     fn worker_register(&mut self, r: &Registration<'_>) -> Result<()> {
-        let n = self.write(schema::WORKER_REGISTER_SQL, params![r.id, r.host, r.pid, r.now_ms, r.lease_ms])?;
+        let queues = r.queues.map(|q| q.stored());
+        let n = self.write(schema::WORKER_REGISTER_SQL, params![r.id, r.host, r.pid, r.now_ms, r.lease_ms, queues])?;
         if n == 0 {
             return Err(schema::already_registered(r.id));
         }
