@@ -567,6 +567,16 @@ def main() -> None:
                 "-",
                 ">= 20,000 jobs/s",
             )
+            queued = [eng["throughput_10_queues_per_s"]] + [
+                m["throughput_10_queues_per_s"] for m in more if m
+            ]
+            row(
+                "engine: the same jobs over 10 named queues, 2 limited to 1 running",
+                f"{statistics.median(queued):,.0f} jobs/s",
+                f"one queue: {statistics.median(rates):,.0f} jobs/s",
+                f"{statistics.median(queued) / statistics.median(rates):.2f} x",
+                ">= 0.85 x",
+            )
             row(
                 f"claim latency, {prefill:,} finished jobs in the table",
                 f"{eng['claim_us_full']:.0f} us",

@@ -62,13 +62,15 @@ fn worker_store(db: &Path) -> SqliteStore {
 /// Claims and settles until nothing is due, the way the worker loop does (settle one job
 /// and claim the next in one transaction); returns how many it did.
 fn drain(store: &mut dyn Store, worker: &str) -> u64 {
-    let claim = |now| ClaimParams { worker_id: worker, now_ms: now, lease_ms: 30_000, queues: None };
+    fn claim<'a>(worker: &'a str, now: i64, after_queue: Option<&'a str>) -> ClaimParams<'a> {
+        ClaimParams { worker_id: worker, now_ms: now, lease_ms: 30_000, queues: None, after_queue }
+    }
     let mut done = 0;
-    let mut next = store.job_claim(&claim(clock::now_ms())).unwrap();
+    let mut next = store.job_claim(&claim(worker, clock::now_ms(), None)).unwrap();
     while let Some(job) = next {
         let now = clock::now_ms();
         let settle = completed(&job, worker, now);
-        next = store.job_settle_and_claim(&settle, &claim(now)).unwrap().1;
+        next = store.job_settle_and_claim(&settle, &claim(worker, now, Some(&job.queue))).unwrap().1;
         done += 1;
     }
     done
@@ -82,7 +84,13 @@ fn claim_latency_us(store: &mut dyn Store, rounds: usize) -> f64 {
         let now = clock::now_ms();
         let t = Instant::now();
         let job = store
-            .job_claim(&ClaimParams { worker_id: "lat", now_ms: now, lease_ms: 30_000, queues: None })
+            .job_claim(&ClaimParams {
+                worker_id: "lat",
+                now_ms: now,
+                lease_ms: 30_000,
+                queues: None,
+                after_queue: None,
+            })
             .unwrap()
             .unwrap();
         total += t.elapsed().as_secs_f64();

@@ -79,9 +79,15 @@ impl WorkerConfig {
 }
 
 impl WorkerConfig {
-    /// What a claim of this worker at `now_ms` asks for.
-    fn claim_params(&self, now_ms: i64) -> ClaimParams<'_> {
-        ClaimParams { worker_id: &self.worker_id, now_ms, lease_ms: self.lease_ms, queues: self.queues.as_ref() }
+    /// What a claim of this worker at `now_ms` asks for, its last job from `after_queue`.
+    fn claim_params<'a>(&'a self, now_ms: i64, after_queue: Option<&'a str>) -> ClaimParams<'a> {
+        ClaimParams {
+            worker_id: &self.worker_id,
+            now_ms,
+            lease_ms: self.lease_ms,
+            queues: self.queues.as_ref(),
+            after_queue,
+        }
     }
 }
 
@@ -286,7 +292,7 @@ impl Loop<'_> {
     /// Claims the next due job, skipping the write lock when none is due.
     fn claim(&mut self) -> Result<Option<Job>> {
         let now = self.now();
-        let claim = self.cfg.claim_params(now);
+        let claim = self.cfg.claim_params(now, None);
         if !self.store.job_due_exists(&claim)? {
             return Ok(None);
         }
@@ -448,7 +454,7 @@ impl Loop<'_> {
             }
             .decide(&policy);
             if claim_next {
-                s.job_settle_and_claim(&settle, &cfg.claim_params(now))
+                s.job_settle_and_claim(&settle, &cfg.claim_params(now, Some(&job.queue)))
             } else {
                 s.job_settle(&settle).map(|settled| (settled, None))
             }

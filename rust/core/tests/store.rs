@@ -42,14 +42,21 @@ fn queued(id: &str, queue: &str, priority: i64) -> NewJob {
 /// What a claim by `worker` from `queues` takes.
 fn claim_from(s: &mut dyn Store, worker: &str, now: i64, queues: &[&str]) -> Option<String> {
     let filter = QueueFilter::new(queues).unwrap();
-    let p = ClaimParams { worker_id: worker, now_ms: now, lease_ms: 30_000, queues: Some(&filter) };
+    let p = ClaimParams { worker_id: worker, now_ms: now, lease_ms: 30_000, queues: Some(&filter), after_queue: None };
     s.job_claim(&p).unwrap().map(|j| j.id)
 }
 
 /// Whether a claim from `queues` (None: all) would find a job.
 fn due(s: &mut dyn Store, now: i64, queues: Option<&[&str]>) -> bool {
     let filter = queues.map(|q| QueueFilter::new(q).unwrap());
-    s.job_due_exists(&ClaimParams { worker_id: "w", now_ms: now, lease_ms: 30_000, queues: filter.as_ref() }).unwrap()
+    s.job_due_exists(&ClaimParams {
+        worker_id: "w",
+        now_ms: now,
+        lease_ms: 30_000,
+        queues: filter.as_ref(),
+        after_queue: None,
+    })
+    .unwrap()
 }
 
 fn set_queue(s: &mut dyn Store, name: &str, change: QueueChange) {
@@ -57,7 +64,9 @@ fn set_queue(s: &mut dyn Store, name: &str, change: QueueChange) {
 }
 
 fn claim(s: &mut dyn Store, worker: &str, now: i64) -> Option<String> {
-    s.job_claim(&ClaimParams { worker_id: worker, now_ms: now, lease_ms: 30_000, queues: None }).unwrap().map(|j| j.id)
+    s.job_claim(&ClaimParams { worker_id: worker, now_ms: now, lease_ms: 30_000, queues: None, after_queue: None })
+        .unwrap()
+        .map(|j| j.id)
 }
 
 /// Settles as a worker does: the policy (from the queue's config) decides, the store writes.
@@ -146,24 +155,42 @@ conformance!(
     retry_and_delete_by_id_are_all_or_nothing,
     a_jobs_env_round_trips,
     jobs_ahead_count_what_a_claim_takes_first,
-    claims_take_from_the_workers_queues_by_priority_across_them,
+    claims_take_turns_over_the_workers_queues,
     a_paused_queue_is_not_claimed_until_resumed,
     a_limit_caps_the_processing_jobs_of_a_queue,
     queue_list_counts_every_state_and_shows_settings,
 );
 
-fn claims_take_from_the_workers_queues_by_priority_across_them(s: &mut dyn Store) {
-    s.job_insert_many(&[queued("a1", "a", 0), queued("b1", "b", 5), queued("a2", "a", 5), job("d1", 9)], T0).unwrap();
+fn claims_take_turns_over_the_workers_queues(s: &mut dyn Store) {
+    s.job_insert_many(
+        &[queued("a1", "a", 0), queued("b1", "b", 5), queued("a2", "a", 5), queued("a3", "a", 0), job("d1", 9)],
+        T0,
+    )
+    .unwrap();
     assert_eq!(s.job_get("a1").unwrap().queue, "a");
     assert_eq!(s.job_get("d1").unwrap().queue, "default");
     assert!(!due(s, T0, Some(&["nothing-here"])));
     assert!(due(s, T0, Some(&["b"])));
-    // Across the worker's queues the most urgent job wins; FIFO among equals.
-    assert_eq!(claim_from(s, "w", T0, &["a", "b"]).as_deref(), Some("b1"));
-    assert_eq!(claim_from(s, "w", T0, &["a", "b"]).as_deref(), Some("a2"));
-    assert_eq!(claim_from(s, "w", T0, &["b"]), None);
+    // Queues take turns in name order after the last job's queue, wrapping around; within
+    // a queue, priority then FIFO.
+    let filter = QueueFilter::new(&["a", "b"]).unwrap();
+    let mut after: Option<String> = None;
+    let mut order = Vec::new();
+    for _ in 0..4 {
+        let p = ClaimParams {
+            worker_id: "w",
+            now_ms: T0,
+            lease_ms: 30_000,
+            queues: Some(&filter),
+            after_queue: after.as_deref(),
+        };
+        let Some(j) = s.job_claim(&p).unwrap() else { break };
+        order.push(j.id);
+        after = Some(j.queue);
+    }
+    assert_eq!(order, ["a2", "b1", "a1", "a3"], "a, b, then a again as b is empty");
+    assert_eq!(claim_from(s, "w", T0, &["a", "b"]), None);
     assert_eq!(claim(s, "w", T0).as_deref(), Some("d1"), "no filter: every queue");
-    assert_eq!(claim(s, "w", T0).as_deref(), Some("a1"));
     let bad = QueueFilter::new(&["a", "no spaces"]).unwrap_err();
     assert!(matches!(bad, Error::InvalidInput(_)), "{bad:?}");
     assert!(QueueFilter::new::<&str>(&[]).is_err());
@@ -185,8 +212,9 @@ fn a_limit_caps_the_processing_jobs_of_a_queue(s: &mut dyn Store) {
     set_queue(s, "two", QueueChange::Limit(2));
     s.job_insert_many(&[queued("t1", "two", 0), queued("t2", "two", 0), queued("t3", "two", 0), job("d1", 0)], T0)
         .unwrap();
-    assert_eq!(claim(s, "w1", T0).as_deref(), Some("t1"));
-    assert_eq!(claim(s, "w2", T0).as_deref(), Some("t2"));
+    assert_eq!(claim_from(s, "w1", T0, &["two"]).as_deref(), Some("t1"));
+    assert_eq!(claim_from(s, "w2", T0, &["two"]).as_deref(), Some("t2"));
+    assert_eq!(claim_from(s, "w3", T0, &["two"]), None, "the queue is full");
     assert_eq!(claim(s, "w3", T0).as_deref(), Some("d1"), "the full queue is skipped, not waited on");
     assert_eq!(claim(s, "w4", T0), None);
     assert!(!due(s, T0, Some(&["two"])));
@@ -194,7 +222,7 @@ fn a_limit_caps_the_processing_jobs_of_a_queue(s: &mut dyn Store) {
     let (settled, next) = s
         .job_settle_and_claim(
             &succeeded("t1", 1, "w1", T0 + 1, ""),
-            &ClaimParams { worker_id: "w1", now_ms: T0 + 1, lease_ms: 30_000, queues: None },
+            &ClaimParams { worker_id: "w1", now_ms: T0 + 1, lease_ms: 30_000, queues: None, after_queue: None },
         )
         .unwrap();
     assert_eq!((settled, next.map(|j| j.id).as_deref()), (Settled::Completed, Some("t3")));
@@ -261,8 +289,10 @@ fn a_jobs_env_round_trips(s: &mut dyn Store) {
     let mut with_env = job("e", 1);
     with_env.env = vec![("TOKEN".into(), "s3cr3t".into()), ("EMPTY".into(), String::new())];
     s.job_insert_many(&[with_env, job("plain", 0)], T0).unwrap();
-    let claimed =
-        s.job_claim(&ClaimParams { worker_id: "w", now_ms: T0, lease_ms: 30_000, queues: None }).unwrap().unwrap();
+    let claimed = s
+        .job_claim(&ClaimParams { worker_id: "w", now_ms: T0, lease_ms: 30_000, queues: None, after_queue: None })
+        .unwrap()
+        .unwrap();
     assert_eq!(claimed.id, "e");
     let mut got = claimed.env.clone();
     got.sort();
@@ -548,7 +578,7 @@ fn settle_and_claim_is_one_step(s: &mut dyn Store) {
     s.job_insert_many(&[job("one", 0), job("two", 0)], T0).unwrap();
     assert_eq!(claim(s, "w", T0).as_deref(), Some("one"));
     let settle = succeeded("one", 1, "w", T0 + 1, "done\n");
-    let claim_next = ClaimParams { worker_id: "w", now_ms: T0 + 1, lease_ms: 30_000, queues: None };
+    let claim_next = ClaimParams { worker_id: "w", now_ms: T0 + 1, lease_ms: 30_000, queues: None, after_queue: None };
     let (settled, next) = s.job_settle_and_claim(&settle, &claim_next).unwrap();
     assert_eq!((settled, next.map(|j| j.id).as_deref()), (Settled::Completed, Some("two")));
     // The same settle again is fenced; the claim finds nothing more.
@@ -771,7 +801,8 @@ fn postgres_claim_lost_in_flight_goes_back_to_pending() {
         )
         .unwrap();
     assert_eq!(kill_connections(&schema), 1);
-    let err = s.job_claim(&ClaimParams { worker_id: "w", now_ms: T0, lease_ms: 30_000, queues: None });
+    let err =
+        s.job_claim(&ClaimParams { worker_id: "w", now_ms: T0, lease_ms: 30_000, queues: None, after_queue: None });
     assert!(err.is_err(), "a claim on a killed connection cannot succeed");
     // The next claim by the same worker first releases what it cannot be running.
     assert_eq!(claim(&mut s, "w", T0).as_deref(), Some("j"));
@@ -788,7 +819,7 @@ fn postgres_settle_retried_after_a_lost_connection_still_settles() {
     s.job_insert_many(&[job("a", 0), job("b", 0)], T0).unwrap();
     assert_eq!(claim(&mut s, "w", T0).as_deref(), Some("a"));
     let settle = succeeded("a", 1, "w", T0 + 1, "");
-    let next = ClaimParams { worker_id: "w", now_ms: T0 + 1, lease_ms: 30_000, queues: None };
+    let next = ClaimParams { worker_id: "w", now_ms: T0 + 1, lease_ms: 30_000, queues: None, after_queue: None };
     assert_eq!(kill_connections(&schema), 1);
     assert!(s.job_settle_and_claim(&settle, &next).is_err());
     let (settled, claimed) = s.job_settle_and_claim(&settle, &next).unwrap();
@@ -883,7 +914,13 @@ fn sqlite_settle_and_claim_from_many_threads_runs_each_job_once() {
                 let mut next = claim(&mut s, &worker, T0);
                 while let Some(id) = next.take() {
                     let settle = succeeded(&id, 1, &worker, T0, "");
-                    let c = ClaimParams { worker_id: &worker, now_ms: T0, lease_ms: 30_000, queues: None };
+                    let c = ClaimParams {
+                        worker_id: &worker,
+                        now_ms: T0,
+                        lease_ms: 30_000,
+                        queues: None,
+                        after_queue: None,
+                    };
                     let (settled, claimed) = s.job_settle_and_claim(&settle, &c).unwrap();
                     assert_eq!(settled, Settled::Completed, "{id}");
                     done.push(id);

@@ -199,7 +199,7 @@ fn a_worker_rescues_a_lost_workers_job_when_its_clock_passes_the_lease() {
         queue: queuectl_core::job::DEFAULT_QUEUE.into(),
     };
     store.job_insert_many(&[job], T).unwrap();
-    let claim = ClaimParams { worker_id: "ghost", now_ms: T, lease_ms: 30_000, queues: None };
+    let claim = ClaimParams { worker_id: "ghost", now_ms: T, lease_ms: 30_000, queues: None, after_queue: None };
     assert!(store.job_claim(&claim).unwrap().is_some());
     // Inside the lease the job is left alone.
     let counts = run_burst(&db, dir.path(), Arc::new(ManualClock::at(T + 29_000)));

@@ -98,6 +98,9 @@ pub struct ClaimParams<'a> {
     pub lease_ms: i64,
     /// The queues it may take from; `None`: every queue.
     pub queues: Option<&'a QueueFilter>,
+    /// The queue of the worker's last job: queues take turns, in name order, from the one
+    /// after it. `None`: from the first.
+    pub after_queue: Option<&'a str>,
 }
 
 /// The named queues a worker serves: at least one, each a valid queue name, no repeats.
@@ -400,10 +403,12 @@ pub trait JobQueue {
     /// neither paused nor at its limit): a cheap read that lets idle workers skip the
     /// write lock.
     fn job_due_exists(&mut self, p: &ClaimParams<'_>) -> Result<bool>;
-    /// Atomically claims the most urgent due job (priority high to low, then enqueue
-    /// order) of the queues `p.queues` names that are not paused and below their limit,
-    /// counting the attempt and taking a lease on it for `worker_id`. A queue's limit
-    /// holds against every other claim on every host.
+    /// Atomically claims a due job for `worker_id`, counting the attempt and taking a lease
+    /// on it: from the queues `p.queues` names that are not paused and below their limit,
+    /// taking turns (the first such queue with a due job after `p.after_queue`, in name
+    /// order, wrapping around), and within the queue the most urgent job (priority high to
+    /// low, then enqueue order). A queue's limit holds against every other claim on every
+    /// host.
     fn job_claim(&mut self, p: &ClaimParams<'_>) -> Result<Option<Job>>;
     /// Writes the end of an attempt as decided, fenced.
     fn job_settle(&mut self, p: &SettleParams) -> Result<Settled>;

@@ -86,22 +86,32 @@ fn open_queue(queues: u8, settling: Option<u8>) -> String {
 }
 
 /// The claim, its parameters from `?{first}`: worker id, now, lease end, the worker's
-/// queues, the queues to leave out. The most urgent due job of each open queue is taken
-/// through jobs_due (locked, skipping rows other claims hold); the claim takes the most
-/// urgent of those. It returns the job and its queue's limit.
+/// queues, the queues to leave out, the queue of the worker's last job ('' for none).
+/// Queues take turns: the head of the first open queue with a due job after that one, in
+/// name order, then from the first queue on (each arm stops at its first hit). A queue's
+/// head is its most urgent due job through jobs_due, locked, skipping rows other claims
+/// hold. It returns the job and its queue's limit.
 fn claim_update(first: u8, settling: Option<u8>) -> String {
     let set = schema::shift_params(schema::CLAIM_SET, first - 1);
     let now = first + 1;
+    let after = first + 5;
+    let open = open_queue(first + 3, settling);
+    let arm = |range: &str| {
+        format!(
+            "(SELECT c.seq FROM queues q CROSS JOIN LATERAL (
+                  SELECT d.seq FROM jobs d
+                  WHERE d.queue = q.name AND d.state IN ('pending', 'failed') AND d.run_at_ms <= ?{now}
+                  ORDER BY d.priority DESC, d.seq LIMIT 1 FOR UPDATE SKIP LOCKED) c
+              WHERE q.name {range} CAST(?{after} AS TEXT) AND {open}
+              ORDER BY q.name LIMIT 1)"
+        )
+    };
     format!(
         "UPDATE jobs SET {set}
-         WHERE seq = (SELECT c.seq FROM queues q CROSS JOIN LATERAL (
-                          SELECT d.seq, d.priority FROM jobs d
-                          WHERE d.queue = q.name AND d.state IN ('pending', 'failed') AND d.run_at_ms <= ?{now}
-                          ORDER BY d.priority DESC, d.seq LIMIT 1 FOR UPDATE SKIP LOCKED) c
-                      WHERE {}
-                      ORDER BY c.priority DESC, c.seq LIMIT 1)
+         WHERE seq = ({} UNION ALL {} LIMIT 1)
          RETURNING {}, (SELECT max_running FROM queues WHERE name = jobs.queue)",
-        open_queue(first + 3, settling),
+        arm(">"),
+        arm("<="),
         job_col::LIST
     )
 }
@@ -469,9 +479,10 @@ impl PostgresStore {
         let st = self.prepared(&CLAIM_SQL)?;
         let lease_until = p.now_ms + p.lease_ms;
         let queues = p.queues.map(|q| q.names());
+        let after = p.after_queue.unwrap_or("");
         loop {
             let claimed = self.claiming(p.worker_id, None, p.now_ms, |c| {
-                let row = c.query_opt(&st, &[&p.worker_id, &p.now_ms, &lease_until, &queues, &excluded])?;
+                let row = c.query_opt(&st, &[&p.worker_id, &p.now_ms, &lease_until, &queues, &excluded, &after])?;
                 row.map(|r| claimed_from(&r, job_col::COUNT)).transpose().map(Option::flatten)
             })?;
             match claimed {
@@ -571,9 +582,10 @@ impl JobQueue for PostgresStore {
         let lease_until = p.now_ms + p.lease_ms;
         let queues = p.queues.map(|q| q.names());
         let none: &[String] = &[];
+        let after = p.after_queue.unwrap_or("");
         let (settled, claimed) = self.claiming(p.worker_id, Some(&s.id), p.now_ms, |c| {
             let mut params: Vec<&(dyn ToSql + Sync)> = args.params().to_vec();
-            params.extend_from_slice(&[&p.worker_id, &p.now_ms, &lease_until, &queues, &none]);
+            params.extend_from_slice(&[&p.worker_id, &p.now_ms, &lease_until, &queues, &none, &after]);
             let row = c.query_one(&st, &params)?;
             let settled = s.settled(row.try_get::<_, i64>(job_col::COUNT + 1)? == 1);
             Ok((settled, claimed_from(&row, job_col::COUNT)?))

@@ -49,6 +49,7 @@ struct Combined {
     now_ms: i64,
     lease_ms: i64,
     queues: Option<QueueFilter>,
+    after_queue: Option<String>,
     result: Mutex<Option<SettleAndClaim>>,
     ready: Condvar,
 }
@@ -60,6 +61,7 @@ impl Combined {
             now_ms: self.now_ms,
             lease_ms: self.lease_ms,
             queues: self.queues.as_ref(),
+            after_queue: self.after_queue.as_deref(),
         };
         Ok((settle_in(tx, &self.settle)?, claim_in(tx, &claim)?))
     }
@@ -94,6 +96,7 @@ fn take_turn(shared: &'static Shared, s: &SettleParams, c: &ClaimParams<'_>) -> 
         now_ms: c.now_ms,
         lease_ms: c.lease_ms,
         queues: c.queues.cloned(),
+        after_queue: c.after_queue.map(str::to_string),
         result: Mutex::new(None),
         ready: Condvar::new(),
     });

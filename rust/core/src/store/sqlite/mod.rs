@@ -212,38 +212,49 @@ pub(super) fn settle_in(tx: &rusqlite::Transaction<'_>, p: &SettleParams) -> Res
     Ok(p.settled(true))
 }
 
-/// The queues a claim may take from now, and the most urgent due job of each, as the
-/// claim and `job_due_exists` share it: ?2 now, ?4 the worker's queues as a JSON array
-/// (NULL: all). One probe of jobs_due per open queue, stopping at its first due row, so a
-/// paused or full queue with a million jobs costs nothing to skip; a limited queue counts
-/// its processing jobs through jobs_running. INDEXED BY because without statistics the
-/// planner preferred other indexes and sorted every runnable row. The write lock of
-/// BEGIN IMMEDIATE means no other claim runs in between, so a limit holds.
-const OPEN_QUEUE_HEADS: &str = "FROM queues q JOIN jobs c ON c.seq = (
-         SELECT d.seq FROM jobs d INDEXED BY jobs_due
-         WHERE d.queue = q.name AND d.state IN ('pending', 'failed') AND d.run_at_ms <= ?2
-         ORDER BY d.priority DESC, d.seq LIMIT 1)
-     WHERE q.paused = 0
-       AND (?4 IS NULL OR q.name IN (SELECT value FROM json_each(?4)))
-       AND (q.max_running = 0 OR q.max_running > (SELECT count(*) FROM jobs r INDEXED BY jobs_running
-                                                  WHERE r.queue = q.name AND r.state = 'processing'))";
+/// The most urgent due job of queue `q` (?2 now): one probe of jobs_due, which leads
+/// with the queue, stopping at its first due row. INDEXED BY because without statistics
+/// the planner preferred other indexes and sorted every runnable row.
+const HEAD: &str = "(SELECT d.seq FROM jobs d INDEXED BY jobs_due
+     WHERE d.queue = q.name AND d.state IN ('pending', 'failed') AND d.run_at_ms <= ?2
+     ORDER BY d.priority DESC, d.seq LIMIT 1)";
 
-/// The claim: one statement that takes the most urgent of the open queues' heads.
-static CLAIM_SQL: LazyLock<String> = LazyLock::new(|| {
-    format!(
-        "UPDATE jobs SET {}
-         WHERE seq = (SELECT c.seq {OPEN_QUEUE_HEADS} ORDER BY c.priority DESC, c.seq LIMIT 1)
-         RETURNING {}",
-        schema::CLAIM_SET,
-        job_col::LIST
-    )
+/// Whether queue `q` may be claimed from: not paused, among the worker's queues (?4, a JSON
+/// array; NULL: all), below its limit (its processing jobs counted through
+/// jobs_processing, which holds one row per busy worker).
+/// The write lock of BEGIN IMMEDIATE means no other claim runs in between, so a limit
+/// holds.
+const OPEN: &str = "q.paused = 0
+     AND (?4 IS NULL OR q.name IN (SELECT value FROM json_each(?4)))
+     AND (q.max_running = 0 OR q.max_running > (SELECT count(*) FROM jobs r INDEXED BY jobs_processing
+                                                WHERE r.state = 'processing' AND r.queue = q.name))";
+
+/// The job a claim takes: the head of the first open queue with a due job, in name order
+/// after ?5 (the queue of the worker's last job; '' for none), then from the first queue
+/// on. Queues take turns, so a flood in one cannot starve the others; each arm walks the
+/// queues table in key order and stops at the first hit, so a busy claim probes one or
+/// two queues however many there are, and a paused or full queue costs a row read.
+static PICK: LazyLock<String> = LazyLock::new(|| {
+    let arm = |range: &str| {
+        format!(
+            "SELECT seq FROM (SELECT {HEAD} AS seq FROM queues q
+                              WHERE q.name {range} ?5 AND {OPEN} AND {HEAD} IS NOT NULL ORDER BY q.name LIMIT 1)"
+        )
+    };
+    format!("{} UNION ALL {} LIMIT 1", arm(">"), arm("<="))
 });
 
-/// Claims the most urgent due job inside `tx` for `p.worker_id`.
+/// The claim: one statement.
+static CLAIM_SQL: LazyLock<String> = LazyLock::new(|| {
+    format!("UPDATE jobs SET {} WHERE seq = ({}) RETURNING {}", schema::CLAIM_SET, *PICK, job_col::LIST)
+});
+
+/// Claims the next due job inside `tx` for `p.worker_id`.
 pub(super) fn claim_in(tx: &rusqlite::Transaction<'_>, p: &ClaimParams<'_>) -> Result<Option<Job>> {
     let mut st = tx.prepare_cached(&CLAIM_SQL)?;
     let queues = p.queues.map(|q| q.json());
-    let mut rows = st.query(params![p.worker_id, p.now_ms, p.now_ms + p.lease_ms, queues])?;
+    let after = p.after_queue.unwrap_or("");
+    let mut rows = st.query(params![p.worker_id, p.now_ms, p.now_ms + p.lease_ms, queues, after])?;
     rows.next()?.map(|r| schema::job_from(r, 0)).transpose()
 }
 
@@ -313,7 +324,8 @@ impl JobQueue for SqliteStore {
     }
 
     fn job_due_exists(&mut self, p: &ClaimParams<'_>) -> Result<bool> {
-        static SQL: LazyLock<String> = LazyLock::new(|| format!("SELECT 1 {OPEN_QUEUE_HEADS} LIMIT 1"));
+        static SQL: LazyLock<String> =
+            LazyLock::new(|| format!("SELECT 1 FROM queues q WHERE {OPEN} AND {HEAD} IS NOT NULL LIMIT 1"));
         let mut st = self.conn.prepare_cached(&SQL)?;
         Ok(st.exists(params![None::<i64>, p.now_ms, None::<i64>, p.queues.map(|q| q.json())])?)
     }
