@@ -940,7 +940,8 @@ fn sqlite_settle_and_claim_from_many_threads_runs_each_job_once() {
 }
 
 /// Eight connections claim from a queue limited to 2 as fast as they can, each holding
-/// its job a moment: an in-process count of the jobs held (up after a claim returns, down
+/// its job 2 ms (long beside a settle's round trip, so two held jobs overlap even on a
+/// loaded machine): an in-process count of the jobs held (up after a claim returns, down
 /// before the settle) never passes the limit. On PostgreSQL the claims race on snapshots
 /// (without the second look under the queue's row lock this counts 4 or 5); the second
 /// look is what keeps the limit.
@@ -949,7 +950,7 @@ fn limit_race(location: &str) {
     use std::sync::Arc;
     let mut s = queuectl_core::open_store(location, &StoreOptions::default()).unwrap();
     s.queue_set(&QueueSetting { names: &["lim".to_string()], change: QueueChange::Limit(2), now_ms: T0 }).unwrap();
-    let jobs: Vec<NewJob> = (0..400).map(|i| queued(&format!("j{i:03}"), "lim", 0)).collect();
+    let jobs: Vec<NewJob> = (0..200).map(|i| queued(&format!("j{i:03}"), "lim", 0)).collect();
     s.job_insert_many(&jobs, T0).unwrap();
     let held = Arc::new(AtomicUsize::new(0));
     let peak = Arc::new(AtomicUsize::new(0));
@@ -971,7 +972,7 @@ fn limit_race(location: &str) {
                     idle = 0;
                     let now_held = held.fetch_add(1, Ordering::SeqCst) + 1;
                     peak.fetch_max(now_held, Ordering::SeqCst);
-                    std::thread::sleep(Duration::from_micros(300));
+                    std::thread::sleep(Duration::from_millis(2));
                     held.fetch_sub(1, Ordering::SeqCst);
                     assert_eq!(s.job_settle(&succeeded(&id, 1, &worker, T0, "")).unwrap(), Settled::Completed);
                     done += 1;
@@ -981,11 +982,11 @@ fn limit_race(location: &str) {
         })
         .collect();
     let done: usize = threads.into_iter().map(|t| t.join().unwrap()).sum();
-    assert_eq!(done, 400, "every job ran once");
+    assert_eq!(done, 200, "every job ran once");
     let peak = peak.load(Ordering::SeqCst);
     assert!(peak <= 2, "{peak} jobs of a queue limited to 2 were held at once");
     // That the race reached the limit shows the test raced. Under Wine the threads are too
-    // slow to overlap within 300 us, so there it proves only the cap.
+    // slow to overlap reliably, so there it proves only the cap.
     if !cfg!(windows) {
         assert_eq!(peak, 2, "the limit was reached");
     }
