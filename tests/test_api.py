@@ -156,7 +156,7 @@ def test_purge_removes_the_jobs_and_their_log_files(api: queuectl.Queue, q: Cli)
         api.get(ok)
     assert api.purge("dead", older_than_s=0) == [dead]
     assert list((q.home / "logs").iterdir()) == []
-    with pytest.raises(InputError, match="only completed or dead"):
+    with pytest.raises(InputError, match="only completed, dead or cancelled"):
         api.purge("pending")
     assert [j.id for j in api.jobs()] == [pending]
 

@@ -1,4 +1,4 @@
-"""retry, delete and wait by id, through the real command, on both stores."""
+"""cancel, retry, delete, wait and explain by id, through the real command, on both stores."""
 
 from __future__ import annotations
 
@@ -22,7 +22,9 @@ def test_retry_by_id_takes_failed_and_dead_jobs_all_or_nothing(q: Queue) -> None
     q.run("worker", "start", "--burst")
     r = q.run("retry", dead, failed, done, check=False)
     assert r.returncode == 1
-    assert f'job "{done}" is completed: only failed or dead jobs can be retried' in r.stderr
+    assert f'job "{done}" is completed: only failed, dead or cancelled jobs can be retried' in (
+        r.stderr
+    )
     assert (q.state(dead), q.state(failed)) == ("dead", "failed"), "nothing may change"
     r = q.run("retry", dead, "no-such-job", check=False)
     assert r.returncode == 1 and "no-such-job" in r.stderr
@@ -32,6 +34,91 @@ def test_retry_by_id_takes_failed_and_dead_jobs_all_or_nothing(q: Queue) -> None
         assert (job["state"], job["attempts"]) == ("pending", 0)
         # Runnable now, not after the failed job's backoff.
         assert job["run_at"] <= job["updated_at"]
+
+
+def test_cancel_ends_waiting_jobs_at_once_all_or_nothing(q: Queue) -> None:
+    dead, failed = _dead_and_failed(q)
+    pending = q.enqueue("true")
+    r = q.run("cancel", pending, failed, dead, check=False)
+    assert r.returncode == 1
+    assert r.stderr.strip() == f'Error: job "{dead}" is dead: it has ended and cannot be cancelled'
+    assert (q.state(pending), q.state(failed)) == ("pending", "failed"), "nothing may change"
+    r = q.run("cancel", pending, "no-such-job", check=False)
+    assert r.returncode == 1 and "no-such-job" in r.stderr and q.state(pending) == "pending"
+    assert q.json("cancel", pending, failed) == {"cancelled": [pending, failed], "killing": []}
+    assert [j["id"] for j in q.json("list", "--state", "cancelled")] == [failed, pending]
+    assert q.json("status")["jobs"]["cancelled"] == 2
+    # Never claimed again, even once the failed job's backoff has passed.
+    q.run("worker", "start", "--burst")
+    job = q.job(failed)
+    assert (job["state"], job["attempts"], job["last_error"]) == (
+        "cancelled",
+        1,
+        "cancelled on request",
+    )
+    assert "while it waited to retry after 1 failed attempt(s)" in q.run("explain", failed).stdout
+    assert "before it ran" in q.run("explain", pending).stdout
+    # wait counts it as ended, and not completed.
+    r = q.run("wait", pending, "--timeout", "5", check=False)
+    assert (r.returncode, r.stdout.strip()) == (1, f"{pending} cancelled")
+    r = q.run("cancel", pending, check=False)
+    assert r.returncode == 1 and "is cancelled: it has ended" in r.stderr
+    # retry puts a cancelled job back; purge --cancelled removes the rest.
+    assert q.json("retry", pending) == {"retried": 1}
+    q.run("worker", "start", "--burst")
+    assert q.state(pending) == "completed"
+    assert q.run("purge", "--cancelled").stdout.strip() == "purged 1 jobs"
+    r = q.run("show", failed, check=False)
+    assert r.returncode == 1 and "no job" in r.stderr
+
+
+def _gone(pid: int) -> bool:
+    """Whether process `pid` has ended (a zombie waiting for its reaper counts)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return True
+    return stat.rsplit(")", 1)[1].split()[0] in ("Z", "X")
+
+
+def test_cancel_kills_a_running_jobs_process_tree_and_it_is_not_retried(
+    q: Queue, tmp_path: Path
+) -> None:
+    # The job's shell starts a grandchild, records its pid, and waits: the kill must reach
+    # the grandchild too. Retries are left, and must not be used.
+    tree = f"sleep 300 & echo $! > {tmp_path}/child; touch {tmp_path}/started; wait"
+    running = q.enqueue(tree, max_retries=3)
+    worker = q.start_workers()
+    try:
+        q.wait_for(lambda: (tmp_path / "started").exists(), what="the job to start")
+        child = int((tmp_path / "child").read_text())
+        assert not _gone(child)
+        asked = time.monotonic()
+        r = q.run("cancel", running)
+        assert r.stdout.splitlines() == [
+            "cancelled 0 jobs",
+            f"1 running job(s) will be killed by their workers within a heartbeat: {running}",
+        ]
+        assert "it was cancelled at" in q.run("explain", running).stdout
+        q.wait_for(lambda: q.state(running) == "cancelled", timeout=15, what="the cancel")
+        took = time.monotonic() - asked
+        # One heartbeat (1 s) to hear of it, then SIGTERM ends the tree at once.
+        assert took < 5, f"cancelled {took:.1f}s after the request"
+        q.wait_for(lambda: _gone(child), timeout=5, what="the grandchild to be killed")
+        job = q.job(running)
+        assert (job["attempts"], job["attempt_history"][0]["outcome"]) == (1, "cancelled")
+        assert job["last_error"] == "killed: cancelled on request"
+        assert "while attempt 1 ran" in q.run("explain", running).stdout
+        # The worker goes on with other jobs; the cancelled one never runs again.
+        after = q.enqueue("true")
+        q.wait_for(lambda: q.state(after) == "completed", what="the next job")
+        assert (q.state(running), q.job(running)["attempts"]) == ("cancelled", 1)
+    finally:
+        q.run("worker", "stop")
+        _out, err = worker.communicate(timeout=30)
+    assert worker.returncode == 0, err
+    assert f"job {running} was cancelled" in err
+    assert "1 cancelled" in err
 
 
 def test_delete_removes_jobs_their_history_and_logs_but_not_a_running_one(

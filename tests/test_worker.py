@@ -29,6 +29,7 @@ def test_basic_job_completes(q: Queue, tmp_path: Path) -> None:
         "completed": 1,
         "failed": 0,
         "dead": 0,
+        "cancelled": 0,
     }
 
 
@@ -391,7 +392,7 @@ def test_a_worker_pool_counts_what_its_workers_did(q: Queue, tmp_path: Path) -> 
         location, 2, logs_dir=str(logs), host="counting", pid=os.getpid(), burst=True, verbose=False
     )
     assert pool.wait(60)
-    assert pool.join() == {"completed": 1, "failed": 0, "dead": 1, "requeued": 0}
+    assert pool.join() == {"completed": 1, "failed": 0, "dead": 1, "cancelled": 0, "requeued": 0}
     counts = pool.counters()
     assert (counts["started"], counts["completed"], counts["dead"], counts["retried"]) == (
         2,

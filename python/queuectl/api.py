@@ -27,6 +27,7 @@ __all__ = [
     "ENDED_STATES",
     "JOB_STATES",
     "BackupReport",
+    "CancelReport",
     "CheckReport",
     "Explanation",
     "LogLocation",
@@ -119,7 +120,7 @@ def command_job(
 
 
 #: The states a job ends in: `wait` returns once every job is in one of them.
-ENDED_STATES = ("completed", "dead")
+ENDED_STATES = ("completed", "dead", "cancelled")
 
 
 def _unique(ids: Iterable[str]) -> list[str]:
@@ -164,6 +165,15 @@ class WaitResult(NamedTuple):
     @property
     def all_completed(self) -> bool:
         return not self.timed_out and all(s == "completed" for s in self.states.values())
+
+
+class CancelReport(NamedTuple):
+    """What `Queue.cancel` did: the jobs cancelled at once (they were waiting to run), and
+    the running ones whose workers were asked to kill them (they end `cancelled` within
+    about a heartbeat; one that finished in the meantime keeps its result)."""
+
+    cancelled: list[str]
+    killing: list[str]
 
 
 class WorkerStatus(NamedTuple):
@@ -339,10 +349,24 @@ class Queue:
         return self.store.dead_retry(wanted)
 
     def retry(self, ids: Iterable[str]) -> int:
-        """Puts failed or dead jobs back to pending with attempts reset, runnable now; all
-        or nothing: an unknown id or a job in another state changes nothing. Returns how
-        many."""
+        """Puts failed, dead or cancelled jobs back to pending with attempts reset,
+        runnable now; all or nothing: an unknown id or a job in another state changes
+        nothing. Returns how many."""
         return self.store.retry(_unique(ids))
+
+    def cancel(self, ids: Iterable[str]) -> CancelReport:
+        """Cancels jobs: pending or failed ones end `cancelled` at once, never to run
+        again; a processing one is killed by its worker (wherever it runs) at the worker's
+        next heartbeat, its whole process tree as a timeout kills it, and settles
+        `cancelled`, not retried. All or nothing: an unknown id or a job that has ended
+        (completed, dead, cancelled) changes nothing."""
+        wanted = _unique(ids)
+        self.store.cancel(wanted)
+        report = CancelReport([], [])
+        for job_id in wanted:
+            running = self.store.get(job_id).state == "processing"
+            (report.killing if running else report.cancelled).append(job_id)
+        return report
 
     def delete(self, ids: Iterable[str]) -> list[str]:
         """Removes jobs that are not processing, with their history and their log files
@@ -355,7 +379,7 @@ class Queue:
         return wanted
 
     def wait(self, ids: Iterable[str], timeout_s: float | None = None) -> WaitResult:
-        """Blocks until every job of `ids` has ended (completed or dead), or `timeout_s`
+        """Blocks until every job of `ids` has ended (completed, dead or cancelled), or `timeout_s`
         passes. Sleeps on the store's own wake-ups (a commit by anyone), not a busy poll;
         an unknown id raises JobNotFoundError at once."""
         import time
@@ -380,7 +404,7 @@ class Queue:
         return self.store.dead_retry_all()
 
     def purge(self, state: str, older_than_s: float | None = None) -> list[str]:
-        """Deletes the jobs in `state` (completed or dead), only those that reached it at
+        """Deletes the jobs in `state` (completed, dead or cancelled), only those that reached it at
         least `older_than_s` ago when given, with their history and their log files here.
         Returns the ids deleted."""
         cutoff = None
@@ -466,6 +490,11 @@ class Queue:
                 f"running attempt {job.attempts} of {job.max_retries + 1} on worker "
                 f"{job.worker_id}{where} since {iso(job.started_at_ms or now)}"
             )
+            if job.cancel_requested_ms is not None:
+                reasons.append(
+                    f"it was cancelled at {iso(job.cancel_requested_ms)}: its worker kills it "
+                    "at its next heartbeat and it ends cancelled"
+                )
             if state in ("lost", "exited", "unknown"):
                 lease = job.lease_expires_ms or now
                 reasons.append(
@@ -481,6 +510,19 @@ class Queue:
             reasons.append(
                 f"all {job.attempts} attempt(s) failed (max_retries {job.max_retries}); the last: "
                 f"{job.last_error or 'no error recorded'}; `queuectl dlq retry {id}` runs it again"
+            )
+        if job.state == "cancelled":
+            when = iso(job.finished_at_ms or job.updated_at_ms)
+            history = self.attempts(id)
+            if history and history[-1].outcome == "cancelled":
+                how = f"while attempt {history[-1].attempt} ran ({history[-1].error})"
+            elif history:
+                how = f"while it waited to retry after {len(history)} failed attempt(s)"
+            else:
+                how = "before it ran"
+            reasons.append(
+                f"cancelled at {when} {how}; it runs again only if `queuectl retry {id}` "
+                "puts it back"
             )
         if runnable:
             live = self.live_workers()

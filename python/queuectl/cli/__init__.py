@@ -35,6 +35,7 @@ COMMANDS = {
     "dlq": "queuectl.cli.dlq:dlq",
     "config": "queuectl.cli.config:config",
     "purge": "queuectl.cli.jobs:purge",
+    "cancel": "queuectl.cli.control:cancel",
     "retry": "queuectl.cli.control:retry",
     "delete": "queuectl.cli.control:delete",
     "wait": "queuectl.cli.control:wait",

@@ -1,4 +1,4 @@
-"""Commands on jobs named by id: retry, delete, wait, explain."""
+"""Commands on jobs named by id: cancel, retry, delete, wait, explain."""
 
 from __future__ import annotations
 
@@ -14,15 +14,39 @@ from queuectl.cli.params import Duration
 @click.option("--json", "as_json", is_flag=True, help="Compact JSON on stdout.")
 @click.pass_obj
 def retry(app: App, ids: tuple[str, ...], as_json: bool) -> None:
-    """Put failed or dead jobs back to pending, attempts reset, to run now.
+    """Put failed, dead or cancelled jobs back to pending, attempts reset, to run now.
 
-    All or nothing: an unknown id, or a job that is not failed or dead, changes nothing.
+    All or nothing: an unknown id, or a job in another state, changes nothing.
     """
     n = app.queue.retry(ids)
     if as_json:
         render.emit_json({"retried": n})
     else:
         click.echo(f"retrying {n} jobs")
+
+
+@click.command()
+@click.argument("ids", nargs=-1, required=True, metavar="ID...")
+@click.option("--json", "as_json", is_flag=True, help="Compact JSON on stdout.")
+@click.pass_obj
+def cancel(app: App, ids: tuple[str, ...], as_json: bool) -> None:
+    """Cancel jobs: waiting ones at once, running ones killed by their worker.
+
+    A pending or failed job ends cancelled and never runs again. A processing job is
+    killed (its whole process tree: a polite signal, then a forced kill) by its worker on
+    whichever host, at the worker's next heartbeat, and ends cancelled, not retried.
+    All or nothing: an unknown id, or a job that has ended, changes nothing.
+    """
+    report = app.queue.cancel(ids)
+    if as_json:
+        render.emit_json({"cancelled": report.cancelled, "killing": report.killing})
+        return
+    click.echo(f"cancelled {len(report.cancelled)} jobs")
+    if report.killing:
+        click.echo(
+            f"{len(report.killing)} running job(s) will be killed by their workers within a "
+            f"heartbeat: {', '.join(report.killing)}"
+        )
 
 
 @click.command()
@@ -47,7 +71,8 @@ def delete(app: App, ids: tuple[str, ...], as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Compact JSON on stdout.")
 @click.pass_obj
 def wait(app: App, ids: tuple[str, ...], timeout: float | None, as_json: bool) -> int:
-    """Wait until every job has ended; exit 0 only if all completed.
+    """Wait until every job has ended (completed, dead or cancelled); exit 0 only if all
+    completed.
 
     \b
     id=$(queuectl enqueue -c 'make build') && queuectl wait "$id" && echo built

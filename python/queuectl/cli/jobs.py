@@ -8,7 +8,7 @@ import time
 import click
 
 from queuectl import _core
-from queuectl.api import JOB_STATES
+from queuectl.api import ENDED_STATES, JOB_STATES
 from queuectl.cli import render
 from queuectl.cli.app import App
 from queuectl.cli.params import Duration
@@ -94,7 +94,7 @@ def logs(app: App, job_id: str, follow: bool) -> None:
     """Print a job's output, attempt by attempt."""
     queue = app.queue
     job, path, ran_on, local = queue.log_location(job_id)
-    finished = ("completed", "dead")
+    finished = ENDED_STATES
     if not local:
         # The full log stays on the host that ran the job; the database has each tail.
         click.echo(
@@ -154,14 +154,15 @@ def _print_attempts(attempts: list[_core.Attempt]) -> None:
 @click.command()
 @click.option("--completed", is_flag=True, help="Delete completed jobs.")
 @click.option("--dead", is_flag=True, help="Delete dead jobs (the DLQ).")
+@click.option("--cancelled", is_flag=True, help="Delete cancelled jobs.")
 @click.option("--older-than", type=Duration(), help="Only jobs finished at least this long ago.")
 @click.pass_obj
-def purge(app: App, completed: bool, dead: bool, older_than: float | None) -> None:
+def purge(app: App, completed: bool, dead: bool, cancelled: bool, older_than: float | None) -> None:
     """Delete finished jobs and their logs; prints how many."""
-    if not (completed or dead):
-        raise click.UsageError("give --completed, --dead or both")
+    if not (completed or dead or cancelled):
+        raise click.UsageError("give --completed, --dead, --cancelled or several")
     ids: list[str] = []
-    for state, wanted in (("completed", completed), ("dead", dead)):
+    for state, wanted in (("completed", completed), ("dead", dead), ("cancelled", cancelled)):
         if wanted:
             ids += app.queue.purge(state, older_than)
     click.echo(f"purged {len(ids)} jobs")

@@ -34,6 +34,7 @@ def job_dict(job: _core.Job) -> dict[str, Any]:
         "exit_code": job.exit_code,
         "last_error": job.last_error,
         "worker_id": job.worker_id,
+        "cancel_requested_at": iso(job.cancel_requested_ms),
     }
 
 

@@ -65,7 +65,8 @@ def start(
     summary = supervisor.run_foreground(app.home, settings)
     click.echo(
         f"workers stopped: {summary['completed']} completed, {summary['failed']} failed, "
-        f"{summary['dead']} dead, {summary['requeued']} requeued",
+        f"{summary['dead']} dead, {summary['cancelled']} cancelled, "
+        f"{summary['requeued']} requeued",
         err=True,
     )
 

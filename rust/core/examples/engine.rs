@@ -48,6 +48,7 @@ fn completed(job: &queuectl_core::Job, worker: &str, now: i64) -> queuectl_core:
         worker_id: worker,
         now_ms: now,
         success: true,
+        cancelled: false,
         exit_code: Some(0),
         error: None,
         output_tail: String::new(),

@@ -70,6 +70,7 @@ impl StderrLog {
                         format!("job {job} failed ({why}); retry at {}", format_iso8601(run_at_ms))
                     }
                     Settled::Dead => format!("job {job} failed ({why}); no retries left, moved to the DLQ"),
+                    Settled::Cancelled => format!("job {job} was cancelled ({why}); it will not be retried"),
                     Settled::Fenced => {
                         format!("job {job} was taken over after this worker's lease expired; result dropped")
                     }
@@ -94,8 +95,8 @@ impl StderrLog {
             },
             Event::Stopping { cause, .. } => format!("stopping: {cause}"),
             Event::Exited { summary: s, error: None, .. } => format!(
-                "exiting: {} completed, {} failed, {} dead, {} requeued",
-                s.completed, s.failed, s.dead, s.requeued
+                "exiting: {} completed, {} failed, {} dead, {} cancelled, {} requeued",
+                s.completed, s.failed, s.dead, s.cancelled, s.requeued
             ),
             Event::Exited { error: Some(e), .. } => format!("exiting on error: {e}"),
         }
@@ -153,6 +154,7 @@ pub struct Counters {
     completed: AtomicU64,
     retried: AtomicU64,
     dead: AtomicU64,
+    cancelled: AtomicU64,
     fenced: AtomicU64,
     requeued: AtomicU64,
     rescued: AtomicU64,
@@ -172,6 +174,8 @@ pub struct CounterSnapshot {
     pub retried: u64,
     /// Failed attempts that moved their job to the DLQ.
     pub dead: u64,
+    /// Attempts that ended because their job was cancelled.
+    pub cancelled: u64,
     /// Attempts whose result was dropped: the job had been rescued meanwhile.
     pub fenced: u64,
     /// Jobs put back to pending by a forced stop.
@@ -194,6 +198,7 @@ impl Counters {
             completed: get(&self.completed),
             retried: get(&self.retried),
             dead: get(&self.dead),
+            cancelled: get(&self.cancelled),
             fenced: get(&self.fenced),
             requeued: get(&self.requeued),
             rescued: get(&self.rescued),
@@ -217,6 +222,7 @@ impl Observer for Counters {
                     Settled::Completed => add(&self.completed, 1),
                     Settled::Retry { .. } => add(&self.retried, 1),
                     Settled::Dead => add(&self.dead, 1),
+                    Settled::Cancelled => add(&self.cancelled, 1),
                     Settled::Fenced => add(&self.fenced, 1),
                 }
             }
@@ -241,9 +247,11 @@ mod tests {
         c.on_event(&ev(Settled::Completed));
         c.on_event(&ev(Settled::Retry { run_at_ms: 9 }));
         c.on_event(&ev(Settled::Dead));
+        c.on_event(&ev(Settled::Cancelled));
         c.on_event(&Event::Rescued { worker: "w", job: "k", attempt: 2 });
         let s = c.snapshot();
-        assert_eq!((s.started, s.completed, s.retried, s.dead, s.rescued, s.run_ms), (1, 1, 1, 1, 1, 15));
+        assert_eq!((s.started, s.completed, s.retried, s.dead, s.cancelled, s.rescued), (1, 1, 1, 1, 1, 1));
+        assert_eq!(s.run_ms, 20);
     }
 
     #[test]

@@ -17,12 +17,25 @@ pub enum JobState {
     Failed,
     /// Failed with no retries left: the dead letter queue.
     Dead,
+    /// Cancelled by `cancel` before it ran, or killed while it ran: never retried.
+    Cancelled,
 }
 
 impl JobState {
     /// Every state, in the order `status` shows them.
-    pub const ALL: [JobState; 5] =
-        [JobState::Pending, JobState::Processing, JobState::Completed, JobState::Failed, JobState::Dead];
+    pub const ALL: [JobState; 6] = [
+        JobState::Pending,
+        JobState::Processing,
+        JobState::Completed,
+        JobState::Failed,
+        JobState::Dead,
+        JobState::Cancelled,
+    ];
+
+    /// Whether a job in this state has ended: it runs again only if someone retries it.
+    pub fn is_final(self) -> bool {
+        matches!(self, JobState::Completed | JobState::Dead | JobState::Cancelled)
+    }
 
     /// The lower-case name stored in the database and shown to users.
     pub fn as_str(self) -> &'static str {
@@ -32,6 +45,7 @@ impl JobState {
             JobState::Completed => "completed",
             JobState::Failed => "failed",
             JobState::Dead => "dead",
+            JobState::Cancelled => "cancelled",
         }
     }
 
@@ -57,11 +71,13 @@ pub enum Outcome {
     Failed,
     /// Failed with no retries left: the dead letter queue.
     Dead,
+    /// Killed because someone cancelled the job (or it ended after a cancel was asked for).
+    Cancelled,
 }
 
 impl Outcome {
     /// Every outcome.
-    pub const ALL: [Outcome; 3] = [Outcome::Completed, Outcome::Failed, Outcome::Dead];
+    pub const ALL: [Outcome; 4] = [Outcome::Completed, Outcome::Failed, Outcome::Dead, Outcome::Cancelled];
 
     /// The job state the outcome moves the job to.
     pub fn state(self) -> JobState {
@@ -69,6 +85,7 @@ impl Outcome {
             Outcome::Completed => JobState::Completed,
             Outcome::Failed => JobState::Failed,
             Outcome::Dead => JobState::Dead,
+            Outcome::Cancelled => JobState::Cancelled,
         }
     }
 
@@ -149,6 +166,9 @@ pub struct Job {
     /// Added to the job's environment (names and values); shown by name only.
     pub env: Vec<(String, String)>,
     pub queue: String,
+    /// When `cancel` asked for this processing job to be killed; its worker kills it within
+    /// a heartbeat. `None` otherwise (a claim clears it).
+    pub cancel_requested_ms: Option<i64>,
 }
 
 impl Job {

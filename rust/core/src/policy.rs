@@ -96,6 +96,8 @@ pub struct AttemptEnd<'a> {
     pub worker_id: &'a str,
     pub now_ms: i64,
     pub success: bool,
+    /// It was killed because someone cancelled the job: it ends cancelled, never retried.
+    pub cancelled: bool,
     pub exit_code: Option<i32>,
     pub error: Option<String>,
     pub output_tail: String,
@@ -104,7 +106,11 @@ pub struct AttemptEnd<'a> {
 impl AttemptEnd<'_> {
     /// The settle this end leads to under `policy`.
     pub fn decide(self, policy: &BackoffPolicy) -> SettleParams {
-        let (outcome, run_at_ms) = next_state(self.success, self.attempt, self.max_retries, policy, self.now_ms);
+        let (outcome, run_at_ms) = if self.cancelled {
+            (Outcome::Cancelled, self.now_ms)
+        } else {
+            next_state(self.success, self.attempt, self.max_retries, policy, self.now_ms)
+        };
         SettleParams {
             id: self.id.to_string(),
             attempt: self.attempt,
@@ -148,6 +154,7 @@ pub fn rescue_expired(
                 worker_id: &j.worker_id,
                 now_ms,
                 success: false,
+                cancelled: false,
                 exit_code: None,
                 error: Some(lost_worker_error(&j.worker_id)),
                 output_tail: String::new(),
@@ -203,6 +210,7 @@ mod tests {
             worker_id: "w",
             now_ms: 1_000,
             success: false,
+            cancelled: false,
             exit_code: Some(1),
             error: None,
             output_tail: String::new(),
@@ -211,7 +219,15 @@ mod tests {
         assert_eq!((p.outcome, p.run_at_ms), (Outcome::Failed, 3_000));
         assert_eq!(p.settled(true), Settled::Retry { run_at_ms: 3_000 });
         assert_eq!(p.settled(false), Settled::Fenced);
-        let p = AttemptEnd { attempt: 2, ..end }.decide(&BackoffPolicy::default());
+        let p = AttemptEnd { attempt: 2, ..end.clone() }.decide(&BackoffPolicy::default());
         assert_eq!(p.settled(true), Settled::Dead);
+        // A cancelled attempt is never retried, whatever retries are left; and a failure
+        // the store stored as cancelled (a cancel asked for while it ran) says so.
+        let p = AttemptEnd { cancelled: true, ..end.clone() }.decide(&BackoffPolicy::default());
+        assert_eq!((p.outcome, p.run_at_ms, p.settled(true)), (Outcome::Cancelled, 1_000, Settled::Cancelled));
+        let p = end.decide(&BackoffPolicy::default());
+        assert_eq!(p.settled_as(Some("cancelled")), Settled::Cancelled);
+        assert_eq!(p.settled_as(Some("failed")), Settled::Retry { run_at_ms: 3_000 });
+        assert_eq!(p.settled_as(None), Settled::Fenced);
     }
 }

@@ -144,6 +144,7 @@ pub struct WorkerSummary {
     pub completed: u64,
     pub failed: u64,
     pub dead: u64,
+    pub cancelled: u64,
     pub requeued: u64,
 }
 
@@ -152,6 +153,7 @@ impl WorkerSummary {
         self.completed += other.completed;
         self.failed += other.failed;
         self.dead += other.dead;
+        self.cancelled += other.cancelled;
         self.requeued += other.requeued;
     }
 }
@@ -168,6 +170,8 @@ struct Loop<'a> {
     wake: Option<&'a Wake>,
     /// The stop level the store asked for.
     requested: StopLevel,
+    /// The last heartbeat said the running job was cancelled: kill it.
+    cancel_current: bool,
     /// Backoff policy and log cap from the queue's config, read at start and at every
     /// heartbeat.
     settings: WorkerSettings,
@@ -212,7 +216,10 @@ impl Loop<'_> {
         let now = self.now();
         self.read_settings();
         match self.store.worker_heartbeat(&self.cfg.worker_id, now) {
-            Ok(Some(level)) => self.requested = self.requested.max(level),
+            Ok(Some(beat)) => {
+                self.requested = self.requested.max(beat.stop);
+                self.cancel_current = beat.cancel;
+            }
             Ok(None) => self.register_again(now),
             Err(e) => self.trouble(Trouble::Heartbeat, e),
         }
@@ -383,6 +390,9 @@ impl Loop<'_> {
             kill_grace_ms: self.cfg.kill_grace_ms,
             log_max_bytes: self.settings.log_max_bytes,
         };
+        // A request read before this attempt began was for the job this worker ran
+        // before; this job's own request (kept in its row) comes with the next beat.
+        self.cancel_current = false;
         let tick_every = Duration::from_millis(self.cfg.heartbeat_ms.clamp(10, 200));
         let mut tick = || {
             self.beat_if_due();
@@ -390,6 +400,8 @@ impl Loop<'_> {
             // and left to the lease; it runs again once the store is repaired or restored.
             if self.stop_level() >= StopLevel::Force || self.fault.is_some() {
                 Control::Kill
+            } else if self.cancel_current {
+                Control::Cancel
             } else {
                 Control::Continue
             }
@@ -422,6 +434,7 @@ impl Loop<'_> {
             Settled::Completed => self.summary.completed += 1,
             Settled::Retry { .. } => self.summary.failed += 1,
             Settled::Dead => self.summary.dead += 1,
+            Settled::Cancelled => self.summary.cancelled += 1,
             Settled::Fenced => {}
         }
         self.emit(Event::Finished {
@@ -448,6 +461,7 @@ impl Loop<'_> {
                 worker_id: &cfg.worker_id,
                 now_ms: now,
                 success: outcome.success(),
+                cancelled: outcome.cancelled(),
                 exit_code: outcome.exit_code,
                 error: outcome.error.clone(),
                 output_tail: outcome.output_tail.clone(),
@@ -494,6 +508,7 @@ pub fn run_worker(
         signal,
         wake,
         requested: StopLevel::None,
+        cancel_current: false,
         settings: WorkerSettings::default(),
         last_beat: Instant::now(),
         unregistered: false,

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use queuectl_core::policy::{self, AttemptEnd, WorkerSettings};
 use queuectl_core::store::prelude::*;
 use queuectl_core::store::{
-    transfer, ByIdChange, ByIdParams, ClaimParams, Fence, ListFilter, PostgresStore, QueueChange, QueueFilter,
+    transfer, Beat, ByIdChange, ByIdParams, ClaimParams, Fence, ListFilter, PostgresStore, QueueChange, QueueFilter,
     QueueSetting, Registration, Setting, SettleParams, Settled, SqliteStore, StopLevel, StoreOptions, WorkerState,
     SCHEMA_VERSION,
 };
@@ -80,6 +80,7 @@ fn settle(s: &mut dyn Store, id: &str, attempt: u32, worker: &str, now: i64, suc
         worker_id: worker,
         now_ms: now,
         success,
+        cancelled: false,
         exit_code: Some(if success { 0 } else { 1 }),
         error: (!success).then(|| "exit code 1".to_string()),
         output_tail: "tail".into(),
@@ -96,6 +97,7 @@ fn succeeded(id: &str, attempt: u32, worker: &str, now: i64, tail: &str) -> Sett
         worker_id: worker,
         now_ms: now,
         success: true,
+        cancelled: false,
         exit_code: Some(0),
         error: None,
         output_tail: tail.into(),
@@ -159,7 +161,113 @@ conformance!(
     a_paused_queue_is_not_claimed_until_resumed,
     a_limit_caps_the_processing_jobs_of_a_queue,
     queue_list_counts_every_state_and_shows_settings,
+    cancel_ends_waiting_jobs_and_asks_the_worker_of_a_running_one,
+    a_running_job_cancelled_is_never_retried_however_its_attempt_ends,
+    a_cancelled_job_that_finishes_first_keeps_its_result,
 );
+
+fn by_id(s: &mut dyn Store, change: ByIdChange, ids: &[&str], now_ms: i64) -> queuectl_core::Result<u64> {
+    let ids: Vec<String> = ids.iter().map(|i| i.to_string()).collect();
+    s.job_change_by_id(&ByIdParams { ids: &ids, change, now_ms })
+}
+
+fn cancel_ends_waiting_jobs_and_asks_the_worker_of_a_running_one(s: &mut dyn Store) {
+    s.worker_register(&reg("w", "host", 1, 30_000, T0)).unwrap();
+    one_job_per_state(s);
+    // An ended job fails the whole call, naming it; nothing changes.
+    let e = by_id(s, ByIdChange::Cancel, &["p", "c"], T0 + 9).unwrap_err();
+    assert!(matches!(&e, Error::InvalidState(m) if m.contains("\"c\" is completed")), "{e:?}");
+    assert_eq!(by_id(s, ByIdChange::Cancel, &["p", "nope"], T0 + 9).unwrap_err(), Error::NotFound("nope".into()));
+    assert_eq!(s.job_get("p").unwrap().state, JobState::Pending);
+    assert_eq!(s.worker_heartbeat("w", T0 + 5).unwrap().map(|b| b.cancel), Some(false));
+    assert_eq!(by_id(s, ByIdChange::Cancel, &["p", "f", "r"], T0 + 9).unwrap(), 3);
+    for id in ["p", "f"] {
+        let j = s.job_get(id).unwrap();
+        assert_eq!(
+            (j.state, j.finished_at_ms, j.last_error.as_deref()),
+            (JobState::Cancelled, Some(T0 + 9), Some(queuectl_core::store::CANCELLED_ERROR)),
+            "{id}"
+        );
+    }
+    // The running job stays processing until its worker, told by its next heartbeat,
+    // kills it; a second cancel keeps the time of the first.
+    let r = s.job_get("r").unwrap();
+    assert_eq!((r.state, r.cancel_requested_ms), (JobState::Processing, Some(T0 + 9)));
+    assert_eq!(by_id(s, ByIdChange::Cancel, &["r"], T0 + 50).unwrap(), 1);
+    assert_eq!(s.job_get("r").unwrap().cancel_requested_ms, Some(T0 + 9));
+    assert_eq!(s.worker_heartbeat("w", T0 + 10).unwrap(), Some(Beat { stop: StopLevel::None, cancel: true }));
+    // Cancelled jobs are claimed never again, and cannot be cancelled twice.
+    assert!(!due(s, T0 + 3_600_000, None));
+    assert_eq!(claim(s, "w2", T0 + 3_600_000), None);
+    let e = by_id(s, ByIdChange::Cancel, &["x"], T0 + 9).unwrap_err();
+    assert!(matches!(&e, Error::InvalidState(m) if m.contains("\"x\" is cancelled")), "{e:?}");
+    // The worker settles the killed attempt: cancelled, with its history.
+    let end = AttemptEnd {
+        id: "r",
+        attempt: 1,
+        max_retries: 2,
+        worker_id: "w",
+        now_ms: T0 + 20,
+        success: false,
+        cancelled: true,
+        exit_code: None,
+        error: Some("killed: cancelled on request".into()),
+        output_tail: String::new(),
+    };
+    assert_eq!(s.job_settle(&end.decide(&BackoffPolicy::default())).unwrap(), Settled::Cancelled);
+    assert_eq!(s.job_attempts("r").unwrap().last().map(|a| a.outcome), Some(Outcome::Cancelled));
+    // Counted, listed and filtered as a state of its own.
+    let counts = s.job_count_by_state().unwrap();
+    assert_eq!(counts.iter().find(|(st, _)| *st == JobState::Cancelled), Some(&(JobState::Cancelled, 4)));
+    assert_eq!(counts.iter().map(|(_, n)| n).sum::<u64>(), 6);
+    let listed: Vec<String> = s.job_list(Some(JobState::Cancelled), None).unwrap().into_iter().map(|j| j.id).collect();
+    assert_eq!(listed, ["f", "r", "p", "x"]);
+    let q = s.queue_list().unwrap();
+    assert_eq!(q[0].counts.iter().find(|(st, _)| *st == JobState::Cancelled), Some(&(JobState::Cancelled, 4)));
+    // Retried by id like a dead job; purged like one.
+    assert_eq!(by_id(s, ByIdChange::Retry, &["r"], T0 + 30).unwrap(), 1);
+    let r = s.job_get("r").unwrap();
+    assert_eq!((r.state, r.attempts, r.cancel_requested_ms), (JobState::Pending, 0, None));
+    let mut purged = s.job_purge(JobState::Cancelled, None).unwrap();
+    purged.sort();
+    assert_eq!(purged, ["f", "p", "x"]);
+    assert!(s.job_list(Some(JobState::Cancelled), None).unwrap().is_empty());
+    let report = queuectl_core::store::check::check(s, T0 + 40);
+    assert!(report.problems.is_empty(), "{:?}", report.problems);
+}
+
+fn a_running_job_cancelled_is_never_retried_however_its_attempt_ends(s: &mut dyn Store) {
+    s.job_insert_many(&[job("fails", 0), job("lost", 0)], T0).unwrap();
+    assert_eq!(claim(s, "w0", T0).as_deref(), Some("fails"));
+    assert_eq!(claim(s, "w1", T0).as_deref(), Some("lost"));
+    assert_eq!(by_id(s, ByIdChange::Cancel, &["fails", "lost"], T0 + 1).unwrap(), 2);
+    // It failed by itself before its worker heard of the cancel: cancelled, not retried.
+    assert_eq!(settle(s, "fails", 1, "w0", T0 + 2, false), Settled::Cancelled);
+    let j = s.job_get("fails").unwrap();
+    assert_eq!((j.state, j.last_error.as_deref()), (JobState::Cancelled, Some("exit code 1")));
+    assert_eq!(s.job_attempts("fails").unwrap()[0].outcome, Outcome::Cancelled);
+    // Its worker was lost: the rescue ends it cancelled too.
+    assert_eq!(rescue(s, T0 + 60_000), [("lost".to_string(), 1)]);
+    assert_eq!(s.job_get("lost").unwrap().state, JobState::Cancelled);
+    assert_eq!(s.job_attempts("lost").unwrap()[0].outcome, Outcome::Cancelled);
+}
+
+fn a_cancelled_job_that_finishes_first_keeps_its_result(s: &mut dyn Store) {
+    s.job_insert_many(&[job("done", 0), job("stopped", 0)], T0).unwrap();
+    assert_eq!(claim(s, "w", T0).as_deref(), Some("done"));
+    assert_eq!(claim(s, "v", T0).as_deref(), Some("stopped"));
+    assert_eq!(by_id(s, ByIdChange::Cancel, &["done", "stopped"], T0 + 1).unwrap(), 2);
+    // It completed before its worker heard of the cancel: the work was done, it stays done.
+    assert_eq!(settle(s, "done", 1, "w", T0 + 2, true), Settled::Completed);
+    // Its worker was stopped by force: not back to pending, but cancelled.
+    assert!(s.job_requeue(&fence("stopped", 1, "v"), T0 + 3).unwrap());
+    let j = s.job_get("stopped").unwrap();
+    assert_eq!((j.state, j.attempts, j.finished_at_ms), (JobState::Cancelled, 0, Some(T0 + 3)));
+    // A retry clears the request, and so would a claim: it runs normally again.
+    assert_eq!(by_id(s, ByIdChange::Retry, &["stopped"], T0 + 4).unwrap(), 1);
+    assert_eq!(claim(s, "v", T0 + 4).as_deref(), Some("stopped"));
+    assert_eq!(settle(s, "stopped", 1, "v", T0 + 5, false), Settled::Retry { run_at_ms: T0 + 2_005 });
+}
 
 fn claims_take_turns_over_the_workers_queues(s: &mut dyn Store) {
     s.job_insert_many(
@@ -328,10 +436,11 @@ fn retry_and_delete_by_id_are_all_or_nothing(s: &mut dyn Store) {
     // The history of the deleted jobs went with them: check finds no orphaned attempts.
     let report = queuectl_core::store::check::check(s, T0 + 9);
     assert!(!report.problems.iter().any(|p| p.contains("belongs to no job")), "{:?}", report.problems);
-    assert_eq!(s.job_list(None, None).unwrap().len(), 3);
+    assert_eq!(s.job_list(None, None).unwrap().len(), 4);
 }
 
-/// One job in every state: pending "p", processing "r", completed "c", failed "f", dead "d".
+/// One job in every state: pending "p", processing "r", completed "c", failed "f", dead "d",
+/// cancelled "x".
 fn one_job_per_state(s: &mut dyn Store) {
     let mut dies = job("d", 4);
     dies.max_retries = 0;
@@ -343,6 +452,8 @@ fn one_job_per_state(s: &mut dyn Store) {
     assert_eq!(claim(s, "w", T0).as_deref(), Some("d"));
     assert_eq!(settle(s, "d", 1, "w", T0, false), Settled::Dead);
     assert_eq!(claim(s, "w", T0).as_deref(), Some("r"));
+    s.job_insert_many(&[job("x", 0)], T0).unwrap();
+    assert_eq!(by_id(s, ByIdChange::Cancel, &["x"], T0).unwrap(), 1);
 }
 
 fn job_list_reads_every_state(s: &mut dyn Store) {
@@ -353,6 +464,7 @@ fn job_list_reads_every_state(s: &mut dyn Store) {
         (JobState::Completed, "c"),
         (JobState::Failed, "f"),
         (JobState::Dead, "d"),
+        (JobState::Cancelled, "x"),
     ] {
         let listed: Vec<String> = s.job_list(Some(state), None).unwrap().into_iter().map(|j| j.id).collect();
         assert_eq!(listed, [id], "{state}");
@@ -361,7 +473,7 @@ fn job_list_reads_every_state(s: &mut dyn Store) {
     let counts = s.job_count_by_state().unwrap();
     assert_eq!(counts, JobState::ALL.map(|st| (st, 1)).to_vec());
     let all: Vec<String> = s.job_list(None, None).unwrap().into_iter().map(|j| j.id).collect();
-    assert_eq!(all, ["c", "f", "d", "r", "p"], "enqueue order");
+    assert_eq!(all, ["c", "f", "d", "r", "p", "x"], "enqueue order");
 }
 
 fn dead_retry_all_revives_every_dead_job(s: &mut dyn Store) {
@@ -393,7 +505,7 @@ fn a_rescue_leaves_a_job_whose_lease_was_renewed_alone(s: &mut dyn Store) {
     // before the rescue writes: the rescue must not take the job.
     let expired = s.job_get_expired(T0 + 30_001).unwrap();
     assert_eq!(expired.iter().map(|j| j.id.as_str()).collect::<Vec<_>>(), ["slow"]);
-    assert_eq!(s.worker_heartbeat("w", T0 + 30_000).unwrap(), Some(StopLevel::None));
+    assert_eq!(s.worker_heartbeat("w", T0 + 30_000).unwrap().map(|b| b.stop), Some(StopLevel::None));
     let decided = AttemptEnd {
         id: "slow",
         attempt: 1,
@@ -401,6 +513,7 @@ fn a_rescue_leaves_a_job_whose_lease_was_renewed_alone(s: &mut dyn Store) {
         worker_id: "w",
         now_ms: T0 + 30_001,
         success: false,
+        cancelled: false,
         exit_code: None,
         error: Some(policy::lost_worker_error("w")),
         output_tail: String::new(),
@@ -505,14 +618,14 @@ fn heartbeat_renews_the_lease_and_carries_stop_requests(s: &mut dyn Store) {
     s.worker_register(&reg("w", "host", 1, 30_000, T0)).unwrap();
     s.job_insert_many(&[job("h", 0)], T0).unwrap();
     claim(s, "w", T0);
-    assert_eq!(s.worker_heartbeat("w", T0 + 20_000).unwrap(), Some(StopLevel::None));
+    assert_eq!(s.worker_heartbeat("w", T0 + 20_000).unwrap().map(|b| b.stop), Some(StopLevel::None));
     assert!(rescue(s, T0 + 40_000).is_empty());
     assert_eq!(s.job_get("h").unwrap().lease_expires_ms, Some(T0 + 50_000));
     let w = &s.worker_list(false).unwrap()[0];
     assert_eq!((w.state.as_str(), w.current_job.as_deref()), ("busy", Some("h")));
     assert_eq!(s.worker_request_stop(StopLevel::Force, Some("elsewhere")).unwrap(), 0);
     assert_eq!(s.worker_request_stop(StopLevel::Force, None).unwrap(), 1);
-    assert_eq!(s.worker_heartbeat("w", T0 + 21_000).unwrap(), Some(StopLevel::Force));
+    assert_eq!(s.worker_heartbeat("w", T0 + 21_000).unwrap().map(|b| b.stop), Some(StopLevel::Force));
     assert!(s.job_requeue(&fence("h", 1, "w"), T0 + 21_000).unwrap());
     let j = s.job_get("h").unwrap();
     assert_eq!((j.state, j.attempts), (JobState::Pending, 0));
@@ -535,7 +648,7 @@ fn silent_workers_are_reaped(s: &mut dyn Store) {
     let w = &s.worker_list(false).unwrap()[0];
     assert_eq!((w.id.as_str(), w.pid, w.exited_at_ms), ("gone", 2, None));
     assert_eq!(s.worker_request_stop(StopLevel::Graceful, None).unwrap(), 1);
-    assert_eq!(s.worker_heartbeat("gone", T0 + 2_100).unwrap(), Some(StopLevel::Graceful));
+    assert_eq!(s.worker_heartbeat("gone", T0 + 2_100).unwrap().map(|b| b.stop), Some(StopLevel::Graceful));
     // A registration that is still running cannot be taken over.
     assert!(matches!(s.worker_register(&reg("gone", "host", 3, 1_000, T0 + 2_200)), Err(Error::InvalidState(_))));
     assert_eq!(s.worker_list(false).unwrap()[0].pid, 2);
@@ -563,7 +676,7 @@ fn counts_list_and_purge(s: &mut dyn Store) {
     claim(s, "w", T0 + 10_000);
     settle(s, "b", 1, "w", T0 + 10_000, true);
     let counts = s.job_count_by_state().unwrap();
-    assert_eq!(counts.len(), 5);
+    assert_eq!(counts.len(), JobState::ALL.len());
     assert_eq!(counts.iter().find(|c| c.0 == JobState::Completed).unwrap().1, 2);
     assert_eq!(s.job_list(Some(JobState::Pending), None).unwrap().len(), 1);
     assert_eq!(s.job_list(None, Some(2)).unwrap().len(), 2);
@@ -600,6 +713,7 @@ fn binary_output_is_kept(s: &mut dyn Store) {
             worker_id: "w",
             now_ms: T0 + 60_000 * attempt,
             success,
+            cancelled: false,
             exit_code: Some(0),
             error: (!success).then(|| "bad\0byte".into()),
             output_tail: "a\0b\n".into(),

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use queuectl_core::clock::ManualClock;
 use queuectl_core::events::{CounterSnapshot, Counters, Silent};
-use queuectl_core::store::{open_store, ClaimParams, StopLevel, StoreOptions};
+use queuectl_core::store::{open_store, ByIdChange, ByIdParams, ClaimParams, StopLevel, StoreOptions};
 use queuectl_core::worker::{new_worker_id, Pool, WorkerConfig};
 use queuectl_core::{clock, JobState, NewJob};
 
@@ -211,4 +211,79 @@ fn a_worker_rescues_a_lost_workers_job_when_its_clock_passes_the_lease() {
     let j = store.job_get("orphan").unwrap();
     assert_eq!((j.state, j.run_at_ms), (JobState::Failed, T + 33_000));
     assert!(j.last_error.unwrap().contains("ghost was lost"));
+}
+
+#[test]
+fn a_running_job_cancelled_is_killed_within_a_heartbeat_and_not_retried_on_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    cancel_while_running(dir.path().join("q.db").to_str().unwrap(), &dir);
+}
+
+#[test]
+fn a_running_job_cancelled_is_killed_within_a_heartbeat_and_not_retried_on_postgres() {
+    let Some(schema) = common::PgSchema::create() else { return };
+    cancel_while_running(&schema.url, &tempfile::tempdir().unwrap());
+}
+
+/// A job that would run a minute, with retries left, is cancelled from another
+/// connection while it runs: its worker kills it at its next heartbeat (here every 100 ms)
+/// and settles it cancelled, with no retry, and goes on with the next job.
+fn cancel_while_running(location: &str, dir: &tempfile::TempDir) {
+    let long = if cfg!(windows) { "ping -n 60 127.0.0.1 > NUL" } else { "sleep 60" };
+    let job = |id: &str, command: &str| NewJob {
+        id: Some(id.into()),
+        command: command.into(),
+        max_retries: 3,
+        priority: 0,
+        run_at_ms: 0,
+        timeout_ms: 0,
+        cwd: dir.path().display().to_string(),
+        env: Vec::new(),
+        queue: queuectl_core::job::DEFAULT_QUEUE.into(),
+    };
+    let mut store = open_store(location, &StoreOptions::default()).unwrap();
+    store.job_insert_many(&[job("long", long), job("next", "exit 0")], clock::now_ms()).unwrap();
+    std::fs::create_dir(dir.path().join("logs")).unwrap();
+    let counters = Arc::new(Counters::default());
+    let cfg = WorkerConfig {
+        heartbeat_ms: 100,
+        kill_grace_ms: 500,
+        observer: Arc::clone(&counters) as Arc<dyn queuectl_core::events::Observer>,
+        ..WorkerConfig::new(new_worker_id(), "test".into(), std::process::id(), dir.path().join("logs"))
+    };
+    let pool = Pool::start(location, &StoreOptions { durable: false, ..Default::default() }, vec![cfg]).unwrap();
+    let until = std::time::Instant::now() + Duration::from_secs(30);
+    while store.job_get("long").unwrap().state != JobState::Processing {
+        assert!(std::time::Instant::now() < until, "the job never started");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let asked = std::time::Instant::now();
+    let ids = ["long".to_string()];
+    let change = ByIdParams { ids: &ids, change: ByIdChange::Cancel, now_ms: clock::now_ms() };
+    assert_eq!(store.job_change_by_id(&change).unwrap(), 1);
+    while store.job_get("long").unwrap().state == JobState::Processing {
+        assert!(asked.elapsed() < Duration::from_secs(20), "the cancelled job is still running");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let took = asked.elapsed();
+    let j = store.job_get("long").unwrap();
+    assert_eq!((j.state, j.attempts), (JobState::Cancelled, 1));
+    assert!(j.last_error.as_deref().unwrap_or("").contains("cancelled"), "{:?}", j.last_error);
+    let history = store.job_attempts("long").unwrap();
+    assert_eq!(history.iter().map(|a| a.outcome).collect::<Vec<_>>(), [queuectl_core::Outcome::Cancelled]);
+    // A polite signal ends `sleep` at once; the forced kill would come 500 ms later.
+    if !cfg!(windows) {
+        assert!(took < Duration::from_secs(3), "killed {took:?} after the cancel");
+    }
+    while store.job_get("next").unwrap().state != JobState::Completed {
+        assert!(asked.elapsed() < Duration::from_secs(30), "the next job did not run");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    pool.request_stop(StopLevel::Graceful);
+    assert!(pool.wait(Duration::from_secs(10)));
+    let summary = pool.join().unwrap();
+    assert_eq!((summary.cancelled, summary.completed, summary.failed), (1, 1, 0));
+    assert_eq!((counters.snapshot().cancelled, counters.snapshot().started), (1, 2));
+    eprintln!("cancel to settled: {took:?}");
 }

@@ -94,6 +94,7 @@ impl WorkerPool {
             ("completed", c.completed),
             ("retried", c.retried),
             ("dead", c.dead),
+            ("cancelled", c.cancelled),
             ("fenced", c.fenced),
             ("requeued", c.requeued),
             ("rescued", c.rescued),
@@ -119,6 +120,13 @@ impl WorkerPool {
             return Ok(Default::default());
         };
         let s = py.detach(|| pool.join()).map_err(py_err)?;
-        Ok([("completed", s.completed), ("failed", s.failed), ("dead", s.dead), ("requeued", s.requeued)].into())
+        Ok([
+            ("completed", s.completed),
+            ("failed", s.failed),
+            ("dead", s.dead),
+            ("cancelled", s.cancelled),
+            ("requeued", s.requeued),
+        ]
+        .into())
     }
 }

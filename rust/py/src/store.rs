@@ -141,7 +141,7 @@ impl Store {
         self.with(py, |s| s.job_ahead(&id, clock::now_ms()))
     }
 
-    /// Deletes completed or dead jobs changed at or before `cutoff_ms`; returns their ids.
+    /// Deletes completed, dead or cancelled jobs changed at or before `cutoff_ms`; returns their ids.
     #[pyo3(signature = (state, cutoff_ms = None))]
     fn purge(&self, py: Python<'_>, state: &str, cutoff_ms: Option<i64>) -> PyResult<Vec<String>> {
         let state = parse_state(state)?;
@@ -152,10 +152,16 @@ impl Store {
         self.with(py, |s| s.dead_retry(&ids, clock::now_ms()))
     }
 
-    /// Failed or dead jobs back to pending with attempts 0, runnable now: all of `ids`, or
+    /// Failed, dead or cancelled jobs back to pending with attempts 0, runnable now: all of `ids`, or
     /// none when any is unknown or in another state.
     fn retry(&self, py: Python<'_>, ids: Vec<String>) -> PyResult<u64> {
         self.change(py, &ids, ByIdChange::Retry)
+    }
+
+    /// Pending or failed jobs to cancelled, processing ones killed by their worker within a
+    /// heartbeat and settled cancelled: all of `ids`, or none when any is unknown or ended.
+    fn cancel(&self, py: Python<'_>, ids: Vec<String>) -> PyResult<u64> {
+        self.change(py, &ids, ByIdChange::Cancel)
     }
 
     /// Removes jobs that are not processing, with their history: all of `ids`, or none.

@@ -28,6 +28,8 @@ pub struct Job {
     /// The names of the job's own environment variables; their values never reach Python.
     env_names: Vec<String>,
     queue: String,
+    /// When a cancel was asked for while it runs (its worker kills it); None otherwise.
+    cancel_requested_ms: Option<i64>,
 }
 
 impl From<queuectl_core::Job> for Job {
@@ -52,6 +54,7 @@ impl From<queuectl_core::Job> for Job {
             worker_id: j.worker_id,
             lease_expires_ms: j.lease_expires_ms,
             queue: j.queue,
+            cancel_requested_ms: j.cancel_requested_ms,
         }
     }
 }

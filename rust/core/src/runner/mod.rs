@@ -66,6 +66,8 @@ pub enum Control {
     Continue,
     /// Kill the job's tree now; the attempt will not count.
     Kill,
+    /// Kill the job's tree now: the job was cancelled.
+    Cancel,
 }
 
 /// How an attempt ended, in kind.
@@ -79,6 +81,8 @@ pub enum RunEnd {
     TimedOut,
     /// The tick callback asked for a kill: the attempt does not count.
     KilledOnRequest,
+    /// Killed because the job was cancelled.
+    Cancelled,
 }
 
 /// How an attempt ended.
@@ -103,6 +107,11 @@ impl RunOutcome {
         self.end == RunEnd::KilledOnRequest
     }
 
+    /// Whether it was killed because the job was cancelled.
+    pub fn cancelled(&self) -> bool {
+        self.end == RunEnd::Cancelled
+    }
+
     /// An attempt that failed before its command could run.
     pub fn not_run(error: String, duration_ms: u64) -> RunOutcome {
         RunOutcome { end: RunEnd::Failed, exit_code: None, error: Some(error), output_tail: String::new(), duration_ms }
@@ -114,6 +123,7 @@ impl RunOutcome {
 enum KillReason {
     Timeout,
     Request,
+    Cancel,
 }
 
 /// Where a kill stands: the polite signal sent, the forced kill due at `force_at`.
@@ -230,10 +240,17 @@ fn spawn_and_wait(
                 tree.terminate();
                 Kill::Terminated { why: KillReason::Timeout, force_at: now + grace }
             }
-            Kill::NotYet if tick() == Control::Kill => {
-                tree.terminate();
-                Kill::Terminated { why: KillReason::Request, force_at: now + grace }
-            }
+            Kill::NotYet => match tick() {
+                Control::Continue => Kill::NotYet,
+                Control::Kill => {
+                    tree.terminate();
+                    Kill::Terminated { why: KillReason::Request, force_at: now + grace }
+                }
+                Control::Cancel => {
+                    tree.terminate();
+                    Kill::Terminated { why: KillReason::Cancel, force_at: now + grace }
+                }
+            },
             other => other,
         };
     };
@@ -247,6 +264,7 @@ fn spawn_and_wait(
             tree.kill();
             match why {
                 KillReason::Request => (RunEnd::KilledOnRequest, Some("killed on request (stop --force)".to_string())),
+                KillReason::Cancel => (RunEnd::Cancelled, Some(format!("killed: {}", crate::store::CANCELLED_ERROR))),
                 KillReason::Timeout => {
                     (RunEnd::TimedOut, Some(format!("timed out after {}s", spec.timeout_ms as f64 / 1000.0)))
                 }

@@ -24,7 +24,7 @@ const INVARIANTS: &[&str] = &[
     "SELECT 'job ' || id || ' has ' || attempts || ' attempts counted but ran only ' || runs || ' times'
      FROM jobs WHERE attempts > runs OR attempts < 0 ORDER BY seq",
     "SELECT 'job ' || id || ' has an unknown state ' || state
-     FROM jobs WHERE state NOT IN ('pending', 'processing', 'completed', 'failed', 'dead') ORDER BY seq",
+     FROM jobs WHERE state NOT IN ('pending', 'processing', 'completed', 'failed', 'dead', 'cancelled') ORDER BY seq",
     "SELECT 'job ' || id || ' is ' || state || ' but still holds a lease for worker ' || COALESCE(worker_id, '(none)')
      FROM jobs WHERE state <> 'processing' AND lease_expires_ms IS NOT NULL ORDER BY seq",
     "SELECT 'an earlier attempt (run ' || a.run || ') belongs to no job (job number ' || a.job_seq || ')'

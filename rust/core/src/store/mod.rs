@@ -25,7 +25,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 pub use postgres::{redact, PostgresStore};
-pub use schema::SCHEMA_VERSION;
+pub use schema::{CANCELLED_ERROR, SCHEMA_VERSION};
 pub use sqlite::SqliteStore;
 
 use crate::error::{Error, Result};
@@ -224,6 +224,17 @@ impl SettleParams {
             (true, Outcome::Completed) => Settled::Completed,
             (true, Outcome::Failed) => Settled::Retry { run_at_ms: self.run_at_ms },
             (true, Outcome::Dead) => Settled::Dead,
+            (true, Outcome::Cancelled) => Settled::Cancelled,
+        }
+    }
+
+    /// What the settle did, given the state the fenced write stored (`None`: it did not
+    /// apply). A cancel asked for while the attempt ran stores `cancelled` for anything
+    /// but a completion.
+    pub fn settled_as(&self, stored: Option<&str>) -> Settled {
+        match stored {
+            Some(s) if s == JobState::Cancelled.as_str() => Settled::Cancelled,
+            other => self.settled(other.is_some()),
         }
     }
 }
@@ -251,6 +262,8 @@ pub enum Settled {
         run_at_ms: i64,
     },
     Dead,
+    /// Cancelled while it ran: never retried.
+    Cancelled,
     /// The job no longer belongs to this attempt (its lease ran out and it was rescued);
     /// nothing was written.
     Fenced,
@@ -266,6 +279,9 @@ pub enum ByIdChange {
     Retry,
     /// Jobs that are not processing removed with their history (`delete`).
     Delete,
+    /// Pending or failed jobs to cancelled; processing ones flagged, for their worker to
+    /// kill within a heartbeat and settle as cancelled (`cancel`).
+    Cancel,
 }
 
 /// The jobs a [`ByIdChange`] applies to.
@@ -316,6 +332,15 @@ impl StopLevel {
             _ => StopLevel::Force,
         }
     }
+}
+
+/// What a heartbeat tells a worker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Beat {
+    /// The stop level requested for it.
+    pub stop: StopLevel,
+    /// Someone cancelled the job it is running: kill it.
+    pub cancel: bool,
 }
 
 /// A worker's state as the store reports it.
@@ -430,7 +455,7 @@ pub trait JobAdmin {
     fn job_get_expired(&mut self, now_ms: i64) -> Result<Vec<ExpiredJob>>;
     /// Writes several decided settles in one transaction; what each did, in order.
     fn job_settle_many(&mut self, settles: &[SettleParams]) -> Result<Vec<Settled>>;
-    /// Deletes jobs in `state` (completed or dead) last changed at or before `cutoff_ms`.
+    /// Deletes jobs in `state` (completed, dead or cancelled) last changed at or before `cutoff_ms`.
     /// Returns the ids deleted, so the caller can delete their logs.
     fn job_purge(&mut self, state: JobState, cutoff_ms: Option<i64>) -> Result<Vec<String>>;
     /// Applies a change to every job of `p.ids`, or to none: an unknown id or a state that
@@ -482,10 +507,10 @@ pub trait WorkerRegistry {
     /// is an error.
     fn worker_register(&mut self, r: &Registration<'_>) -> Result<()>;
     /// Renews the worker's heartbeat and the lease of its job; returns the stop level
-    /// requested for it, or `None` when the worker is not registered: it was declared lost
-    /// (its heartbeat older than its lease, then reaped) and must not claim another job
-    /// under that registration.
-    fn worker_heartbeat(&mut self, id: &str, now_ms: i64) -> Result<Option<StopLevel>>;
+    /// requested for it and whether its job was cancelled, or `None` when the worker is
+    /// not registered: it was declared lost (its heartbeat older than its lease, then
+    /// reaped) and must not claim another job under that registration.
+    fn worker_heartbeat(&mut self, id: &str, now_ms: i64) -> Result<Option<Beat>>;
     /// Marks the worker as exited.
     fn worker_exit(&mut self, id: &str, now_ms: i64) -> Result<()>;
     /// Registered workers, newest first; with `include_exited` also those that exited.

@@ -7,6 +7,8 @@
 //! dialect-specific). The README's architecture section lists these places too; `env`
 //! (migration 3) was added that way.
 
+use std::sync::LazyLock;
+
 use crate::error::{Error, Result};
 use crate::job::{Attempt, Job, JobState, Outcome};
 
@@ -201,6 +203,18 @@ INSERT INTO queues (name, updated_at_ms) SELECT DISTINCT queue, 0 FROM jobs;
 ALTER TABLE workers ADD COLUMN queues TEXT;
 "#,
     },
+    Migration {
+        // Cancel. A processing job that `cancel` names keeps its state and gets the time of
+        // the request: its worker reads the flag with its heartbeat and kills it, and a
+        // settle or rescue of a flagged attempt writes `cancelled` instead of a retry.
+        // Cancelled jobs get a small index of their own on SQLite, as dead ones have, for
+        // counts, listings and purge; PostgreSQL's jobs_state already serves them.
+        sqlite: r#"
+ALTER TABLE jobs ADD COLUMN cancel_requested_ms INTEGER;
+CREATE INDEX jobs_cancelled ON jobs (seq) WHERE state = 'cancelled';
+"#,
+        postgres: "ALTER TABLE jobs ADD COLUMN cancel_requested_ms BIGINT;",
+    },
 ];
 
 /// The schema version this build creates and understands.
@@ -259,6 +273,7 @@ columns!(job_col {
     output_tail: Text,
     env: Text,
     queue: Text,
+    cancel_requested_ms: Int8,
 });
 
 columns!(attempt_col {
@@ -340,6 +355,7 @@ pub(super) fn job_from(r: &impl Cells, at: usize) -> Result<Job> {
         lease_expires_ms: r.opt_int(at + c::lease_expires_ms)?,
         env: env_from(r.opt_text(at + c::env)?.as_deref())?,
         queue: r.text(at + c::queue)?,
+        cancel_requested_ms: r.opt_int(at + c::cancel_requested_ms)?,
     })
 }
 
@@ -423,11 +439,18 @@ pub(super) fn attempt_from(r: &impl Cells) -> Result<Attempt> {
     })
 }
 
+/// The error a cancelled job records.
+pub const CANCELLED_ERROR: &str = "cancelled on request";
+
 /// Puts a processing job back to pending with its attempt uncounted (a forced stop, a
 /// claim never confirmed, a backup's copy); `?{now}` is the parameter holding the time.
+/// A job whose cancel was asked for ends `cancelled` instead.
 pub(super) fn requeue_set(now: u8) -> String {
     format!(
-        "state = 'pending', attempts = attempts - 1, runs = runs - 1, worker_id = NULL,
+        "state = CASE WHEN cancel_requested_ms IS NULL THEN 'pending' ELSE 'cancelled' END,
+         finished_at_ms = CASE WHEN cancel_requested_ms IS NULL THEN finished_at_ms ELSE ?{now} END,
+         last_error = CASE WHEN cancel_requested_ms IS NULL THEN last_error ELSE '{CANCELLED_ERROR}' END,
+         attempts = attempts - 1, runs = runs - 1, worker_id = NULL,
          lease_expires_ms = NULL, started_at_ms = NULL, updated_at_ms = ?{now}"
     )
 }
@@ -443,17 +466,20 @@ pub(super) fn requeue_sql() -> String {
 /// The claim's column changes: ?1 worker, ?2 now, ?3 lease end.
 pub(super) const CLAIM_SET: &str = "state = 'processing', attempts = attempts + 1, runs = runs + 1, worker_id = ?1,
      started_at_ms = ?2, finished_at_ms = NULL, exit_code = NULL, last_error = NULL,
-     lease_expires_ms = ?3, updated_at_ms = ?2";
+     lease_expires_ms = ?3, updated_at_ms = ?2, cancel_requested_ms = NULL";
 
 /// The fenced settle: ?1 id, ?2 attempt, ?3 worker, ?4 state, ?5 run at, ?6 now, ?7 exit
 /// code, ?8 error, ?9 the tail a completed job keeps in its row, ?10 for a rescue the time
-/// the lease must still have run out by (NULL otherwise).
+/// the lease must still have run out by (NULL otherwise). An attempt whose cancel was asked
+/// for ends `cancelled` unless it completed: it is never retried. Returns the state
+/// written.
 pub(super) const SETTLE_UPDATE: &str =
-    "UPDATE jobs SET state = ?4, run_at_ms = ?5, finished_at_ms = ?6, updated_at_ms = ?6,
+    "UPDATE jobs SET state = CASE WHEN cancel_requested_ms IS NULL OR ?4 = 'completed' THEN ?4 ELSE 'cancelled' END,
+         run_at_ms = ?5, finished_at_ms = ?6, updated_at_ms = ?6,
          exit_code = ?7, last_error = ?8, lease_expires_ms = NULL, output_tail = ?9
      WHERE id = ?1 AND state = 'processing' AND attempts = ?2 AND worker_id = ?3
        AND (CAST(?10 AS BIGINT) IS NULL OR lease_expires_ms < ?10)
-     RETURNING seq, started_at_ms, runs";
+     RETURNING seq, started_at_ms, runs, state";
 
 /// The history row of a settled attempt that did not complete: ?1 seq, ?2 run, ?3
 /// attempt, ?4 worker, ?5 started, ?6 finished, ?7 exit code, ?8 error, ?9 outcome, ?10 tail.
@@ -480,12 +506,30 @@ pub(super) const JOB_STATE_SQL: &str = "SELECT state FROM jobs WHERE id = ?1";
 
 /// Back to pending, attempts reset, runnable now: ?1 id, ?2 now.
 const RETRY_SQL: &str = "UPDATE jobs SET state = 'pending', attempts = 0, run_at_ms = ?2, updated_at_ms = ?2,
-     worker_id = NULL, lease_expires_ms = NULL WHERE id = ?1";
+     worker_id = NULL, lease_expires_ms = NULL, cancel_requested_ms = NULL WHERE id = ?1";
 
 /// Every dead job back to pending: ?1 now.
 pub(super) const DEAD_RETRY_ALL_SQL: &str =
     "UPDATE jobs SET state = 'pending', attempts = 0, run_at_ms = ?1, updated_at_ms = ?1,
-     worker_id = NULL, lease_expires_ms = NULL WHERE state = 'dead'";
+     worker_id = NULL, lease_expires_ms = NULL, cancel_requested_ms = NULL WHERE state = 'dead'";
+
+/// Cancel, for a processing job: the request its worker reads with its next heartbeat (an
+/// earlier request keeps its time). ?1 id, ?2 now.
+const CANCEL_RUNNING_SQL: &str = "UPDATE jobs SET cancel_requested_ms = coalesce(cancel_requested_ms, ?2)
+     WHERE id = ?1 AND state = 'processing'";
+
+/// Cancel, for a job waiting to run (pending, or failed and waiting for its retry).
+static CANCEL_WAITING_SQL: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "UPDATE jobs SET state = 'cancelled', finished_at_ms = ?2, updated_at_ms = ?2, last_error = '{CANCELLED_ERROR}'
+         WHERE id = ?1 AND state IN ('pending', 'failed')"
+    )
+});
+
+/// The renewal of a worker's lease with its heartbeat: ?1 worker, ?2 new lease end.
+/// Returns, per job, when its cancel was asked for (NULL: not).
+pub(super) const LEASE_RENEW_SQL: &str =
+    "UPDATE jobs SET lease_expires_ms = ?2 WHERE worker_id = ?1 AND state = 'processing' RETURNING cancel_requested_ms";
 
 /// One statement of a change by id: its SQL, and whether it takes the time as ?2 (the id
 /// is always ?1).
@@ -495,15 +539,19 @@ pub(super) struct ChangeStep {
 }
 
 /// The statements a change runs for each id, in order.
-pub(super) fn change_steps(change: ByIdChange) -> &'static [ChangeStep] {
+pub(super) fn change_steps(change: ByIdChange) -> Vec<ChangeStep> {
     match change {
-        ByIdChange::RetryDead | ByIdChange::Retry => &[ChangeStep { sql: RETRY_SQL, takes_now: true }],
-        ByIdChange::Delete => &[
+        ByIdChange::RetryDead | ByIdChange::Retry => vec![ChangeStep { sql: RETRY_SQL, takes_now: true }],
+        ByIdChange::Delete => vec![
             ChangeStep {
                 sql: "DELETE FROM attempts WHERE job_seq = (SELECT seq FROM jobs WHERE id = ?1)",
                 takes_now: false,
             },
             ChangeStep { sql: "DELETE FROM jobs WHERE id = ?1", takes_now: false },
+        ],
+        ByIdChange::Cancel => vec![
+            ChangeStep { sql: CANCEL_RUNNING_SQL, takes_now: true },
+            ChangeStep { sql: CANCEL_WAITING_SQL.as_str(), takes_now: true },
         ],
     }
 }
@@ -516,25 +564,27 @@ pub(super) fn check_change(change: ByIdChange, id: &str, state: Option<&str>) ->
     };
     let allowed = match change {
         ByIdChange::RetryDead => state == "dead",
-        ByIdChange::Retry => matches!(state, "failed" | "dead"),
+        ByIdChange::Retry => matches!(state, "failed" | "dead" | "cancelled"),
         ByIdChange::Delete => state != "processing",
+        ByIdChange::Cancel => matches!(state, "pending" | "failed" | "processing"),
     };
     if allowed {
         return Ok(());
     }
     Err(Error::InvalidState(match change {
         ByIdChange::RetryDead => format!("job {id:?} is not in the DLQ (it is {state})"),
-        ByIdChange::Retry => format!("job {id:?} is {state}: only failed or dead jobs can be retried"),
-        ByIdChange::Delete => format!("job {id:?} is processing: a running job cannot be deleted"),
+        ByIdChange::Retry => format!("job {id:?} is {state}: only failed, dead or cancelled jobs can be retried"),
+        ByIdChange::Delete => format!("job {id:?} is processing: a running job cannot be deleted (cancel it first)"),
+        ByIdChange::Cancel => format!("job {id:?} is {state}: it has ended and cannot be cancelled"),
     }))
 }
 
 /// Whether `state` may be purged.
 pub(super) fn check_purgeable(state: JobState) -> Result<()> {
-    if matches!(state, JobState::Completed | JobState::Dead) {
+    if matches!(state, JobState::Completed | JobState::Dead | JobState::Cancelled) {
         Ok(())
     } else {
-        Err(Error::InvalidInput("only completed or dead jobs can be purged".into()))
+        Err(Error::InvalidInput("only completed, dead or cancelled jobs can be purged".into()))
     }
 }
 

@@ -27,9 +27,9 @@ pub use self::conn::redact;
 use self::conn::{parse_location, tls_connector};
 use super::schema::{self, job_col, ColType};
 use super::{
-    ByIdChange, ByIdParams, ChangeFeed, ClaimParams, ConfigStore, ExpiredJob, Fence, InsertBatch, JobAdmin, JobInspect,
-    JobQueue, ListFilter, QueueControl, QueueRow, QueueSetting, Registration, Setting, SettleParams, Settled,
-    StopLevel, StoreOptions, Wakeups, WorkerRegistry, WorkerRow,
+    Beat, ByIdChange, ByIdParams, ChangeFeed, ClaimParams, ConfigStore, ExpiredJob, Fence, InsertBatch, JobAdmin,
+    JobInspect, JobQueue, ListFilter, QueueControl, QueueRow, QueueSetting, Registration, Setting, SettleParams,
+    Settled, StopLevel, StoreOptions, Wakeups, WorkerRegistry, WorkerRow,
 };
 use crate::error::{Error, Result};
 use crate::job::{Attempt, Job, JobState, Outcome};
@@ -120,24 +120,26 @@ static CLAIM_SQL: LazyLock<String> = LazyLock::new(|| claim_update(1, None));
 
 /// The settle as two CTEs: the fenced update (`schema::SETTLE_UPDATE`, ?1 to ?10), then the
 /// attempt's history row unless the job completed (a completed job keeps its last attempt
-/// in its own row, as the SQLite store does), ?11 the output tail.
+/// in its own row, as the SQLite store does), ?11 the output tail. The outcome recorded
+/// is the state the update stored (`cancelled` when a cancel was asked for).
 static SETTLE_CTES: LazyLock<String> = LazyLock::new(|| {
     format!(
         "settled AS ({}),
          history AS (
             INSERT INTO attempts (job_seq, run, attempt, worker_id, started_at_ms, finished_at_ms, exit_code, error, outcome, output_tail)
-            SELECT seq, runs, ?2, ?3, started_at_ms, ?6, ?7, ?8, ?4, ?11 FROM settled WHERE ?4 <> 'completed')",
+            SELECT seq, runs, ?2, ?3, started_at_ms, ?6, ?7, ?8, state, ?11 FROM settled WHERE state <> 'completed')",
         schema::SETTLE_UPDATE
     )
 });
 
-static SETTLE_SQL: LazyLock<String> = LazyLock::new(|| format!("WITH {} SELECT count(*) FROM settled", *SETTLE_CTES));
+static SETTLE_SQL: LazyLock<String> =
+    LazyLock::new(|| format!("WITH {} SELECT (SELECT state FROM settled)", *SETTLE_CTES));
 
 /// Settle and claim in one statement, one round trip: what a busy worker does between jobs.
 static SETTLE_AND_CLAIM_SQL: LazyLock<String> = LazyLock::new(|| {
     format!(
         "WITH {}, claimed AS ({})
-         SELECT claimed.*, (SELECT count(*) FROM settled) FROM (VALUES (1)) AS one LEFT JOIN claimed ON true",
+         SELECT claimed.*, (SELECT state FROM settled) FROM (VALUES (1)) AS one LEFT JOIN claimed ON true",
         *SETTLE_CTES,
         claim_update(12, Some(1))
     )
@@ -573,7 +575,7 @@ impl JobQueue for PostgresStore {
     fn job_settle(&mut self, p: &SettleParams) -> Result<Settled> {
         let args = SettleArgs::new(p);
         let st = self.prepared(&SETTLE_SQL)?;
-        self.with(|c, _| Ok(p.settled(c.query_one(&st, &args.params())?.get::<_, i64>(0) == 1)))
+        self.with(|c, _| Ok(p.settled_as(c.query_one(&st, &args.params())?.get::<_, Option<&str>>(0))))
     }
 
     fn job_settle_and_claim(&mut self, s: &SettleParams, p: &ClaimParams<'_>) -> Result<(Settled, Option<Job>)> {
@@ -587,7 +589,7 @@ impl JobQueue for PostgresStore {
             let mut params: Vec<&(dyn ToSql + Sync)> = args.params().to_vec();
             params.extend_from_slice(&[&p.worker_id, &p.now_ms, &lease_until, &queues, &none, &after]);
             let row = c.query_one(&st, &params)?;
-            let settled = s.settled(row.try_get::<_, i64>(job_col::COUNT + 1)? == 1);
+            let settled = s.settled_as(row.try_get::<_, Option<&str>>(job_col::COUNT + 1)?);
             Ok((settled, claimed_from(&row, job_col::COUNT)?))
         })?;
         let job = match claimed {
@@ -626,8 +628,8 @@ impl JobAdmin for PostgresStore {
                         continue;
                     }
                 }
-                let applied = tx.query_one(&st, &SettleArgs::new(p).params())?.get::<_, i64>(0) == 1;
-                out.push(p.settled(applied));
+                let row = tx.query_one(&st, &SettleArgs::new(p).params())?;
+                out.push(p.settled_as(row.get::<_, Option<&str>>(0)));
             }
             if out.iter().any(|s| *s != Settled::Fenced) {
                 notify(&mut tx, channel)?;
@@ -833,10 +835,9 @@ impl WorkerRegistry for PostgresStore {
         Ok(())
     }
 
-    fn worker_heartbeat(&mut self, id: &str, now_ms: i64) -> Result<Option<StopLevel>> {
+    fn worker_heartbeat(&mut self, id: &str, now_ms: i64) -> Result<Option<Beat>> {
         let beat = self.prepared(schema::WORKER_BEAT_SQL)?;
-        let renew =
-            self.prepared("UPDATE jobs SET lease_expires_ms = $2 WHERE worker_id = $1 AND state = 'processing'")?;
+        let renew = self.prepared(schema::LEASE_RENEW_SQL)?;
         self.with(|c, _| {
             let mut tx = c.transaction()?;
             let Some(row) = tx.query_opt(&beat, &[&id, &now_ms])? else {
@@ -844,9 +845,10 @@ impl WorkerRegistry for PostgresStore {
                 return Ok(None);
             };
             let (stop, lease_ms): (i64, i64) = (row.get(0), row.get(1));
-            tx.execute(&renew, &[&id, &(now_ms + lease_ms)])?;
+            let jobs = tx.query(&renew, &[&id, &(now_ms + lease_ms)])?;
+            let cancel = jobs.iter().any(|r| r.get::<_, Option<i64>>(0).is_some());
             tx.commit()?;
-            Ok(Some(StopLevel::from_u8(u8::try_from(stop).unwrap_or(0))))
+            Ok(Some(Beat { stop: StopLevel::from_u8(u8::try_from(stop).unwrap_or(0)), cancel }))
         })
     }
 

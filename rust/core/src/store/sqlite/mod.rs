@@ -18,9 +18,9 @@ use self::combine::{shared_for, Shared};
 use self::file::{create_private, install_busy_handler, FileIdentity};
 use super::schema::{self, job_col};
 use super::{
-    ByIdParams, ChangeFeed, ClaimParams, ConfigStore, ExpiredJob, Fence, InsertBatch, JobAdmin, JobInspect, JobQueue,
-    ListFilter, QueueControl, QueueRow, QueueSetting, Registration, Setting, SettleParams, Settled, StopLevel,
-    StoreOptions, Wakeups, WorkerRegistry, WorkerRow,
+    Beat, ByIdParams, ChangeFeed, ClaimParams, ConfigStore, ExpiredJob, Fence, InsertBatch, JobAdmin, JobInspect,
+    JobQueue, ListFilter, QueueControl, QueueRow, QueueSetting, Registration, Setting, SettleParams, Settled,
+    StopLevel, StoreOptions, Wakeups, WorkerRegistry, WorkerRow,
 };
 use crate::error::{Error, Result};
 use crate::job::{Attempt, Job, JobState, Outcome};
@@ -174,7 +174,7 @@ pub(super) fn settle_in(tx: &rusqlite::Transaction<'_>, p: &SettleParams) -> Res
     let completed = p.outcome == Outcome::Completed;
     let tail = completed.then_some(p.output_tail.as_str());
     // One statement: the fence (still processing, same attempt, same worker) and the write.
-    let row: Option<(i64, Option<i64>, i64)> = tx
+    let row: Option<(i64, Option<i64>, i64, String)> = tx
         .prepare_cached(schema::SETTLE_UPDATE)?
         .query_row(
             params![
@@ -189,12 +189,13 @@ pub(super) fn settle_in(tx: &rusqlite::Transaction<'_>, p: &SettleParams) -> Res
                 tail,
                 p.lease_expired_before
             ],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
         )
         .optional()?;
-    let Some((seq, started_at_ms, run)) = row else {
+    let Some((seq, started_at_ms, run, stored)) = row else {
         return Ok(Settled::Fenced);
     };
+    let settled = p.settled_as(Some(&stored));
     if !completed {
         tx.prepare_cached(schema::ATTEMPT_INSERT)?.execute(params![
             seq,
@@ -205,11 +206,11 @@ pub(super) fn settle_in(tx: &rusqlite::Transaction<'_>, p: &SettleParams) -> Res
             p.now_ms,
             p.exit_code,
             p.error,
-            p.outcome.as_str(),
+            stored,
             p.output_tail
         ])?;
     }
-    Ok(p.settled(true))
+    Ok(settled)
 }
 
 /// The most urgent due job of queue `q` (?2 now): one probe of jobs_due, which leads
@@ -266,6 +267,7 @@ fn where_state(state: JobState) -> String {
         JobState::Pending | JobState::Failed => "INDEXED BY jobs_due WHERE state IN ('pending', 'failed') AND",
         JobState::Processing => "INDEXED BY jobs_processing WHERE",
         JobState::Dead => "INDEXED BY jobs_dead WHERE",
+        JobState::Cancelled => "INDEXED BY jobs_cancelled WHERE",
         JobState::Completed => "WHERE",
     };
     format!("{index} state = '{}'", state.as_str())
@@ -590,7 +592,7 @@ impl WorkerRegistry for SqliteStore {
         Ok(())
     }
 
-    fn worker_heartbeat(&mut self, id: &str, now_ms: i64) -> Result<Option<StopLevel>> {
+    fn worker_heartbeat(&mut self, id: &str, now_ms: i64) -> Result<Option<Beat>> {
         if let Some(identity) = self.identity {
             identity.check(&self.path)?;
         }
@@ -603,12 +605,15 @@ impl WorkerRegistry for SqliteStore {
             tx.commit()?;
             return Ok(None);
         };
-        tx.prepare_cached(
-            "UPDATE jobs INDEXED BY jobs_processing SET lease_expires_ms = ?2 WHERE worker_id = ?1 AND state = 'processing'",
-        )?
-        .execute(params![id, now_ms + lease_ms])?;
+        static RENEW: LazyLock<String> =
+            LazyLock::new(|| schema::LEASE_RENEW_SQL.replace("UPDATE jobs", "UPDATE jobs INDEXED BY jobs_processing"));
+        let cancel = {
+            let mut st = tx.prepare_cached(&RENEW)?;
+            let flags = st.query_map(params![id, now_ms + lease_ms], |r| r.get::<_, Option<i64>>(0))?;
+            flags.collect::<rusqlite::Result<Vec<_>>>()?.iter().any(Option::is_some)
+        };
         tx.commit()?;
-        Ok(Some(StopLevel::from_u8(u8::try_from(stop).unwrap_or(0))))
+        Ok(Some(Beat { stop: StopLevel::from_u8(u8::try_from(stop).unwrap_or(0)), cancel }))
     }
 
     fn worker_exit(&mut self, id: &str, now_ms: i64) -> Result<()> {
