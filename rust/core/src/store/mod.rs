@@ -178,6 +178,13 @@ pub struct QueueSetting<'a> {
     pub now_ms: i64,
 }
 
+impl QueueSetting<'_> {
+    /// Checks every name before a store writes any (all or nothing).
+    pub(crate) fn check(&self) -> Result<()> {
+        self.names.iter().try_for_each(|n| crate::job::validate_queue(n))
+    }
+}
+
 /// Which jobs a listing returns.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct ListFilter<'a> {

@@ -788,9 +788,7 @@ impl QueueControl for PostgresStore {
     }
 
     fn queue_set(&mut self, s: &QueueSetting<'_>) -> Result<u64> {
-        for name in s.names {
-            crate::job::validate_queue(name)?;
-        }
+        s.check()?;
         let (sql, limit) = schema::queue_set_sql(s.change);
         let st = self.prepared(sql)?;
         self.with(|c, channel| {

@@ -546,9 +546,7 @@ impl QueueControl for SqliteStore {
     }
 
     fn queue_set(&mut self, s: &QueueSetting<'_>) -> Result<u64> {
-        for name in s.names {
-            crate::job::validate_queue(name)?;
-        }
+        s.check()?;
         let (sql, limit) = schema::queue_set_sql(s.change);
         let tx = self.immediate()?;
         {
