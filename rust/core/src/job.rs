@@ -167,7 +167,8 @@ pub struct Job {
     pub env: Vec<(String, String)>,
     pub queue: String,
     /// When `cancel` asked for this processing job to be killed; its worker kills it within
-    /// a heartbeat. `None` otherwise (a claim clears it).
+    /// a heartbeat. `None` otherwise; a job that completed before its worker heard of the
+    /// cancel keeps the time (a retry clears it).
     pub cancel_requested_ms: Option<i64>,
 }
 

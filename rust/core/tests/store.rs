@@ -263,7 +263,7 @@ fn a_cancelled_job_that_finishes_first_keeps_its_result(s: &mut dyn Store) {
     assert!(s.job_requeue(&fence("stopped", 1, "v"), T0 + 3).unwrap());
     let j = s.job_get("stopped").unwrap();
     assert_eq!((j.state, j.attempts, j.finished_at_ms), (JobState::Cancelled, 0, Some(T0 + 3)));
-    // A retry clears the request, and so would a claim: it runs normally again.
+    // A retry clears the request: it runs normally again.
     assert_eq!(by_id(s, ByIdChange::Retry, &["stopped"], T0 + 4).unwrap(), 1);
     assert_eq!(claim(s, "v", T0 + 4).as_deref(), Some("stopped"));
     assert_eq!(settle(s, "stopped", 1, "v", T0 + 5, false), Settled::Retry { run_at_ms: T0 + 2_005 });

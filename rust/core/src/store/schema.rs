@@ -466,7 +466,7 @@ pub(super) fn requeue_sql() -> String {
 /// The claim's column changes: ?1 worker, ?2 now, ?3 lease end.
 pub(super) const CLAIM_SET: &str = "state = 'processing', attempts = attempts + 1, runs = runs + 1, worker_id = ?1,
      started_at_ms = ?2, finished_at_ms = NULL, exit_code = NULL, last_error = NULL,
-     lease_expires_ms = ?3, updated_at_ms = ?2, cancel_requested_ms = NULL";
+     lease_expires_ms = ?3, updated_at_ms = ?2";
 
 /// The fenced settle: ?1 id, ?2 attempt, ?3 worker, ?4 state, ?5 run at, ?6 now, ?7 exit
 /// code, ?8 error, ?9 the tail a completed job keeps in its row, ?10 for a rescue the time
