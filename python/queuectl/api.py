@@ -29,6 +29,7 @@ __all__ = [
     "BackupReport",
     "CancelReport",
     "CheckReport",
+    "EnqueueReport",
     "Explanation",
     "LogLocation",
     "MigrateReport",
@@ -90,6 +91,7 @@ def command_job(
     delay_s: float | None = None,
     env: Mapping[str, str] | None = None,
     queue: str | None = None,
+    unique_key: str | None = None,
 ) -> str:
     """The enqueue JSON of one job given by its fields; the store validates each of them
     (InputError naming the field), this checks only what never reaches it."""
@@ -116,6 +118,8 @@ def command_job(
         spec["env"] = dict(env)
     if queue is not None:
         spec["queue"] = queue
+    if unique_key is not None:
+        spec["unique_key"] = unique_key
     return json.dumps(spec)
 
 
@@ -165,6 +169,15 @@ class WaitResult(NamedTuple):
     @property
     def all_completed(self) -> bool:
         return not self.timed_out and all(s == "completed" for s in self.states.values())
+
+
+class EnqueueReport(NamedTuple):
+    """What an enqueue did: the id of every job given, in order, and the positions of
+    those it skipped because an unfinished job already had their `unique_key` (their id
+    is that job's)."""
+
+    ids: list[str]
+    skipped: list[int]
 
 
 class CancelReport(NamedTuple):
@@ -279,9 +292,21 @@ class Queue:
         """Adds the jobs of enqueue JSON `text` and returns their ids: one JSON object, or
         with `batch` JSON Lines or an array, all or nothing. Fields a job leaves out get the
         queue's config (max-retries, job-timeout) and the current directory as its cwd.
-        `progress(done, total)` is called now and then during a large batch."""
+        `progress(done, total)` is called now and then during a large batch. A job whose
+        `unique_key` an unfinished job has is not added: its id is that job's
+        (`enqueue_report` says which)."""
+        return self.enqueue_report(text, batch=batch, progress=progress).ids
+
+    def enqueue_report(
+        self,
+        text: str,
+        *,
+        batch: bool = False,
+        progress: Callable[[int, int], object] | None = None,
+    ) -> EnqueueReport:
+        """`enqueue`, saying which jobs were skipped for their unique key."""
         cfg = self.config()
-        return self.store.enqueue_json(
+        ids, skipped = self.store.enqueue_json(
             text,
             batch=batch,
             max_retries=cfg.max_retries,
@@ -289,6 +314,7 @@ class Queue:
             cwd=os.getcwd(),
             progress=progress,
         )
+        return EnqueueReport(ids, skipped)
 
     def enqueue_command(
         self,
@@ -302,8 +328,10 @@ class Queue:
         delay_s: float | None = None,
         env: Mapping[str, str] | None = None,
         queue: str | None = None,
+        unique_key: str | None = None,
     ) -> str:
-        """Adds one shell command and returns its id (generated unless `id` is given).
+        """Adds one shell command and returns its id (generated unless `id` is given; the
+        unfinished job's when one holds `unique_key`).
         `run_at` is an ISO-8601 time (UTC without an offset); `delay_s` counts from now;
         give one of them at most. `env` is added to the job's environment; its values are
         stored but never shown. `queue` names its queue (default "default")."""
@@ -317,6 +345,7 @@ class Queue:
             delay_s=delay_s,
             env=env,
             queue=queue,
+            unique_key=unique_key,
         )
         (new_id,) = self.enqueue(text)
         return new_id

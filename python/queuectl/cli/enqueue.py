@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from queuectl import _core
-from queuectl.api import Queue
+from queuectl.api import EnqueueReport, Queue, command_job
 from queuectl.cli.app import App
 from queuectl.cli.params import Duration
 
@@ -54,6 +54,11 @@ def _check_flags(run_at: str | None, delay: float | None) -> None:
     help="Add K=V to the job's environment (repeatable; shown by name only).",
 )
 @click.option("--queue", "queue_name", metavar="Q", help="Its named queue (default: default).")
+@click.option(
+    "--unique-key",
+    metavar="K",
+    help="Add nothing while an unfinished job has this key (prints that job's id).",
+)
 @click.pass_obj
 def enqueue(
     app: App,
@@ -68,6 +73,7 @@ def enqueue(
     delay: float | None,
     env: tuple[str, ...],
     queue_name: str | None,
+    unique_key: str | None,
 ) -> None:
     """Add a job: JSON (a string, @FILE, or - for stdin), --file for many, or --command.
 
@@ -80,16 +86,16 @@ def enqueue(
     forms = [x for x in (job, file_, command) if x is not None]
     if len(forms) != 1:
         raise click.UsageError("give exactly one of JSON, --file or --command")
-    flags = (job_id, priority, max_retries, timeout, run_at, delay, queue_name)
+    flags = (job_id, priority, max_retries, timeout, run_at, delay, queue_name, unique_key)
     if command is None and (any(f is not None for f in flags) or env):
         raise click.UsageError(
-            "--id, --priority, --max-retries, --timeout, --run-at, --delay, --env and --queue "
-            "go with --command (in JSON, give the fields)"
+            "--id, --priority, --max-retries, --timeout, --run-at, --delay, --env, --queue "
+            "and --unique-key go with --command (in JSON, give the fields)"
         )
     queue = app.queue
     if command is not None:
         _check_flags(run_at, delay)
-        new_id = queue.enqueue_command(
+        text = command_job(
             command,
             id=job_id,
             priority=priority,
@@ -99,8 +105,9 @@ def enqueue(
             delay_s=delay,
             env=_env_pairs(env),
             queue=queue_name,
+            unique_key=unique_key,
         )
-        click.echo(new_id)
+        _said_one(queue.enqueue_report(text))
         return
     if file_ is None:
         assert job is not None
@@ -113,11 +120,25 @@ def enqueue(
                 f"{text!r} is not a JSON job; to enqueue a shell command as it is, "
                 f"use --command {shlex_quote(text)}"
             )
-        (new_id,) = queue.enqueue(text)
-        click.echo(new_id)
+        _said_one(queue.enqueue_report(text))
         return
-    ids = _enqueue_batch(queue, _read_input(file_))
-    click.echo(f"enqueued {len(ids)} jobs")
+    report = _enqueue_batch(queue, _read_input(file_))
+    added = len(report.ids) - len(report.skipped)
+    if report.skipped:
+        click.echo(
+            f"enqueued {added} jobs; skipped {len(report.skipped)} whose unique_key an "
+            "unfinished job has"
+        )
+    else:
+        click.echo(f"enqueued {added} jobs")
+
+
+def _said_one(report: EnqueueReport) -> None:
+    """The id on stdout; a note on stderr when an unfinished job had its unique key."""
+    (job_id,) = report.ids
+    if report.skipped:
+        click.echo(f"not added: job {job_id} has this unique_key and is unfinished", err=True)
+    click.echo(job_id)
 
 
 def _env_pairs(pairs: tuple[str, ...]) -> dict[str, str]:
@@ -138,10 +159,10 @@ def shlex_quote(text: str) -> str:
     return shlex.quote(text)
 
 
-def _enqueue_batch(queue: Queue, text: str) -> list[str]:
+def _enqueue_batch(queue: Queue, text: str) -> EnqueueReport:
     """One all-or-nothing batch, with a progress bar when it is large and stderr a terminal."""
     if not sys.stderr.isatty() or text.count("\n") < PROGRESS_MIN_JOBS:
-        return queue.enqueue(text, batch=True)
+        return queue.enqueue_report(text, batch=True)
     with click.progressbar(length=1, label="enqueueing", file=sys.stderr) as bar:
         seen = {"done": 0}
 
@@ -150,7 +171,7 @@ def _enqueue_batch(queue: Queue, text: str) -> list[str]:
             bar.update(done - seen["done"])
             seen["done"] = done
 
-        ids = queue.enqueue(text, batch=True, progress=progress)
-        bar.length = len(ids)
-        bar.update(len(ids) - seen["done"])
-    return ids
+        report = queue.enqueue_report(text, batch=True, progress=progress)
+        bar.length = len(report.ids)
+        bar.update(len(report.ids) - seen["done"])
+    return report

@@ -35,6 +35,7 @@ def job_dict(job: _core.Job) -> dict[str, Any]:
         "last_error": job.last_error,
         "worker_id": job.worker_id,
         "cancel_requested_at": iso(job.cancel_requested_ms),
+        "unique_key": job.unique_key,
     }
 
 

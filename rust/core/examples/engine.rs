@@ -35,6 +35,7 @@ fn spread(n: usize, queues: usize) -> Vec<NewJob> {
             cwd: "/".into(),
             env: Vec::new(),
             queue: if queues == 1 { queuectl_core::job::DEFAULT_QUEUE.into() } else { format!("q{}", i % queues) },
+            unique_key: None,
         })
         .collect()
 }

@@ -121,6 +121,8 @@ pub struct NewJob {
     pub env: Vec<(String, String)>,
     /// The named queue it waits in ([`DEFAULT_QUEUE`] unless given).
     pub queue: String,
+    /// While a job with this key is unfinished, enqueueing another adds nothing.
+    pub unique_key: Option<String>,
 }
 
 /// The queue of a job that names none.
@@ -128,6 +130,20 @@ pub const DEFAULT_QUEUE: &str = "default";
 
 /// Longest queue name accepted, in characters.
 pub const MAX_QUEUE_CHARS: usize = 64;
+
+/// Longest unique key accepted, in characters.
+pub const MAX_UNIQUE_KEY_CHARS: usize = 255;
+
+/// Checks a unique key: 1 to 255 characters, none of them a control character.
+pub fn validate_unique_key(key: &str) -> Result<()> {
+    let n = key.chars().count();
+    if n == 0 || n > MAX_UNIQUE_KEY_CHARS || key.chars().any(char::is_control) {
+        return Err(Error::InvalidInput(format!(
+            "unique_key {key:?}: must be 1 to {MAX_UNIQUE_KEY_CHARS} characters, no control characters"
+        )));
+    }
+    Ok(())
+}
 
 /// Checks a queue name: 1 to 64 letters, digits, `.`, `_` or `-`.
 pub fn validate_queue(name: &str) -> Result<()> {
@@ -170,6 +186,8 @@ pub struct Job {
     /// a heartbeat. `None` otherwise; a job that completed before its worker heard of the
     /// cancel keeps the time (a retry clears it).
     pub cancel_requested_ms: Option<i64>,
+    /// While this job is unfinished, no other job with the key is enqueued.
+    pub unique_key: Option<String>,
 }
 
 impl Job {

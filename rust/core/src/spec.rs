@@ -9,7 +9,7 @@ use serde_json::{Map, Value};
 
 use crate::clock::parse_iso8601;
 use crate::error::{Error, Result};
-use crate::job::{validate_queue, NewJob, DEFAULT_QUEUE, MAX_QUEUE_CHARS};
+use crate::job::{validate_queue, validate_unique_key, NewJob, DEFAULT_QUEUE, MAX_QUEUE_CHARS};
 use crate::jobid;
 
 /// What a job gets for each field its JSON leaves out.
@@ -22,7 +22,7 @@ pub struct SpecDefaults {
 }
 
 const FIELDS: &str =
-    "id, command, max_retries, priority, run_at, timeout, cwd, env, queue, state, attempts, created_at, updated_at";
+    "id, command, max_retries, priority, run_at, timeout, cwd, env, queue, unique_key, state, attempts, created_at, updated_at";
 
 fn bad(field: &str, why: &str) -> Error {
     Error::InvalidInput(format!("field '{field}': {why}"))
@@ -68,6 +68,7 @@ pub fn job_from_object(obj: &Map<String, Value>, d: &SpecDefaults) -> Result<New
         cwd: d.cwd.clone(),
         env: Vec::new(),
         queue: DEFAULT_QUEUE.to_string(),
+        unique_key: None,
     };
     let mut has_command = false;
     for (key, value) in obj {
@@ -122,6 +123,12 @@ pub fn job_from_object(obj: &Map<String, Value>, d: &SpecDefaults) -> Result<New
                     bad("queue", &format!("{q:?} must be 1 to {MAX_QUEUE_CHARS} letters, digits, '.', '_' or '-'"))
                 })?;
                 job.queue = q.to_string();
+            }
+            "unique_key" => {
+                let k = value.as_str().ok_or_else(|| bad("unique_key", "must be a string"))?;
+                validate_unique_key(k)
+                    .map_err(|_| bad("unique_key", "must be 1 to 255 characters, no control characters"))?;
+                job.unique_key = Some(k.to_string());
             }
             "state" => {
                 if value.as_str() != Some("pending") {

@@ -47,6 +47,7 @@ fn race(location: &str, dir: &tempfile::TempDir) {
             cwd: dir.path().display().to_string(),
             env: Vec::new(),
             queue: queuectl_core::job::DEFAULT_QUEUE.into(),
+            unique_key: None,
         })
         .collect();
     store.job_insert_many(&jobs, clock::now_ms()).unwrap();
@@ -162,6 +163,7 @@ fn a_worker_writes_the_time_of_its_clock() {
         cwd: dir.path().display().to_string(),
         env: Vec::new(),
         queue: queuectl_core::job::DEFAULT_QUEUE.into(),
+        unique_key: None,
     };
     store.job_insert_many(&[fails], T).unwrap();
     let clock = Arc::new(ManualClock::at(T));
@@ -197,6 +199,7 @@ fn a_worker_rescues_a_lost_workers_job_when_its_clock_passes_the_lease() {
         cwd: dir.path().display().to_string(),
         env: Vec::new(),
         queue: queuectl_core::job::DEFAULT_QUEUE.into(),
+        unique_key: None,
     };
     store.job_insert_many(&[job], T).unwrap();
     let claim = ClaimParams { worker_id: "ghost", now_ms: T, lease_ms: 30_000, queues: None, after_queue: None };
@@ -240,6 +243,7 @@ fn cancel_while_running(location: &str, dir: &tempfile::TempDir) {
         cwd: dir.path().display().to_string(),
         env: Vec::new(),
         queue: queuectl_core::job::DEFAULT_QUEUE.into(),
+        unique_key: None,
     };
     let mut store = open_store(location, &StoreOptions::default()).unwrap();
     store.job_insert_many(&[job("long", long), job("next", "exit 0")], clock::now_ms()).unwrap();

@@ -60,7 +60,8 @@ impl Store {
     }
 
     /// Parses JSON (one object, or with `batch` a JSON array or JSON Lines) and enqueues
-    /// every job in one transaction. Returns the ids.
+    /// every job in one transaction. Returns the ids, and the positions of the jobs skipped
+    /// because an unfinished job holds their unique key (their id is that job's).
     /// `progress(done, total)` is called now and then while a large batch is written.
     #[pyo3(signature = (text, *, batch, max_retries, timeout_ms, cwd, progress = None))]
     #[allow(clippy::too_many_arguments)]
@@ -73,7 +74,7 @@ impl Store {
         timeout_ms: u64,
         cwd: String,
         progress: Option<Py<PyAny>>,
-    ) -> PyResult<Vec<String>> {
+    ) -> PyResult<(Vec<String>, Vec<usize>)> {
         self.with(py, |s| {
             let now = clock::now_ms();
             let d = SpecDefaults { max_retries, timeout_ms, cwd, now_ms: now };
@@ -85,7 +86,8 @@ impl Store {
                     Python::attach(|py| drop(cb.call1(py, (done, total))));
                 }
             };
-            s.job_insert(InsertBatch { jobs: &jobs, now_ms: now, progress: Some(&mut report) })
+            let done = s.job_insert(InsertBatch { jobs: &jobs, now_ms: now, progress: Some(&mut report) })?;
+            Ok((done.ids, done.skipped))
         })
     }
 

@@ -30,6 +30,8 @@ pub struct Job {
     queue: String,
     /// When a cancel was asked for while it runs (its worker kills it); None otherwise.
     cancel_requested_ms: Option<i64>,
+    /// While it is unfinished, no other job with this key is enqueued.
+    unique_key: Option<String>,
 }
 
 impl From<queuectl_core::Job> for Job {
@@ -55,6 +57,7 @@ impl From<queuectl_core::Job> for Job {
             lease_expires_ms: j.lease_expires_ms,
             queue: j.queue,
             cancel_requested_ms: j.cancel_requested_ms,
+            unique_key: j.unique_key,
         }
     }
 }

@@ -82,6 +82,15 @@ fn distinct_queues(jobs: &[NewJob]) -> Vec<&str> {
 /// How many inserted rows pass between two progress reports of a batch.
 pub const PROGRESS_EVERY: usize = 20_000;
 
+/// What an insert did: the id of every job of the batch, in order, and the positions of
+/// the jobs it skipped because an unfinished job already held their unique key (their id
+/// is then that job's).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Inserted {
+    pub ids: Vec<String>,
+    pub skipped: Vec<usize>,
+}
+
 /// Jobs to add in one transaction.
 pub struct InsertBatch<'a> {
     pub jobs: &'a [NewJob],
@@ -424,12 +433,13 @@ pub enum Wakeups {
 
 /// The hot path: what every worker does for every job.
 pub trait JobQueue {
-    /// Adds all jobs of the batch in one transaction, or none of them. Returns their ids in
-    /// order.
-    fn job_insert(&mut self, batch: InsertBatch<'_>) -> Result<Vec<String>>;
-    /// [`JobQueue::job_insert`] without progress reports.
+    /// Adds all jobs of the batch in one transaction, or none of them; a job whose unique
+    /// key an unfinished job holds (one of the batch's earlier jobs included) is skipped,
+    /// exactly once however many connections enqueue it at once.
+    fn job_insert(&mut self, batch: InsertBatch<'_>) -> Result<Inserted>;
+    /// [`JobQueue::job_insert`] without progress reports; the ids.
     fn job_insert_many(&mut self, jobs: &[NewJob], now_ms: i64) -> Result<Vec<String>> {
-        self.job_insert(InsertBatch { jobs, now_ms, progress: None })
+        Ok(self.job_insert(InsertBatch { jobs, now_ms, progress: None })?.ids)
     }
     /// Whether a job a claim with `p` could take is due (in a queue of `p.queues` that is
     /// neither paused nor at its limit): a cheap read that lets idle workers skip the

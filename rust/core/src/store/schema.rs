@@ -215,7 +215,52 @@ CREATE INDEX jobs_cancelled ON jobs (seq) WHERE state = 'cancelled';
 "#,
         postgres: "ALTER TABLE jobs ADD COLUMN cancel_requested_ms BIGINT;",
     },
+    Migration {
+        // Unique jobs: at most one unfinished job per key, kept by a unique partial index
+        // that holds only keyed jobs in those states (a job without a key is in it never,
+        // a finished one leaves it), so enqueues from any number of processes and hosts
+        // add exactly one. ('waiting' is the state dependencies will add.)
+        sqlite: r#"
+ALTER TABLE jobs ADD COLUMN unique_key TEXT;
+CREATE UNIQUE INDEX jobs_unique ON jobs (unique_key)
+    WHERE unique_key IS NOT NULL AND state IN ('waiting', 'pending', 'processing', 'failed');
+"#,
+        postgres: r#"
+ALTER TABLE jobs ADD COLUMN unique_key TEXT;
+CREATE UNIQUE INDEX jobs_unique ON jobs (unique_key)
+    WHERE unique_key IS NOT NULL AND state IN ('waiting', 'pending', 'processing', 'failed');
+"#,
+    },
 ];
+
+/// An insert's conflict target for the unique partial index (the same predicate).
+pub(super) const UNIQUE_CONFLICT: &str = "ON CONFLICT (unique_key)
+     WHERE unique_key IS NOT NULL AND state IN ('waiting', 'pending', 'processing', 'failed') DO NOTHING";
+
+/// The unfinished job holding unique key ?1.
+pub(super) const UNIQUE_HOLDER_SQL: &str = "SELECT id FROM jobs
+     WHERE unique_key = ?1 AND state IN ('waiting', 'pending', 'processing', 'failed')";
+
+/// `dead_retry_all`'s error when a dead job's unique key is held by an unfinished job (the
+/// stores' constraint errors name the index or the column).
+pub(super) fn retry_all_error(e: Error) -> Error {
+    let text = e.to_string();
+    if text.contains("jobs_unique") || text.contains("jobs.unique_key") {
+        return Error::InvalidState(
+            "a dead job cannot run again while another unfinished job has its unique_key: \
+             nothing was retried (retry the others by id)"
+                .into(),
+        );
+    }
+    e
+}
+
+/// The error for a change that would make a second unfinished job with one unique key.
+pub(super) fn key_taken(id: &str) -> Error {
+    Error::InvalidState(format!(
+        "job {id:?} cannot run again: another unfinished job has its unique_key (wait for it, or cancel it)"
+    ))
+}
 
 /// The schema version this build creates and understands.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
@@ -274,6 +319,7 @@ columns!(job_col {
     env: Text,
     queue: Text,
     cancel_requested_ms: Int8,
+    unique_key: Text,
 });
 
 columns!(attempt_col {
@@ -356,6 +402,7 @@ pub(super) fn job_from(r: &impl Cells, at: usize) -> Result<Job> {
         env: env_from(r.opt_text(at + c::env)?.as_deref())?,
         queue: r.text(at + c::queue)?,
         cancel_requested_ms: r.opt_int(at + c::cancel_requested_ms)?,
+        unique_key: r.opt_text(at + c::unique_key)?,
     })
 }
 

@@ -27,12 +27,12 @@ pub use self::conn::redact;
 use self::conn::{parse_location, tls_connector};
 use super::schema::{self, job_col, ColType};
 use super::{
-    Beat, ByIdChange, ByIdParams, ChangeFeed, ClaimParams, ConfigStore, ExpiredJob, Fence, InsertBatch, JobAdmin,
-    JobInspect, JobQueue, ListFilter, QueueControl, QueueRow, QueueSetting, Registration, Setting, SettleParams,
-    Settled, StopLevel, StoreOptions, Wakeups, WorkerRegistry, WorkerRow,
+    Beat, ByIdChange, ByIdParams, ChangeFeed, ClaimParams, ConfigStore, ExpiredJob, Fence, InsertBatch, Inserted,
+    JobAdmin, JobInspect, JobQueue, ListFilter, QueueControl, QueueRow, QueueSetting, Registration, Setting,
+    SettleParams, Settled, StopLevel, StoreOptions, Wakeups, WorkerRegistry, WorkerRow,
 };
 use crate::error::{Error, Result};
-use crate::job::{Attempt, Job, JobState, Outcome};
+use crate::job::{Attempt, Job, JobState, NewJob, Outcome};
 use crate::jobid;
 
 /// The advisory lock key that serialises migrations across hosts ("queuectl" in ASCII).
@@ -48,6 +48,10 @@ pub(super) fn pg_type(t: ColType) -> Type {
         ColType::Text => Type::TEXT,
     }
 }
+
+/// Makes sure the queues $1 (a text array) have their rows: $2 now.
+const QUEUES_ENSURE_SQL: &str =
+    "INSERT INTO queues (name, updated_at_ms) SELECT unnest($1::text[]), $2 ON CONFLICT (name) DO NOTHING";
 
 /// The columns an enqueue writes, and their types.
 const INSERT_COLUMNS: &str =
@@ -477,6 +481,55 @@ fn duplicate_id(e: &postgres::Error) -> Option<String> {
 impl PostgresStore {
     /// Claims for `p`, leaving out the queues in `excluded`; a claim in a limited queue
     /// that finds the queue full on its second look is put back and that queue left out.
+    /// An insert of a batch with unique keys: a statement per job that skips a job whose
+    /// key an unfinished job holds (a concurrent insert of the key waits for the other
+    /// transaction, then skips), and reads the holder's id.
+    fn insert_keyed(&mut self, jobs: &[NewJob], ids: Vec<String>, queues: &[&str], now_ms: i64) -> Result<Inserted> {
+        static SQL: LazyLock<String> = LazyLock::new(|| {
+            format!(
+                "INSERT INTO jobs ({INSERT_COLUMNS}, unique_key) VALUES ($1, $2, 'pending', $3, $4, $5, $6, $7, $8, $8, $9, $10, $11) {}",
+                schema::UNIQUE_CONFLICT
+            )
+        });
+        let ins = self.prepared(&SQL)?;
+        let holder = self.prepared(schema::UNIQUE_HOLDER_SQL)?;
+        self.with(|c, channel| {
+            let mut tx = c.transaction()?;
+            tx.execute(QUEUES_ENSURE_SQL, &[&queues, &now_ms])?;
+            let mut out = Inserted { ids: Vec::with_capacity(jobs.len()), skipped: Vec::new() };
+            for (j, id) in jobs.iter().zip(&ids) {
+                let timeout = i64::try_from(j.timeout_ms).unwrap_or(i64::MAX);
+                let max_retries = i64::from(j.max_retries);
+                let env = schema::env_text(&j.env);
+                let params: [&(dyn ToSql + Sync); 11] = [
+                    id,
+                    &j.command,
+                    &max_retries,
+                    &j.priority,
+                    &j.run_at_ms,
+                    &timeout,
+                    &j.cwd,
+                    &now_ms,
+                    &env,
+                    &j.queue,
+                    &j.unique_key,
+                ];
+                let n = tx
+                    .execute(&ins, &params)
+                    .map_err(|e| duplicate_id(&e).map_or_else(|| e.into(), Error::DuplicateId))?;
+                if n == 0 {
+                    out.skipped.push(out.ids.len());
+                    out.ids.push(tx.query_one(&holder, &[&j.unique_key])?.get(0));
+                } else {
+                    out.ids.push(id.clone());
+                }
+            }
+            notify(&mut tx, channel)?;
+            tx.commit()?;
+            Ok(out)
+        })
+    }
+
     fn claim_excluding(&mut self, p: &ClaimParams<'_>, mut excluded: Vec<String>) -> Result<Option<Job>> {
         let st = self.prepared(&CLAIM_SQL)?;
         let lease_until = p.now_ms + p.lease_ms;
@@ -512,16 +565,16 @@ impl PostgresStore {
 }
 
 impl JobQueue for PostgresStore {
-    fn job_insert(&mut self, batch: InsertBatch<'_>) -> Result<Vec<String>> {
+    fn job_insert(&mut self, batch: InsertBatch<'_>) -> Result<Inserted> {
         let InsertBatch { jobs, now_ms, mut progress } = batch;
         let ids: Vec<String> = jobs.iter().map(|j| j.id.clone().unwrap_or_else(|| jobid::generate(now_ms))).collect();
         let queues: Vec<&str> = super::distinct_queues(jobs);
+        if jobs.iter().any(|j| j.unique_key.is_some()) {
+            return self.insert_keyed(jobs, ids, &queues, now_ms);
+        }
         self.with(|c, channel| {
             let mut tx = c.transaction()?;
-            tx.execute(
-                "INSERT INTO queues (name, updated_at_ms) SELECT unnest($1::text[]), $2 ON CONFLICT (name) DO NOTHING",
-                &[&queues, &now_ms],
-            )?;
+            tx.execute(QUEUES_ENSURE_SQL, &[&queues, &now_ms])?;
             // COPY in binary: a million rows in one stream, no statement per row.
             let copy = tx.copy_in(&format!("COPY jobs ({INSERT_COLUMNS}) FROM STDIN (FORMAT binary)"))?;
             let mut writer = BinaryCopyInWriter::new(copy, &INSERT_TYPES);
@@ -558,7 +611,7 @@ impl JobQueue for PostgresStore {
             notify(&mut tx, channel)?;
             tx.commit().map_err(|e| duplicate_id(&e).map_or_else(|| e.into(), Error::DuplicateId))
         })?;
-        Ok(ids)
+        Ok(Inserted { ids, skipped: Vec::new() })
     }
 
     fn job_due_exists(&mut self, p: &ClaimParams<'_>) -> Result<bool> {
@@ -667,10 +720,12 @@ impl JobAdmin for PostgresStore {
                 let row = tx.query_opt(&state_sql, &[id])?;
                 schema::check_change(p.change, id, row.as_ref().map(|r| r.get::<_, &str>(0)))?;
                 for (st, takes_now) in &steps {
-                    if *takes_now {
-                        tx.execute(st, &[id, &p.now_ms])?;
-                    } else {
-                        tx.execute(st, &[id])?;
+                    let done = if *takes_now { tx.execute(st, &[id, &p.now_ms]) } else { tx.execute(st, &[id]) };
+                    if let Err(e) = done {
+                        if e.code() == Some(&SqlState::UNIQUE_VIOLATION) {
+                            return Err(schema::key_taken(id));
+                        }
+                        return Err(e.into());
                     }
                 }
             }
@@ -683,7 +738,7 @@ impl JobAdmin for PostgresStore {
     }
 
     fn dead_retry_all(&mut self, now_ms: i64) -> Result<u64> {
-        self.write(schema::DEAD_RETRY_ALL_SQL, &[&now_ms], true)
+        self.write(schema::DEAD_RETRY_ALL_SQL, &[&now_ms], true).map_err(schema::retry_all_error)
     }
 }
 

@@ -18,9 +18,9 @@ use self::combine::{shared_for, Shared};
 use self::file::{create_private, install_busy_handler, FileIdentity};
 use super::schema::{self, job_col};
 use super::{
-    Beat, ByIdParams, ChangeFeed, ClaimParams, ConfigStore, ExpiredJob, Fence, InsertBatch, JobAdmin, JobInspect,
-    JobQueue, ListFilter, QueueControl, QueueRow, QueueSetting, Registration, Setting, SettleParams, Settled,
-    StopLevel, StoreOptions, Wakeups, WorkerRegistry, WorkerRow,
+    Beat, ByIdParams, ChangeFeed, ClaimParams, ConfigStore, ExpiredJob, Fence, InsertBatch, Inserted, JobAdmin,
+    JobInspect, JobQueue, ListFilter, QueueControl, QueueRow, QueueSetting, Registration, Setting, SettleParams,
+    Settled, StopLevel, StoreOptions, Wakeups, WorkerRegistry, WorkerRow,
 };
 use crate::error::{Error, Result};
 use crate::job::{Attempt, Job, JobState, Outcome};
@@ -274,19 +274,24 @@ fn where_state(state: JobState) -> String {
 }
 
 impl JobQueue for SqliteStore {
-    fn job_insert(&mut self, batch: InsertBatch<'_>) -> Result<Vec<String>> {
+    fn job_insert(&mut self, batch: InsertBatch<'_>) -> Result<Inserted> {
         let InsertBatch { jobs, now_ms, mut progress } = batch;
+        static INSERT_SQL: LazyLock<String> = LazyLock::new(|| {
+            format!(
+                "INSERT INTO jobs (id, command, state, max_retries, priority, run_at_ms, timeout_ms, cwd, created_at_ms, updated_at_ms, env, queue, unique_key)
+                 VALUES (?1, ?2, 'pending', ?3, ?4, ?5, ?6, ?7, ?8, ?8, ?9, ?10, ?11) {}",
+                schema::UNIQUE_CONFLICT
+            )
+        });
         let tx = self.immediate()?;
         let mut ids = Vec::with_capacity(jobs.len());
+        let mut skipped = Vec::new();
         {
             let mut ensure = tx.prepare_cached(schema::QUEUE_ENSURE_SQL)?;
             for queue in super::distinct_queues(jobs) {
                 ensure.execute(params![queue, now_ms])?;
             }
-            let mut ins = tx.prepare_cached(
-                "INSERT INTO jobs (id, command, state, max_retries, priority, run_at_ms, timeout_ms, cwd, created_at_ms, updated_at_ms, env, queue)
-                 VALUES (?1, ?2, 'pending', ?3, ?4, ?5, ?6, ?7, ?8, ?8, ?9, ?10)",
-            )?;
+            let mut ins = tx.prepare_cached(&INSERT_SQL)?;
             for j in jobs {
                 let id = match &j.id {
                     Some(id) => id.clone(),
@@ -304,10 +309,20 @@ impl JobQueue for SqliteStore {
                     j.cwd,
                     now_ms,
                     env,
-                    j.queue
+                    j.queue,
+                    j.unique_key
                 ]) {
-                    Ok(_) => {
-                        ids.push(id);
+                    Ok(n) => {
+                        if n == 0 {
+                            // The key is held: the holder's id stands for this job.
+                            let key = j.unique_key.as_deref().unwrap_or_default();
+                            let holder: String =
+                                tx.prepare_cached(schema::UNIQUE_HOLDER_SQL)?.query_row(params![key], |r| r.get(0))?;
+                            skipped.push(ids.len());
+                            ids.push(holder);
+                        } else {
+                            ids.push(id);
+                        }
                         if ids.len() % super::PROGRESS_EVERY == 0 {
                             if let Some(report) = progress.as_mut() {
                                 report(ids.len());
@@ -322,7 +337,7 @@ impl JobQueue for SqliteStore {
             }
         }
         tx.commit()?;
-        Ok(ids)
+        Ok(Inserted { ids, skipped })
     }
 
     fn job_due_exists(&mut self, p: &ClaimParams<'_>) -> Result<bool> {
@@ -395,11 +410,13 @@ impl JobAdmin for SqliteStore {
             schema::check_change(p.change, id, state.as_deref())?;
             for step in schema::change_steps(p.change) {
                 let mut st = tx.prepare_cached(step.sql)?;
-                if step.takes_now {
-                    st.execute(params![id, p.now_ms])?;
-                } else {
-                    st.execute(params![id])?;
-                }
+                let done = if step.takes_now { st.execute(params![id, p.now_ms]) } else { st.execute(params![id]) };
+                match done {
+                    Err(rusqlite::Error::SqliteFailure(f, _)) if f.code == rusqlite::ErrorCode::ConstraintViolation => {
+                        return Err(schema::key_taken(id));
+                    }
+                    other => other?,
+                };
             }
         }
         tx.commit()?;
@@ -407,7 +424,7 @@ impl JobAdmin for SqliteStore {
     }
 
     fn dead_retry_all(&mut self, now_ms: i64) -> Result<u64> {
-        Ok(self.write(schema::DEAD_RETRY_ALL_SQL, params![now_ms])? as u64)
+        Ok(self.write(schema::DEAD_RETRY_ALL_SQL, params![now_ms]).map_err(schema::retry_all_error)? as u64)
     }
 }
 
