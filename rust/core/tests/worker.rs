@@ -13,6 +13,22 @@ use queuectl_core::store::{open_store, ByIdChange, ByIdParams, ClaimParams, Stop
 use queuectl_core::worker::{new_worker_id, Pool, WorkerConfig};
 use queuectl_core::{clock, JobState, NewJob};
 
+/// A job running `command` in `dir`, due at once, in the default queue.
+fn shell_job(id: &str, command: &str, max_retries: u32, dir: &tempfile::TempDir) -> NewJob {
+    NewJob {
+        id: Some(id.into()),
+        command: command.into(),
+        max_retries,
+        priority: 0,
+        run_at_ms: 0,
+        timeout_ms: 0,
+        cwd: dir.path().display().to_string(),
+        env: Vec::new(),
+        queue: queuectl_core::job::DEFAULT_QUEUE.into(),
+        unique_key: None,
+    }
+}
+
 #[test]
 fn many_workers_run_every_job_exactly_once_on_sqlite() {
     let dir = tempfile::tempdir().unwrap();
@@ -36,20 +52,7 @@ fn race(location: &str, dir: &tempfile::TempDir) {
         format!("echo $QUEUECTL_JOB_ID >> '{}'/$QUEUECTL_JOB_ID", runs.display())
     };
     let mut store = open_store(location, &StoreOptions::default()).unwrap();
-    let jobs: Vec<NewJob> = (0..400)
-        .map(|i| NewJob {
-            id: Some(format!("j{i}")),
-            command: record.clone(),
-            max_retries: 0,
-            priority: 0,
-            run_at_ms: 0,
-            timeout_ms: 0,
-            cwd: dir.path().display().to_string(),
-            env: Vec::new(),
-            queue: queuectl_core::job::DEFAULT_QUEUE.into(),
-            unique_key: None,
-        })
-        .collect();
+    let jobs: Vec<NewJob> = (0..400).map(|i| shell_job(&format!("j{i}"), &record, 0, dir)).collect();
     store.job_insert_many(&jobs, clock::now_ms()).unwrap();
     std::fs::create_dir(dir.path().join("logs")).unwrap();
     let mut completed = run_pool(location, dir, 4);
@@ -153,18 +156,7 @@ fn a_worker_writes_the_time_of_its_clock() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("q.db");
     let mut store = open_store(db.to_str().unwrap(), &StoreOptions::default()).unwrap();
-    let fails = NewJob {
-        id: Some("fails".into()),
-        command: "exit 3".into(),
-        max_retries: 1,
-        priority: 0,
-        run_at_ms: 0,
-        timeout_ms: 0,
-        cwd: dir.path().display().to_string(),
-        env: Vec::new(),
-        queue: queuectl_core::job::DEFAULT_QUEUE.into(),
-        unique_key: None,
-    };
+    let fails = shell_job("fails", "exit 3", 1, &dir);
     store.job_insert_many(&[fails], T).unwrap();
     let clock = Arc::new(ManualClock::at(T));
     let counts = run_burst(&db, dir.path(), Arc::clone(&clock));
@@ -189,18 +181,7 @@ fn a_worker_rescues_a_lost_workers_job_when_its_clock_passes_the_lease() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("q.db");
     let mut store = open_store(db.to_str().unwrap(), &StoreOptions::default()).unwrap();
-    let job = NewJob {
-        id: Some("orphan".into()),
-        command: "true".into(),
-        max_retries: 3,
-        priority: 0,
-        run_at_ms: 0,
-        timeout_ms: 0,
-        cwd: dir.path().display().to_string(),
-        env: Vec::new(),
-        queue: queuectl_core::job::DEFAULT_QUEUE.into(),
-        unique_key: None,
-    };
+    let job = shell_job("orphan", "true", 3, &dir);
     store.job_insert_many(&[job], T).unwrap();
     let claim = ClaimParams { worker_id: "ghost", now_ms: T, lease_ms: 30_000, queues: None, after_queue: None };
     assert!(store.job_claim(&claim).unwrap().is_some());
@@ -233,18 +214,7 @@ fn a_running_job_cancelled_is_killed_within_a_heartbeat_and_not_retried_on_postg
 /// and settles it cancelled, with no retry, and goes on with the next job.
 fn cancel_while_running(location: &str, dir: &tempfile::TempDir) {
     let long = if cfg!(windows) { "ping -n 60 127.0.0.1 > NUL" } else { "sleep 60" };
-    let job = |id: &str, command: &str| NewJob {
-        id: Some(id.into()),
-        command: command.into(),
-        max_retries: 3,
-        priority: 0,
-        run_at_ms: 0,
-        timeout_ms: 0,
-        cwd: dir.path().display().to_string(),
-        env: Vec::new(),
-        queue: queuectl_core::job::DEFAULT_QUEUE.into(),
-        unique_key: None,
-    };
+    let job = |id: &str, command: &str| shell_job(id, command, 3, dir);
     let mut store = open_store(location, &StoreOptions::default()).unwrap();
     store.job_insert_many(&[job("long", long), job("next", "exit 0")], clock::now_ms()).unwrap();
     std::fs::create_dir(dir.path().join("logs")).unwrap();

@@ -53,6 +53,11 @@ pub(super) fn pg_type(t: ColType) -> Type {
 const QUEUES_ENSURE_SQL: &str =
     "INSERT INTO queues (name, updated_at_ms) SELECT unnest($1::text[]), $2 ON CONFLICT (name) DO NOTHING";
 
+/// A new job's values in the column types an enqueue writes: max_retries, timeout, env.
+fn insert_values(j: &NewJob) -> (i64, i64, Option<String>) {
+    (i64::from(j.max_retries), i64::try_from(j.timeout_ms).unwrap_or(i64::MAX), schema::env_text(&j.env))
+}
+
 /// The columns an enqueue writes, and their types.
 const INSERT_COLUMNS: &str =
     "id, command, state, max_retries, priority, run_at_ms, timeout_ms, cwd, created_at_ms, updated_at_ms, env, queue";
@@ -498,9 +503,7 @@ impl PostgresStore {
             tx.execute(QUEUES_ENSURE_SQL, &[&queues, &now_ms])?;
             let mut out = Inserted { ids: Vec::with_capacity(jobs.len()), skipped: Vec::new() };
             for (j, id) in jobs.iter().zip(&ids) {
-                let timeout = i64::try_from(j.timeout_ms).unwrap_or(i64::MAX);
-                let max_retries = i64::from(j.max_retries);
-                let env = schema::env_text(&j.env);
+                let (max_retries, timeout, env) = insert_values(j);
                 let params: [&(dyn ToSql + Sync); 11] = [
                     id,
                     &j.command,
@@ -580,9 +583,7 @@ impl JobQueue for PostgresStore {
             let mut writer = BinaryCopyInWriter::new(copy, &INSERT_TYPES);
             let written = (|| -> std::result::Result<u64, postgres::Error> {
                 for (n, (j, id)) in jobs.iter().zip(&ids).enumerate() {
-                    let timeout = i64::try_from(j.timeout_ms).unwrap_or(i64::MAX);
-                    let max_retries = i64::from(j.max_retries);
-                    let env = schema::env_text(&j.env);
+                    let (max_retries, timeout, env) = insert_values(j);
                     writer.write(&[
                         id,
                         &j.command,
