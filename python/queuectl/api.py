@@ -393,8 +393,10 @@ class Queue:
         self.store.cancel(wanted)
         report = CancelReport([], [])
         for job_id in wanted:
-            running = self.store.get(job_id).state == "processing"
-            (report.killing if running else report.cancelled).append(job_id)
+            # Only a running job gets a request for its worker (read back even if the job
+            # has ended in the meantime).
+            asked = self.store.get(job_id).cancel_requested_ms is not None
+            (report.killing if asked else report.cancelled).append(job_id)
         return report
 
     def delete(self, ids: Iterable[str]) -> list[str]:
