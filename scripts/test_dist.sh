@@ -41,7 +41,7 @@ scenario() {
         || fail "$name: the echo job did not complete"
     q "${qc[@]}" dlq list --json | $py -c 'import json,sys; d=json.load(sys.stdin); assert [j["id"] for j in d]==["bad"] and d[0]["attempts"]==2, d' \
         || fail "$name: the failing job is not in the DLQ after 2 attempts"
-    q "${qc[@]}" status --json | $py -c 'import json,sys; s=json.load(sys.stdin); assert s["jobs"]=={"pending":0,"processing":0,"completed":1,"failed":0,"dead":1,"cancelled":0}, s' \
+    q "${qc[@]}" status --json | $py -c 'import json,sys; s=json.load(sys.stdin); assert s["jobs"]=={"waiting":0,"pending":0,"processing":0,"completed":1,"failed":0,"dead":1,"cancelled":0}, s' \
         || fail "$name: status --json"
     # Detached workers must come from this same program, then stop through the database.
     q "${qc[@]}" enqueue --command 'sleep 1' --id slow >/dev/null

@@ -24,6 +24,7 @@ def test_basic_job_completes(q: Queue, tmp_path: Path) -> None:
     assert (j["state"], j["attempts"], j["exit_code"]) == ("completed", 1, 0)
     assert out.read_text() == "hello\n"
     assert q.json("status")["jobs"] == {
+        "waiting": 0,
         "pending": 0,
         "processing": 0,
         "completed": 1,

@@ -92,6 +92,7 @@ def command_job(
     env: Mapping[str, str] | None = None,
     queue: str | None = None,
     unique_key: str | None = None,
+    after: Iterable[str] = (),
 ) -> str:
     """The enqueue JSON of one job given by its fields; the store validates each of them
     (InputError naming the field), this checks only what never reaches it."""
@@ -120,6 +121,9 @@ def command_job(
         spec["queue"] = queue
     if unique_key is not None:
         spec["unique_key"] = unique_key
+    parents = _unique(after)
+    if parents:
+        spec["after"] = parents
     return json.dumps(spec)
 
 
@@ -329,9 +333,12 @@ class Queue:
         env: Mapping[str, str] | None = None,
         queue: str | None = None,
         unique_key: str | None = None,
+        after: Iterable[str] = (),
     ) -> str:
         """Adds one shell command and returns its id (generated unless `id` is given; the
-        unfinished job's when one holds `unique_key`).
+        unfinished job's when one holds `unique_key`). With `after` (job ids), it waits
+        until all of those have completed, and is cancelled if one of them ends dead or
+        cancelled.
         `run_at` is an ISO-8601 time (UTC without an offset); `delay_s` counts from now;
         give one of them at most. `env` is added to the job's environment; its values are
         stored but never shown. `queue` names its queue (default "default")."""
@@ -346,6 +353,7 @@ class Queue:
             env=env,
             queue=queue,
             unique_key=unique_key,
+            after=after,
         )
         (new_id,) = self.enqueue(text)
         return new_id
@@ -366,6 +374,11 @@ class Queue:
     def counts(self) -> dict[str, int]:
         """How many jobs are in each state, every state included."""
         return dict(self.store.counts())
+
+    def parents(self, id: str) -> list[tuple[str, str]]:
+        """The jobs job `id` runs after (its `after`), in enqueue order, with their states."""
+        self.get(id)  # JobNotFoundError for an unknown id
+        return self.store.parents(id)
 
     def attempts(self, id: str) -> list[_core.Attempt]:
         """The finished attempts of job `id`, first to last, with the tail of each output."""
@@ -497,6 +510,15 @@ class Queue:
         reasons: list[str] = []
         ahead = next_try = tries_left = None
         runnable = job.state in ("pending", "failed")
+        if job.state == "waiting":
+            open_parents = [(p, st) for p, st in self.store.parents(id) if st != "completed"]
+            shown = ", ".join(f"{p} ({st})" for p, st in open_parents[:10])
+            more = f" and {len(open_parents) - 10} more" if len(open_parents) > 10 else ""
+            reasons.append(
+                f"it runs after {len(open_parents)} job(s) that have not completed: "
+                f"{shown}{more}; it becomes pending when the last completes, and is cancelled "
+                "if one ends dead or cancelled"
+            )
         if job.state == "failed":
             tries_left = job.max_retries + 1 - job.attempts
             reasons.append(
@@ -545,8 +567,11 @@ class Queue:
         if job.state == "cancelled":
             when = iso(job.finished_at_ms or job.updated_at_ms)
             history = self.attempts(id)
+            cause = job.last_error or ""
             if history and history[-1].outcome == "cancelled":
                 how = f"while attempt {history[-1].attempt} ran ({history[-1].error})"
+            elif cause.startswith("cancelled: it runs after"):
+                how = f"before it ran ({cause.removeprefix('cancelled: ')})"
             elif history:
                 how = f"while it waited to retry after {len(history)} failed attempt(s)"
             else:
@@ -568,6 +593,64 @@ class Queue:
             else:
                 reasons.append(f"{len(serving)} worker(s) running that serve queue {job.queue}")
         return Explanation(id, job.state, reasons, ahead, next_try, tries_left)
+
+    # Schedules
+
+    def schedule_add(
+        self,
+        name: str,
+        cron: str,
+        job: str,
+        *,
+        tz: str | None = None,
+        overlap: str = "skip",
+    ) -> _core.Schedule:
+        """Adds a schedule: `job` (enqueue JSON, without id, run_at or after) is enqueued at
+        every occurrence of `cron` (5 fields, @hourly, @daily, @weekly, @monthly, @yearly,
+        or @every 10m) read in zone `tz` (IANA, default UTC). Running workers fire it;
+        `overlap` "skip" (the default) skips an occurrence while the previous one's job is
+        unfinished, "allow" enqueues it anyway. Missing max_retries, timeout and cwd are
+        taken from the config and the current folder now."""
+        cfg = self.config()
+        return self.store.schedule_add(
+            name,
+            cron,
+            tz=tz,
+            overlap=overlap,
+            job=job,
+            max_retries=cfg.max_retries,
+            timeout_ms=round(cfg.job_timeout_s * 1000),
+            cwd=os.getcwd(),
+        )
+
+    def schedules(self) -> list[_core.Schedule]:
+        """Every schedule, by name."""
+        return self.store.schedules()
+
+    def schedule(self, name: str) -> _core.Schedule:
+        """The schedule `name`; InputError when there is none."""
+        found = self.store.schedules(name)
+        if not found:
+            raise InputError(f"there is no schedule named {name!r} (see `queuectl schedule list`)")
+        return found[0]
+
+    def schedule_next(self, name: str, count: int = 5) -> list[tuple[int, str]]:
+        """The next `count` occurrences of schedule `name` from now: (ms, local time)."""
+        s = self.schedule(name)
+        after = max(_core.now_ms(), s.next_fire_ms - 1) if not s.paused else _core.now_ms()
+        return _core.schedule_times(s.cron, s.tz, after, count)
+
+    def schedule_pause(self, name: str) -> None:
+        """No occurrence of it fires until it is resumed."""
+        self.store.schedule_change(name, "pause")
+
+    def schedule_resume(self, name: str) -> None:
+        """It fires again from its next occurrence after now (none missed while paused)."""
+        self.store.schedule_change(name, "resume")
+
+    def schedule_remove(self, name: str) -> None:
+        """Removes the schedule; jobs it enqueued stay."""
+        self.store.schedule_change(name, "remove")
 
     def _queue_reasons(self, job: _core.Job) -> list[str]:
         """What the job's named queue holds it back by: a pause, a full limit."""

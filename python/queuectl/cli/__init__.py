@@ -41,6 +41,7 @@ COMMANDS = {
     "wait": "queuectl.cli.control:wait",
     "explain": "queuectl.cli.control:explain",
     "queue": "queuectl.cli.queues:queue",
+    "schedule": "queuectl.cli.schedules:schedule",
     "migrate": "queuectl.cli.migrate:migrate",
     "check": "queuectl.cli.maintenance:check",
     "backup": "queuectl.cli.maintenance:backup",

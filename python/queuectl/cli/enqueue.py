@@ -59,6 +59,13 @@ def _check_flags(run_at: str | None, delay: float | None) -> None:
     metavar="K",
     help="Add nothing while an unfinished job has this key (prints that job's id).",
 )
+@click.option(
+    "--after",
+    "after",
+    multiple=True,
+    metavar="ID",
+    help="Run once job ID has completed (repeatable: all of them); cancelled if one never does.",
+)
 @click.pass_obj
 def enqueue(
     app: App,
@@ -74,6 +81,7 @@ def enqueue(
     env: tuple[str, ...],
     queue_name: str | None,
     unique_key: str | None,
+    after: tuple[str, ...],
 ) -> None:
     """Add a job: JSON (a string, @FILE, or - for stdin), --file for many, or --command.
 
@@ -81,16 +89,17 @@ def enqueue(
     queuectl enqueue '{"id":"job1","command":"sleep 2"}'
     queuectl enqueue --command 'make test' --priority 5 --delay 30s
     queuectl enqueue --command 'convert a.png' --queue images
+    queuectl enqueue --command './report.sh' --after fetch --after transform
     queuectl enqueue --file jobs.jsonl
     """
     forms = [x for x in (job, file_, command) if x is not None]
     if len(forms) != 1:
         raise click.UsageError("give exactly one of JSON, --file or --command")
     flags = (job_id, priority, max_retries, timeout, run_at, delay, queue_name, unique_key)
-    if command is None and (any(f is not None for f in flags) or env):
+    if command is None and (any(f is not None for f in flags) or env or after):
         raise click.UsageError(
-            "--id, --priority, --max-retries, --timeout, --run-at, --delay, --env, --queue "
-            "and --unique-key go with --command (in JSON, give the fields)"
+            "--id, --priority, --max-retries, --timeout, --run-at, --delay, --env, --queue, "
+            "--unique-key and --after go with --command (in JSON, give the fields)"
         )
     queue = app.queue
     if command is not None:
@@ -106,6 +115,7 @@ def enqueue(
             env=_env_pairs(env),
             queue=queue_name,
             unique_key=unique_key,
+            after=after,
         )
         _said_one(queue.enqueue_report(text))
         return

@@ -62,14 +62,20 @@ def show(app: App, job_id: str, as_json: bool) -> None:
     """Show one job with its attempt history."""
     job = app.queue.get(job_id)
     attempts = app.queue.attempts(job_id)
+    parents = app.queue.parents(job_id)
     if as_json:
         d = render.job_dict(job)
+        d["after"] = [{"id": p, "state": st} for p, st in parents]
         d["attempt_history"] = [render.attempt_dict(a) for a in attempts]
         render.emit_json(d)
         return
-    for key, value in render.job_dict(job).items():
+    fields = render.job_dict(job)
+    fields["after"] = ", ".join(f"{p} ({st})" for p, st in parents) or None
+    for key, value in fields.items():
         if key == "timeout" and not value:
             value = "none"
+        if key == "waiting_on" and not value:
+            value = None
         if key == "env":
             # Names only: the values may be secrets.
             value = ", ".join(value) if value else None

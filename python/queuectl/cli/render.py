@@ -36,6 +36,7 @@ def job_dict(job: _core.Job) -> dict[str, Any]:
         "worker_id": job.worker_id,
         "cancel_requested_at": iso(job.cancel_requested_ms),
         "unique_key": job.unique_key,
+        "waiting_on": job.waiting_on,
     }
 
 

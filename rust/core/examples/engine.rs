@@ -36,6 +36,7 @@ fn spread(n: usize, queues: usize) -> Vec<NewJob> {
             env: Vec::new(),
             queue: if queues == 1 { queuectl_core::job::DEFAULT_QUEUE.into() } else { format!("q{}", i % queues) },
             unique_key: None,
+            after: Vec::new(),
         })
         .collect()
 }

@@ -17,6 +17,8 @@ pub enum Trouble {
     Heartbeat,
     Rescue,
     Reap,
+    /// Firing due schedules.
+    Schedule,
     /// Claiming failed; the worker tries again after the pause.
     Claim {
         retry_in: Duration,
@@ -36,6 +38,9 @@ pub enum Event<'a> {
     Requeued { worker: &'a str, job: &'a str },
     /// This worker settled a lost worker's job as a failed attempt.
     Rescued { worker: &'a str, job: &'a str, attempt: u32 },
+    /// This worker fired an occurrence of a schedule: enqueued `job`, or skipped it (None)
+    /// because the previous occurrence's job is unfinished.
+    Fired { worker: &'a str, schedule: &'a str, job: Option<&'a str> },
     /// The worker had been declared lost (paused past its lease) and registered again.
     RegisteredAgain { worker: &'a str },
     /// The worker had been declared lost and cannot register again; it claims nothing.
@@ -78,6 +83,10 @@ impl StderrLog {
             }
             Event::Requeued { job, .. } => format!("killed job {job} and put it back to pending"),
             Event::Rescued { job, attempt, .. } => format!("rescued job {job} (attempt {attempt}) from a lost worker"),
+            Event::Fired { schedule, job: Some(job), .. } => format!("schedule {schedule} fired: enqueued job {job}"),
+            Event::Fired { schedule, job: None, .. } => {
+                format!("schedule {schedule} skipped an occurrence: its previous job is unfinished")
+            }
             Event::RegisteredAgain { .. } => "was declared lost (no heartbeat for longer than its lease: paused or \
                  asleep?); registered again; a job it was running was rescued and its result will be dropped"
                 .to_string(),
@@ -88,6 +97,7 @@ impl StderrLog {
                 Trouble::Heartbeat => format!("heartbeat failed: {error}"),
                 Trouble::Rescue => format!("lease rescue failed: {error}"),
                 Trouble::Reap => format!("reaping lost workers failed: {error}"),
+                Trouble::Schedule => format!("firing schedules failed: {error}"),
                 Trouble::Claim { retry_in } => {
                     format!("cannot claim a job: {error}; trying again in {:.1}s", retry_in.as_secs_f64())
                 }
@@ -109,6 +119,7 @@ fn worker_of<'a>(event: &Event<'a>) -> &'a str {
         | Event::Finished { worker, .. }
         | Event::Requeued { worker, .. }
         | Event::Rescued { worker, .. }
+        | Event::Fired { worker, .. }
         | Event::RegisteredAgain { worker }
         | Event::CannotRegister { worker, .. }
         | Event::StoreTrouble { worker, .. }
@@ -230,7 +241,7 @@ impl Observer for Counters {
             Event::Rescued { .. } => add(&self.rescued, 1),
             Event::RegisteredAgain { .. } => add(&self.registered_again, 1),
             Event::StoreTrouble { .. } => add(&self.store_errors, 1),
-            Event::CannotRegister { .. } | Event::Stopping { .. } | Event::Exited { .. } => {}
+            Event::CannotRegister { .. } | Event::Stopping { .. } | Event::Exited { .. } | Event::Fired { .. } => {}
         }
     }
 }

@@ -7,6 +7,9 @@ use crate::error::{Error, Result};
 /// Where a job is in its life (the README's "The life of a job").
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum JobState {
+    /// Enqueued to run after other jobs (`after`), not all of which have completed yet; in
+    /// no claim index until the last of them completes.
+    Waiting,
     /// Waiting to be claimed once `run_at` is reached.
     Pending,
     /// Claimed by a worker that holds a lease on it.
@@ -23,7 +26,8 @@ pub enum JobState {
 
 impl JobState {
     /// Every state, in the order `status` shows them.
-    pub const ALL: [JobState; 6] = [
+    pub const ALL: [JobState; 7] = [
+        JobState::Waiting,
         JobState::Pending,
         JobState::Processing,
         JobState::Completed,
@@ -40,6 +44,7 @@ impl JobState {
     /// The lower-case name stored in the database and shown to users.
     pub fn as_str(self) -> &'static str {
         match self {
+            JobState::Waiting => "waiting",
             JobState::Pending => "pending",
             JobState::Processing => "processing",
             JobState::Completed => "completed",
@@ -123,7 +128,13 @@ pub struct NewJob {
     pub queue: String,
     /// While a job with this key is unfinished, enqueueing another adds nothing.
     pub unique_key: Option<String>,
+    /// The ids of the jobs it runs after (each once): it waits until all of them have
+    /// completed, and is cancelled when one ends dead or cancelled.
+    pub after: Vec<String>,
 }
+
+/// Most jobs one job may run after.
+pub const MAX_AFTER: usize = 10_000;
 
 /// The queue of a job that names none.
 pub const DEFAULT_QUEUE: &str = "default";
@@ -188,6 +199,8 @@ pub struct Job {
     pub cancel_requested_ms: Option<i64>,
     /// While this job is unfinished, no other job with the key is enqueued.
     pub unique_key: Option<String>,
+    /// How many of the jobs it runs after have not completed yet (0 unless waiting).
+    pub waiting_on: u32,
 }
 
 impl Job {
@@ -208,6 +221,7 @@ impl fmt::Debug for NewJob {
             .field("run_at_ms", &self.run_at_ms)
             .field("queue", &self.queue)
             .field("env", &self.env.iter().map(|(k, _)| k).collect::<Vec<_>>())
+            .field("after", &self.after)
             .finish_non_exhaustive()
     }
 }

@@ -15,6 +15,7 @@ pub mod jobid;
 pub mod policy;
 mod private_file;
 pub mod runner;
+pub mod schedule;
 pub mod spec;
 pub mod store;
 pub mod worker;

@@ -4,7 +4,9 @@
 use crate::backoff::BackoffPolicy;
 use crate::error::Result;
 use crate::job::Outcome;
-use crate::store::{ConfigStore, JobAdmin, SettleParams, Settled};
+use crate::schedule::{self, Timing};
+use crate::spec::{self, SpecDefaults};
+use crate::store::{ConfigStore, Fire, JobAdmin, SettleParams, Settled, Store};
 
 /// Config keys the core itself reads; every other key is the Python side's.
 pub mod keys {
@@ -169,6 +171,44 @@ pub fn rescue_expired(
         .filter(|(_, s)| *s != Settled::Fenced)
         .map(|(j, _)| (j.id, j.attempt))
         .collect())
+}
+
+/// Fires every schedule due at `now_ms` (see [`crate::schedule::firing`]): the latest
+/// occurrence each has reached, as a job whose id is derived from the schedule and the
+/// occurrence, or a skip when overlap is `skip` and the previous job is unfinished. Every
+/// worker runs this with its heartbeat; the store's compare-and-set lets one of them win
+/// each occurrence. Returns what this caller fired: (schedule, job id or None if skipped).
+pub fn fire_schedules(store: &mut dyn Store, now_ms: i64) -> Result<Vec<(String, Option<String>)>> {
+    let mut fired = Vec::new();
+    for row in store.schedule_list(None, Some(now_ms))? {
+        // Checked when it was added; a zone the database no longer has fires nothing.
+        let Ok(timing) = Timing::parse(&row.cron, Some(&row.tz)) else { continue };
+        let Some(f) = schedule::firing(&timing, row.next_fire_ms, row.overlap, row.last_job_state, now_ms) else {
+            continue;
+        };
+        let job = if f.skip {
+            None
+        } else {
+            // The template holds every field; these defaults are never used.
+            let defaults = SpecDefaults { max_retries: 0, timeout_ms: 0, cwd: "/".into(), now_ms };
+            let mut job = spec::parse_one(&row.job, &defaults)?;
+            job.id = Some(schedule::occurrence_id(&row.name, f.occurrence_ms));
+            job.run_at_ms = now_ms;
+            Some(job)
+        };
+        let fire = Fire {
+            name: &row.name,
+            expected_next_ms: row.next_fire_ms,
+            occurrence_ms: f.occurrence_ms,
+            next_fire_ms: f.next_fire_ms,
+            job: job.as_ref(),
+            now_ms,
+        };
+        if store.schedule_fire(&fire)? {
+            fired.push((row.name, job.and_then(|j| j.id)));
+        }
+    }
+    Ok(fired)
 }
 
 #[cfg(test)]

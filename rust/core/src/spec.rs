@@ -9,7 +9,7 @@ use serde_json::{Map, Value};
 
 use crate::clock::parse_iso8601;
 use crate::error::{Error, Result};
-use crate::job::{validate_queue, validate_unique_key, NewJob, DEFAULT_QUEUE, MAX_QUEUE_CHARS};
+use crate::job::{validate_queue, validate_unique_key, NewJob, DEFAULT_QUEUE, MAX_AFTER, MAX_QUEUE_CHARS};
 use crate::jobid;
 
 /// What a job gets for each field its JSON leaves out.
@@ -22,7 +22,7 @@ pub struct SpecDefaults {
 }
 
 const FIELDS: &str =
-    "id, command, max_retries, priority, run_at, timeout, cwd, env, queue, unique_key, state, attempts, created_at, updated_at";
+    "id, command, max_retries, priority, run_at, timeout, cwd, env, queue, unique_key, after, state, attempts, created_at, updated_at";
 
 fn bad(field: &str, why: &str) -> Error {
     Error::InvalidInput(format!("field '{field}': {why}"))
@@ -56,6 +56,26 @@ fn env_of(value: &Value) -> Result<Vec<(String, String)>> {
     Ok(env)
 }
 
+/// A job's `after`: a job id, or an array of them; repeats are dropped, order kept.
+fn after_of(value: &Value) -> Result<Vec<String>> {
+    let items: Vec<&Value> = match value {
+        Value::Array(items) => items.iter().collect(),
+        one => vec![one],
+    };
+    if items.len() > MAX_AFTER {
+        return Err(bad("after", &format!("names more than {MAX_AFTER} jobs")));
+    }
+    let mut ids: Vec<String> = Vec::with_capacity(items.len());
+    for v in items {
+        let id = v.as_str().ok_or_else(|| bad("after", "must be a job id or an array of job ids"))?;
+        jobid::validate(id).map_err(|e| bad("after", &e.to_string()))?;
+        if !ids.iter().any(|i| i == id) {
+            ids.push(id.to_string());
+        }
+    }
+    Ok(ids)
+}
+
 /// Checks one JSON object and turns it into a job.
 pub fn job_from_object(obj: &Map<String, Value>, d: &SpecDefaults) -> Result<NewJob> {
     let mut job = NewJob {
@@ -69,6 +89,7 @@ pub fn job_from_object(obj: &Map<String, Value>, d: &SpecDefaults) -> Result<New
         env: Vec::new(),
         queue: DEFAULT_QUEUE.to_string(),
         unique_key: None,
+        after: Vec::new(),
     };
     let mut has_command = false;
     for (key, value) in obj {
@@ -130,6 +151,7 @@ pub fn job_from_object(obj: &Map<String, Value>, d: &SpecDefaults) -> Result<New
                     .map_err(|_| bad("unique_key", "must be 1 to 255 characters, no control characters"))?;
                 job.unique_key = Some(k.to_string());
             }
+            "after" => job.after = after_of(value)?,
             "state" => {
                 if value.as_str() != Some("pending") {
                     return Err(bad("state", "a new job can only be \"pending\""));
@@ -151,6 +173,9 @@ pub fn job_from_object(obj: &Map<String, Value>, d: &SpecDefaults) -> Result<New
     }
     if !has_command {
         return Err(bad("command", "is required"));
+    }
+    if job.id.is_some() && job.after.iter().any(|a| Some(a) == job.id.as_ref()) {
+        return Err(bad("after", "a job cannot run after itself"));
     }
     Ok(job)
 }
@@ -201,6 +226,20 @@ pub fn parse_many(text: &str, d: &SpecDefaults) -> Result<Vec<NewJob>> {
             if !seen.insert(id.as_str()) {
                 return Err(Error::InvalidInput(format!("id {id:?} appears twice in the batch")));
             }
+        }
+    }
+    // A job may run after an earlier job of the batch, never a later one (so there is no
+    // cycle): name the first that tries.
+    let mut before = HashSet::new();
+    for (n, j) in jobs.iter().enumerate() {
+        if let Some(later) = j.after.iter().find(|a| seen.contains(a.as_str()) && !before.contains(a.as_str())) {
+            return Err(Error::InvalidInput(format!(
+                "job {} of the batch: field 'after': job {later:?} comes later in the batch (a job can only run after one enqueued before it)",
+                n + 1
+            )));
+        }
+        if let Some(id) = &j.id {
+            before.insert(id.as_str());
         }
     }
     Ok(jobs)
@@ -275,5 +314,21 @@ mod tests {
         let e = parse_many("{\"id\":\"x\",\"command\":\"a\"}\n{\"id\":\"x\",\"command\":\"b\"}", &d()).unwrap_err();
         assert!(e.to_string().contains("twice"), "{e}");
         assert_eq!(parse_many("{\"command\":\"a\"}\n{\"command\":\"b\"}", &d()).unwrap().len(), 2);
+    }
+
+    #[test]
+    fn after_names_earlier_jobs() {
+        let one = parse_one(r#"{"command":"true","after":"a"}"#, &d()).unwrap();
+        assert_eq!(one.after, ["a"]);
+        let many = parse_one(r#"{"command":"true","after":["a","b","a"]}"#, &d()).unwrap();
+        assert_eq!(many.after, ["a", "b"], "repeats are dropped");
+        assert!(err(r#"{"command":"true","after":[1]}"#).contains("field 'after'"));
+        assert!(err(r#"{"command":"true","after":[""]}"#).contains("field 'after'"));
+        assert!(err(r#"{"id":"x","command":"true","after":["x"]}"#).contains("itself"));
+        let batch = "{\"id\":\"a\",\"command\":\"x\"}\n{\"id\":\"b\",\"command\":\"y\",\"after\":[\"a\"]}";
+        assert_eq!(parse_many(batch, &d()).unwrap()[1].after, ["a"]);
+        let e = parse_many("{\"id\":\"b\",\"command\":\"y\",\"after\":\"a\"}\n{\"id\":\"a\",\"command\":\"x\"}", &d())
+            .unwrap_err();
+        assert!(e.to_string().contains("comes later in the batch"), "{e}");
     }
 }

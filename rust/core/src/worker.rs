@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use crate::clock::{Clock, SystemClock};
 use crate::error::{Error, Result};
 use crate::events::{Event, Observer, StderrLog, Trouble};
-use crate::job::Job;
+use crate::job::{Job, JobState};
 use crate::jobid;
 use crate::policy::{self, AttemptEnd, WorkerSettings};
 use crate::runner::{self, Control, RunOutcome, RunSpec};
@@ -240,6 +240,17 @@ impl Loop<'_> {
         if let Err(e) = self.store.worker_reap(now) {
             self.trouble(Trouble::Reap, e);
         }
+        if self.fault.is_some() {
+            return;
+        }
+        match policy::fire_schedules(self.store, now) {
+            Ok(fired) => {
+                for (schedule, job) in &fired {
+                    self.emit(Event::Fired { worker: &self.cfg.worker_id, schedule, job: job.as_deref() });
+                }
+            }
+            Err(e) => self.trouble(Trouble::Schedule, e),
+        }
     }
 
     /// The store says this worker is not registered: others declared it lost (it missed
@@ -306,6 +317,13 @@ impl Loop<'_> {
         self.store.job_claim(&claim)
     }
 
+    /// Whether jobs wait for parents that are running now: a burst worker then stays for
+    /// them (idle until something commits) rather than leave them to nobody.
+    fn dependents_to_come(&mut self) -> Result<bool> {
+        Ok(!self.store.job_list(Some(JobState::Waiting), Some(1))?.is_empty()
+            && !self.store.job_list(Some(JobState::Processing), Some(1))?.is_empty())
+    }
+
     fn run(&mut self) -> Result<()> {
         let mut error_pause = Duration::from_millis(100);
         loop {
@@ -327,7 +345,7 @@ impl Loop<'_> {
                     error_pause = Duration::from_millis(100);
                     self.work_through(job)?;
                 }
-                Ok(None) if self.cfg.burst => return Ok(()),
+                Ok(None) if self.cfg.burst && !self.dependents_to_come()? => return Ok(()),
                 Ok(None) => {
                     error_pause = Duration::from_millis(100);
                     self.idle(seen);

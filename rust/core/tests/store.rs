@@ -32,6 +32,7 @@ fn job(id: &str, priority: i64) -> NewJob {
         env: Vec::new(),
         queue: queuectl_core::job::DEFAULT_QUEUE.into(),
         unique_key: None,
+        after: Vec::new(),
     }
 }
 
@@ -166,7 +167,251 @@ conformance!(
     a_running_job_cancelled_is_never_retried_however_its_attempt_ends,
     a_cancelled_job_that_finishes_first_keeps_its_result,
     a_unique_key_admits_one_unfinished_job,
+    dependents_wait_for_every_parent_then_run,
+    a_parent_that_does_not_complete_cancels_its_dependents_down_the_chain,
+    a_parent_rescued_after_its_worker_died_still_releases_its_dependents,
+    a_schedule_fires_each_occurrence_once,
 );
+
+fn a_schedule_fires_each_occurrence_once(s: &mut dyn Store) {
+    use queuectl_core::schedule::{new_schedule, occurrence_id};
+    use queuectl_core::store::{Fire, ScheduleChange};
+    let d = queuectl_core::spec::SpecDefaults { max_retries: 1, timeout_ms: 0, cwd: "/".into(), now_ms: T0 };
+    let row = new_schedule("hourly", "@hourly", None, "skip", r#"{"command":"true","queue":"ops"}"#, &d).unwrap();
+    s.schedule_add(&row).unwrap();
+    let e = s.schedule_add(&row).unwrap_err();
+    assert!(matches!(&e, Error::InvalidState(m) if m.contains("exists")), "{e:?}");
+    let listed = s.schedule_list(None, None).unwrap();
+    assert_eq!(listed, std::slice::from_ref(&row));
+    assert!(s.schedule_list(None, Some(row.next_fire_ms - 1)).unwrap().is_empty(), "not due yet");
+    assert_eq!(s.schedule_list(None, Some(row.next_fire_ms)).unwrap().len(), 1);
+    assert!(s.schedule_list(Some("other"), None).unwrap().is_empty());
+    // Two firers of one occurrence: the first enqueues its job, the second changes nothing.
+    let occ = row.next_fire_ms;
+    let mut job = queuectl_core::spec::parse_one(&row.job, &d).unwrap();
+    job.id = Some(occurrence_id("hourly", occ));
+    let fire = Fire {
+        name: "hourly",
+        expected_next_ms: occ,
+        occurrence_ms: occ,
+        next_fire_ms: occ + 3_600_000,
+        job: Some(&job),
+        now_ms: occ,
+    };
+    assert!(s.schedule_fire(&fire).unwrap());
+    assert!(!s.schedule_fire(&fire).unwrap());
+    let fired = s.job_get(&occurrence_id("hourly", occ)).unwrap();
+    assert_eq!((fired.state, fired.queue.as_str(), fired.max_retries), (JobState::Pending, "ops", 1));
+    let now = s.schedule_list(Some("hourly"), None).unwrap().pop().unwrap();
+    assert_eq!((now.next_fire_ms, now.fired, now.skipped), (occ + 3_600_000, 1, 0));
+    assert_eq!((now.last_job_id.as_deref(), now.last_job_state), (fired.id.as_str().into(), Some(JobState::Pending)));
+    // A skip moves it on and counts; a paused schedule is not fired and not due.
+    let skip = Fire { expected_next_ms: occ + 3_600_000, next_fire_ms: occ + 7_200_000, job: None, ..fire };
+    assert!(s.schedule_fire(&skip).unwrap());
+    assert_eq!(s.schedule_list(Some("hourly"), None).unwrap()[0].skipped, 1);
+    s.schedule_change("hourly", ScheduleChange::Pause, T0).unwrap();
+    assert!(s.schedule_list(None, Some(i64::MAX)).unwrap().is_empty());
+    let late = Fire { expected_next_ms: occ + 7_200_000, next_fire_ms: occ + 10_800_000, job: None, ..fire };
+    assert!(!s.schedule_fire(&late).unwrap());
+    s.schedule_change("hourly", ScheduleChange::Resume { next_fire_ms: occ + 36_000_000 }, T0).unwrap();
+    let resumed = s.schedule_list(Some("hourly"), None).unwrap().pop().unwrap();
+    assert_eq!((resumed.paused, resumed.next_fire_ms), (false, occ + 36_000_000));
+    s.schedule_change("hourly", ScheduleChange::Remove, T0).unwrap();
+    assert!(s.schedule_list(None, None).unwrap().is_empty());
+    let e = s.schedule_change("hourly", ScheduleChange::Pause, T0).unwrap_err();
+    assert!(e.to_string().contains("no schedule named"), "{e}");
+}
+
+fn after(id: &str, parents: &[&str]) -> NewJob {
+    NewJob { after: parents.iter().map(|p| p.to_string()).collect(), ..job(id, 0) }
+}
+
+fn state_of(s: &mut dyn Store, id: &str) -> (JobState, u32) {
+    let j = s.job_get(id).unwrap();
+    (j.state, j.waiting_on)
+}
+
+/// Claims every due job and settles it (success unless its id is in `fail`), as workers
+/// would, until none is due; the ids in claim order.
+fn drain(s: &mut dyn Store, now: i64, fail: &[&str]) -> Vec<String> {
+    let mut ran = Vec::new();
+    while let Some(id) = claim(s, "w", now) {
+        let attempt = s.job_get(&id).unwrap().attempts;
+        settle(s, &id, attempt, "w", now, !fail.contains(&id.as_str()));
+        ran.push(id);
+    }
+    ran
+}
+
+fn dependents_wait_for_every_parent_then_run(s: &mut dyn Store) {
+    // One batch: later jobs may name earlier ones.
+    s.job_insert_many(&[job("a", 0), job("b", 0), after("c", &["a", "b"]), after("d", &["c"])], T0).unwrap();
+    assert_eq!(state_of(s, "c"), (JobState::Waiting, 2));
+    assert_eq!(state_of(s, "d"), (JobState::Waiting, 1));
+    let parents = s.job_parents("c").unwrap();
+    assert_eq!(parents, [("a".to_string(), JobState::Pending), ("b".to_string(), JobState::Pending)]);
+    assert!(s.job_parents("a").unwrap().is_empty());
+    let counts = s.job_count_by_state().unwrap();
+    assert_eq!(counts[0], (JobState::Waiting, 2), "{counts:?}");
+    let waiting: Vec<String> = s.job_list(Some(JobState::Waiting), None).unwrap().into_iter().map(|j| j.id).collect();
+    assert_eq!(waiting, ["c", "d"]);
+    // Waiting jobs are never claimed, whatever their priority or run_at.
+    assert_eq!(claim(s, "w", T0).as_deref(), Some("a"));
+    assert_eq!(claim(s, "w2", T0).as_deref(), Some("b"));
+    assert_eq!(claim(s, "w3", T0), None);
+    assert!(!due(s, T0 + 3_600_000, None));
+    // The first parent to complete counts c down; the last makes it pending, and d waits on.
+    assert_eq!(settle(s, "a", 1, "w", T0 + 1, true), Settled::Completed);
+    assert_eq!(state_of(s, "c"), (JobState::Waiting, 1));
+    assert_eq!(settle(s, "b", 1, "w2", T0 + 2, true), Settled::Completed);
+    assert_eq!(state_of(s, "c"), (JobState::Pending, 0));
+    assert_eq!(s.job_get("c").unwrap().updated_at_ms, T0 + 2);
+    assert_eq!(state_of(s, "d"), (JobState::Waiting, 1));
+    // A settle+claim that completes a parent releases the dependent in the same step.
+    assert_eq!(claim(s, "w", T0 + 3).as_deref(), Some("c"));
+    let claim_p = ClaimParams { worker_id: "w", now_ms: T0 + 4, lease_ms: 30_000, queues: None, after_queue: None };
+    let (settled, next) = s.job_settle_and_claim(&succeeded("c", 1, "w", T0 + 4, ""), &claim_p).unwrap();
+    assert_eq!(settled, Settled::Completed);
+    assert_eq!(state_of(s, "d").1, 0);
+    assert_ne!(state_of(s, "d").0, JobState::Waiting);
+    // SQLite's claim in that transaction sees d already; PostgreSQL's statement cannot.
+    if let Some(next) = next {
+        assert_eq!(next.id, "d");
+        assert_eq!(s.job_settle(&succeeded("d", 1, "w", T0 + 5, "")).unwrap(), Settled::Completed);
+    }
+    drain(s, T0 + 5, &[]);
+    assert_eq!(state_of(s, "d"), (JobState::Completed, 0));
+    // After a completed job: pending at once, the edge kept for people to read.
+    s.job_insert_many(&[after("e", &["a"])], T0 + 6).unwrap();
+    assert_eq!(state_of(s, "e"), (JobState::Pending, 0));
+    assert_eq!(s.job_parents("e").unwrap(), [("a".to_string(), JobState::Completed)]);
+    // An unknown parent, or one later in the batch, fails the whole batch.
+    let e = s.job_insert_many(&[job("f", 0), after("g", &["nope"])], T0).unwrap_err();
+    assert!(matches!(&e, Error::InvalidInput(m) if m.contains("no job \"nope\"")), "{e:?}");
+    let e = s.job_insert_many(&[after("g", &["h"]), job("h", 0)], T0).unwrap_err();
+    assert!(matches!(&e, Error::InvalidInput(_)), "{e:?}");
+    assert!(matches!(s.job_get("f"), Err(Error::NotFound(_))));
+    assert!(matches!(s.job_get("h"), Err(Error::NotFound(_))));
+    let report = queuectl_core::store::check::check(s, T0 + 10);
+    assert!(report.problems.is_empty(), "{:?}", report.problems);
+}
+
+fn a_parent_that_does_not_complete_cancels_its_dependents_down_the_chain(s: &mut dyn Store) {
+    let mut p = job("p", 0);
+    p.max_retries = 0;
+    s.job_insert_many(&[p, job("other", 0)], T0).unwrap();
+    s.job_insert_many(&[after("c1", &["p", "other"]), after("c2", &["c1"]), after("c3", &["c2"])], T0).unwrap();
+    assert_eq!(drain(s, T0 + 1, &["p"]), ["p", "other"]);
+    assert_eq!(s.job_get("p").unwrap().state, JobState::Dead);
+    for (id, cause, how) in [("c1", "p", "dead"), ("c2", "c1", "cancelled"), ("c3", "c2", "cancelled")] {
+        let j = s.job_get(id).unwrap();
+        assert_eq!(j.state, JobState::Cancelled, "{id}");
+        let want = format!("cancelled: it runs after job {cause}, which ended {how}");
+        assert_eq!(j.last_error.as_deref(), Some(want.as_str()), "{id}");
+        assert_eq!(j.finished_at_ms, Some(T0 + 1), "{id}");
+    }
+    // Nothing may run after a job that has ended so.
+    let e = s.job_insert_many(&[after("late", &["p"])], T0).unwrap_err();
+    assert!(matches!(&e, Error::InvalidInput(m) if m.contains("is dead")), "{e:?}");
+    // A cancel by id cascades too, from a waiting job or a pending one.
+    s.job_insert_many(&[job("q", 0), after("r", &["q"]), after("t", &["r"])], T0).unwrap();
+    let e = by_id(s, ByIdChange::Delete, &["q"], T0 + 2).unwrap_err();
+    assert!(matches!(&e, Error::InvalidState(m) if m.contains("waiting to run after it")), "{e:?}");
+    assert_eq!(by_id(s, ByIdChange::Cancel, &["r"], T0 + 2).unwrap(), 1);
+    assert_eq!(s.job_get("r").unwrap().last_error.as_deref(), Some(queuectl_core::store::CANCELLED_ERROR));
+    assert_eq!(
+        s.job_get("t").unwrap().last_error.as_deref(),
+        Some("cancelled: it runs after job r, which ended cancelled")
+    );
+    assert_eq!(s.job_get("q").unwrap().state, JobState::Pending, "a parent is left alone");
+    // A dependent cannot be retried while a parent it runs after is dead or cancelled;
+    // retried after it (one call, parent first), it waits for it again.
+    let e = by_id(s, ByIdChange::Retry, &["c1"], T0 + 3).unwrap_err();
+    assert!(matches!(&e, Error::InvalidState(m) if m.contains("runs after job \"p\", which is dead")), "{e:?}");
+    assert_eq!(by_id(s, ByIdChange::Retry, &["p", "c1", "c2"], T0 + 3).unwrap(), 3);
+    assert_eq!(state_of(s, "c1"), (JobState::Waiting, 1), "other completed: one to go");
+    assert_eq!(state_of(s, "c2"), (JobState::Waiting, 1));
+    assert_eq!(drain(s, T0 + 4, &[]), ["p", "c1", "c2", "q"], "released in enqueue order");
+    assert_eq!(s.job_get("c3").unwrap().state, JobState::Cancelled, "not retried, stays cancelled");
+    // A running parent cancelled: its worker's settle cancels the dependents.
+    s.job_insert_many(&[job("run", 0), after("dep", &["run"])], T0).unwrap();
+    assert_eq!(claim(s, "w", T0 + 5).as_deref(), Some("run"));
+    assert_eq!(by_id(s, ByIdChange::Cancel, &["run"], T0 + 5).unwrap(), 1);
+    assert_eq!(s.job_get("dep").unwrap().state, JobState::Waiting, "until the kill is settled");
+    assert_eq!(settle(s, "run", 1, "w", T0 + 6, false), Settled::Cancelled);
+    assert_eq!(s.job_get("dep").unwrap().state, JobState::Cancelled);
+    // A forced stop of a job whose cancel was asked for ends it cancelled: the same.
+    s.job_insert_many(&[job("forced", 0), after("dep2", &["forced"])], T0).unwrap();
+    assert_eq!(claim(s, "w", T0 + 7).as_deref(), Some("forced"));
+    assert_eq!(by_id(s, ByIdChange::Cancel, &["forced"], T0 + 7).unwrap(), 1);
+    assert!(s.job_requeue(&fence("forced", 1, "w"), T0 + 8).unwrap());
+    assert_eq!(s.job_get("dep2").unwrap().state, JobState::Cancelled);
+    // Deleting a dependent, then purging what ended, leaves no edge behind.
+    assert_eq!(by_id(s, ByIdChange::Delete, &["c3"], T0 + 9).unwrap(), 1);
+    s.job_purge(JobState::Cancelled, None).unwrap();
+    s.job_purge(JobState::Completed, None).unwrap();
+    let report = queuectl_core::store::check::check(s, T0 + 10);
+    assert!(report.problems.is_empty(), "{:?}", report.problems);
+}
+
+fn a_parent_rescued_after_its_worker_died_still_releases_its_dependents(s: &mut dyn Store) {
+    s.job_insert_many(&[job("p", 0), after("c", &["p"])], T0).unwrap();
+    assert_eq!(claim(s, "lost", T0).as_deref(), Some("p"));
+    // Its worker died: the rescue counts the attempt as failed; the dependent waits on.
+    assert_eq!(rescue(s, T0 + 60_000), [("p".to_string(), 1)]);
+    assert_eq!(state_of(s, "c"), (JobState::Waiting, 1));
+    assert_eq!(drain(s, T0 + 120_000, &[]), ["p", "c"]);
+    assert_eq!(state_of(s, "c"), (JobState::Completed, 0));
+}
+
+/// Eight connections settle the 200 parents of one job at once (and then run it): the
+/// last parent's settle, whichever connection runs it, makes the job pending, exactly once.
+fn fan_in_race(location: &str) {
+    let mut s = queuectl_core::open_store(location, &StoreOptions::default()).unwrap();
+    let parents: Vec<NewJob> = (0..200).map(|i| job(&format!("p{i}"), 0)).collect();
+    s.job_insert_many(&parents, T0).unwrap();
+    let names: Vec<String> = parents.iter().map(|p| p.id.clone().unwrap()).collect();
+    let child = NewJob { after: names, ..job("child", 0) };
+    s.job_insert_many(&[child], T0).unwrap();
+    let threads: Vec<_> = (0..8)
+        .map(|t| {
+            let location = location.to_string();
+            std::thread::spawn(move || {
+                let mut s = queuectl_core::open_store(&location, &StoreOptions::default()).unwrap();
+                let worker = format!("w{t}");
+                let mut ran = Vec::new();
+                while let Some(id) = claim(s.as_mut(), &worker, T0 + 1) {
+                    s.job_settle(&succeeded(&id, 1, &worker, T0 + 1, "")).unwrap();
+                    ran.push(id);
+                }
+                ran
+            })
+        })
+        .collect();
+    let ran: Vec<String> = threads.into_iter().flat_map(|t| t.join().unwrap()).collect();
+    // A thread that found nothing due stops; the child may have been released after all
+    // of them stopped: run what is left.
+    let mut rest = Vec::new();
+    while let Some(id) = claim(s.as_mut(), "last", T0 + 2) {
+        s.job_settle(&succeeded(&id, 1, "last", T0 + 2, "")).unwrap();
+        rest.push(id);
+    }
+    assert_eq!(ran.len() + rest.len(), 201, "every job ran once");
+    assert_eq!(ran.iter().chain(&rest).filter(|id| *id == "child").count(), 1);
+    assert_eq!(s.job_get("child").unwrap().state, JobState::Completed);
+}
+
+#[test]
+fn fan_in_holds_when_many_connections_settle_the_parents_at_once_on_sqlite() {
+    let (g, _s) = common::sqlite();
+    fan_in_race(g.dir.path().join("q.db").to_str().unwrap());
+}
+
+#[test]
+fn fan_in_holds_when_many_connections_settle_the_parents_at_once_on_postgres() {
+    let Some(schema) = common::PgSchema::create() else { return };
+    fan_in_race(&schema.url);
+}
 
 fn keyed(id: &str, key: &str) -> NewJob {
     NewJob { unique_key: Some(key.into()), ..job(id, 0) }
@@ -549,7 +794,9 @@ fn one_job_per_state(s: &mut dyn Store) {
 
 fn job_list_reads_every_state(s: &mut dyn Store) {
     one_job_per_state(s);
+    s.job_insert_many(&[after("wt", &["p"])], T0).unwrap();
     for (state, id) in [
+        (JobState::Waiting, "wt"),
         (JobState::Pending, "p"),
         (JobState::Processing, "r"),
         (JobState::Completed, "c"),
@@ -564,7 +811,7 @@ fn job_list_reads_every_state(s: &mut dyn Store) {
     let counts = s.job_count_by_state().unwrap();
     assert_eq!(counts, JobState::ALL.map(|st| (st, 1)).to_vec());
     let all: Vec<String> = s.job_list(None, None).unwrap().into_iter().map(|j| j.id).collect();
-    assert_eq!(all, ["c", "f", "d", "r", "p", "x"], "enqueue order");
+    assert_eq!(all, ["c", "f", "d", "r", "p", "x", "wt"], "enqueue order");
 }
 
 fn dead_retry_all_revives_every_dead_job(s: &mut dyn Store) {
@@ -1070,16 +1317,27 @@ fn a_sqlite_queue_copies_into_postgres_whole_or_not_at_all() {
     assert_eq!(settle(src.as_mut(), "done", 1, "w", T0, true), Settled::Completed);
     assert_eq!(claim(src.as_mut(), "w", T0).as_deref(), Some("dies"));
     assert_eq!(settle(src.as_mut(), "dies", 1, "w", T0, false), Settled::Dead);
-    src.job_insert_many(&[job("fresh", 0)], T0 + 1).unwrap();
+    src.job_insert_many(&[job("fresh", 0), after("child", &["fresh", "done"])], T0 + 1).unwrap();
+    let d = queuectl_core::spec::SpecDefaults { max_retries: 1, timeout_ms: 0, cwd: "/".into(), now_ms: T0 };
+    let daily = queuectl_core::schedule::new_schedule("daily", "@daily", None, "skip", r#"{"command":"x"}"#, &d);
+    src.schedule_add(&daily.unwrap()).unwrap();
 
     let path = g.dir.path().join("q.db");
     let report = transfer::sqlite_to_postgres(&path, &schema.url, &StoreOptions::default()).unwrap();
-    assert_eq!(report, transfer::CopyReport { jobs: 5, attempts: 2, config: 1, requeued: 0 });
+    assert_eq!(report, transfer::CopyReport { jobs: 6, attempts: 2, config: 1, requeued: 0 });
     let mut dst = schema.open(&StoreOptions::default());
     assert_eq!(dst.job_list(None, None).unwrap(), src.job_list(None, None).unwrap());
-    for id in ["done", "retrying", "dies", "waiting", "fresh"] {
+    for id in ["done", "retrying", "dies", "waiting", "fresh", "child"] {
         assert_eq!(dst.job_attempts(id).unwrap(), src.job_attempts(id).unwrap(), "{id}");
     }
+    assert_eq!(dst.job_parents("child").unwrap(), src.job_parents("child").unwrap());
+    assert_eq!(dst.schedule_list(None, None).unwrap(), src.schedule_list(None, None).unwrap());
+    // And back into a new SQLite file: the edges and the schedule come along.
+    let back = g.dir.path().join("back.db");
+    transfer::postgres_to_sqlite(&schema.url, &back, &StoreOptions::default()).unwrap();
+    let mut again = queuectl_core::open_store(back.to_str().unwrap(), &StoreOptions::default()).unwrap();
+    assert_eq!(again.job_parents("child").unwrap(), src.job_parents("child").unwrap());
+    assert_eq!(again.schedule_list(None, None).unwrap(), src.schedule_list(None, None).unwrap());
     assert_eq!(dst.config_list().unwrap(), src.config_list().unwrap());
     assert_eq!(dst.job_count_by_state().unwrap(), src.job_count_by_state().unwrap());
     // The retry keeps its priority (3) and due time: it comes before the fresh job.
@@ -1088,7 +1346,7 @@ fn a_sqlite_queue_copies_into_postgres_whole_or_not_at_all() {
     // Copying again clashes on the first id and adds nothing.
     let err = transfer::sqlite_to_postgres(&path, &schema.url, &StoreOptions::default()).unwrap_err();
     assert!(matches!(err, Error::DuplicateId(_)), "{err:?}");
-    assert_eq!(dst.job_list(None, None).unwrap().len(), 5);
+    assert_eq!(dst.job_list(None, None).unwrap().len(), 6);
 }
 
 #[test]

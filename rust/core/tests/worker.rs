@@ -26,6 +26,7 @@ fn shell_job(id: &str, command: &str, max_retries: u32, dir: &tempfile::TempDir)
         env: Vec::new(),
         queue: queuectl_core::job::DEFAULT_QUEUE.into(),
         unique_key: None,
+        after: Vec::new(),
     }
 }
 
@@ -260,4 +261,87 @@ fn cancel_while_running(location: &str, dir: &tempfile::TempDir) {
     assert_eq!((summary.cancelled, summary.completed, summary.failed), (1, 1, 0));
     assert_eq!((counters.snapshot().cancelled, counters.snapshot().started), (1, 2));
     eprintln!("cancel to settled: {took:?}");
+}
+
+#[test]
+fn three_workers_fire_each_occurrence_once_as_the_clock_moves_on_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("q.db");
+    schedules_fire_once(db.to_str().unwrap(), &dir);
+}
+
+#[test]
+fn three_workers_fire_each_occurrence_once_as_the_clock_moves_on_postgres() {
+    let Some(schema) = common::PgSchema::create() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    schedules_fire_once(&schema.url, &dir);
+}
+
+/// Three worker pools (as three processes on three hosts would) share a clock that the
+/// test moves: a minute at a time, every occurrence is enqueued exactly once; after an
+/// hour's gap, only the latest missed one; a schedule whose job still runs skips.
+fn schedules_fire_once(location: &str, dir: &tempfile::TempDir) {
+    use queuectl_core::schedule::{new_schedule, occurrence_id};
+    use queuectl_core::spec::SpecDefaults;
+    const MINUTE: i64 = 60_000;
+    const T: i64 = 1_900_000_000_000 / MINUTE * MINUTE;
+    let long = if cfg!(windows) { "ping -n 60 127.0.0.1 > NUL" } else { "sleep 60" };
+    let clock = Arc::new(ManualClock::at(T + 1));
+    let mut store = open_store(location, &StoreOptions::default()).unwrap();
+    let cwd = dir.path().to_str().unwrap().to_string();
+    let d = SpecDefaults { max_retries: 0, timeout_ms: 0, cwd, now_ms: T + 1 };
+    for (name, overlap, command) in [("tick", "allow", "exit 0"), ("slow", "skip", long)] {
+        let job = serde_json::json!({ "command": command }).to_string();
+        store.schedule_add(&new_schedule(name, "@every 1m", None, overlap, &job, &d).unwrap()).unwrap();
+    }
+    std::fs::create_dir(dir.path().join("logs")).unwrap();
+    let pools: Vec<Pool> = (0..3)
+        .map(|h| {
+            let cfg = WorkerConfig {
+                heartbeat_ms: 10,
+                // Longer than the clock's jumps: a running job's lease must not run out.
+                lease_ms: 3 * 3_600_000,
+                clock: Arc::clone(&clock) as Arc<dyn queuectl_core::clock::Clock>,
+                observer: Arc::new(Silent),
+                ..WorkerConfig::new(new_worker_id(), format!("host{h}"), std::process::id(), dir.path().join("logs"))
+            };
+            Pool::start(location, &StoreOptions { durable: false, ..Default::default() }, vec![cfg]).unwrap()
+        })
+        .collect();
+    let next_fire = |store: &mut Box<dyn queuectl_core::Store>, name: &str| {
+        store.schedule_list(Some(name), None).unwrap().pop().unwrap().next_fire_ms
+    };
+    let moved_to = |store: &mut Box<dyn queuectl_core::Store>, minute: i64| {
+        clock.set(T + minute * MINUTE + 1);
+        let until = std::time::Instant::now() + Duration::from_secs(30);
+        while next_fire(store, "tick") != T + (minute + 1) * MINUTE
+            || next_fire(store, "slow") != T + (minute + 1) * MINUTE
+        {
+            assert!(std::time::Instant::now() < until, "minute {minute} was not fired");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    };
+    for minute in 1..=5 {
+        moved_to(&mut store, minute);
+    }
+    moved_to(&mut store, 65);
+    let mut ticks: Vec<String> =
+        store.job_list(None, None).unwrap().into_iter().map(|j| j.id).filter(|id| id.starts_with("tick-")).collect();
+    ticks.sort();
+    let want: Vec<String> = [1, 2, 3, 4, 5, 65].iter().map(|m| occurrence_id("tick", T + m * MINUTE)).collect();
+    assert_eq!(ticks, want, "each occurrence once; of the gap, only the latest");
+    let tick = store.schedule_list(Some("tick"), None).unwrap().pop().unwrap();
+    assert_eq!((tick.fired, tick.skipped, tick.last_fire_ms), (6, 0, Some(T + 65 * MINUTE)));
+    // The first slow job still runs: every later occurrence was skipped, and counted.
+    let slow = store.schedule_list(Some("slow"), None).unwrap().pop().unwrap();
+    assert_eq!((slow.fired, slow.skipped), (1, 5));
+    assert_eq!(slow.last_job_id, Some(occurrence_id("slow", T + MINUTE)));
+    assert_eq!(slow.last_job_state, Some(JobState::Processing));
+    for pool in &pools {
+        pool.request_stop(StopLevel::Force);
+    }
+    for pool in pools {
+        assert!(pool.wait(Duration::from_secs(20)));
+        pool.join().unwrap();
+    }
 }

@@ -116,6 +116,14 @@ fn check(py: Python<'_>, location: String) -> (Option<i64>, Vec<String>) {
 }
 
 /// A store location with any password left out, fit to print.
+/// The next `count` occurrences of a rule after `after_ms`: (ms, local time in its zone).
+#[pyfunction]
+#[pyo3(signature = (cron, tz, after_ms, count))]
+fn schedule_times(cron: &str, tz: Option<&str>, after_ms: i64, count: usize) -> PyResult<Vec<(i64, String)>> {
+    let timing = queuectl_core::schedule::Timing::parse(cron, tz).map_err(errors::py_err)?;
+    Ok(timing.upcoming(after_ms, count.min(1000)).into_iter().map(|ms| (ms, timing.local(ms))).collect())
+}
+
 #[pyfunction]
 fn redact_location(location: &str) -> String {
     queuectl_core::store::redact(location)
@@ -129,6 +137,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<values::Attempt>()?;
     m.add_class::<values::Worker>()?;
     m.add_class::<values::Queue>()?;
+    m.add_class::<values::Schedule>()?;
     m.add_class::<store::Store>()?;
     m.add_class::<pool::WorkerPool>()?;
     m.add("JOB_STATES", JobState::ALL.map(JobState::as_str).to_vec())?;
@@ -154,5 +163,6 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(copy_postgres_to_sqlite, m)?)?;
     m.add_function(wrap_pyfunction!(backup, m)?)?;
     m.add_function(wrap_pyfunction!(check, m)?)?;
+    m.add_function(wrap_pyfunction!(schedule_times, m)?)?;
     Ok(())
 }

@@ -9,15 +9,16 @@ use queuectl_core::policy::{self, WorkerSettings};
 use queuectl_core::spec::{self, SpecDefaults};
 use std::time::Duration;
 
+use queuectl_core::schedule::{self, Timing};
 use queuectl_core::store::{
-    open_store, ByIdChange, ByIdParams, InsertBatch, ListFilter, QueueChange, QueueSetting, Setting, StoreOptions,
-    DEFAULT_BUSY_TIMEOUT_MS,
+    open_store, ByIdChange, ByIdParams, InsertBatch, ListFilter, QueueChange, QueueSetting, ScheduleChange, Setting,
+    StoreOptions, DEFAULT_BUSY_TIMEOUT_MS,
 };
 use queuectl_core::{clock, JobState};
 
 use crate::errors::{py_err, InputError};
 use crate::stop_level;
-use crate::values::{Attempt, Job, Queue, Worker};
+use crate::values::{Attempt, Job, Queue, Schedule, Worker};
 
 fn parse_state(name: &str) -> PyResult<JobState> {
     JobState::parse(name).ok_or_else(|| InputError::new_err(format!("unknown state {name:?}")))
@@ -136,6 +137,69 @@ impl Store {
     fn attempts(&self, py: Python<'_>, id: String) -> PyResult<Vec<Attempt>> {
         let rows = self.with(py, |s| s.job_attempts(&id))?;
         Ok(rows.into_iter().map(Attempt::from).collect())
+    }
+
+    /// The jobs job `id` runs after, in enqueue order: (id, state).
+    fn parents(&self, py: Python<'_>, id: String) -> PyResult<Vec<(String, &'static str)>> {
+        let rows = self.with(py, |s| s.job_parents(&id))?;
+        Ok(rows.into_iter().map(|(id, st)| (id, st.as_str())).collect())
+    }
+
+    /// Adds a schedule (see `queuectl schedule add`); `job` is the enqueue JSON of each
+    /// occurrence's job, completed with the defaults given.
+    #[pyo3(signature = (name, cron, *, tz, overlap, job, max_retries, timeout_ms, cwd))]
+    #[allow(clippy::too_many_arguments)]
+    fn schedule_add(
+        &self,
+        py: Python<'_>,
+        name: String,
+        cron: String,
+        tz: Option<String>,
+        overlap: String,
+        job: String,
+        max_retries: u32,
+        timeout_ms: u64,
+        cwd: String,
+    ) -> PyResult<Schedule> {
+        self.with(py, |s| {
+            let d = SpecDefaults { max_retries, timeout_ms, cwd, now_ms: clock::now_ms() };
+            let row = schedule::new_schedule(&name, &cron, tz.as_deref(), &overlap, &job, &d)?;
+            s.schedule_add(&row)?;
+            Ok(row)
+        })
+        .map(Schedule::from)
+    }
+
+    /// Schedules by name (only `name` when given).
+    #[pyo3(signature = (name = None))]
+    fn schedules(&self, py: Python<'_>, name: Option<String>) -> PyResult<Vec<Schedule>> {
+        let rows = self.with(py, |s| s.schedule_list(name.as_deref(), None))?;
+        Ok(rows.into_iter().map(Schedule::from).collect())
+    }
+
+    /// Pauses, resumes ("resume": from the next occurrence after now) or removes one.
+    fn schedule_change(&self, py: Python<'_>, name: String, change: &str) -> PyResult<()> {
+        self.with(py, |s| {
+            let now = clock::now_ms();
+            let change = match change {
+                "pause" => ScheduleChange::Pause,
+                "remove" => ScheduleChange::Remove,
+                _ => {
+                    let Some(row) = s.schedule_list(Some(&name), None)?.pop() else {
+                        return s.schedule_change(&name, ScheduleChange::Pause, now);
+                    };
+                    let timing = Timing::parse(&row.cron, Some(&row.tz))?;
+                    ScheduleChange::Resume { next_fire_ms: timing.next_after(now).unwrap_or(i64::MAX) }
+                }
+            };
+            s.schedule_change(&name, change, now)
+        })
+    }
+
+    /// Fires the schedules due now, as a worker's heartbeat does; (schedule, job id or
+    /// None when skipped) for each occurrence this call fired.
+    fn schedule_fire_due(&self, py: Python<'_>) -> PyResult<Vec<(String, Option<String>)>> {
+        self.with(py, |s| policy::fire_schedules(s, clock::now_ms()))
     }
 
     /// How many due jobs a claim now would take before job `id`.

@@ -3,7 +3,7 @@
 
 use pyo3::prelude::*;
 
-use queuectl_core::store::{QueueRow, WorkerRow};
+use queuectl_core::store::{QueueRow, ScheduleRow, WorkerRow};
 
 /// A job as stored; times are milliseconds since the Unix epoch.
 #[pyclass(frozen, get_all, module = "queuectl._core")]
@@ -32,6 +32,8 @@ pub struct Job {
     cancel_requested_ms: Option<i64>,
     /// While it is unfinished, no other job with this key is enqueued.
     unique_key: Option<String>,
+    /// How many of the jobs it runs after have not completed (0 unless waiting).
+    waiting_on: u32,
 }
 
 impl From<queuectl_core::Job> for Job {
@@ -58,6 +60,7 @@ impl From<queuectl_core::Job> for Job {
             queue: j.queue,
             cancel_requested_ms: j.cancel_requested_ms,
             unique_key: j.unique_key,
+            waiting_on: j.waiting_on,
         }
     }
 }
@@ -151,5 +154,53 @@ impl From<QueueRow> for Queue {
             limit: q.limit,
             counts: q.counts.into_iter().map(|(s, n)| (s.as_str(), n)).collect(),
         }
+    }
+}
+
+/// A schedule as stored, with the state of the last job it enqueued.
+#[pyclass(frozen, get_all, module = "queuectl._core")]
+pub struct Schedule {
+    name: String,
+    cron: String,
+    tz: String,
+    overlap: &'static str,
+    /// The enqueue JSON of each occurrence's job.
+    job: String,
+    paused: bool,
+    next_fire_ms: i64,
+    last_fire_ms: Option<i64>,
+    last_job_id: Option<String>,
+    last_job_state: Option<&'static str>,
+    fired: u64,
+    skipped: u64,
+    created_at_ms: i64,
+    updated_at_ms: i64,
+}
+
+impl From<ScheduleRow> for Schedule {
+    fn from(r: ScheduleRow) -> Self {
+        Schedule {
+            name: r.name,
+            cron: r.cron,
+            tz: r.tz,
+            overlap: r.overlap.as_str(),
+            job: r.job,
+            paused: r.paused,
+            next_fire_ms: r.next_fire_ms,
+            last_fire_ms: r.last_fire_ms,
+            last_job_id: r.last_job_id,
+            last_job_state: r.last_job_state.map(|s| s.as_str()),
+            fired: r.fired,
+            skipped: r.skipped,
+            created_at_ms: r.created_at_ms,
+            updated_at_ms: r.updated_at_ms,
+        }
+    }
+}
+
+#[pymethods]
+impl Schedule {
+    fn __repr__(&self) -> String {
+        format!("Schedule(name={:?}, cron={:?}, tz={:?})", self.name, self.cron, self.tz)
     }
 }

@@ -24,7 +24,25 @@ const INVARIANTS: &[&str] = &[
     "SELECT 'job ' || id || ' has ' || attempts || ' attempts counted but ran only ' || runs || ' times'
      FROM jobs WHERE attempts > runs OR attempts < 0 ORDER BY seq",
     "SELECT 'job ' || id || ' has an unknown state ' || state
-     FROM jobs WHERE state NOT IN ('pending', 'processing', 'completed', 'failed', 'dead', 'cancelled') ORDER BY seq",
+     FROM jobs WHERE state NOT IN ('waiting', 'pending', 'processing', 'completed', 'failed', 'dead', 'cancelled')
+     ORDER BY seq",
+    // A waiting job counts the jobs it runs after that have not completed; the settle of
+    // the last one makes it pending, and a parent that ended otherwise cancelled it.
+    "SELECT 'job ' || w.id || ' is waiting for ' || w.waiting_on || ' jobs, but ' || w.n_open ||
+            ' of the jobs it runs after have not completed'
+     FROM (SELECT j.seq, j.id, j.waiting_on,
+                  (SELECT count(*) FROM job_deps d JOIN jobs p ON p.seq = d.parent_seq
+                   WHERE d.child_seq = j.seq AND p.state <> 'completed') AS n_open
+           FROM jobs j WHERE j.state = 'waiting') w
+     WHERE w.waiting_on <> w.n_open ORDER BY w.seq",
+    "SELECT 'job ' || c.id || ' is waiting, but job ' || p.id || ', which it runs after, is ' || p.state ||
+            ': it can never run (cancel it, or retry ' || p.id || ')'
+     FROM jobs c JOIN job_deps d ON d.child_seq = c.seq JOIN jobs p ON p.seq = d.parent_seq
+     WHERE c.state = 'waiting' AND p.state IN ('dead', 'cancelled') ORDER BY c.seq",
+    "SELECT 'a dependency names a job that does not exist (job numbers ' || d.parent_seq || ' -> ' || d.child_seq || ')'
+     FROM job_deps d WHERE NOT EXISTS (SELECT 1 FROM jobs WHERE seq = d.parent_seq)
+        OR NOT EXISTS (SELECT 1 FROM jobs WHERE seq = d.child_seq)
+     ORDER BY d.child_seq",
     "SELECT 'job ' || id || ' is ' || state || ' but still holds a lease for worker ' || COALESCE(worker_id, '(none)')
      FROM jobs WHERE state <> 'processing' AND lease_expires_ms IS NOT NULL ORDER BY seq",
     "SELECT 'an earlier attempt (run ' || a.run || ') belongs to no job (job number ' || a.job_seq || ')'

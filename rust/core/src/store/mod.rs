@@ -11,7 +11,7 @@
 //! The roles: [`JobQueue`] (the hot path: insert, claim, settle), [`JobAdmin`] (rescues,
 //! purge, DLQ retry), [`JobInspect`] (reads for people: get, list, counts, history,
 //! checks), [`QueueControl`] (named queues' pause and limit), [`WorkerRegistry`],
-//! [`ConfigStore`] and [`ChangeFeed`] (how idle workers
+//! [`ConfigStore`], [`ScheduleStore`] and [`ChangeFeed`] (how idle workers
 //! learn that something changed). [`Store`] is all of them, one connection.
 
 pub mod check;
@@ -30,6 +30,7 @@ pub use sqlite::SqliteStore;
 
 use crate::error::{Error, Result};
 use crate::job::{Attempt, Job, JobState, NewJob, Outcome};
+use crate::schedule::Overlap;
 
 /// The version of the SQLite library compiled in.
 pub fn sqlite_library_version() -> &'static str {
@@ -499,6 +500,9 @@ pub trait JobInspect {
     }
     /// The number of jobs in every state, zeros included, in `JobState::ALL` order.
     fn job_count_by_state(&mut self) -> Result<Vec<(JobState, u64)>>;
+    /// The jobs job `id` runs after (`after`), in enqueue order, with their states; empty
+    /// for a job that runs after none (or an unknown id).
+    fn job_parents(&mut self, id: &str) -> Result<Vec<(String, JobState)>>;
     /// The finished attempts of a job, oldest first.
     fn job_attempts(&mut self, id: &str) -> Result<Vec<Attempt>>;
     /// How many due jobs a claim at `now_ms` would take before job `id`.
@@ -565,6 +569,72 @@ pub trait QueueControl {
     fn queue_set(&mut self, s: &QueueSetting<'_>) -> Result<u64>;
 }
 
+/// A schedule as stored, with the state of the last job it enqueued.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScheduleRow {
+    pub name: String,
+    /// The rule: 5 cron fields, a nickname, or `@every DURATION`.
+    pub cron: String,
+    /// The IANA zone the rule is read in.
+    pub tz: String,
+    pub overlap: Overlap,
+    /// The job each occurrence enqueues, as enqueue JSON.
+    pub job: String,
+    pub paused: bool,
+    /// The next occurrence, not yet fired.
+    pub next_fire_ms: i64,
+    /// The occurrence last fired or skipped.
+    pub last_fire_ms: Option<i64>,
+    pub last_job_id: Option<String>,
+    /// None when it has enqueued nothing yet, or that job is gone (purged, deleted).
+    pub last_job_state: Option<JobState>,
+    /// Occurrences that enqueued a job, and those skipped for an unfinished one.
+    pub fired: u64,
+    pub skipped: u64,
+    pub created_at_ms: i64,
+    pub updated_at_ms: i64,
+}
+
+/// One firing of a due schedule, as the core decided it.
+#[derive(Debug, Clone, Copy)]
+pub struct Fire<'a> {
+    pub name: &'a str,
+    /// The next occurrence the firer read: the fence, so an occurrence fires once.
+    pub expected_next_ms: i64,
+    pub occurrence_ms: i64,
+    pub next_fire_ms: i64,
+    /// The occurrence's job; None when it is skipped.
+    pub job: Option<&'a NewJob>,
+    pub now_ms: i64,
+}
+
+/// A change people make to a schedule.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ScheduleChange {
+    /// No firing until resumed.
+    Pause,
+    /// Firing again from `next_fire_ms` (occurrences while it was paused are not fired).
+    Resume {
+        next_fire_ms: i64,
+    },
+    Remove,
+}
+
+/// Schedules: what people add and workers fire.
+pub trait ScheduleStore {
+    /// Adds a schedule; an error when its name is taken.
+    fn schedule_add(&mut self, row: &ScheduleRow) -> Result<()>;
+    /// Schedules by name: only `name` when given (an empty list when there is none), only
+    /// those due by `due_by` (not paused, next occurrence at or before it) when given.
+    fn schedule_list(&mut self, name: Option<&str>, due_by: Option<i64>) -> Result<Vec<ScheduleRow>>;
+    /// Fires one occurrence: moves the schedule on and enqueues the job, in one
+    /// transaction, if the schedule is still due at `f.expected_next_ms`; false when
+    /// another firer (or a pause) came first, and nothing changed.
+    fn schedule_fire(&mut self, f: &Fire<'_>) -> Result<bool>;
+    /// Pauses, resumes or removes the schedule `name`; an error when there is none.
+    fn schedule_change(&mut self, name: &str, change: ScheduleChange, now_ms: i64) -> Result<()>;
+}
+
 /// How idle workers learn that something changed without polling the queue itself.
 pub trait ChangeFeed {
     /// How this store delivers wake-ups.
@@ -577,16 +647,27 @@ pub trait ChangeFeed {
 /// Storage for queuectl. One value is one connection; it is `Send` but not shared between
 /// threads: each worker thread opens its own.
 pub trait Store:
-    JobQueue + JobAdmin + JobInspect + QueueControl + WorkerRegistry + ConfigStore + ChangeFeed + Send
+    JobQueue + JobAdmin + JobInspect + QueueControl + WorkerRegistry + ConfigStore + ScheduleStore + ChangeFeed + Send
 {
 }
 
-impl<T: JobQueue + JobAdmin + JobInspect + QueueControl + WorkerRegistry + ConfigStore + ChangeFeed + Send> Store
-    for T
+impl<
+        T: JobQueue
+            + JobAdmin
+            + JobInspect
+            + QueueControl
+            + WorkerRegistry
+            + ConfigStore
+            + ScheduleStore
+            + ChangeFeed
+            + Send,
+    > Store for T
 {
 }
 
 /// The traits of every role, for callers that use a store through `dyn Store`.
 pub mod prelude {
-    pub use super::{ChangeFeed, ConfigStore, JobAdmin, JobInspect, JobQueue, QueueControl, Store, WorkerRegistry};
+    pub use super::{
+        ChangeFeed, ConfigStore, JobAdmin, JobInspect, JobQueue, QueueControl, ScheduleStore, Store, WorkerRegistry,
+    };
 }

@@ -231,7 +231,310 @@ CREATE UNIQUE INDEX jobs_unique ON jobs (unique_key)
     WHERE unique_key IS NOT NULL AND state IN ('waiting', 'pending', 'processing', 'failed');
 "#,
     },
+    Migration {
+        // Dependencies. A job enqueued with `after` is `waiting` (in no claim index) while
+        // `waiting_on` of the jobs it names have not completed; the settle that completes a
+        // parent counts its dependents down in the same transaction, and the last one makes
+        // a dependent pending. `has_dependents` is set on a job once another names it, so a
+        // settle learns from its own RETURNING whether there is anything to do: a job
+        // nobody runs after pays nothing. job_deps holds the edges both ways round.
+        sqlite: r#"
+ALTER TABLE jobs ADD COLUMN waiting_on INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE jobs ADD COLUMN has_dependents INTEGER;
+CREATE INDEX jobs_waiting ON jobs (seq) WHERE state = 'waiting';
+CREATE TABLE job_deps (
+    parent_seq INTEGER NOT NULL,
+    child_seq  INTEGER NOT NULL,
+    PRIMARY KEY (parent_seq, child_seq)
+) WITHOUT ROWID;
+CREATE INDEX job_deps_child ON job_deps (child_seq, parent_seq);
+"#,
+        postgres: r#"
+ALTER TABLE jobs ADD COLUMN waiting_on BIGINT NOT NULL DEFAULT 0;
+ALTER TABLE jobs ADD COLUMN has_dependents BIGINT;
+CREATE TABLE job_deps (
+    parent_seq BIGINT NOT NULL,
+    child_seq  BIGINT NOT NULL,
+    PRIMARY KEY (parent_seq, child_seq)
+);
+CREATE INDEX job_deps_child ON job_deps (child_seq, parent_seq);
+"#,
+    },
+    Migration {
+        // Schedules: a job template fired on a rule. Workers read the due ones with their
+        // heartbeat and fire each with a compare-and-set on next_fire_ms, in the
+        // transaction that enqueues the occurrence's job, so an occurrence fires once
+        // however many workers and hosts see it due.
+        sqlite: r#"
+CREATE TABLE schedules (
+    name          TEXT PRIMARY KEY,
+    cron          TEXT NOT NULL,
+    tz            TEXT NOT NULL,
+    overlap       TEXT NOT NULL,
+    job           TEXT NOT NULL,      -- the enqueue JSON of every occurrence's job
+    paused        INTEGER NOT NULL DEFAULT 0,
+    next_fire_ms  INTEGER NOT NULL,   -- the next occurrence, not yet fired
+    last_fire_ms  INTEGER,            -- the occurrence last fired or skipped
+    last_job_id   TEXT,
+    fired         INTEGER NOT NULL DEFAULT 0,
+    skipped       INTEGER NOT NULL DEFAULT 0,
+    created_at_ms INTEGER NOT NULL,
+    updated_at_ms INTEGER NOT NULL
+);
+"#,
+        postgres: r#"
+CREATE TABLE schedules (
+    name          TEXT PRIMARY KEY,
+    cron          TEXT NOT NULL,
+    tz            TEXT NOT NULL,
+    overlap       TEXT NOT NULL,
+    job           TEXT NOT NULL,
+    paused        BIGINT NOT NULL DEFAULT 0,
+    next_fire_ms  BIGINT NOT NULL,
+    last_fire_ms  BIGINT,
+    last_job_id   TEXT,
+    fired         BIGINT NOT NULL DEFAULT 0,
+    skipped       BIGINT NOT NULL DEFAULT 0,
+    created_at_ms BIGINT NOT NULL,
+    updated_at_ms BIGINT NOT NULL
+);
+"#,
+    },
 ];
+
+/// Schedules, by name, with the state of the last job each enqueued: ?1 one name (NULL:
+/// all), ?2 only those not paused whose next occurrence is at or before it (NULL: any).
+pub(super) const SCHEDULE_LIST_SQL: &str =
+    "SELECT s.name, s.cron, s.tz, s.overlap, s.job, CAST(s.paused AS BIGINT), s.next_fire_ms, s.last_fire_ms,
+            s.last_job_id, j.state, s.fired, s.skipped, s.created_at_ms, s.updated_at_ms
+     FROM schedules s LEFT JOIN jobs j ON j.id = s.last_job_id
+     WHERE (CAST(?1 AS TEXT) IS NULL OR s.name = ?1)
+       AND (CAST(?2 AS BIGINT) IS NULL OR (s.paused = 0 AND s.next_fire_ms <= ?2))
+     ORDER BY s.name";
+
+/// A schedule from a row of [`SCHEDULE_LIST_SQL`].
+pub(super) fn schedule_from(r: &impl Cells) -> Result<super::ScheduleRow> {
+    let overlap = r.text(3)?;
+    Ok(super::ScheduleRow {
+        name: r.text(0)?,
+        cron: r.text(1)?,
+        tz: r.text(2)?,
+        overlap: crate::schedule::Overlap::parse(&overlap)
+            .map_err(|_| Error::Database(format!("unknown overlap {overlap:?} in the database")))?,
+        job: r.text(4)?,
+        paused: r.int(5)? != 0,
+        next_fire_ms: r.int(6)?,
+        last_fire_ms: r.opt_int(7)?,
+        last_job_id: r.opt_text(8)?,
+        last_job_state: r.opt_text(9)?.as_deref().map(state_of).transpose()?,
+        fired: u64::try_from(r.int(10)?).unwrap_or(0),
+        skipped: u64::try_from(r.int(11)?).unwrap_or(0),
+        created_at_ms: r.int(12)?,
+        updated_at_ms: r.int(13)?,
+    })
+}
+
+/// ?1 name, ?2 rule, ?3 zone, ?4 overlap, ?5 job, ?6 next occurrence, ?7 now; no row
+/// when the name is taken.
+pub(super) const SCHEDULE_ADD_SQL: &str =
+    "INSERT INTO schedules (name, cron, tz, overlap, job, next_fire_ms, created_at_ms, updated_at_ms)
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7) ON CONFLICT (name) DO NOTHING";
+
+/// The error for a name taken.
+pub(super) fn schedule_exists(name: &str) -> Error {
+    Error::InvalidState(format!("a schedule named {name:?} exists (remove it first to replace it)"))
+}
+
+/// The error for an unknown name.
+pub(super) fn no_schedule(name: &str) -> Error {
+    Error::InvalidInput(format!("there is no schedule named {name:?} (see `queuectl schedule list`)"))
+}
+
+/// The compare-and-set of a firing: applies only while the schedule is still due at the
+/// occurrence this firer read (?2), so one firer of each occurrence wins. ?1 name, ?3 next
+/// occurrence, ?4 the occurrence, ?5 the job enqueued (NULL: skipped), ?6 1 when fired,
+/// ?7 1 when skipped, ?8 now.
+pub(super) const SCHEDULE_FIRE_SQL: &str =
+    "UPDATE schedules SET next_fire_ms = ?3, last_fire_ms = ?4, last_job_id = coalesce(?5, last_job_id),
+         fired = fired + ?6, skipped = skipped + ?7, updated_at_ms = ?8
+     WHERE name = ?1 AND next_fire_ms = ?2 AND paused = 0";
+
+/// Every schedule as [`SCHEDULE_COPY_SQL`] takes it (a copy between stores).
+pub(super) const SCHEDULE_ROWS_SQL: &str =
+    "SELECT name, cron, tz, overlap, job, CAST(paused AS BIGINT), next_fire_ms, last_fire_ms, last_job_id,
+            fired, skipped, created_at_ms, updated_at_ms FROM schedules";
+
+/// A schedule as a copy writes it (the source's wins over one of the same name).
+pub(super) const SCHEDULE_COPY_SQL: &str =
+    "INSERT INTO schedules (name, cron, tz, overlap, job, paused, next_fire_ms, last_fire_ms, last_job_id,
+                            fired, skipped, created_at_ms, updated_at_ms)
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)
+     ON CONFLICT (name) DO UPDATE SET cron = excluded.cron, tz = excluded.tz, overlap = excluded.overlap,
+         job = excluded.job, paused = excluded.paused, next_fire_ms = excluded.next_fire_ms,
+         last_fire_ms = excluded.last_fire_ms, last_job_id = excluded.last_job_id, fired = excluded.fired,
+         skipped = excluded.skipped, created_at_ms = excluded.created_at_ms, updated_at_ms = excluded.updated_at_ms";
+
+/// One row of [`SCHEDULE_ROWS_SQL`].
+pub(super) type ScheduleCopy =
+    (String, String, String, String, String, i64, i64, Option<i64>, Option<String>, i64, i64, i64, i64);
+
+/// An occurrence's job: ?1 id, ?2 command, ?3 max retries, ?4 priority, ?5 run at, ?6
+/// timeout, ?7 cwd, ?8 now, ?9 env, ?10 queue, ?11 unique key. A job already there with
+/// its id (or its unique key) leaves it at that.
+pub(super) const SCHEDULED_JOB_SQL: &str =
+    "INSERT INTO jobs (id, command, state, max_retries, priority, run_at_ms, timeout_ms, cwd, created_at_ms, updated_at_ms, env, queue, unique_key)
+     VALUES (?1, ?2, 'pending', ?3, ?4, ?5, ?6, ?7, ?8, ?8, ?9, ?10, ?11) ON CONFLICT DO NOTHING";
+
+/// The statement of a schedule change (?1 name, ?2 now, ?3 for a resume the next
+/// occurrence) and whether it takes ?3.
+pub(super) fn schedule_change_sql(change: super::ScheduleChange) -> (&'static str, Option<i64>) {
+    match change {
+        super::ScheduleChange::Pause => ("UPDATE schedules SET paused = 1, updated_at_ms = ?2 WHERE name = ?1", None),
+        super::ScheduleChange::Resume { next_fire_ms } => (
+            "UPDATE schedules SET paused = 0, next_fire_ms = ?3, updated_at_ms = ?2 WHERE name = ?1",
+            Some(next_fire_ms),
+        ),
+        super::ScheduleChange::Remove => {
+            ("DELETE FROM schedules WHERE name = ?1 AND CAST(?2 AS BIGINT) IS NOT NULL", None)
+        }
+    }
+}
+
+/// Marks job ?1 as having dependents and reads it (its row locked on PostgreSQL until the
+/// enqueue commits, so a settle of it waits and then sees the new edge).
+pub(super) const PARENT_MARK_SQL: &str = "UPDATE jobs SET has_dependents = 1 WHERE id = ?1 RETURNING seq, state";
+
+/// One edge: ?1 the parent's seq, ?2 the dependent's.
+pub(super) const DEP_INSERT_SQL: &str =
+    "INSERT INTO job_deps (parent_seq, child_seq) VALUES (?1, ?2) ON CONFLICT DO NOTHING";
+
+/// Whether a job may run after job `id` in `state` (None: no such job): true when it has
+/// to wait for it, false when it has completed already.
+pub(super) fn parent_open(id: &str, state: Option<&str>) -> Result<bool> {
+    match state {
+        None => Err(Error::InvalidInput(format!(
+            "after: there is no job {id:?} (a job can only run after one enqueued before it)"
+        ))),
+        Some("completed") => Ok(false),
+        Some(s @ ("dead" | "cancelled")) => Err(Error::InvalidInput(format!(
+            "after: job {id:?} is {s}, so a job after it would never run (retry it first)"
+        ))),
+        Some(_) => Ok(true),
+    }
+}
+
+/// Counts one completed parent off its waiting dependents; the last makes each pending.
+/// `children` selects the dependents' seqs, `now` is the time parameter.
+pub(super) fn release_sql(children: &str, now: &str) -> String {
+    format!(
+        "UPDATE jobs SET waiting_on = waiting_on - 1,
+             state = CASE WHEN waiting_on <= 1 THEN 'pending' ELSE 'waiting' END, updated_at_ms = {now}
+         WHERE state = 'waiting' AND seq IN ({children})"
+    )
+}
+
+/// [`release_sql`] for the dependents of the job with seq ?1, at ?2.
+pub(super) static RELEASE_SQL: LazyLock<String> =
+    LazyLock::new(|| release_sql("SELECT child_seq FROM job_deps WHERE parent_seq = ?1", "?2"));
+
+/// The waiting jobs doomed by `anchor` (rows of dependent seq, the parent's id, how the
+/// parent ended), and theirs down the chain: a recursive CTE named `doomed`.
+pub(super) fn doomed_cte(anchor: &str) -> String {
+    format!(
+        "doomed(seq, cause, how) AS ({anchor}
+         UNION SELECT d.child_seq, c.id, CAST('cancelled' AS TEXT) FROM doomed JOIN jobs c ON c.seq = doomed.seq
+               JOIN job_deps d ON d.parent_seq = c.seq WHERE c.state = 'waiting')"
+    )
+}
+
+/// Cancels the jobs of `doomed`, each naming the parent whose end doomed it; ?{now}.
+pub(super) fn cascade_update(now: u8) -> String {
+    format!(
+        "UPDATE jobs SET state = 'cancelled', waiting_on = 0, finished_at_ms = ?{now}, updated_at_ms = ?{now},
+             last_error = 'cancelled: it runs after job ' || doomed.cause || ', which ended ' || doomed.how
+         FROM doomed WHERE jobs.seq = doomed.seq AND jobs.state = 'waiting'"
+    )
+}
+
+/// The dependents of the parents `parents` selects (a condition on `p`) that ended dead or
+/// cancelled, cancelled down the chain: one statement, ?{now} the time.
+fn cascade_sql(parents: &str, now: u8) -> String {
+    let anchor = format!(
+        "SELECT d.child_seq, p.id, p.state FROM jobs p JOIN job_deps d ON d.parent_seq = p.seq
+         WHERE {parents} AND p.state IN ('dead', 'cancelled')"
+    );
+    format!("WITH RECURSIVE {} {}", doomed_cte(&anchor), cascade_update(now))
+}
+
+/// The cascade from the job with seq ?1, at ?2.
+pub(super) static CASCADE_SQL: LazyLock<String> = LazyLock::new(|| cascade_sql("p.seq = ?1", 2));
+
+/// The cascade from the job with id ?1, at ?2 (a step of cancel).
+static CASCADE_BY_ID_SQL: LazyLock<String> = LazyLock::new(|| cascade_sql("p.id = ?1", 2));
+
+/// The cascade from every job that ended dead or cancelled with waiting dependents, at
+/// ?1 (a backup's copy, after its processing jobs were settled).
+pub(super) static CASCADE_ALL_SQL: LazyLock<String> =
+    LazyLock::new(|| cascade_sql("EXISTS (SELECT 1 FROM jobs w WHERE w.seq = d.child_seq AND w.state = 'waiting')", 1));
+
+/// After a write that ended the job with seq `seq` as `state` (its row said
+/// `has_dependents`): what its dependents need, as the statement to run with (seq, now).
+pub(super) fn dependents_step(state: &str, has_dependents: bool) -> Option<&'static str> {
+    if !has_dependents {
+        return None;
+    }
+    match state {
+        "completed" => Some(RELEASE_SQL.as_str()),
+        "dead" | "cancelled" => Some(CASCADE_SQL.as_str()),
+        _ => None,
+    }
+}
+
+/// The jobs job ?1 runs after, oldest first: id, state.
+pub(super) const PARENTS_SQL: &str = "SELECT p.id, p.state FROM job_deps d JOIN jobs p ON p.seq = d.parent_seq
+     WHERE d.child_seq = (SELECT seq FROM jobs WHERE id = ?1) ORDER BY p.seq";
+
+/// A parent from a row of [`PARENTS_SQL`].
+pub(super) fn parent_from(r: &impl Cells) -> Result<(String, JobState)> {
+    Ok((r.text(0)?, state_of(&r.text(1)?)?))
+}
+
+/// A job waiting to run after job ?1, if any.
+pub(super) const WAITING_CHILD_SQL: &str = "SELECT c.id FROM job_deps d JOIN jobs c ON c.seq = d.child_seq
+     WHERE d.parent_seq = (SELECT seq FROM jobs WHERE id = ?1) AND c.state = 'waiting' ORDER BY c.seq LIMIT 1";
+
+/// Edges to or from jobs that no longer exist (after a purge).
+pub(super) const DEPS_CLEAN_SQL: &str = "DELETE FROM job_deps
+     WHERE NOT EXISTS (SELECT 1 FROM jobs WHERE seq = job_deps.parent_seq)
+        OR NOT EXISTS (SELECT 1 FROM jobs WHERE seq = job_deps.child_seq)";
+
+/// Whether job `id` may be changed so given the jobs it runs after (`parents`, id and
+/// state) and a job waiting to run after it (`waiting_child`).
+pub(super) fn check_dependencies(
+    change: ByIdChange,
+    id: &str,
+    parents: &[(String, String)],
+    waiting_child: Option<&str>,
+) -> Result<()> {
+    match change {
+        ByIdChange::Retry | ByIdChange::RetryDead => {
+            if let Some((p, state)) = parents.iter().find(|(_, s)| s == "dead" || s == "cancelled") {
+                return Err(Error::InvalidState(format!(
+                    "job {id:?} runs after job {p:?}, which is {state}: retry that first (name it before this one)"
+                )));
+            }
+        }
+        ByIdChange::Delete => {
+            if let Some(child) = waiting_child {
+                return Err(Error::InvalidState(format!(
+                    "job {id:?} has jobs waiting to run after it (job {child:?}): cancel it instead, which cancels them too"
+                )));
+            }
+        }
+        ByIdChange::Cancel => {}
+    }
+    Ok(())
+}
 
 /// An insert's conflict target for the unique partial index (the same predicate).
 pub(super) const UNIQUE_CONFLICT: &str = "ON CONFLICT (unique_key)
@@ -320,6 +623,8 @@ columns!(job_col {
     queue: Text,
     cancel_requested_ms: Int8,
     unique_key: Text,
+    waiting_on: Int8,
+    has_dependents: Int8,
 });
 
 columns!(attempt_col {
@@ -403,6 +708,7 @@ pub(super) fn job_from(r: &impl Cells, at: usize) -> Result<Job> {
         queue: r.text(at + c::queue)?,
         cancel_requested_ms: r.opt_int(at + c::cancel_requested_ms)?,
         unique_key: r.opt_text(at + c::unique_key)?,
+        waiting_on: u32_of(r.int(at + c::waiting_on)?),
     })
 }
 
@@ -502,10 +808,12 @@ pub(super) fn requeue_set(now: u8) -> String {
     )
 }
 
-/// `job_requeue`: ?1 id, ?2 attempt, ?3 worker, ?4 now.
+/// `job_requeue`: ?1 id, ?2 attempt, ?3 worker, ?4 now. Returns what
+/// [`dependents_step`] needs.
 pub(super) fn requeue_sql() -> String {
     format!(
-        "UPDATE jobs SET {} WHERE id = ?1 AND state = 'processing' AND attempts = ?2 AND worker_id = ?3",
+        "UPDATE jobs SET {} WHERE id = ?1 AND state = 'processing' AND attempts = ?2 AND worker_id = ?3
+         RETURNING seq, state, has_dependents",
         requeue_set(4)
     )
 }
@@ -519,14 +827,14 @@ pub(super) const CLAIM_SET: &str = "state = 'processing', attempts = attempts + 
 /// code, ?8 error, ?9 the tail a completed job keeps in its row, ?10 for a rescue the time
 /// the lease must still have run out by (NULL otherwise). An attempt whose cancel was asked
 /// for ends `cancelled` unless it completed: it is never retried. Returns the state
-/// written.
+/// written, and whether any job runs after it.
 pub(super) const SETTLE_UPDATE: &str =
     "UPDATE jobs SET state = CASE WHEN cancel_requested_ms IS NULL OR ?4 = 'completed' THEN ?4 ELSE 'cancelled' END,
          run_at_ms = ?5, finished_at_ms = ?6, updated_at_ms = ?6,
          exit_code = ?7, last_error = ?8, lease_expires_ms = NULL, output_tail = ?9
      WHERE id = ?1 AND state = 'processing' AND attempts = ?2 AND worker_id = ?3
        AND (CAST(?10 AS BIGINT) IS NULL OR lease_expires_ms < ?10)
-     RETURNING seq, started_at_ms, runs, state";
+     RETURNING seq, started_at_ms, runs, state, has_dependents";
 
 /// The history row of a settled attempt that did not complete: ?1 seq, ?2 run, ?3
 /// attempt, ?4 worker, ?5 started, ?6 finished, ?7 exit code, ?8 error, ?9 outcome, ?10 tail.
@@ -551,9 +859,17 @@ pub(super) fn expired_from(r: &impl Cells) -> Result<super::ExpiredJob> {
 /// The state of one job, locked for the rest of the transaction where the dialect can.
 pub(super) const JOB_STATE_SQL: &str = "SELECT state FROM jobs WHERE id = ?1";
 
-/// Back to pending, attempts reset, runnable now: ?1 id, ?2 now.
+/// Back to pending, attempts reset, runnable now: ?1 id, ?2 now. A job that runs after
+/// others counts again those that have not completed (a cancelled dependent, retried
+/// while they still run, waits for them: [`RETRY_WAIT_SQL`]).
 const RETRY_SQL: &str = "UPDATE jobs SET state = 'pending', attempts = 0, run_at_ms = ?2, updated_at_ms = ?2,
-     worker_id = NULL, lease_expires_ms = NULL, cancel_requested_ms = NULL WHERE id = ?1";
+     worker_id = NULL, lease_expires_ms = NULL, cancel_requested_ms = NULL,
+     waiting_on = (SELECT count(*) FROM job_deps d JOIN jobs p ON p.seq = d.parent_seq
+                   WHERE d.child_seq = jobs.seq AND p.state <> 'completed')
+     WHERE id = ?1";
+
+/// A retried job with parents still open waits for them.
+const RETRY_WAIT_SQL: &str = "UPDATE jobs SET state = 'waiting' WHERE id = ?1 AND waiting_on > 0";
 
 /// Every dead job back to pending: ?1 now.
 pub(super) const DEAD_RETRY_ALL_SQL: &str =
@@ -565,11 +881,13 @@ pub(super) const DEAD_RETRY_ALL_SQL: &str =
 const CANCEL_RUNNING_SQL: &str = "UPDATE jobs SET cancel_requested_ms = coalesce(cancel_requested_ms, ?2)
      WHERE id = ?1 AND state = 'processing'";
 
-/// Cancel, for a job waiting to run (pending, or failed and waiting for its retry).
+/// Cancel, for a job that is not running (waiting for its parents, pending, or failed
+/// and waiting for its retry); its dependents follow ([`CASCADE_BY_ID_SQL`]).
 static CANCEL_WAITING_SQL: LazyLock<String> = LazyLock::new(|| {
     format!(
-        "UPDATE jobs SET state = 'cancelled', finished_at_ms = ?2, updated_at_ms = ?2, last_error = '{CANCELLED_ERROR}'
-         WHERE id = ?1 AND state IN ('pending', 'failed')"
+        "UPDATE jobs SET state = 'cancelled', waiting_on = 0, finished_at_ms = ?2, updated_at_ms = ?2,
+             last_error = '{CANCELLED_ERROR}'
+         WHERE id = ?1 AND state IN ('waiting', 'pending', 'failed')"
     )
 });
 
@@ -588,8 +906,15 @@ pub(super) struct ChangeStep {
 /// The statements a change runs for each id, in order.
 pub(super) fn change_steps(change: ByIdChange) -> Vec<ChangeStep> {
     match change {
-        ByIdChange::RetryDead | ByIdChange::Retry => vec![ChangeStep { sql: RETRY_SQL, takes_now: true }],
+        ByIdChange::RetryDead | ByIdChange::Retry => {
+            vec![ChangeStep { sql: RETRY_SQL, takes_now: true }, ChangeStep { sql: RETRY_WAIT_SQL, takes_now: false }]
+        }
         ByIdChange::Delete => vec![
+            ChangeStep {
+                sql: "DELETE FROM job_deps WHERE child_seq = (SELECT seq FROM jobs WHERE id = ?1)
+                      OR parent_seq = (SELECT seq FROM jobs WHERE id = ?1)",
+                takes_now: false,
+            },
             ChangeStep {
                 sql: "DELETE FROM attempts WHERE job_seq = (SELECT seq FROM jobs WHERE id = ?1)",
                 takes_now: false,
@@ -599,6 +924,7 @@ pub(super) fn change_steps(change: ByIdChange) -> Vec<ChangeStep> {
         ByIdChange::Cancel => vec![
             ChangeStep { sql: CANCEL_RUNNING_SQL, takes_now: true },
             ChangeStep { sql: CANCEL_WAITING_SQL.as_str(), takes_now: true },
+            ChangeStep { sql: CASCADE_BY_ID_SQL.as_str(), takes_now: true },
         ],
     }
 }
@@ -613,7 +939,7 @@ pub(super) fn check_change(change: ByIdChange, id: &str, state: Option<&str>) ->
         ByIdChange::RetryDead => state == "dead",
         ByIdChange::Retry => matches!(state, "failed" | "dead" | "cancelled"),
         ByIdChange::Delete => state != "processing",
-        ByIdChange::Cancel => matches!(state, "pending" | "failed" | "processing"),
+        ByIdChange::Cancel => matches!(state, "waiting" | "pending" | "failed" | "processing"),
     };
     if allowed {
         return Ok(());

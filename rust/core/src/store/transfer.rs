@@ -34,16 +34,18 @@ struct Table {
     order: &'static str,
 }
 
-/// The tables a copy streams into temporary tables first: jobs, then their history.
-const TABLES: [Table; 2] = [
+/// The tables a copy streams into temporary tables first: jobs, their history, the
+/// edges between them.
+const TABLES: [Table; 3] = [
     Table { name: "jobs", list: job_col::LIST, types: job_col::TYPES, order: "ORDER BY seq" },
     Table { name: "attempts", list: attempt_col::LIST, types: attempt_col::TYPES, order: "" },
+    Table { name: "job_deps", list: "parent_seq, child_seq", types: &[ColType::Int8, ColType::Int8], order: "" },
 ];
 
 /// Moves the streamed rows from the temporary tables (`{temp}qm_*`) into the queue's
 /// (`{main}*`): jobs get new sequence numbers in the old order (FIFO among the copied jobs
-/// holds), and their history follows them by id. The same SQL in both dialects.
-fn merge_sql(temp: &str, main: &str) -> [String; 2] {
+/// holds), and their history and edges follow them by id. The same SQL in both dialects.
+fn merge_sql(temp: &str, main: &str) -> [String; 3] {
     let cols = job_col::LIST.trim_start_matches("seq, ");
     let hist = attempt_col::LIST.trim_start_matches("job_seq, ");
     let hist_a = hist.split(", ").map(|c| format!("a.{c}")).collect::<Vec<_>>().join(", ");
@@ -52,6 +54,12 @@ fn merge_sql(temp: &str, main: &str) -> [String; 2] {
         format!(
             "INSERT INTO {main}attempts (job_seq, {hist}) SELECT j.seq, {hist_a}
              FROM {temp}qm_attempts a JOIN {temp}qm_jobs t ON t.seq = a.job_seq JOIN {main}jobs j ON j.id = t.id"
+        ),
+        format!(
+            "INSERT INTO {main}job_deps (parent_seq, child_seq) SELECT pj.seq, cj.seq
+             FROM {temp}qm_job_deps d
+             JOIN {temp}qm_jobs pt ON pt.seq = d.parent_seq JOIN {main}jobs pj ON pj.id = pt.id
+             JOIN {temp}qm_jobs ct ON ct.seq = d.child_seq JOIN {main}jobs cj ON cj.id = ct.id"
         ),
     ]
 }
@@ -142,9 +150,10 @@ pub fn sqlite_to_postgres(src: &std::path::Path, dst: &str, opts: &StoreOptions)
         let mut tx = client.transaction()?;
         tx.batch_execute(
             "CREATE TEMP TABLE qm_jobs (LIKE jobs) ON COMMIT DROP;
-             CREATE TEMP TABLE qm_attempts (LIKE attempts) ON COMMIT DROP;",
+             CREATE TEMP TABLE qm_attempts (LIKE attempts) ON COMMIT DROP;
+             CREATE TEMP TABLE qm_job_deps (LIKE job_deps) ON COMMIT DROP;",
         )?;
-        let mut copied = [0; 2];
+        let mut copied = [0; 3];
         for (n, t) in copied.iter_mut().zip(TABLES) {
             *n = stream(
                 conn,
@@ -154,7 +163,7 @@ pub fn sqlite_to_postgres(src: &std::path::Path, dst: &str, opts: &StoreOptions)
                 t.types,
             )?;
         }
-        let [jobs, attempts] = copied;
+        let [jobs, attempts, _edges] = copied;
         let clash = tx.query_opt("SELECT t.id FROM qm_jobs t JOIN jobs j ON j.id = t.id LIMIT 1", &[])?;
         if let Some(row) = clash {
             return Err(Error::DuplicateId(row.get(0)));
@@ -177,6 +186,29 @@ pub fn sqlite_to_postgres(src: &std::path::Path, dst: &str, opts: &StoreOptions)
         for row in rows {
             let (name, paused, limit, at) = row?;
             tx.execute(&schema::to_postgres(schema::QUEUE_COPY_SQL), &[&name, &paused, &limit, &at])?;
+        }
+        let mut st = conn.prepare(schema::SCHEDULE_ROWS_SQL)?;
+        let rows = st.query_map([], |r| {
+            Ok((
+                r.get(0)?,
+                r.get(1)?,
+                r.get(2)?,
+                r.get(3)?,
+                r.get(4)?,
+                r.get(5)?,
+                r.get(6)?,
+                r.get(7)?,
+                r.get(8)?,
+                r.get(9)?,
+                r.get(10)?,
+                r.get(11)?,
+                r.get(12)?,
+            ))
+        })?;
+        let copy = schema::to_postgres(schema::SCHEDULE_COPY_SQL);
+        for row in rows {
+            let s: schema::ScheduleCopy = row?;
+            tx.execute(&copy, &[&s.0, &s.1, &s.2, &s.3, &s.4, &s.5, &s.6, &s.7, &s.8, &s.9, &s.10, &s.11, &s.12])?;
         }
         notify(&mut tx, &channel)?;
         tx.commit()?;
@@ -231,9 +263,10 @@ fn postgres_into_sqlite(src: &str, dst: &Path, opts: &StoreOptions, snapshot: bo
         conn.execute_batch(
             "CREATE TEMP TABLE qm_jobs AS SELECT * FROM main.jobs WHERE 0;
              CREATE INDEX temp.qm_jobs_seq ON qm_jobs (seq);
-             CREATE TEMP TABLE qm_attempts AS SELECT * FROM main.attempts WHERE 0;",
+             CREATE TEMP TABLE qm_attempts AS SELECT * FROM main.attempts WHERE 0;
+             CREATE TEMP TABLE qm_job_deps AS SELECT * FROM main.job_deps WHERE 0;",
         )?;
-        let mut copied = [0; 2];
+        let mut copied = [0; 3];
         for (n, t) in copied.iter_mut().zip(TABLES) {
             *n = stream_back(
                 &mut rtx,
@@ -243,7 +276,7 @@ fn postgres_into_sqlite(src: &str, dst: &Path, opts: &StoreOptions, snapshot: bo
                 t.types,
             )?;
         }
-        let [jobs, attempts] = copied;
+        let [jobs, attempts, _edges] = copied;
         let clash: Option<String> = conn
             .query_row("SELECT t.id FROM temp.qm_jobs t JOIN main.jobs j ON j.id = t.id LIMIT 1", [], |r| r.get(0))
             .map(Some)
@@ -274,7 +307,29 @@ fn postgres_into_sqlite(src: &str, dst: &Path, opts: &StoreOptions, snapshot: bo
                 st.execute(rusqlite::params![name, paused, limit, at])?;
             }
         }
-        conn.execute_batch("DROP TABLE temp.qm_jobs; DROP TABLE temp.qm_attempts;")?;
+        {
+            let mut rows = rtx.query_raw(schema::SCHEDULE_ROWS_SQL, [] as [&(dyn ToSql + Sync); 0])?;
+            let mut st = conn.prepare(schema::SCHEDULE_COPY_SQL)?;
+            while let Some(r) = rows.next()? {
+                let s: schema::ScheduleCopy = (
+                    r.try_get(0)?,
+                    r.try_get(1)?,
+                    r.try_get(2)?,
+                    r.try_get(3)?,
+                    r.try_get(4)?,
+                    r.try_get(5)?,
+                    r.try_get(6)?,
+                    r.try_get(7)?,
+                    r.try_get(8)?,
+                    r.try_get(9)?,
+                    r.try_get(10)?,
+                    r.try_get(11)?,
+                    r.try_get(12)?,
+                );
+                st.execute(rusqlite::params![s.0, s.1, s.2, s.3, s.4, s.5, s.6, s.7, s.8, s.9, s.10, s.11, s.12])?;
+            }
+        }
+        conn.execute_batch("DROP TABLE temp.qm_jobs; DROP TABLE temp.qm_attempts; DROP TABLE temp.qm_job_deps;")?;
         let requeued = if snapshot { settle_snapshot(conn)? } else { 0 };
         conn.execute_batch("COMMIT")?;
         Ok(CopyReport { jobs, attempts, config, requeued })
@@ -301,6 +356,8 @@ fn settle_snapshot(conn: &rusqlite::Connection) -> Result<u64> {
     let now = crate::clock::now_ms();
     let requeued =
         conn.execute(&format!("UPDATE jobs SET {} WHERE state = 'processing'", schema::requeue_set(1)), [now])?;
+    // A job whose cancel was asked for ended cancelled just now: so do its dependents.
+    conn.execute(&schema::CASCADE_ALL_SQL, [now])?;
     conn.execute(
         "UPDATE workers SET state = 'exited', exited_at_ms = ?1, stop_requested = 0 WHERE state <> 'exited'",
         [now],

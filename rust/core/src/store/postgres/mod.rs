@@ -27,9 +27,10 @@ pub use self::conn::redact;
 use self::conn::{parse_location, tls_connector};
 use super::schema::{self, job_col, ColType};
 use super::{
-    Beat, ByIdChange, ByIdParams, ChangeFeed, ClaimParams, ConfigStore, ExpiredJob, Fence, InsertBatch, Inserted,
-    JobAdmin, JobInspect, JobQueue, ListFilter, QueueControl, QueueRow, QueueSetting, Registration, Setting,
-    SettleParams, Settled, StopLevel, StoreOptions, Wakeups, WorkerRegistry, WorkerRow,
+    Beat, ByIdChange, ByIdParams, ChangeFeed, ClaimParams, ConfigStore, ExpiredJob, Fence, Fire, InsertBatch, Inserted,
+    JobAdmin, JobInspect, JobQueue, ListFilter, QueueControl, QueueRow, QueueSetting, Registration, ScheduleChange,
+    ScheduleRow, ScheduleStore, Setting, SettleParams, Settled, StopLevel, StoreOptions, Wakeups, WorkerRegistry,
+    WorkerRow,
 };
 use crate::error::{Error, Result};
 use crate::job::{Attempt, Job, JobState, NewJob, Outcome};
@@ -127,28 +128,45 @@ fn claim_update(first: u8, settling: Option<u8>) -> String {
 
 static CLAIM_SQL: LazyLock<String> = LazyLock::new(|| claim_update(1, None));
 
-/// The settle as two CTEs: the fenced update (`schema::SETTLE_UPDATE`, ?1 to ?10), then the
-/// attempt's history row unless the job completed (a completed job keeps its last attempt
-/// in its own row, as the SQLite store does), ?11 the output tail. The outcome recorded
-/// is the state the update stored (`cancelled` when a cancel was asked for).
+/// The settle as CTEs of one statement (after `WITH RECURSIVE`): the fenced update
+/// (`schema::SETTLE_UPDATE`, ?1 to ?10), then the attempt's history row unless the job
+/// completed (a completed job keeps its last attempt in its own row, as the SQLite store
+/// does), ?11 the output tail. The outcome recorded is the state the update stored
+/// (`cancelled` when a cancel was asked for). A job others run after (its row says so)
+/// counts them down when it completed (`released`) or cancels them down the chain when it
+/// ended otherwise, in the same statement; for every other job both find nothing to do.
 static SETTLE_CTES: LazyLock<String> = LazyLock::new(|| {
+    let children = "SELECT d.child_seq FROM settled s JOIN job_deps d ON d.parent_seq = s.seq
+                    WHERE s.state = 'completed' AND s.has_dependents IS NOT NULL";
+    let doomed = schema::doomed_cte(
+        "SELECT d.child_seq, CAST(?1 AS TEXT), s.state FROM settled s JOIN job_deps d ON d.parent_seq = s.seq
+         WHERE s.state IN ('dead', 'cancelled') AND s.has_dependents IS NOT NULL",
+    );
     format!(
         "settled AS ({}),
          history AS (
             INSERT INTO attempts (job_seq, run, attempt, worker_id, started_at_ms, finished_at_ms, exit_code, error, outcome, output_tail)
-            SELECT seq, runs, ?2, ?3, started_at_ms, ?6, ?7, ?8, state, ?11 FROM settled WHERE state <> 'completed')",
-        schema::SETTLE_UPDATE
+            SELECT seq, runs, ?2, ?3, started_at_ms, ?6, ?7, ?8, state, ?11 FROM settled WHERE state <> 'completed'),
+         released AS ({} RETURNING state),
+         {doomed},
+         cascaded AS ({})",
+        schema::SETTLE_UPDATE,
+        schema::release_sql(children, "?6"),
+        schema::cascade_update(6)
     )
 });
 
+/// How many jobs a settle made pending (their last parent completed), from its CTEs.
+const RELEASED: &str = "(SELECT count(*) FROM released WHERE state = 'pending')";
+
 static SETTLE_SQL: LazyLock<String> =
-    LazyLock::new(|| format!("WITH {} SELECT (SELECT state FROM settled)", *SETTLE_CTES));
+    LazyLock::new(|| format!("WITH RECURSIVE {} SELECT (SELECT state FROM settled), {RELEASED}", *SETTLE_CTES));
 
 /// Settle and claim in one statement, one round trip: what a busy worker does between jobs.
 static SETTLE_AND_CLAIM_SQL: LazyLock<String> = LazyLock::new(|| {
     format!(
-        "WITH {}, claimed AS ({})
-         SELECT claimed.*, (SELECT state FROM settled) FROM (VALUES (1)) AS one LEFT JOIN claimed ON true",
+        "WITH RECURSIVE {}, claimed AS ({})
+         SELECT claimed.*, (SELECT state FROM settled), {RELEASED} FROM (VALUES (1)) AS one LEFT JOIN claimed ON true",
         *SETTLE_CTES,
         claim_update(12, Some(1))
     )
@@ -182,7 +200,8 @@ fn hold_within_limit(c: &mut Client, channel: &str, job: &Job, worker_id: &str, 
         return Ok(true);
     }
     let attempt = i64::from(job.attempts);
-    tx.execute(&schema::to_postgres(&REQUEUE_SQL), &[&job.id, &attempt, &worker_id, &now_ms])?;
+    let rows = tx.query(&schema::to_postgres(&REQUEUE_SQL), &[&job.id, &attempt, &worker_id, &now_ms])?;
+    dependents_after(&mut tx, &rows, now_ms)?;
     notify(&mut tx, channel)?;
     tx.commit()?;
     Ok(false)
@@ -198,11 +217,24 @@ fn claimed_from(row: &Row, at: usize) -> Result<Option<(Job, i64)>> {
 
 static REQUEUE_SQL: LazyLock<String> = LazyLock::new(schema::requeue_sql);
 
+/// What the dependents of jobs just ended need, from rows of (seq, state, has_dependents)
+/// (see [`schema::dependents_step`]).
+fn dependents_after(tx: &mut impl GenericClient, rows: &[Row], now_ms: i64) -> Result<()> {
+    for r in rows {
+        let (seq, state, has): (i64, &str, Option<i64>) = (r.try_get(0)?, r.try_get(1)?, r.try_get(2)?);
+        if let Some(sql) = schema::dependents_step(state, has.is_some()) {
+            tx.execute(&schema::to_postgres(sql), &[&seq, &now_ms])?;
+        }
+    }
+    Ok(())
+}
+
 /// A claim whose commit was never confirmed: this worker's processing jobs go back to
 /// pending, except the one it is settling (?3). ?1 worker, ?2 now.
 static RELEASE_UNSURE_SQL: LazyLock<String> = LazyLock::new(|| {
     format!(
-        "UPDATE jobs SET {} WHERE worker_id = ?1 AND state = 'processing' AND id IS DISTINCT FROM ?3",
+        "UPDATE jobs SET {} WHERE worker_id = ?1 AND state = 'processing' AND id IS DISTINCT FROM ?3
+         RETURNING seq, state, has_dependents",
         schema::requeue_set(2)
     )
 });
@@ -366,10 +398,13 @@ impl PostgresStore {
         }
         let st = self.prepared(&RELEASE_UNSURE_SQL)?;
         self.with(|c, channel| {
-            if c.execute(&st, &[&worker_id, &now_ms, &settling])? > 0 {
-                notify(c, channel)?;
+            let mut tx = c.transaction()?;
+            let rows = tx.query(&st, &[&worker_id, &now_ms, &settling])?;
+            if !rows.is_empty() {
+                dependents_after(&mut tx, &rows, now_ms)?;
+                notify(&mut tx, channel)?;
             }
-            Ok(())
+            Ok(tx.commit()?)
         })?;
         self.unsure_claim = None;
         Ok(())
@@ -486,25 +521,40 @@ fn duplicate_id(e: &postgres::Error) -> Option<String> {
 impl PostgresStore {
     /// Claims for `p`, leaving out the queues in `excluded`; a claim in a limited queue
     /// that finds the queue full on its second look is put back and that queue left out.
-    /// An insert of a batch with unique keys: a statement per job that skips a job whose
-    /// key an unfinished job holds (a concurrent insert of the key waits for the other
-    /// transaction, then skips), and reads the holder's id.
-    fn insert_keyed(&mut self, jobs: &[NewJob], ids: Vec<String>, queues: &[&str], now_ms: i64) -> Result<Inserted> {
+    /// An insert of a batch with unique keys or dependencies: a statement per job. One
+    /// whose key an unfinished job holds is skipped (a concurrent insert of the key waits
+    /// for the other transaction, then skips) and stands for the holder's id. One that
+    /// runs after others locks and marks them first (a settle of one of them waits for
+    /// this commit, then sees the edge), and waits for those not completed yet.
+    fn insert_rows(&mut self, jobs: &[NewJob], ids: Vec<String>, queues: &[&str], now_ms: i64) -> Result<Inserted> {
         static SQL: LazyLock<String> = LazyLock::new(|| {
             format!(
-                "INSERT INTO jobs ({INSERT_COLUMNS}, unique_key) VALUES ($1, $2, 'pending', $3, $4, $5, $6, $7, $8, $8, $9, $10, $11) {}",
+                "INSERT INTO jobs ({INSERT_COLUMNS}, unique_key, waiting_on)
+                 VALUES ($1, $2, CASE WHEN CAST($12 AS BIGINT) > 0 THEN 'waiting' ELSE 'pending' END,
+                         $3, $4, $5, $6, $7, $8, $8, $9, $10, $11, $12) {} RETURNING seq",
                 schema::UNIQUE_CONFLICT
             )
         });
         let ins = self.prepared(&SQL)?;
         let holder = self.prepared(schema::UNIQUE_HOLDER_SQL)?;
+        let mark = self.prepared(schema::PARENT_MARK_SQL)?;
+        let edge = self.prepared(schema::DEP_INSERT_SQL)?;
         self.with(|c, channel| {
             let mut tx = c.transaction()?;
             tx.execute(QUEUES_ENSURE_SQL, &[&queues, &now_ms])?;
             let mut out = Inserted { ids: Vec::with_capacity(jobs.len()), skipped: Vec::new() };
             for (j, id) in jobs.iter().zip(&ids) {
                 let (max_retries, timeout, env) = insert_values(j);
-                let params: [&(dyn ToSql + Sync); 11] = [
+                let mut parents = Vec::with_capacity(j.after.len());
+                let mut waiting_on: i64 = 0;
+                for parent in &j.after {
+                    let row = tx.query_opt(&mark, &[parent])?;
+                    if schema::parent_open(parent, row.as_ref().map(|r| r.get::<_, &str>(1)))? {
+                        waiting_on += 1;
+                    }
+                    parents.extend(row.map(|r| r.get::<_, i64>(0)));
+                }
+                let params: [&(dyn ToSql + Sync); 12] = [
                     id,
                     &j.command,
                     &max_retries,
@@ -516,15 +566,23 @@ impl PostgresStore {
                     &env,
                     &j.queue,
                     &j.unique_key,
+                    &waiting_on,
                 ];
-                let n = tx
-                    .execute(&ins, &params)
+                let row = tx
+                    .query_opt(&ins, &params)
                     .map_err(|e| duplicate_id(&e).map_or_else(|| e.into(), Error::DuplicateId))?;
-                if n == 0 {
-                    out.skipped.push(out.ids.len());
-                    out.ids.push(tx.query_one(&holder, &[&j.unique_key])?.get(0));
-                } else {
-                    out.ids.push(id.clone());
+                match row {
+                    None => {
+                        out.skipped.push(out.ids.len());
+                        out.ids.push(tx.query_one(&holder, &[&j.unique_key])?.get(0));
+                    }
+                    Some(row) => {
+                        let seq: i64 = row.get(0);
+                        for parent in parents {
+                            tx.execute(&edge, &[&parent, &seq])?;
+                        }
+                        out.ids.push(id.clone());
+                    }
                 }
             }
             notify(&mut tx, channel)?;
@@ -572,8 +630,8 @@ impl JobQueue for PostgresStore {
         let InsertBatch { jobs, now_ms, mut progress } = batch;
         let ids: Vec<String> = jobs.iter().map(|j| j.id.clone().unwrap_or_else(|| jobid::generate(now_ms))).collect();
         let queues: Vec<&str> = super::distinct_queues(jobs);
-        if jobs.iter().any(|j| j.unique_key.is_some()) {
-            return self.insert_keyed(jobs, ids, &queues, now_ms);
+        if jobs.iter().any(|j| j.unique_key.is_some() || !j.after.is_empty()) {
+            return self.insert_rows(jobs, ids, &queues, now_ms);
         }
         self.with(|c, channel| {
             let mut tx = c.transaction()?;
@@ -629,7 +687,13 @@ impl JobQueue for PostgresStore {
     fn job_settle(&mut self, p: &SettleParams) -> Result<Settled> {
         let args = SettleArgs::new(p);
         let st = self.prepared(&SETTLE_SQL)?;
-        self.with(|c, _| Ok(p.settled_as(c.query_one(&st, &args.params())?.get::<_, Option<&str>>(0))))
+        self.with(|c, channel| {
+            let row = c.query_one(&st, &args.params())?;
+            if row.try_get::<_, i64>(1)? > 0 {
+                notify(c, channel)?;
+            }
+            Ok(p.settled_as(row.get::<_, Option<&str>>(0)))
+        })
     }
 
     fn job_settle_and_claim(&mut self, s: &SettleParams, p: &ClaimParams<'_>) -> Result<(Settled, Option<Job>)> {
@@ -639,11 +703,16 @@ impl JobQueue for PostgresStore {
         let queues = p.queues.map(|q| q.names());
         let none: &[String] = &[];
         let after = p.after_queue.unwrap_or("");
+        let channel = self.channel.clone();
         let (settled, claimed) = self.claiming(p.worker_id, Some(&s.id), p.now_ms, |c| {
             let mut params: Vec<&(dyn ToSql + Sync)> = args.params().to_vec();
             params.extend_from_slice(&[&p.worker_id, &p.now_ms, &lease_until, &queues, &none, &after]);
             let row = c.query_one(&st, &params)?;
             let settled = s.settled_as(row.try_get::<_, Option<&str>>(job_col::COUNT + 1)?);
+            // Jobs its completion made pending: this statement's claim could not see them.
+            if row.try_get::<_, i64>(job_col::COUNT + 2)? > 0 {
+                notify(c, &channel)?;
+            }
             Ok((settled, claimed_from(&row, job_col::COUNT)?))
         })?;
         let job = match claimed {
@@ -655,7 +724,17 @@ impl JobQueue for PostgresStore {
 
     fn job_requeue(&mut self, f: &Fence<'_>, now_ms: i64) -> Result<bool> {
         let attempt = i64::from(f.attempt);
-        Ok(self.write(&REQUEUE_SQL, &[&f.id, &attempt, &f.worker_id, &now_ms], true)? == 1)
+        let st = self.prepared(&REQUEUE_SQL)?;
+        self.with(|c, channel| {
+            let mut tx = c.transaction()?;
+            let rows = tx.query(&st, &[&f.id, &attempt, &f.worker_id, &now_ms])?;
+            if !rows.is_empty() {
+                dependents_after(&mut tx, &rows, now_ms)?;
+                notify(&mut tx, channel)?;
+            }
+            tx.commit()?;
+            Ok(!rows.is_empty())
+        })
     }
 }
 
@@ -704,6 +783,7 @@ impl JobAdmin for PostgresStore {
             )?;
             let seqs: Vec<i64> = rows.iter().map(|r| r.get(1)).collect();
             tx.execute("DELETE FROM attempts WHERE job_seq = ANY($1)", &[&seqs])?;
+            tx.execute(schema::DEPS_CLEAN_SQL, &[])?;
             tx.commit()?;
             Ok(rows.iter().map(|r| r.get(0)).collect())
         })
@@ -711,6 +791,10 @@ impl JobAdmin for PostgresStore {
 
     fn job_change_by_id(&mut self, p: &ByIdParams<'_>) -> Result<u64> {
         let state_sql = format!("{} FOR UPDATE", schema::to_postgres(schema::JOB_STATE_SQL));
+        // The parents locked against a settle until this commits: a retried job counts
+        // those not completed, and a parent completing meanwhile must see it waiting.
+        let parents_sql = format!("{} FOR SHARE OF p", schema::to_postgres(schema::PARENTS_SQL));
+        let child_sql = schema::to_postgres(schema::WAITING_CHILD_SQL);
         let steps = schema::change_steps(p.change)
             .iter()
             .map(|step| Ok((self.prepared(step.sql)?, step.takes_now)))
@@ -720,6 +804,10 @@ impl JobAdmin for PostgresStore {
             for id in p.ids {
                 let row = tx.query_opt(&state_sql, &[id])?;
                 schema::check_change(p.change, id, row.as_ref().map(|r| r.get::<_, &str>(0)))?;
+                let parents: Vec<(String, String)> =
+                    tx.query(&parents_sql, &[id])?.iter().map(|r| (r.get(0), r.get(1))).collect();
+                let child = tx.query_opt(&child_sql, &[id])?.map(|r| r.get::<_, String>(0));
+                schema::check_dependencies(p.change, id, &parents, child.as_deref())?;
                 for (st, takes_now) in &steps {
                     let done = if *takes_now { tx.execute(st, &[id, &p.now_ms]) } else { tx.execute(st, &[id]) };
                     if let Err(e) = done {
@@ -777,6 +865,10 @@ impl JobInspect for PostgresStore {
             }
         }
         Ok(counts)
+    }
+
+    fn job_parents(&mut self, id: &str) -> Result<Vec<(String, JobState)>> {
+        self.read(schema::PARENTS_SQL, &[&id])?.iter().map(schema::parent_from).collect()
     }
 
     fn job_attempts(&mut self, id: &str) -> Result<Vec<Attempt>> {
@@ -928,6 +1020,89 @@ impl WorkerRegistry for PostgresStore {
 
     fn worker_reap(&mut self, now_ms: i64) -> Result<u64> {
         self.write(&WORKER_REAP_SQL, &[&now_ms], false)
+    }
+}
+
+impl ScheduleStore for PostgresStore {
+    fn schedule_add(&mut self, r: &ScheduleRow) -> Result<()> {
+        let overlap = r.overlap.as_str();
+        let n = self.write(
+            schema::SCHEDULE_ADD_SQL,
+            &[&r.name, &r.cron, &r.tz, &overlap, &r.job, &r.next_fire_ms, &r.created_at_ms],
+            false,
+        )?;
+        if n == 0 {
+            return Err(schema::schedule_exists(&r.name));
+        }
+        Ok(())
+    }
+
+    fn schedule_list(&mut self, name: Option<&str>, due_by: Option<i64>) -> Result<Vec<ScheduleRow>> {
+        self.read(schema::SCHEDULE_LIST_SQL, &[&name, &due_by])?.iter().map(schema::schedule_from).collect()
+    }
+
+    fn schedule_fire(&mut self, f: &Fire<'_>) -> Result<bool> {
+        let fire = self.prepared(schema::SCHEDULE_FIRE_SQL)?;
+        let insert = self.prepared(schema::SCHEDULED_JOB_SQL)?;
+        self.with(|c, channel| {
+            let mut tx = c.transaction()?;
+            let job_id = f.job.and_then(|j| j.id.as_deref());
+            let fired = i64::from(f.job.is_some());
+            let skipped = 1 - fired;
+            // The row lock makes a second firer wait, then find next_fire_ms moved on.
+            let moved = tx.execute(
+                &fire,
+                &[
+                    &f.name,
+                    &f.expected_next_ms,
+                    &f.next_fire_ms,
+                    &f.occurrence_ms,
+                    &job_id,
+                    &fired,
+                    &skipped,
+                    &f.now_ms,
+                ],
+            )?;
+            if moved == 0 {
+                return Ok(false);
+            }
+            if let Some(j) = f.job {
+                let queues = [j.queue.as_str()];
+                tx.execute(QUEUES_ENSURE_SQL, &[&&queues[..], &f.now_ms])?;
+                let (max_retries, timeout, env) = insert_values(j);
+                tx.execute(
+                    &insert,
+                    &[
+                        &j.id,
+                        &j.command,
+                        &max_retries,
+                        &j.priority,
+                        &j.run_at_ms,
+                        &timeout,
+                        &j.cwd,
+                        &f.now_ms,
+                        &env,
+                        &j.queue,
+                        &j.unique_key,
+                    ],
+                )?;
+                notify(&mut tx, channel)?;
+            }
+            tx.commit()?;
+            Ok(true)
+        })
+    }
+
+    fn schedule_change(&mut self, name: &str, change: ScheduleChange, now_ms: i64) -> Result<()> {
+        let (sql, next) = schema::schedule_change_sql(change);
+        let n = match next {
+            Some(next) => self.write(sql, &[&name, &now_ms, &next], true)?,
+            None => self.write(sql, &[&name, &now_ms], false)?,
+        };
+        if n == 0 {
+            return Err(schema::no_schedule(name));
+        }
+        Ok(())
     }
 }
 

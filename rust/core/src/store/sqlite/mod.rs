@@ -18,9 +18,9 @@ use self::combine::{shared_for, Shared};
 use self::file::{create_private, install_busy_handler, FileIdentity};
 use super::schema::{self, job_col};
 use super::{
-    Beat, ByIdParams, ChangeFeed, ClaimParams, ConfigStore, ExpiredJob, Fence, InsertBatch, Inserted, JobAdmin,
-    JobInspect, JobQueue, ListFilter, QueueControl, QueueRow, QueueSetting, Registration, Setting, SettleParams,
-    Settled, StopLevel, StoreOptions, Wakeups, WorkerRegistry, WorkerRow,
+    Beat, ByIdParams, ChangeFeed, ClaimParams, ConfigStore, ExpiredJob, Fence, Fire, InsertBatch, Inserted, JobAdmin,
+    JobInspect, JobQueue, ListFilter, QueueControl, QueueRow, QueueSetting, Registration, ScheduleChange, ScheduleRow,
+    ScheduleStore, Setting, SettleParams, Settled, StopLevel, StoreOptions, Wakeups, WorkerRegistry, WorkerRow,
 };
 use crate::error::{Error, Result};
 use crate::job::{Attempt, Job, JobState, Outcome};
@@ -169,12 +169,16 @@ impl WriteTx<'_> {
     }
 }
 
+/// What a settle's RETURNING gives: seq, started at, run, the state stored, whether any
+/// job runs after it.
+type SettledRow = (i64, Option<i64>, i64, String, Option<i64>);
+
 /// Writes one decided settle inside `tx`, fenced on (id, attempt, worker).
 pub(super) fn settle_in(tx: &rusqlite::Transaction<'_>, p: &SettleParams) -> Result<Settled> {
     let completed = p.outcome == Outcome::Completed;
     let tail = completed.then_some(p.output_tail.as_str());
     // One statement: the fence (still processing, same attempt, same worker) and the write.
-    let row: Option<(i64, Option<i64>, i64, String)> = tx
+    let row: Option<SettledRow> = tx
         .prepare_cached(schema::SETTLE_UPDATE)?
         .query_row(
             params![
@@ -189,13 +193,14 @@ pub(super) fn settle_in(tx: &rusqlite::Transaction<'_>, p: &SettleParams) -> Res
                 tail,
                 p.lease_expired_before
             ],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
         )
         .optional()?;
-    let Some((seq, started_at_ms, run, stored)) = row else {
+    let Some((seq, started_at_ms, run, stored, has_dependents)) = row else {
         return Ok(Settled::Fenced);
     };
     let settled = p.settled_as(Some(&stored));
+    dependents_in(tx, seq, &stored, has_dependents.is_some(), p.now_ms)?;
     if !completed {
         tx.prepare_cached(schema::ATTEMPT_INSERT)?.execute(params![
             seq,
@@ -211,6 +216,38 @@ pub(super) fn settle_in(tx: &rusqlite::Transaction<'_>, p: &SettleParams) -> Res
         ])?;
     }
     Ok(settled)
+}
+
+/// What the jobs that run after job `seq` need now that it is `state`: counted down when it
+/// completed, cancelled down the chain when it ended otherwise (see
+/// [`schema::dependents_step`]).
+fn dependents_in(
+    tx: &rusqlite::Transaction<'_>,
+    seq: i64,
+    state: &str,
+    has_dependents: bool,
+    now_ms: i64,
+) -> Result<()> {
+    if let Some(sql) = schema::dependents_step(state, has_dependents) {
+        tx.prepare_cached(sql)?.execute(params![seq, now_ms])?;
+    }
+    Ok(())
+}
+
+/// The seq of each job of `after`, marked as having dependents, and how many of them have
+/// not completed yet (an unknown, dead or cancelled one is an error).
+fn parents_in(tx: &rusqlite::Transaction<'_>, after: &[String]) -> Result<(Vec<i64>, i64)> {
+    let mut st = tx.prepare_cached(schema::PARENT_MARK_SQL)?;
+    let mut seqs = Vec::with_capacity(after.len());
+    let mut open = 0;
+    for id in after {
+        let row: Option<(i64, String)> = st.query_row(params![id], |r| Ok((r.get(0)?, r.get(1)?))).optional()?;
+        if schema::parent_open(id, row.as_ref().map(|r| r.1.as_str()))? {
+            open += 1;
+        }
+        seqs.extend(row.map(|r| r.0));
+    }
+    Ok((seqs, open))
 }
 
 /// The most urgent due job of queue `q` (?2 now): one probe of jobs_due, which leads
@@ -268,6 +305,7 @@ fn where_state(state: JobState) -> String {
         JobState::Processing => "INDEXED BY jobs_processing WHERE",
         JobState::Dead => "INDEXED BY jobs_dead WHERE",
         JobState::Cancelled => "INDEXED BY jobs_cancelled WHERE",
+        JobState::Waiting => "INDEXED BY jobs_waiting WHERE",
         JobState::Completed => "WHERE",
     };
     format!("{index} state = '{}'", state.as_str())
@@ -278,8 +316,8 @@ impl JobQueue for SqliteStore {
         let InsertBatch { jobs, now_ms, mut progress } = batch;
         static INSERT_SQL: LazyLock<String> = LazyLock::new(|| {
             format!(
-                "INSERT INTO jobs (id, command, state, max_retries, priority, run_at_ms, timeout_ms, cwd, created_at_ms, updated_at_ms, env, queue, unique_key)
-                 VALUES (?1, ?2, 'pending', ?3, ?4, ?5, ?6, ?7, ?8, ?8, ?9, ?10, ?11) {}",
+                "INSERT INTO jobs (id, command, state, max_retries, priority, run_at_ms, timeout_ms, cwd, created_at_ms, updated_at_ms, env, queue, unique_key, waiting_on)
+                 VALUES (?1, ?2, CASE WHEN ?12 > 0 THEN 'waiting' ELSE 'pending' END, ?3, ?4, ?5, ?6, ?7, ?8, ?8, ?9, ?10, ?11, ?12) {}",
                 schema::UNIQUE_CONFLICT
             )
         });
@@ -299,6 +337,8 @@ impl JobQueue for SqliteStore {
                 };
                 let timeout = i64::try_from(j.timeout_ms).unwrap_or(i64::MAX);
                 let env = schema::env_text(&j.env);
+                let (parents, waiting_on) =
+                    if j.after.is_empty() { (Vec::new(), 0) } else { parents_in(&tx, &j.after)? };
                 match ins.execute(params![
                     id,
                     j.command,
@@ -310,7 +350,8 @@ impl JobQueue for SqliteStore {
                     now_ms,
                     env,
                     j.queue,
-                    j.unique_key
+                    j.unique_key,
+                    waiting_on
                 ]) {
                     Ok(n) => {
                         if n == 0 {
@@ -321,6 +362,11 @@ impl JobQueue for SqliteStore {
                             skipped.push(ids.len());
                             ids.push(holder);
                         } else {
+                            let seq = tx.last_insert_rowid();
+                            let mut edge = tx.prepare_cached(schema::DEP_INSERT_SQL)?;
+                            for parent in parents {
+                                edge.execute(params![parent, seq])?;
+                            }
                             ids.push(id);
                         }
                         if ids.len() % super::PROGRESS_EVERY == 0 {
@@ -367,7 +413,16 @@ impl JobQueue for SqliteStore {
 
     fn job_requeue(&mut self, f: &Fence<'_>, now_ms: i64) -> Result<bool> {
         static SQL: LazyLock<String> = LazyLock::new(schema::requeue_sql);
-        Ok(self.write(&SQL, params![f.id, f.attempt, f.worker_id, now_ms])? == 1)
+        let tx = self.immediate()?;
+        let row: Option<(i64, String, Option<i64>)> = tx
+            .prepare_cached(&SQL)?
+            .query_row(params![f.id, f.attempt, f.worker_id, now_ms], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .optional()?;
+        if let Some((seq, state, has_dependents)) = &row {
+            dependents_in(&tx, *seq, state, has_dependents.is_some(), now_ms)?;
+        }
+        tx.commit()?;
+        Ok(row.is_some())
     }
 }
 
@@ -398,6 +453,7 @@ impl JobAdmin for SqliteStore {
             let rows = st.query_map(params![cutoff], |r| r.get(0))?;
             rows.collect::<rusqlite::Result<Vec<String>>>()?
         };
+        tx.execute(schema::DEPS_CLEAN_SQL, [])?;
         tx.commit()?;
         Ok(ids)
     }
@@ -408,6 +464,14 @@ impl JobAdmin for SqliteStore {
             let state: Option<String> =
                 tx.prepare_cached(schema::JOB_STATE_SQL)?.query_row(params![id], |r| r.get(0)).optional()?;
             schema::check_change(p.change, id, state.as_deref())?;
+            let parents = {
+                let mut st = tx.prepare_cached(schema::PARENTS_SQL)?;
+                let rows = st.query_map(params![id], |r| Ok((r.get(0)?, r.get(1)?)))?;
+                rows.collect::<rusqlite::Result<Vec<(String, String)>>>()?
+            };
+            let child: Option<String> =
+                tx.prepare_cached(schema::WAITING_CHILD_SQL)?.query_row(params![id], |r| r.get(0)).optional()?;
+            schema::check_dependencies(p.change, id, &parents, child.as_deref())?;
             for step in schema::change_steps(p.change) {
                 let mut st = tx.prepare_cached(step.sql)?;
                 let done = if step.takes_now { st.execute(params![id, p.now_ms]) } else { st.execute(params![id]) };
@@ -478,6 +542,12 @@ impl JobInspect for SqliteStore {
         let at = JobState::ALL.iter().position(|s| *s == JobState::Completed).unwrap_or(0);
         counts.insert(at, (JobState::Completed, (total - others).max(0) as u64));
         Ok(counts)
+    }
+
+    fn job_parents(&mut self, id: &str) -> Result<Vec<(String, JobState)>> {
+        let mut st = self.conn.prepare_cached(schema::PARENTS_SQL)?;
+        let rows = st.query_map(params![id], decode(|r| schema::parent_from(r)))?;
+        collect(rows)
     }
 
     fn job_attempts(&mut self, id: &str) -> Result<Vec<Attempt>> {
@@ -654,6 +724,75 @@ impl WorkerRegistry for SqliteStore {
         }
         let reap = format!("UPDATE workers SET state = 'exited', exited_at_ms = ?1 {}", schema::WORKER_SILENT_SQL);
         Ok(self.write(&reap, params![now_ms])? as u64)
+    }
+}
+
+impl ScheduleStore for SqliteStore {
+    fn schedule_add(&mut self, r: &ScheduleRow) -> Result<()> {
+        let n = self.write(
+            schema::SCHEDULE_ADD_SQL,
+            params![r.name, r.cron, r.tz, r.overlap.as_str(), r.job, r.next_fire_ms, r.created_at_ms],
+        )?;
+        if n == 0 {
+            return Err(schema::schedule_exists(&r.name));
+        }
+        Ok(())
+    }
+
+    fn schedule_list(&mut self, name: Option<&str>, due_by: Option<i64>) -> Result<Vec<ScheduleRow>> {
+        let mut st = self.conn.prepare_cached(schema::SCHEDULE_LIST_SQL)?;
+        let rows = st.query_map(params![name, due_by], decode(|r| schema::schedule_from(r)))?;
+        collect(rows)
+    }
+
+    fn schedule_fire(&mut self, f: &Fire<'_>) -> Result<bool> {
+        let tx = self.immediate()?;
+        let job_id = f.job.and_then(|j| j.id.as_deref());
+        let fired = i64::from(f.job.is_some());
+        let moved = tx.prepare_cached(schema::SCHEDULE_FIRE_SQL)?.execute(params![
+            f.name,
+            f.expected_next_ms,
+            f.next_fire_ms,
+            f.occurrence_ms,
+            job_id,
+            fired,
+            1 - fired,
+            f.now_ms
+        ])?;
+        if moved == 0 {
+            return Ok(false);
+        }
+        if let Some(j) = f.job {
+            tx.prepare_cached(schema::QUEUE_ENSURE_SQL)?.execute(params![j.queue, f.now_ms])?;
+            let timeout = i64::try_from(j.timeout_ms).unwrap_or(i64::MAX);
+            tx.prepare_cached(schema::SCHEDULED_JOB_SQL)?.execute(params![
+                j.id,
+                j.command,
+                j.max_retries,
+                j.priority,
+                j.run_at_ms,
+                timeout,
+                j.cwd,
+                f.now_ms,
+                schema::env_text(&j.env),
+                j.queue,
+                j.unique_key
+            ])?;
+        }
+        tx.commit()?;
+        Ok(true)
+    }
+
+    fn schedule_change(&mut self, name: &str, change: ScheduleChange, now_ms: i64) -> Result<()> {
+        let (sql, next) = schema::schedule_change_sql(change);
+        let n = match next {
+            Some(next) => self.write(sql, params![name, now_ms, next])?,
+            None => self.write(sql, params![name, now_ms])?,
+        };
+        if n == 0 {
+            return Err(schema::no_schedule(name));
+        }
+        Ok(())
     }
 }
 
