@@ -158,6 +158,8 @@ def show(app: App, name: str, as_json: bool) -> None:
             value = json.dumps(value)
         if key == "next":
             value = ", ".join(f"{local}" for _, local in upcoming)
+        if isinstance(value, bool):
+            value = "yes" if value else "no"
         if value is not None:
             click.echo(f"{key + ':':15} {value}")
 

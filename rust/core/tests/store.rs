@@ -285,6 +285,17 @@ fn dependents_wait_for_every_parent_then_run(s: &mut dyn Store) {
     s.job_insert_many(&[after("e", &["a"])], T0 + 6).unwrap();
     assert_eq!(state_of(s, "e"), (JobState::Pending, 0));
     assert_eq!(s.job_parents("e").unwrap(), [("a".to_string(), JobState::Completed)]);
+    // A parent of the batch skipped for its unique key: the job it names instead is the
+    // unfinished holder of the key.
+    s.job_insert_many(&[keyed("holder", "k1")], T0 + 6).unwrap();
+    let got = s.job_insert(InsertBatch {
+        jobs: &[keyed("twin", "k1"), after("tail", &["twin"])],
+        now_ms: T0 + 6,
+        progress: None,
+    });
+    assert_eq!(got.unwrap().ids, ["holder", "tail"]);
+    assert_eq!(s.job_parents("tail").unwrap(), [("holder".to_string(), JobState::Pending)]);
+    drain(s, T0 + 7, &[]);
     // An unknown parent, or one later in the batch, fails the whole batch.
     let e = s.job_insert_many(&[job("f", 0), after("g", &["nope"])], T0).unwrap_err();
     assert!(matches!(&e, Error::InvalidInput(m) if m.contains("no job \"nope\"")), "{e:?}");

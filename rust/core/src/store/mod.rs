@@ -80,6 +80,12 @@ fn distinct_queues(jobs: &[NewJob]) -> Vec<&str> {
     jobs.iter().map(|j| j.queue.as_str()).filter(|q| seen.insert(*q)).collect()
 }
 
+/// The jobs a new job runs after, with the id of a job of its batch that was skipped for
+/// its unique key replaced by the holder's (which stands for it).
+fn parents_of<'a>(after: &'a [String], stand_in: &'a std::collections::HashMap<String, String>) -> Vec<&'a str> {
+    after.iter().map(|a| stand_in.get(a).unwrap_or(a).as_str()).collect()
+}
+
 /// How many inserted rows pass between two progress reports of a batch.
 pub const PROGRESS_EVERY: usize = 20_000;
 

@@ -424,18 +424,18 @@ pub(super) fn parent_open(id: &str, state: Option<&str>) -> Result<bool> {
 }
 
 /// Counts one completed parent off its waiting dependents; the last makes each pending.
-/// `children` selects the dependents' seqs, `now` is the time parameter.
-pub(super) fn release_sql(children: &str, now: &str) -> String {
+/// `which` is the condition on `seq` that selects the dependents, `now` the time parameter.
+pub(super) fn release_sql(which: &str, now: &str) -> String {
     format!(
         "UPDATE jobs SET waiting_on = waiting_on - 1,
              state = CASE WHEN waiting_on <= 1 THEN 'pending' ELSE 'waiting' END, updated_at_ms = {now}
-         WHERE state = 'waiting' AND seq IN ({children})"
+         WHERE state = 'waiting' AND {which}"
     )
 }
 
 /// [`release_sql`] for the dependents of the job with seq ?1, at ?2.
 pub(super) static RELEASE_SQL: LazyLock<String> =
-    LazyLock::new(|| release_sql("SELECT child_seq FROM job_deps WHERE parent_seq = ?1", "?2"));
+    LazyLock::new(|| release_sql("seq IN (SELECT child_seq FROM job_deps WHERE parent_seq = ?1)", "?2"));
 
 /// The waiting jobs doomed by `anchor` (rows of dependent seq, the parent's id, how the
 /// parent ended), and theirs down the chain: a recursive CTE named `doomed`.
@@ -469,8 +469,8 @@ fn cascade_sql(parents: &str, now: u8) -> String {
 /// The cascade from the job with seq ?1, at ?2.
 pub(super) static CASCADE_SQL: LazyLock<String> = LazyLock::new(|| cascade_sql("p.seq = ?1", 2));
 
-/// The cascade from the job with id ?1, at ?2 (a step of cancel).
-static CASCADE_BY_ID_SQL: LazyLock<String> = LazyLock::new(|| cascade_sql("p.id = ?1", 2));
+/// What [`dependents_step`] needs of job ?1 after a change by id (a cancel).
+pub(super) const JOB_END_SQL: &str = "SELECT seq, state, has_dependents FROM jobs WHERE id = ?1";
 
 /// The cascade from every job that ended dead or cancelled with waiting dependents, at
 /// ?1 (a backup's copy, after its processing jobs were settled).
@@ -823,18 +823,33 @@ pub(super) const CLAIM_SET: &str = "state = 'processing', attempts = attempts + 
      started_at_ms = ?2, finished_at_ms = NULL, exit_code = NULL, last_error = NULL,
      lease_expires_ms = ?3, updated_at_ms = ?2";
 
+/// The text of the fenced settle (see [`SETTLE_UPDATE`]), with `$guard` put in front of
+/// the fence.
+macro_rules! settle_update {
+    ($guard:literal) => {
+        concat!(
+            "UPDATE jobs SET state = CASE WHEN cancel_requested_ms IS NULL OR ?4 = 'completed' THEN ?4 ELSE 'cancelled' END,
+                 run_at_ms = ?5, finished_at_ms = ?6, updated_at_ms = ?6,
+                 exit_code = ?7, last_error = ?8, lease_expires_ms = NULL, output_tail = ?9
+             WHERE ",
+            $guard,
+            " id = ?1 AND state = 'processing' AND attempts = ?2 AND worker_id = ?3
+               AND (CAST(?10 AS BIGINT) IS NULL OR lease_expires_ms < ?10)
+             RETURNING seq, started_at_ms, runs, state, has_dependents"
+        )
+    };
+}
+
 /// The fenced settle: ?1 id, ?2 attempt, ?3 worker, ?4 state, ?5 run at, ?6 now, ?7 exit
 /// code, ?8 error, ?9 the tail a completed job keeps in its row, ?10 for a rescue the time
 /// the lease must still have run out by (NULL otherwise). An attempt whose cancel was asked
 /// for ends `cancelled` unless it completed: it is never retried. Returns the state
 /// written, and whether any job runs after it.
-pub(super) const SETTLE_UPDATE: &str =
-    "UPDATE jobs SET state = CASE WHEN cancel_requested_ms IS NULL OR ?4 = 'completed' THEN ?4 ELSE 'cancelled' END,
-         run_at_ms = ?5, finished_at_ms = ?6, updated_at_ms = ?6,
-         exit_code = ?7, last_error = ?8, lease_expires_ms = NULL, output_tail = ?9
-     WHERE id = ?1 AND state = 'processing' AND attempts = ?2 AND worker_id = ?3
-       AND (CAST(?10 AS BIGINT) IS NULL OR lease_expires_ms < ?10)
-     RETURNING seq, started_at_ms, runs, state, has_dependents";
+pub(super) const SETTLE_UPDATE: &str = settle_update!("");
+
+/// [`SETTLE_UPDATE`] that leaves a job others run after alone: PostgreSQL's one-statement
+/// settle, whose no-row answer sends it to the full statement that releases dependents.
+pub(super) const SETTLE_UPDATE_NO_DEPENDENTS: &str = settle_update!("has_dependents IS NULL AND");
 
 /// The history row of a settled attempt that did not complete: ?1 seq, ?2 run, ?3
 /// attempt, ?4 worker, ?5 started, ?6 finished, ?7 exit code, ?8 error, ?9 outcome, ?10 tail.
@@ -882,7 +897,8 @@ const CANCEL_RUNNING_SQL: &str = "UPDATE jobs SET cancel_requested_ms = coalesce
      WHERE id = ?1 AND state = 'processing'";
 
 /// Cancel, for a job that is not running (waiting for its parents, pending, or failed
-/// and waiting for its retry); its dependents follow ([`CASCADE_BY_ID_SQL`]).
+/// and waiting for its retry); the store then cancels its dependents ([`JOB_END_SQL`],
+/// [`dependents_step`]).
 static CANCEL_WAITING_SQL: LazyLock<String> = LazyLock::new(|| {
     format!(
         "UPDATE jobs SET state = 'cancelled', waiting_on = 0, finished_at_ms = ?2, updated_at_ms = ?2,
@@ -924,7 +940,6 @@ pub(super) fn change_steps(change: ByIdChange) -> Vec<ChangeStep> {
         ByIdChange::Cancel => vec![
             ChangeStep { sql: CANCEL_RUNNING_SQL, takes_now: true },
             ChangeStep { sql: CANCEL_WAITING_SQL.as_str(), takes_now: true },
-            ChangeStep { sql: CASCADE_BY_ID_SQL.as_str(), takes_now: true },
         ],
     }
 }

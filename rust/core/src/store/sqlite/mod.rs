@@ -18,9 +18,10 @@ use self::combine::{shared_for, Shared};
 use self::file::{create_private, install_busy_handler, FileIdentity};
 use super::schema::{self, job_col};
 use super::{
-    Beat, ByIdParams, ChangeFeed, ClaimParams, ConfigStore, ExpiredJob, Fence, Fire, InsertBatch, Inserted, JobAdmin,
-    JobInspect, JobQueue, ListFilter, QueueControl, QueueRow, QueueSetting, Registration, ScheduleChange, ScheduleRow,
-    ScheduleStore, Setting, SettleParams, Settled, StopLevel, StoreOptions, Wakeups, WorkerRegistry, WorkerRow,
+    Beat, ByIdChange, ByIdParams, ChangeFeed, ClaimParams, ConfigStore, ExpiredJob, Fence, Fire, InsertBatch, Inserted,
+    JobAdmin, JobInspect, JobQueue, ListFilter, QueueControl, QueueRow, QueueSetting, Registration, ScheduleChange,
+    ScheduleRow, ScheduleStore, Setting, SettleParams, Settled, StopLevel, StoreOptions, Wakeups, WorkerRegistry,
+    WorkerRow,
 };
 use crate::error::{Error, Result};
 use crate::job::{Attempt, Job, JobState, Outcome};
@@ -236,7 +237,7 @@ fn dependents_in(
 
 /// The seq of each job of `after`, marked as having dependents, and how many of them have
 /// not completed yet (an unknown, dead or cancelled one is an error).
-fn parents_in(tx: &rusqlite::Transaction<'_>, after: &[String]) -> Result<(Vec<i64>, i64)> {
+fn parents_in(tx: &rusqlite::Transaction<'_>, after: &[&str]) -> Result<(Vec<i64>, i64)> {
     let mut st = tx.prepare_cached(schema::PARENT_MARK_SQL)?;
     let mut seqs = Vec::with_capacity(after.len());
     let mut open = 0;
@@ -324,6 +325,7 @@ impl JobQueue for SqliteStore {
         let tx = self.immediate()?;
         let mut ids = Vec::with_capacity(jobs.len());
         let mut skipped = Vec::new();
+        let mut stand_in = std::collections::HashMap::new();
         {
             let mut ensure = tx.prepare_cached(schema::QUEUE_ENSURE_SQL)?;
             for queue in super::distinct_queues(jobs) {
@@ -337,8 +339,11 @@ impl JobQueue for SqliteStore {
                 };
                 let timeout = i64::try_from(j.timeout_ms).unwrap_or(i64::MAX);
                 let env = schema::env_text(&j.env);
-                let (parents, waiting_on) =
-                    if j.after.is_empty() { (Vec::new(), 0) } else { parents_in(&tx, &j.after)? };
+                let (parents, waiting_on) = if j.after.is_empty() {
+                    (Vec::new(), 0)
+                } else {
+                    parents_in(&tx, &super::parents_of(&j.after, &stand_in))?
+                };
                 match ins.execute(params![
                     id,
                     j.command,
@@ -360,6 +365,9 @@ impl JobQueue for SqliteStore {
                             let holder: String =
                                 tx.prepare_cached(schema::UNIQUE_HOLDER_SQL)?.query_row(params![key], |r| r.get(0))?;
                             skipped.push(ids.len());
+                            if let Some(given) = &j.id {
+                                stand_in.insert(given.clone(), holder.clone());
+                            }
                             ids.push(holder);
                         } else {
                             let seq = tx.last_insert_rowid();
@@ -481,6 +489,12 @@ impl JobAdmin for SqliteStore {
                     }
                     other => other?,
                 };
+            }
+            if p.change == ByIdChange::Cancel {
+                let end: (i64, String, Option<i64>) = tx
+                    .prepare_cached(schema::JOB_END_SQL)?
+                    .query_row(params![id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+                dependents_in(&tx, end.0, &end.1, end.2.is_some(), p.now_ms)?;
             }
         }
         tx.commit()?;
