@@ -77,8 +77,18 @@ def test_pause_holds_a_queue_until_resume(q: Queue) -> None:
 
 
 def test_a_paused_queue_is_held_for_workers_already_running(q: Queue) -> None:
-    q.start_workers("--count", "2", "--quiet")
-    q.wait_for(lambda: len(q.json("worker", "list")) == 2, what="the workers")
+    # The queue exists before the workers start (twice in full runs, and never alone, the
+    # workers were not listed within 30 s here; the wait now says why if they exited).
+    q.run("status")
+    workers = q.start_workers("--count", "2", "--quiet")
+
+    def listed() -> bool:
+        if workers.poll() is not None:
+            _, err = workers.communicate()
+            raise AssertionError(f"the workers exited ({workers.returncode}): {err}")
+        return len(q.json("worker", "list")) == 2
+
+    q.wait_for(listed, timeout=60, what="the workers")
     q.run("queue", "pause", "p")
     held = q.run("enqueue", "--command", "true", "--queue", "p").stdout.strip()
     time.sleep(1.0)

@@ -55,6 +55,9 @@ class WorkerSettings(NamedTuple):
     verbose: bool = True
     #: The named queues the workers take jobs from; None: every queue.
     queues: tuple[str, ...] | None = None
+    #: After a stop signal, how long running jobs get to finish before they are killed and
+    #: requeued; None: as long as they take.
+    stop_timeout_s: float | None = None
 
     def pool(self, home: Home) -> _core.WorkerPool:
         lease_ms = max(1000, round(self.lease_s * 1000))
@@ -73,9 +76,27 @@ class WorkerSettings(NamedTuple):
         )
 
 
+def notify_service_manager(state: str) -> None:
+    """Tells systemd (Type=notify) `state`, e.g. READY=1, when it started this process."""
+    address = os.environ.get("NOTIFY_SOCKET")
+    if not address or not hasattr(signal, "SIGKILL"):
+        return
+    import socket
+
+    if address.startswith("@"):
+        address = "\0" + address[1:]
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as s:  # type: ignore[attr-defined,unused-ignore]
+            s.connect(address)
+            s.sendall(state.encode())
+    except OSError:
+        pass
+
+
 def run_foreground(home: Home, settings: WorkerSettings, announce: bool = True) -> dict[str, int]:
     """Runs the workers until they stop. The first SIGINT, SIGTERM or SIGHUP lets running
-    jobs finish; a second one kills them and puts them back to pending."""
+    jobs finish (for at most `stop_timeout_s`, when set); a second one, or the end of that
+    time, kills them and puts them back to pending."""
     pool = settings.pool(home)
     if announce:
         print(
@@ -84,16 +105,24 @@ def run_foreground(home: Home, settings: WorkerSettings, announce: bool = True) 
             file=sys.stderr,
             flush=True,
         )
+    # Every worker is registered once the pool is up: a service manager waiting for
+    # READY=1 returns from `start` now.
+    notify_service_manager("READY=1")
     received = [0]
+    graceful_since: list[float] = []
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
         received[0] += 1
         if received[0] == 1:
+            limit = settings.stop_timeout_s
+            then = f" (for up to {limit:g}s)" if limit is not None else ""
             print(
-                "stopping: running jobs will finish (signal again to kill them)",
+                f"stopping: running jobs will finish{then} (signal again to kill them)",
                 file=sys.stderr,
                 flush=True,
             )
+            notify_service_manager("STOPPING=1")
+            graceful_since.append(time.monotonic())
             pool.request_stop(STOP_GRACEFUL)
         else:
             print(
@@ -107,7 +136,16 @@ def run_foreground(home: Home, settings: WorkerSettings, announce: bool = True) 
     try:
         # Short waits so Python gets to run the signal handlers between them.
         while not pool.wait(0.25):
-            pass
+            limit = settings.stop_timeout_s
+            waited = time.monotonic() - graceful_since[0] if graceful_since else 0.0
+            if limit is not None and received[0] == 1 and graceful_since and waited >= limit:
+                received[0] += 1
+                print(
+                    f"stopping now: jobs still running after {limit:g}s are killed and requeued",
+                    file=sys.stderr,
+                    flush=True,
+                )
+                pool.request_stop(STOP_FORCE)
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
@@ -143,6 +181,8 @@ def start_detached(home: Home, settings: WorkerSettings, wait_s: float = 20.0) -
         args.append("--burst")
     if settings.queues is not None:
         args += ["--queue", ",".join(settings.queues)]
+    if settings.stop_timeout_s is not None:
+        args += ["--stop-timeout", f"{settings.stop_timeout_s:g}"]
     with open(home.worker_log, "ab") as log:
         proc = subprocess.Popen(
             args, stdin=subprocess.DEVNULL, stdout=log, stderr=log, **detach_options()

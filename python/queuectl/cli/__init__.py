@@ -42,6 +42,7 @@ COMMANDS = {
     "explain": "queuectl.cli.control:explain",
     "queue": "queuectl.cli.queues:queue",
     "schedule": "queuectl.cli.schedules:schedule",
+    "service": "queuectl.cli.service:service_group",
     "migrate": "queuectl.cli.migrate:migrate",
     "check": "queuectl.cli.maintenance:check",
     "backup": "queuectl.cli.maintenance:backup",

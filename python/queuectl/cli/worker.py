@@ -39,10 +39,23 @@ def worker() -> None:
     metavar="Q[,Q...]",
     help="Take jobs only from these named queues (default: every queue).",
 )
+@click.option(
+    "--stop-timeout",
+    type=Duration(),
+    default=None,
+    help="After a stop signal, kill and requeue jobs still running after this long.",
+)
 @click.option("--quiet", "-q", is_flag=True, help="Do not log each job to stderr.")
 @click.pass_obj
 def start(
-    app: App, count: int, burst: bool, detach: bool, lease: float, queues: str | None, quiet: bool
+    app: App,
+    count: int,
+    burst: bool,
+    detach: bool,
+    lease: float,
+    queues: str | None,
+    stop_timeout: float | None,
+    quiet: bool,
 ) -> None:
     """Start COUNT workers: in the foreground (Ctrl-C stops them after their current job;
     a second Ctrl-C kills the jobs and requeues them), or with --detach in the background."""
@@ -55,7 +68,12 @@ def start(
             except _core.InputError as e:
                 raise click.BadParameter(str(e), param_hint="--queue") from None
     settings = supervisor.WorkerSettings(
-        worker_count=count, burst=burst, lease_s=lease, verbose=not quiet, queues=names
+        worker_count=count,
+        burst=burst,
+        lease_s=lease,
+        verbose=not quiet,
+        queues=names,
+        stop_timeout_s=stop_timeout,
     )
     app.queue.store  # noqa: B018 - create and migrate the database before any worker starts
     if detach:
