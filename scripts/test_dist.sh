@@ -32,6 +32,22 @@ scenario() {
     local rc=0 err
     err=$(q "${qc[@]}" worker start --no-such-flag 2>&1 >/dev/null) || rc=$?
     [ "$rc" = 2 ] && [[ "$err" == "Error: No such option '--no-such-flag'"* ]] || fail "$name: usage error: $rc $err"
+    # Every command's module is in it (the CLI imports them lazily, by name).
+    for c in enqueue worker status list show logs dlq config purge cancel retry delete wait \
+        explain queue schedule service migrate check backup; do
+        q "${qc[@]}" "$c" --help >/dev/null || fail "$name: $c --help"
+    done
+    # The time-zone database (the system's, read by the compiled-in jiff) and a pipeline.
+    q "${qc[@]}" schedule add nightly --cron '30 2 * * *' --tz Europe/Berlin --command true >/dev/null
+    q "${qc[@]}" schedule next nightly --count 1 | grep -q 'T02:30:00+0[12]:00$' || fail "$name: schedule next"
+    q "${qc[@]}" schedule remove nightly >/dev/null
+    q "${qc[@]}" service install --print | grep -q '^ExecStart=' || fail "$name: service install --print"
+    q "${qc[@]}" enqueue --id first --command true >/dev/null
+    q "${qc[@]}" enqueue --id second --after first --command true >/dev/null
+    q "${qc[@]}" worker start --burst --quiet 2>/dev/null
+    [ "$(q "${qc[@]}" show second --json | $py -c 'import json,sys; print(json.load(sys.stdin)["state"])')" = completed ] \
+        || fail "$name: the job after another did not run"
+    q "${qc[@]}" purge --completed >/dev/null
     q "${qc[@]}" config set backoff-max 0 >/dev/null
     local ok
     ok=$(q "${qc[@]}" enqueue '{"command":"echo hello"}')
