@@ -1,5 +1,6 @@
 """Stubs for the extension module built from rust/py (checked by mypy stubtest)."""
 
+import sys
 from collections.abc import Callable
 from os import PathLike
 from pathlib import Path
@@ -300,3 +301,27 @@ def check(location: str) -> tuple[int | None, list[str]]: ...
 def schedule_times(
     cron: str, tz: str | None, after_ms: int, count: int
 ) -> list[tuple[int, str]]: ...
+
+if sys.platform == "win32":
+    def winservice_install(
+        name: str,
+        executable: str,
+        arguments: list[str],
+        description: str,
+        account: str | None = ...,
+    ) -> list[str]: ...
+    def winservice_query(name: str) -> tuple[str, int | None]: ...
+    def winservice_start(name: str, wait_s: float) -> None: ...
+    def winservice_stop(name: str, wait_s: float) -> None: ...
+    def winservice_uninstall(name: str, wait_s: float) -> None: ...
+    def winservice_run(
+        name: str,
+        location: str,
+        logs_dir: str,
+        log_file: str,
+        count: int,
+        lease_ms: int,
+        stop_timeout_s: float,
+        host: str,
+        queues: list[str] | None = ...,
+    ) -> None: ...

@@ -1,11 +1,11 @@
-"""Worker services: `queuectl service` on systemd (Linux) and launchd (macOS).
+"""Worker services: `queuectl service` on systemd (Linux), launchd (macOS) and the Windows
+service manager.
 
 What a service runs is decided here once, whatever the platform: the very executable
 that installed it, by absolute path (the one-file binary, or this interpreter with
 `-m queuectl`), with the home and database resolved at install time, `PATH` captured, and
-the worker flags. The unit and the property list are plain text built from that; the
-`systemctl` and `launchctl` calls are the only platform code. The Windows service manager
-is not supported yet (`install` says so).
+the worker flags. The unit and the property list are plain text built from that; on
+Windows the Rust core creates the service and hosts it (`service run`).
 """
 
 from __future__ import annotations
@@ -247,6 +247,47 @@ def launchd_plist(spec: ServiceSpec) -> bytes:
 def launchd_plist_path(name: str, system: bool) -> Path:
     folder = Path("/Library/LaunchDaemons") if system else Path.home() / "Library" / "LaunchAgents"
     return folder / f"{launchd_label(name)}.plist"
+
+
+# Windows: the executable answers the service manager itself (`service run`, hosted by
+# the Rust core); what the service needs beyond its command line is kept in the home.
+
+
+def windows_service_name(name: str) -> str:
+    return f"queuectl-{name}"
+
+
+def windows_state_file(home: Path, name: str) -> Path:
+    """The service's environment (PATH, the env file) and settings, written at install."""
+    return home / f"service-{name}.json"
+
+
+def windows_log(home: Path, name: str) -> Path:
+    return home / f"service-{name}.log"
+
+
+def windows_arguments(spec: ServiceSpec) -> list[str]:
+    """What the service manager passes to the executable: `service run` and its settings."""
+    argv = [
+        *spec.command[1:],
+        "--home",
+        str(spec.home),
+        "--db",
+        spec.db,
+        "service",
+        "run",
+        "--name",
+        spec.name,
+        "--count",
+        str(spec.workers),
+        "--lease",
+        f"{spec.lease_s:g}",
+        "--stop-timeout",
+        f"{spec.stop_timeout_s:g}",
+    ]
+    if spec.queues:
+        argv += ["--queue", ",".join(spec.queues)]
+    return argv
 
 
 def platform_kind() -> str:

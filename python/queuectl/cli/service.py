@@ -1,10 +1,12 @@
-"""`queuectl service`: workers as a systemd (Linux) or launchd (macOS) service."""
+"""`queuectl service`: workers as a systemd (Linux), launchd (macOS) or Windows service."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +31,8 @@ user_option = click.option("--user", "user_scope", is_flag=True, help="A user se
 
 @click.group("service")
 def service_group() -> None:
-    """Run workers as a service of the operating system: systemd on Linux, launchd on macOS."""
+    """Run workers as a service of the operating system: systemd on Linux, launchd on
+    macOS, the service manager on Windows."""
 
 
 def _run(argv: list[str], check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -61,10 +64,20 @@ def _domain(system: bool) -> str:
     return "system" if system else f"gui/{os.getuid()}"  # type: ignore[attr-defined,unused-ignore]
 
 
-def _unsupported() -> service.ServiceError:
-    return service.ServiceError(
-        "the Windows service manager is not supported yet: run `queuectl worker start --detach`"
+def _windows_install(app: App, spec: service.ServiceSpec, account: str | None) -> list[str]:
+    """Writes the service's environment into the home and creates the service."""
+    import json
+
+    state = service.windows_state_file(spec.home, spec.name)
+    state.write_text(json.dumps({"env": spec.environment()}), encoding="utf-8")
+    notes: list[str] = _core.winservice_install(  # type: ignore[attr-defined,unused-ignore]
+        service.windows_service_name(spec.name),
+        spec.command[0],
+        service.windows_arguments(spec),
+        f"queuectl workers ({spec.name}): runs the jobs of {spec.db}",
+        account,
     )
+    return notes
 
 
 @service_group.command("install")
@@ -83,6 +96,11 @@ def _unsupported() -> service.ServiceError:
 )
 @click.option("--env-file", type=click.Path(dir_okay=False, path_type=Path), metavar="F")
 @click.option("--no-start", is_flag=True, help="Install and enable, but do not start now.")
+@click.option(
+    "--account",
+    metavar="NAME",
+    help="Windows: the account the service runs as (default NT AUTHORITY\\LocalService).",
+)
 @click.option("--print", "print_only", is_flag=True, help="Print the unit or plist only.")
 @click.pass_obj
 def install(
@@ -96,6 +114,7 @@ def install(
     stop_timeout: float,
     env_file: Path | None,
     no_start: bool,
+    account: str | None,
     print_only: bool,
 ) -> None:
     """Install (and start) workers as a service that comes back after a crash and at
@@ -119,7 +138,21 @@ def install(
     )
     kind = service.platform_kind()
     if kind == "windows":
-        raise _unsupported()
+        argv = [spec.command[0], *service.windows_arguments(spec)]
+        if print_only:
+            click.echo(" ".join(argv))
+            return
+        app.queue.store  # noqa: B018 - create and migrate the database before the service runs
+        app.home.ensure()
+        for note in _windows_install(app, spec, account):
+            click.echo(f"note: {note}", err=True)
+        if not no_start:
+            _core.winservice_start(service.windows_service_name(name), 60.0)  # type: ignore[attr-defined,unused-ignore]
+        click.echo(
+            f"installed service {service.windows_service_name(name)}"
+            + ("" if no_start else "; started")
+        )
+        return
     text = service.systemd_unit(spec) if kind == "systemd" else service.launchd_plist(spec).decode()
     if print_only:
         click.echo(text, nl=False)
@@ -156,10 +189,16 @@ def install(
     click.echo(f"installed {path}" + ("" if no_start else "; started"))
 
 
-def _installed_path(name: str, system: bool) -> Path:
+def _installed_path(name: str, system: bool, home: Path | None = None) -> Path:
     kind = service.platform_kind()
     if kind == "windows":
-        raise _unsupported()
+        assert home is not None
+        path = service.windows_state_file(home, name)
+        if not path.exists():
+            raise service.ServiceError(
+                f"no service named {name!r} is installed ({path} does not exist)"
+            )
+        return path
     path = (
         service.systemd_unit_path(name, system)
         if kind == "systemd"
@@ -178,8 +217,11 @@ def _installed_path(name: str, system: bool) -> Path:
 @click.pass_obj
 def uninstall(app: App, name: str, system: bool) -> None:
     """Stop the service (running jobs finish, up to its stop timeout), then remove it."""
-    path = _installed_path(name, system)
-    if service.platform_kind() == "systemd":
+    path = _installed_path(name, system, app.home.dir)
+    if service.platform_kind() == "windows":
+        _core.winservice_uninstall(service.windows_service_name(name), 600.0)  # type: ignore[attr-defined,unused-ignore]
+        path.unlink()
+    elif service.platform_kind() == "systemd":
         _require_systemd()
         unit = service.unit_name(name)
         # Stopped and disabled before the file goes, so no loaded unit is left behind.
@@ -194,9 +236,15 @@ def uninstall(app: App, name: str, system: bool) -> None:
     click.echo(f"uninstalled {name}")
 
 
-def _control(name: str, system: bool, what: str) -> None:
-    _installed_path(name, system)
-    if service.platform_kind() == "systemd":
+def _control(name: str, system: bool, what: str, home: Path) -> None:
+    _installed_path(name, system, home)
+    if service.platform_kind() == "windows":
+        win = service.windows_service_name(name)
+        if what in ("stop", "restart"):
+            _core.winservice_stop(win, 600.0)  # type: ignore[attr-defined,unused-ignore]
+        if what in ("start", "restart"):
+            _core.winservice_start(win, 60.0)  # type: ignore[attr-defined,unused-ignore]
+    elif service.platform_kind() == "systemd":
         _require_systemd()
         _run(_systemctl(system, what, service.unit_name(name)))
     else:
@@ -216,20 +264,29 @@ for _what in ("start", "stop", "restart"):
         @click.command(what, help=f"{what.capitalize()} the service.")
         @name_option
         @scope_option
-        def cmd(name: str, system: bool) -> None:
-            _control(name, system, what)
+        @click.pass_obj
+        def cmd(app: App, name: str, system: bool) -> None:
+            _control(name, system, what, app.home.dir)
 
         return cmd
 
     service_group.add_command(_make(_what))
 
 
-def _os_view(name: str, system: bool) -> dict[str, Any]:
+def _os_view(name: str, system: bool, home: Path) -> dict[str, Any]:
     """What the operating system says about the service."""
     kind = service.platform_kind()
+    if kind == "windows":
+        path = service.windows_state_file(home, name)
+        view: dict[str, Any] = {"installed": path.exists(), "file": str(path), "last_exit": None}
+        try:
+            state, pid = _core.winservice_query(service.windows_service_name(name))  # type: ignore[attr-defined,unused-ignore]
+        except _core.QueuectlError:
+            return {**view, "installed": False, "enabled": None, "running": None, "pid": None}
+        return {**view, "enabled": True, "running": state == "Running", "pid": pid}
     if kind == "systemd":
         path = service.systemd_unit_path(name, system)
-        view: dict[str, Any] = {"installed": path.exists(), "file": str(path)}
+        view = {"installed": path.exists(), "file": str(path)}
         if not path.exists() or not Path("/run/systemd/system").is_dir():
             return {**view, "enabled": None, "running": None, "pid": None, "last_exit": None}
         props = _run(
@@ -275,7 +332,11 @@ def _os_view(name: str, system: bool) -> dict[str, Any]:
 
 
 def _status(app: App, name: str, system: bool) -> dict[str, Any]:
-    view = {"name": name, "scope": "system" if system else "user", **_os_view(name, system)}
+    view = {
+        "name": name,
+        "scope": "system" if system else "user",
+        **_os_view(name, system, app.home.dir),
+    }
     here = supervisor.host_name()
     workers = [
         render.worker_dict(w, state)
@@ -292,8 +353,6 @@ def _status(app: App, name: str, system: bool) -> dict[str, Any]:
 @click.pass_obj
 def status(app: App, name: str, system: bool, as_json: bool) -> None:
     """What the operating system says about the service, and its workers' heartbeats."""
-    if service.platform_kind() == "windows":
-        raise _unsupported()
     s = _status(app, name, system)
     if as_json:
         render.emit_json(s)
@@ -314,8 +373,9 @@ def list_services(app: App, system: bool, as_json: bool) -> None:
     """The queuectl services installed (user ones, or with --system the system ones)."""
     kind = service.platform_kind()
     if kind == "windows":
-        raise _unsupported()
-    if kind == "systemd":
+        files = app.home.dir.glob("service-*.json")
+        names = [p.name[len("service-") : -len(".json")] for p in files]
+    elif kind == "systemd":
         folder = service.systemd_unit_path("x", system).parent
         files = folder.glob("queuectl-*.service")
         names = [p.name[len("queuectl-") : -len(".service")] for p in files]
@@ -343,9 +403,14 @@ def list_services(app: App, system: bool, as_json: bool) -> None:
 @name_option
 @scope_option
 @click.option("--follow", "-f", is_flag=True, help="Keep printing new lines.")
-def logs(name: str, system: bool, follow: bool) -> None:
-    """The service's log: the journal on Linux, ~/Library/Logs/queuectl/NAME.log on macOS."""
-    _installed_path(name, system)
+@click.pass_obj
+def logs(app: App, name: str, system: bool, follow: bool) -> None:
+    """The service's log: the journal on Linux, ~/Library/Logs/queuectl/NAME.log on macOS,
+    HOME/service-NAME.log on Windows."""
+    _installed_path(name, system, app.home.dir)
+    if service.platform_kind() == "windows":
+        _follow(service.windows_log(app.home.dir, name), follow)
+        return
     if service.platform_kind() == "systemd":
         argv = ["journalctl", *([] if system else ["--user"]), "-u", service.unit_name(name)]
         argv += ["-f"] if follow else ["-n", "200", "--no-pager"]
@@ -355,3 +420,50 @@ def logs(name: str, system: bool, follow: bool) -> None:
         sys.exit(subprocess.call(argv))
     except FileNotFoundError:
         raise service.ServiceError(f"{argv[0]} is not installed here") from None
+
+
+def _follow(path: Path, follow: bool) -> None:
+    """The last 200 lines of a log file, and with `follow` what is appended to it."""
+    with (
+        contextlib.suppress(FileNotFoundError),
+        open(path, encoding="utf-8", errors="replace") as f,
+    ):
+        for line in f.readlines()[-200:]:
+            click.echo(line, nl=False)
+        while follow:
+            line = f.readline()
+            if line:
+                click.echo(line, nl=False)
+            else:
+                time.sleep(0.5)
+
+
+@service_group.command("run", hidden=True)
+@name_option
+@click.option("--count", type=int, default=1)
+@click.option("--queue", "queues", default=None)
+@click.option("--lease", type=float, default=30.0)
+@click.option("--stop-timeout", type=float, default=60.0)
+@click.pass_obj
+def run(
+    app: App, name: str, count: int, queues: str | None, lease: float, stop_timeout: float
+) -> None:
+    """What the Windows service manager starts: hosts the workers until the service stops."""
+    import json
+
+    if service.platform_kind() != "windows":
+        raise service.ServiceError("`service run` is what the Windows service manager starts")
+    state = json.loads(service.windows_state_file(app.home.dir, name).read_text(encoding="utf-8"))
+    os.environ.update(state.get("env", {}))
+    app.queue.store  # noqa: B018 - migrated before the workers start
+    _core.winservice_run(  # type: ignore[attr-defined,unused-ignore]
+        service.windows_service_name(name),
+        app.home.db,
+        str(app.home.logs_dir),
+        str(service.windows_log(app.home.dir, name)),
+        count,
+        round(lease * 1000),
+        stop_timeout,
+        supervisor.host_name(),
+        queues.split(",") if queues else None,
+    )

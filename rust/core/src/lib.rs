@@ -18,6 +18,8 @@ pub mod runner;
 pub mod schedule;
 pub mod spec;
 pub mod store;
+#[cfg(windows)]
+pub mod winservice;
 pub mod worker;
 
 pub use error::{Error, Result};

@@ -8,6 +8,8 @@ mod errors;
 mod pool;
 mod store;
 mod values;
+#[cfg(windows)]
+mod winsvc;
 
 use std::path::PathBuf;
 
@@ -164,5 +166,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(backup, m)?)?;
     m.add_function(wrap_pyfunction!(check, m)?)?;
     m.add_function(wrap_pyfunction!(schedule_times, m)?)?;
+    #[cfg(windows)]
+    winsvc::add(m)?;
     Ok(())
 }
