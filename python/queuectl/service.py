@@ -125,26 +125,18 @@ class ServiceSpec(NamedTuple):
             user=user,
         )
 
+    def worker_flags(self) -> list[str]:
+        """--count, --lease, --stop-timeout and --queue as the service passes them on."""
+        flags = ["--count", str(self.workers), "--lease", f"{self.lease_s:g}"]
+        flags += ["--stop-timeout", f"{self.stop_timeout_s:g}"]
+        if self.queues:
+            flags += ["--queue", ",".join(self.queues)]
+        return flags
+
     def worker_argv(self) -> list[str]:
         """The command line the service runs."""
-        argv = [
-            *self.command,
-            "--home",
-            str(self.home),
-            "--db",
-            self.db,
-            "worker",
-            "start",
-            "--count",
-            str(self.workers),
-            "--lease",
-            f"{self.lease_s:g}",
-            "--stop-timeout",
-            f"{self.stop_timeout_s:g}",
-        ]
-        if self.queues:
-            argv += ["--queue", ",".join(self.queues)]
-        return argv
+        head = [*self.command, "--home", str(self.home), "--db", self.db]
+        return [*head, "worker", "start", *self.worker_flags()]
 
     def environment(self) -> dict[str, str]:
         """The variables the service starts with: PATH as captured, the home, the env file."""
@@ -268,26 +260,8 @@ def windows_log(home: Path, name: str) -> Path:
 
 def windows_arguments(spec: ServiceSpec) -> list[str]:
     """What the service manager passes to the executable: `service run` and its settings."""
-    argv = [
-        *spec.command[1:],
-        "--home",
-        str(spec.home),
-        "--db",
-        spec.db,
-        "service",
-        "run",
-        "--name",
-        spec.name,
-        "--count",
-        str(spec.workers),
-        "--lease",
-        f"{spec.lease_s:g}",
-        "--stop-timeout",
-        f"{spec.stop_timeout_s:g}",
-    ]
-    if spec.queues:
-        argv += ["--queue", ",".join(spec.queues)]
-    return argv
+    head = [*spec.command[1:], "--home", str(spec.home), "--db", spec.db]
+    return [*head, "service", "run", "--name", spec.name, *spec.worker_flags()]
 
 
 def platform_kind() -> str:

@@ -508,6 +508,12 @@ pub(super) const DEPS_CLEAN_SQL: &str = "DELETE FROM job_deps
      WHERE NOT EXISTS (SELECT 1 FROM jobs WHERE seq = job_deps.parent_seq)
         OR NOT EXISTS (SELECT 1 FROM jobs WHERE seq = job_deps.child_seq)";
 
+/// What [`check_dependencies`] needs read for `change`: the job's parents (a retry), a
+/// job waiting for it (a delete). Other changes read neither.
+pub(super) fn dependency_reads(change: ByIdChange) -> (bool, bool) {
+    (matches!(change, ByIdChange::Retry | ByIdChange::RetryDead), change == ByIdChange::Delete)
+}
+
 /// Whether job `id` may be changed so given the jobs it runs after (`parents`, id and
 /// state) and a job waiting to run after it (`waiting_child`).
 pub(super) fn check_dependencies(

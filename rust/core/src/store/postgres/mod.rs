@@ -831,9 +831,15 @@ impl JobAdmin for PostgresStore {
             for id in p.ids {
                 let row = tx.query_opt(&state_sql, &[id])?;
                 schema::check_change(p.change, id, row.as_ref().map(|r| r.get::<_, &str>(0)))?;
-                let parents: Vec<(String, String)> =
-                    tx.query(&parents_sql, &[id])?.iter().map(|r| (r.get(0), r.get(1))).collect();
-                let child = tx.query_opt(&child_sql, &[id])?.map(|r| r.get::<_, String>(0));
+                let (read_parents, read_child) = schema::dependency_reads(p.change);
+                let mut parents: Vec<(String, String)> = Vec::new();
+                if read_parents {
+                    parents = tx.query(&parents_sql, &[id])?.iter().map(|r| (r.get(0), r.get(1))).collect();
+                }
+                let mut child = None;
+                if read_child {
+                    child = tx.query_opt(&child_sql, &[id])?.map(|r| r.get::<_, String>(0));
+                }
                 schema::check_dependencies(p.change, id, &parents, child.as_deref())?;
                 for (st, takes_now) in &steps {
                     let done = if *takes_now { tx.execute(st, &[id, &p.now_ms]) } else { tx.execute(st, &[id]) };

@@ -472,13 +472,18 @@ impl JobAdmin for SqliteStore {
             let state: Option<String> =
                 tx.prepare_cached(schema::JOB_STATE_SQL)?.query_row(params![id], |r| r.get(0)).optional()?;
             schema::check_change(p.change, id, state.as_deref())?;
-            let parents = {
+            let (read_parents, read_child) = schema::dependency_reads(p.change);
+            let mut parents: Vec<(String, String)> = Vec::new();
+            if read_parents {
                 let mut st = tx.prepare_cached(schema::PARENTS_SQL)?;
                 let rows = st.query_map(params![id], |r| Ok((r.get(0)?, r.get(1)?)))?;
-                rows.collect::<rusqlite::Result<Vec<(String, String)>>>()?
+                parents = rows.collect::<rusqlite::Result<_>>()?;
+            }
+            let child: Option<String> = if read_child {
+                tx.prepare_cached(schema::WAITING_CHILD_SQL)?.query_row(params![id], |r| r.get(0)).optional()?
+            } else {
+                None
             };
-            let child: Option<String> =
-                tx.prepare_cached(schema::WAITING_CHILD_SQL)?.query_row(params![id], |r| r.get(0)).optional()?;
             schema::check_dependencies(p.change, id, &parents, child.as_deref())?;
             for step in schema::change_steps(p.change) {
                 let mut st = tx.prepare_cached(step.sql)?;
