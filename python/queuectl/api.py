@@ -371,6 +371,40 @@ class Queue:
         queue, at most `limit`."""
         return self.store.jobs(state, limit, queue)
 
+    def jobs_page(
+        self,
+        state: str | None = None,
+        queue: str | None = None,
+        search: str | None = None,
+        before: int | None = None,
+        limit: int = 50,
+    ) -> tuple[list[_core.Job], int | None]:
+        """A page of jobs, newest first: of one state and one queue when given, whose id or
+        command contains `search`, enqueued before the cursor `before` (the `next` of the
+        page before). Returns (jobs, next); next is None when no older job is left. Where
+        no index keeps the filter in order, a page looks through at most 50,000 enqueue
+        positions, so it may hold fewer than `limit` jobs and still have a next page."""
+        if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 1000:
+            raise InputError(f"a page holds 1 to 1000 jobs, got {limit!r}")
+        if state is not None and state not in JOB_STATES:
+            raise InputError(f"unknown state {state!r}: use one of {', '.join(JOB_STATES)}")
+        if before is not None and (isinstance(before, bool) or not isinstance(before, int)):
+            raise InputError(f"a page cursor is a whole number, got {before!r}")
+        return self.store.jobs_page(state, queue, search or None, before, limit)
+
+    def oldest_pending(self) -> _core.Job | None:
+        """The pending job enqueued first, or None."""
+        jobs = self.store.jobs("pending", 1)
+        return jobs[0] if jobs else None
+
+    def stats(self, since_ms: int | None = None) -> list[tuple[int, str, str, int]]:
+        """What workers did, from the store's per-minute rollup: the totals since the
+        queue began when `since_ms` is None, else each minute from `since_ms` on, as
+        (minute_ms, queue, metric, value) rows. Metrics: started, completed, retried,
+        dead, cancelled, fenced, requeued, leases_expired, run_ms_sum, wait_ms_sum and the
+        histogram buckets run_le_MS / wait_le_MS (`inf` for the last)."""
+        return self.store.stats(since_ms)
+
     def counts(self) -> dict[str, int]:
         """How many jobs are in each state, every state included."""
         return dict(self.store.counts())
@@ -699,16 +733,19 @@ class Queue:
         wait: bool = False,
         timeout_s: float | None = None,
         host: str | None = None,
+        worker: str | None = None,
     ) -> int:
-        """Asks every running worker (of `host`, when given) to stop, through the database
-        so it reaches any host; `force` kills running jobs and requeues them. With `wait`,
-        returns once none runs, or raises QueuectlError after `timeout_s`. Returns how many
-        workers were asked (0: none was running)."""
+        """Asks every running worker (of `host`, or only the worker `worker`, when given)
+        to stop, through the database so it reaches any host; `force` kills running jobs
+        and requeues them. With `wait`, returns once none runs, or raises QueuectlError
+        after `timeout_s`. Returns how many workers were asked (0: none was running)."""
         from queuectl import supervisor
 
         if timeout_s is not None:
             timeout_s = _seconds("timeout_s", timeout_s)
-        return supervisor.stop(self.store, force=force, wait=wait, timeout_s=timeout_s, host=host)
+        return supervisor.stop(
+            self.store, force=force, wait=wait, timeout_s=timeout_s, host=host, worker=worker
+        )
 
     # Config
 

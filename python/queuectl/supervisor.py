@@ -204,17 +204,35 @@ def start_detached(home: Home, settings: WorkerSettings, wait_s: float = 20.0) -
 
 
 def stop(
-    store: _core.Store, force: bool, wait: bool, timeout_s: float | None, host: str | None
+    store: _core.Store,
+    force: bool,
+    wait: bool,
+    timeout_s: float | None,
+    host: str | None,
+    worker: str | None = None,
 ) -> int:
-    """Asks every running worker to stop and, with `wait`, waits until none runs.
-    Returns how many were asked."""
+    """Asks every running worker (of `host`, or only `worker`, when given) to stop and,
+    with `wait`, waits until none of them runs. Returns how many were asked."""
     store.reap()
-    running = live_workers(store, host)
+
+    def running_now() -> list[tuple[_core.Worker, str]]:
+        return [ws for ws in live_workers(store, host) if worker is None or ws[0].id == worker]
+
+    running = running_now()
     if not running:
         return 0
-    store.request_stop(STOP_FORCE if force else STOP_GRACEFUL, host)
+    store.request_stop(STOP_FORCE if force else STOP_GRACEFUL, host, worker)
     if not wait:
         return len(running)
+    deadline = None if timeout_s is None else time.monotonic() + timeout_s
+    while running_now():
+        if deadline is not None and time.monotonic() >= deadline:
+            left = len(running_now())
+            raise QueuectlError(
+                f"{left} worker(s) still running after {timeout_s:g}s; the stop request stands"
+            )
+        time.sleep(0.1)
+    return len(running)
     deadline = None if timeout_s is None else time.monotonic() + timeout_s
     while live_workers(store, host):
         if deadline is not None and time.monotonic() >= deadline:

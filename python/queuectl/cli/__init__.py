@@ -46,6 +46,8 @@ COMMANDS = {
     "migrate": "queuectl.cli.migrate:migrate",
     "check": "queuectl.cli.maintenance:check",
     "backup": "queuectl.cli.maintenance:backup",
+    "ui": "queuectl.cli.ui:ui",
+    "metrics": "queuectl.cli.ui:metrics",
 }
 
 

@@ -19,6 +19,8 @@ pub enum Trouble {
     Reap,
     /// Firing due schedules.
     Schedule,
+    /// Adding the per-minute counts to the store.
+    Stats,
     /// Claiming failed; the worker tries again after the pause.
     Claim {
         retry_in: Duration,
@@ -31,9 +33,18 @@ pub enum Trouble {
 #[derive(Debug, Clone, Copy)]
 pub enum Event<'a> {
     /// A claimed job started running.
-    Started { worker: &'a str, job: &'a str, attempt: u32 },
+    /// `wait_ms`: from when the job was due (its run_at, or its enqueue if later) to now.
+    Started { worker: &'a str, job: &'a str, attempt: u32, queue: &'a str, wait_ms: u64 },
     /// An attempt ended and was settled.
-    Finished { worker: &'a str, job: &'a str, attempt: u32, settled: Settled, duration_ms: u64, error: Option<&'a str> },
+    Finished {
+        worker: &'a str,
+        job: &'a str,
+        attempt: u32,
+        queue: &'a str,
+        settled: Settled,
+        duration_ms: u64,
+        error: Option<&'a str>,
+    },
     /// A job was stopped on request (or claimed while stopping) and put back to pending.
     Requeued { worker: &'a str, job: &'a str },
     /// This worker settled a lost worker's job as a failed attempt.
@@ -98,6 +109,7 @@ impl StderrLog {
                 Trouble::Rescue => format!("lease rescue failed: {error}"),
                 Trouble::Reap => format!("reaping lost workers failed: {error}"),
                 Trouble::Schedule => format!("firing schedules failed: {error}"),
+                Trouble::Stats => format!("writing the per-minute counts failed: {error}"),
                 Trouble::Claim { retry_in } => {
                     format!("cannot claim a job: {error}; trying again in {:.1}s", retry_in.as_secs_f64())
                 }
@@ -253,8 +265,16 @@ mod tests {
     #[test]
     fn counters_count_each_kind() {
         let c = Counters::default();
-        let ev = |settled| Event::Finished { worker: "w", job: "j", attempt: 1, settled, duration_ms: 5, error: None };
-        c.on_event(&Event::Started { worker: "w", job: "j", attempt: 1 });
+        let ev = |settled| Event::Finished {
+            worker: "w",
+            job: "j",
+            attempt: 1,
+            queue: "default",
+            settled,
+            duration_ms: 5,
+            error: None,
+        };
+        c.on_event(&Event::Started { worker: "w", job: "j", attempt: 1, queue: "default", wait_ms: 0 });
         c.on_event(&ev(Settled::Completed));
         c.on_event(&ev(Settled::Retry { run_at_ms: 9 }));
         c.on_event(&ev(Settled::Dead));
@@ -271,6 +291,7 @@ mod tests {
             worker: "w",
             job: "j",
             attempt: 1,
+            queue: "default",
             settled: Settled::Dead,
             duration_ms: 0,
             error: Some("exit code 3"),

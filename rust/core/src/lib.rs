@@ -17,6 +17,7 @@ mod private_file;
 pub mod runner;
 pub mod schedule;
 pub mod spec;
+pub mod stats;
 pub mod store;
 #[cfg(windows)]
 pub mod winservice;

@@ -25,7 +25,8 @@ use windows_service::service_manager::{ServiceManager, ServiceManagerAccess};
 use windows_service::{define_windows_service, service_dispatcher};
 
 use crate::error::{Error, Result};
-use crate::events::{Event, Observer, StderrLog};
+use crate::events::{Event, Observer, Observers, StderrLog};
+use crate::stats::Rollup;
 use crate::store::{QueueFilter, StopLevel, StoreOptions};
 use crate::worker::{new_worker_id, Pool, WorkerConfig};
 
@@ -127,13 +128,15 @@ fn serve(cfg: &HostConfig, log: &FileLog) -> Result<()> {
         .map_err(|e| win_err("cannot register with the service manager", e))?;
     let report = |s: ServiceStatus| handle.set_service_status(s).map_err(|e| win_err("cannot report the status", e));
     report(status(ServiceState::StartPending, ServiceControlAccept::empty(), 1, Duration::from_secs(30)))?;
-    let observer: Arc<dyn Observer> = Arc::new(FileLog::open(&cfg.log_file));
+    let rollup = Arc::new(Rollup::default());
+    let observer: Arc<dyn Observer> = Arc::new(Observers(vec![Arc::new(FileLog::open(&cfg.log_file)), rollup.clone()]));
     let filter = cfg.queues.as_ref().map(|q| QueueFilter::new(q)).transpose()?;
     let cfgs = (0..cfg.count)
         .map(|_| WorkerConfig {
             lease_ms: cfg.lease_ms,
             queues: filter.clone(),
             observer: Arc::clone(&observer),
+            rollup: Some(Arc::clone(&rollup)),
             ..WorkerConfig::new(new_worker_id(), cfg.host.clone(), std::process::id(), cfg.logs_dir.clone())
         })
         .collect();

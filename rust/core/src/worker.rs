@@ -20,6 +20,7 @@ use crate::job::{Job, JobState};
 use crate::jobid;
 use crate::policy::{self, AttemptEnd, WorkerSettings};
 use crate::runner::{self, Control, RunOutcome, RunSpec};
+use crate::stats::Rollup;
 use crate::store::{
     open_store, ClaimParams, Fence, QueueFilter, Registration, Settled, StopLevel, Store, StoreOptions,
 };
@@ -55,6 +56,9 @@ pub struct WorkerConfig {
     pub clock: Arc<dyn Clock>,
     /// The named queues it takes jobs from; `None`: every queue.
     pub queues: Option<QueueFilter>,
+    /// The process's per-minute counts (also one of its observers), added to the store
+    /// with every heartbeat and when the worker exits.
+    pub rollup: Option<Arc<Rollup>>,
 }
 
 impl WorkerConfig {
@@ -74,6 +78,7 @@ impl WorkerConfig {
             observer: Arc::new(StderrLog),
             clock: Arc::new(SystemClock),
             queues: None,
+            rollup: None,
         }
     }
 }
@@ -250,6 +255,14 @@ impl Loop<'_> {
                 }
             }
             Err(e) => self.trouble(Trouble::Schedule, e),
+        }
+        if self.fault.is_some() {
+            return;
+        }
+        if let Some(r) = &self.cfg.rollup {
+            if let Err(e) = r.flush(self.store) {
+                self.trouble(Trouble::Stats, e);
+            }
         }
     }
 
@@ -432,7 +445,9 @@ impl Loop<'_> {
     /// Runs one claimed job and settles it; returns the next job when it could claim one.
     fn execute(&mut self, job: Job) -> Result<Option<Job>> {
         let attempt = job.attempts;
-        self.emit(Event::Started { worker: &self.cfg.worker_id, job: &job.id, attempt });
+        let due = job.run_at_ms.max(job.created_at_ms);
+        let wait_ms = u64::try_from(self.now() - due).unwrap_or(0);
+        self.emit(Event::Started { worker: &self.cfg.worker_id, job: &job.id, attempt, queue: &job.queue, wait_ms });
         let outcome = self.attempt(&job);
         if let Some(e) = self.fault.take() {
             return Err(e);
@@ -459,6 +474,7 @@ impl Loop<'_> {
             worker: &self.cfg.worker_id,
             job: &job.id,
             attempt,
+            queue: &job.queue,
             settled,
             duration_ms: outcome.duration_ms,
             error: outcome.error.as_deref(),
@@ -545,6 +561,9 @@ pub fn run_worker(
             }
             lp.emit(Event::Stopping { worker: &cfg.worker_id, cause: e });
         }
+    }
+    if let Some(r) = &cfg.rollup {
+        let _ = r.flush(lp.store);
     }
     let _ = lp.store.worker_exit(&cfg.worker_id, cfg.clock.now_ms());
     lp.emit(Event::Exited { worker: &cfg.worker_id, summary: &lp.summary, error: result.as_ref().err() });

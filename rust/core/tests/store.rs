@@ -12,9 +12,9 @@ use std::time::{Duration, Instant};
 use queuectl_core::policy::{self, AttemptEnd, WorkerSettings};
 use queuectl_core::store::prelude::*;
 use queuectl_core::store::{
-    transfer, Beat, ByIdChange, ByIdParams, ClaimParams, Fence, InsertBatch, Inserted, ListFilter, PostgresStore,
+    transfer, Beat, ByIdChange, ByIdParams, ClaimParams, Fence, InsertBatch, Inserted, ListFilter, PageFilter, PostgresStore,
     QueueChange, QueueFilter, QueueSetting, Registration, Setting, SettleParams, Settled, SqliteStore, StopLevel,
-    StoreOptions, WorkerState, SCHEMA_VERSION,
+    StatRow, StoreOptions, WorkerState, SCHEMA_VERSION,
 };
 use queuectl_core::{Error, JobState, NewJob, Outcome};
 
@@ -171,7 +171,79 @@ conformance!(
     a_parent_that_does_not_complete_cancels_its_dependents_down_the_chain,
     a_parent_rescued_after_its_worker_died_still_releases_its_dependents,
     a_schedule_fires_each_occurrence_once,
+    pages_run_newest_first_and_their_cursors_reach_every_job,
+    stats_add_to_their_minute_and_to_the_total,
 );
+
+fn page_ids(s: &mut dyn Store, f: PageFilter<'_>) -> (Vec<String>, Option<i64>) {
+    let page = s.job_page(&f).unwrap();
+    (page.jobs.into_iter().map(|j| j.id).collect(), page.next)
+}
+
+fn pages_run_newest_first_and_their_cursors_reach_every_job(s: &mut dyn Store) {
+    assert_eq!(page_ids(s, PageFilter { limit: 10, ..Default::default() }), (vec![], None));
+    let jobs: Vec<NewJob> = (0..7)
+        .map(|i| {
+            let mut j = queued(&format!("j{i}"), if i % 2 == 0 { "even" } else { "odd" }, 0);
+            j.command = format!("echo {}", if i == 3 { "needle" } else { "hay" });
+            j.max_retries = 0;
+            j
+        })
+        .collect();
+    s.job_insert_many(&jobs, T0).unwrap();
+    // Pages of three, newest first, each starting below the last one's oldest job.
+    let (first, next) = page_ids(s, PageFilter { limit: 3, ..Default::default() });
+    assert_eq!(first, ["j6", "j5", "j4"]);
+    let (second, next) = page_ids(s, PageFilter { limit: 3, before: next, ..Default::default() });
+    assert_eq!(second, ["j3", "j2", "j1"]);
+    let (third, next) = page_ids(s, PageFilter { limit: 3, before: next, ..Default::default() });
+    assert_eq!(third, ["j0"]);
+    assert_eq!(next, None);
+    // Filters: a queue, a state, a search in the command or the id.
+    let (odd, _) = page_ids(s, PageFilter { queue: Some("odd"), limit: 10, ..Default::default() });
+    assert_eq!(odd, ["j5", "j3", "j1"]);
+    assert_eq!(claim(s, "w", T0).as_deref(), Some("j0"));
+    settle(s, "j0", 1, "w", T0, false);
+    let (dead, _) = page_ids(s, PageFilter { state: Some(JobState::Dead), limit: 10, ..Default::default() });
+    assert_eq!(dead, ["j0"]);
+    let (pending, _) = page_ids(
+        s,
+        PageFilter { state: Some(JobState::Pending), queue: Some("even"), limit: 10, ..Default::default() },
+    );
+    assert_eq!(pending, ["j6", "j4", "j2"]);
+    let (found, next) = page_ids(s, PageFilter { search: Some("needle"), limit: 10, ..Default::default() });
+    assert_eq!((found, next), (vec!["j3".to_string()], None));
+    let (found, _) = page_ids(s, PageFilter { search: Some("j5"), limit: 10, ..Default::default() });
+    assert_eq!(found, ["j5"]);
+    // Text that means something to SQL is only text here.
+    let (none, _) = page_ids(s, PageFilter { search: Some("%' OR 1=1 --"), limit: 10, ..Default::default() });
+    assert!(none.is_empty());
+}
+
+fn stats_add_to_their_minute_and_to_the_total(s: &mut dyn Store) {
+    let row = |minute_ms: i64, queue: &str, metric: &str, value: i64| StatRow {
+        minute_ms,
+        queue: queue.into(),
+        metric: metric.into(),
+        value,
+    };
+    let m1 = T0 / 60_000 * 60_000;
+    let m2 = m1 + 60_000;
+    s.stats_add(&[row(m1, "q", "completed", 3), row(m1, "q", "dead", 1)], 0).unwrap();
+    s.stats_add(&[row(m1, "q", "completed", 2), row(m2, "q", "completed", 5)], 0).unwrap();
+    let mut totals = s.stats_read(None).unwrap();
+    totals.sort_by(|a, b| a.metric.cmp(&b.metric));
+    assert_eq!(totals, [row(0, "q", "completed", 10), row(0, "q", "dead", 1)]);
+    let minutes = s.stats_read(Some(m1)).unwrap();
+    assert!(minutes.contains(&row(m1, "q", "completed", 5)));
+    assert!(minutes.contains(&row(m2, "q", "completed", 5)));
+    assert_eq!(s.stats_read(Some(m2)).unwrap(), [row(m2, "q", "completed", 5)]);
+    // Forgetting old minutes keeps the totals.
+    s.stats_add(&[row(m2, "q", "dead", 1)], m2).unwrap();
+    assert!(s.stats_read(Some(0)).unwrap().iter().all(|r| r.minute_ms == m2));
+    let total_dead = s.stats_read(None).unwrap().into_iter().find(|r| r.metric == "dead").map(|r| r.value);
+    assert_eq!(total_dead, Some(2));
+}
 
 fn a_schedule_fires_each_occurrence_once(s: &mut dyn Store) {
     use queuectl_core::schedule::{new_schedule, occurrence_id};
@@ -877,8 +949,9 @@ fn a_rescue_leaves_a_job_whose_lease_was_renewed_alone(s: &mut dyn Store) {
 fn stop_requests_never_lower_the_level(s: &mut dyn Store) {
     s.worker_register(&reg("a", "h1", 1, 30_000, T0)).unwrap();
     s.worker_register(&reg("b", "h2", 2, 30_000, T0)).unwrap();
-    assert_eq!(s.worker_request_stop(StopLevel::Force, Some("h1")).unwrap(), 1);
-    assert_eq!(s.worker_request_stop(StopLevel::Graceful, None).unwrap(), 2);
+    assert_eq!(s.worker_request_stop(StopLevel::Force, Some("h1"), None).unwrap(), 1);
+    assert_eq!(s.worker_request_stop(StopLevel::Graceful, None, Some("nobody")).unwrap(), 0);
+    assert_eq!(s.worker_request_stop(StopLevel::Graceful, None, None).unwrap(), 2);
     let levels: Vec<(String, StopLevel)> =
         s.worker_list(false).unwrap().into_iter().map(|w| (w.id, w.stop_requested)).collect();
     assert!(levels.contains(&("a".to_string(), StopLevel::Force)), "{levels:?}");
@@ -972,8 +1045,8 @@ fn heartbeat_renews_the_lease_and_carries_stop_requests(s: &mut dyn Store) {
     assert_eq!(s.job_get("h").unwrap().lease_expires_ms, Some(T0 + 50_000));
     let w = &s.worker_list(false).unwrap()[0];
     assert_eq!((w.state.as_str(), w.current_job.as_deref()), ("busy", Some("h")));
-    assert_eq!(s.worker_request_stop(StopLevel::Force, Some("elsewhere")).unwrap(), 0);
-    assert_eq!(s.worker_request_stop(StopLevel::Force, None).unwrap(), 1);
+    assert_eq!(s.worker_request_stop(StopLevel::Force, Some("elsewhere"), None).unwrap(), 0);
+    assert_eq!(s.worker_request_stop(StopLevel::Force, None, None).unwrap(), 1);
     assert_eq!(s.worker_heartbeat("w", T0 + 21_000).unwrap().map(|b| b.stop), Some(StopLevel::Force));
     assert!(s.job_requeue(&fence("h", 1, "w"), T0 + 21_000).unwrap());
     let j = s.job_get("h").unwrap();
@@ -996,7 +1069,7 @@ fn silent_workers_are_reaped(s: &mut dyn Store) {
     s.worker_register(&reg("gone", "host", 2, 1_000, T0 + 2_000)).unwrap();
     let w = &s.worker_list(false).unwrap()[0];
     assert_eq!((w.id.as_str(), w.pid, w.exited_at_ms), ("gone", 2, None));
-    assert_eq!(s.worker_request_stop(StopLevel::Graceful, None).unwrap(), 1);
+    assert_eq!(s.worker_request_stop(StopLevel::Graceful, None, None).unwrap(), 1);
     assert_eq!(s.worker_heartbeat("gone", T0 + 2_100).unwrap().map(|b| b.stop), Some(StopLevel::Graceful));
     // A registration that is still running cannot be taken over.
     assert!(matches!(s.worker_register(&reg("gone", "host", 3, 1_000, T0 + 2_200)), Err(Error::InvalidState(_))));

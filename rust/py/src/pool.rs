@@ -8,6 +8,7 @@ use std::time::Duration;
 use pyo3::prelude::*;
 
 use queuectl_core::events::{Counters, Observer, Observers, StderrLog};
+use queuectl_core::stats::Rollup;
 use queuectl_core::store::{QueueFilter, StoreOptions};
 use queuectl_core::worker::{
     new_worker_id, Pool, WorkerConfig, DEFAULT_HEARTBEAT_MS, DEFAULT_KILL_GRACE_MS, DEFAULT_LEASE_MS, DEFAULT_POLL_MS,
@@ -49,7 +50,8 @@ impl WorkerPool {
     ) -> PyResult<Self> {
         let queues = queues.map(|q| QueueFilter::new(&q)).transpose().map_err(py_err)?;
         let counters = Arc::new(Counters::default());
-        let mut observers: Vec<Arc<dyn Observer>> = vec![counters.clone()];
+        let rollup = Arc::new(Rollup::default());
+        let mut observers: Vec<Arc<dyn Observer>> = vec![counters.clone(), rollup.clone()];
         if verbose {
             observers.push(Arc::new(StderrLog));
         }
@@ -63,6 +65,7 @@ impl WorkerPool {
                 burst,
                 observer: Arc::clone(&observer),
                 queues: queues.clone(),
+                rollup: Some(Arc::clone(&rollup)),
                 ..WorkerConfig::new(new_worker_id(), host.clone(), pid, logs_dir.clone())
             })
             .collect();

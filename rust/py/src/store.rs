@@ -11,8 +11,8 @@ use std::time::Duration;
 
 use queuectl_core::schedule::{self, Timing};
 use queuectl_core::store::{
-    open_store, ByIdChange, ByIdParams, InsertBatch, ListFilter, QueueChange, QueueSetting, ScheduleChange, Setting,
-    StoreOptions, DEFAULT_BUSY_TIMEOUT_MS,
+    open_store, ByIdChange, ByIdParams, InsertBatch, ListFilter, PageFilter, QueueChange, QueueSetting, ScheduleChange,
+    Setting, StoreOptions, DEFAULT_BUSY_TIMEOUT_MS,
 };
 use queuectl_core::{clock, JobState};
 
@@ -126,6 +126,32 @@ impl Store {
         let names = [name];
         let change = QueueChange::Limit(limit);
         self.with(py, |s| s.queue_set(&QueueSetting { names: &names, change, now_ms: clock::now_ms() }))
+    }
+
+    /// A page of jobs newest first, filtered, below the cursor `before` (a previous page's
+    /// `next`): (jobs, next), next None when no older job is left.
+    #[pyo3(signature = (state = None, queue = None, search = None, before = None, limit = 50))]
+    fn jobs_page(
+        &self,
+        py: Python<'_>,
+        state: Option<&str>,
+        queue: Option<String>,
+        search: Option<String>,
+        before: Option<i64>,
+        limit: u64,
+    ) -> PyResult<(Vec<Job>, Option<i64>)> {
+        let state = state.map(parse_state).transpose()?;
+        let f = PageFilter { state, queue: queue.as_deref(), search: search.as_deref(), before, limit };
+        let page = self.with(py, |s| s.job_page(&f))?;
+        Ok((page.jobs.into_iter().map(Job::from).collect(), page.next))
+    }
+
+    /// The per-minute rollup: the totals when `since_ms` is None, else every minute from
+    /// it on, as (minute_ms, queue, metric, value).
+    #[pyo3(signature = (since_ms = None))]
+    fn stats(&self, py: Python<'_>, since_ms: Option<i64>) -> PyResult<Vec<(i64, String, String, i64)>> {
+        let rows = self.with(py, |s| s.stats_read(since_ms))?;
+        Ok(rows.into_iter().map(|r| (r.minute_ms, r.queue, r.metric, r.value)).collect())
     }
 
     /// Number of jobs per state, every state included.
@@ -265,10 +291,10 @@ impl Store {
     }
 
     /// Asks running workers to stop (1 graceful, 2 force); returns how many were asked.
-    #[pyo3(signature = (level, host = None))]
-    fn request_stop(&self, py: Python<'_>, level: u8, host: Option<String>) -> PyResult<u64> {
+    #[pyo3(signature = (level, host = None, worker = None))]
+    fn request_stop(&self, py: Python<'_>, level: u8, host: Option<String>, worker: Option<String>) -> PyResult<u64> {
         let level = stop_level(level)?;
-        self.with(py, |s| s.worker_request_stop(level, host.as_deref()))
+        self.with(py, |s| s.worker_request_stop(level, host.as_deref(), worker.as_deref()))
     }
 
     /// Marks workers whose heartbeat ran out as exited, and rescues their jobs.

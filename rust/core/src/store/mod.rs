@@ -209,6 +209,41 @@ pub struct ListFilter<'a> {
     pub limit: Option<u64>,
 }
 
+/// Which jobs a page of the dashboard's job list holds: newest first, below a cursor.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PageFilter<'a> {
+    pub state: Option<JobState>,
+    pub queue: Option<&'a str>,
+    /// Jobs whose id or command contains this text.
+    pub search: Option<&'a str>,
+    /// Only jobs enqueued before the job at this position (a previous page's `next`).
+    pub before: Option<i64>,
+    pub limit: u64,
+}
+
+/// One page of jobs, newest first.
+#[derive(Debug, Clone, Default)]
+pub struct Page {
+    pub jobs: Vec<Job>,
+    /// Where the next (older) page starts; None when no older job is left to look at.
+    pub next: Option<i64>,
+}
+
+/// How many enqueue positions a page looks through at most when no index holds its
+/// filter (a search, or a state whose jobs no index keeps in order): a page may then hold
+/// fewer than its limit and still have a next one, and it never reads a million rows.
+pub const PAGE_SCAN_WINDOW: i64 = 50_000;
+
+/// One counter of the per-minute rollup (see `crate::stats`): minute 0 is the total.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StatRow {
+    pub minute_ms: i64,
+    /// "" for counts that belong to no queue.
+    pub queue: String,
+    pub metric: String,
+    pub value: i64,
+}
+
 /// Which attempt a write belongs to: it applies only while the job is processing this
 /// attempt under this worker.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -504,6 +539,8 @@ pub trait JobInspect {
     fn job_list(&mut self, state: Option<JobState>, limit: Option<u64>) -> Result<Vec<Job>> {
         self.job_list_where(&ListFilter { state, queue: None, limit })
     }
+    /// A page of jobs newest first (see [`PageFilter`], [`PAGE_SCAN_WINDOW`]).
+    fn job_page(&mut self, f: &PageFilter<'_>) -> Result<Page>;
     /// The number of jobs in every state, zeros included, in `JobState::ALL` order.
     fn job_count_by_state(&mut self) -> Result<Vec<(JobState, u64)>>;
     /// The jobs job `id` runs after (`after`), in enqueue order, with their states; empty
@@ -542,9 +579,10 @@ pub trait WorkerRegistry {
     fn worker_exit(&mut self, id: &str, now_ms: i64) -> Result<()>;
     /// Registered workers, newest first; with `include_exited` also those that exited.
     fn worker_list(&mut self, include_exited: bool) -> Result<Vec<WorkerRow>>;
-    /// Asks every worker that has not exited (optionally only those on `host`) to stop at
-    /// `level` (a request never lowers an earlier one). Returns how many were asked.
-    fn worker_request_stop(&mut self, level: StopLevel, host: Option<&str>) -> Result<u64>;
+    /// Asks every worker that has not exited (optionally only those on `host`, only the
+    /// worker `worker`) to stop at `level` (a request never lowers an earlier one).
+    /// Returns how many were asked.
+    fn worker_request_stop(&mut self, level: StopLevel, host: Option<&str>, worker: Option<&str>) -> Result<u64>;
     /// Marks workers whose heartbeat is older than their lease as exited.
     fn worker_reap(&mut self, now_ms: i64) -> Result<u64>;
 }
@@ -641,6 +679,15 @@ pub trait ScheduleStore {
     fn schedule_change(&mut self, name: &str, change: ScheduleChange, now_ms: i64) -> Result<()>;
 }
 
+/// The per-minute rollup of what workers did.
+pub trait StatsStore {
+    /// Adds each row's value to its minute and to the total (minute 0), and forgets the
+    /// minutes before `forget_before_ms`, in one transaction.
+    fn stats_add(&mut self, rows: &[StatRow], forget_before_ms: i64) -> Result<()>;
+    /// The totals (minute 0) when `since_ms` is None, else every minute from `since_ms` on.
+    fn stats_read(&mut self, since_ms: Option<i64>) -> Result<Vec<StatRow>>;
+}
+
 /// How idle workers learn that something changed without polling the queue itself.
 pub trait ChangeFeed {
     /// How this store delivers wake-ups.
@@ -653,7 +700,16 @@ pub trait ChangeFeed {
 /// Storage for queuectl. One value is one connection; it is `Send` but not shared between
 /// threads: each worker thread opens its own.
 pub trait Store:
-    JobQueue + JobAdmin + JobInspect + QueueControl + WorkerRegistry + ConfigStore + ScheduleStore + ChangeFeed + Send
+    JobQueue
+    + JobAdmin
+    + JobInspect
+    + QueueControl
+    + WorkerRegistry
+    + ConfigStore
+    + ScheduleStore
+    + StatsStore
+    + ChangeFeed
+    + Send
 {
 }
 
@@ -665,6 +721,7 @@ impl<
             + WorkerRegistry
             + ConfigStore
             + ScheduleStore
+            + StatsStore
             + ChangeFeed
             + Send,
     > Store for T
@@ -674,6 +731,7 @@ impl<
 /// The traits of every role, for callers that use a store through `dyn Store`.
 pub mod prelude {
     pub use super::{
-        ChangeFeed, ConfigStore, JobAdmin, JobInspect, JobQueue, QueueControl, ScheduleStore, Store, WorkerRegistry,
+        ChangeFeed, ConfigStore, JobAdmin, JobInspect, JobQueue, QueueControl, ScheduleStore, StatsStore, Store,
+        WorkerRegistry,
     };
 }

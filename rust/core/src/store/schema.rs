@@ -300,7 +300,80 @@ CREATE TABLE schedules (
 );
 "#,
     },
+    Migration {
+        // The per-minute rollup of what workers did (crate::stats): one counter per row,
+        // added to with each heartbeat. Minute 0 holds the totals; the key leads with the
+        // minute, so a chart reads a range and the totals are one short range.
+        sqlite: r#"
+CREATE TABLE stats (
+    minute_ms INTEGER NOT NULL,   -- the minute's start; 0: the total since the start
+    queue     TEXT NOT NULL,      -- '' for counts that belong to no queue
+    metric    TEXT NOT NULL,
+    value     INTEGER NOT NULL,
+    PRIMARY KEY (minute_ms, queue, metric)
+) WITHOUT ROWID;
+"#,
+        postgres: r#"
+CREATE TABLE stats (
+    minute_ms BIGINT NOT NULL,
+    queue     TEXT NOT NULL,
+    metric    TEXT NOT NULL,
+    value     BIGINT NOT NULL,
+    PRIMARY KEY (minute_ms, queue, metric)
+);
+"#,
+    },
 ];
+
+/// ?1 minute, ?2 queue, ?3 metric, ?4 the value to add.
+pub(super) const STATS_ADD_SQL: &str = "INSERT INTO stats (minute_ms, queue, metric, value) VALUES (?1, ?2, ?3, ?4)
+     ON CONFLICT (minute_ms, queue, metric) DO UPDATE SET value = stats.value + excluded.value";
+/// ?1: minutes before it are forgotten (the totals stay).
+pub(super) const STATS_FORGET_SQL: &str = "DELETE FROM stats WHERE minute_ms > 0 AND minute_ms < ?1";
+pub(super) const STATS_TOTALS_SQL: &str = "SELECT minute_ms, queue, metric, value FROM stats WHERE minute_ms = 0";
+/// ?1 the first minute.
+pub(super) const STATS_SINCE_SQL: &str =
+    "SELECT minute_ms, queue, metric, value FROM stats WHERE minute_ms >= ?1 AND minute_ms > 0 ORDER BY minute_ms";
+
+/// A row of the stats reads.
+pub(super) fn stat_from(r: &impl Cells) -> Result<super::StatRow> {
+    Ok(super::StatRow { minute_ms: r.int(0)?, queue: r.text(1)?, metric: r.text(2)?, value: r.int(3)? })
+}
+
+/// The page query's text (see `PageFilter`): `from` is the FROM clause with its state
+/// condition (`jobs WHERE state = 'dead'`, or `jobs WHERE 1 = 1`), `contains` the
+/// dialect's substring test with `{col}` and `?5` in it. ?1 limit, ?2 queue, ?3 below this
+/// seq, ?4 at or above this seq, ?5 search text; a filter not given is bound to NULL and
+/// written as a constant test, so that it never keeps an index from being used.
+pub(super) fn page_sql(from: &str, queue: bool, search: bool, contains: &str) -> String {
+    let queue = if queue { "queue = ?2" } else { "CAST(?2 AS TEXT) IS NULL" };
+    let search = if search {
+        format!("({} OR {})", contains.replace("{col}", "id"), contains.replace("{col}", "command"))
+    } else {
+        "CAST(?5 AS TEXT) IS NULL".to_string()
+    };
+    format!(
+        "SELECT {} FROM {from} AND {queue} AND seq < ?3 AND seq >= ?4 AND {search} ORDER BY seq DESC LIMIT ?1",
+        job_col::LIST
+    )
+}
+
+/// The seqs a page reads: below the first, at or above the second; with `windowed`, at
+/// most `PAGE_SCAN_WINDOW` of them.
+pub(super) fn page_bounds(before: Option<i64>, max_seq: i64, windowed: bool) -> (i64, i64) {
+    let upper = before.unwrap_or(i64::MAX).min(max_seq.saturating_add(1));
+    let lower = if windowed { upper.saturating_sub(super::PAGE_SCAN_WINDOW).max(0) } else { 0 };
+    (upper, lower)
+}
+
+/// The next page's cursor: the oldest job of a full page, else the window's lower bound
+/// while older jobs may be left.
+pub(super) fn page_next(jobs_seqs: &[i64], limit: u64, lower: i64, min_seq: i64) -> Option<i64> {
+    if jobs_seqs.len() as u64 >= limit && limit > 0 {
+        return jobs_seqs.last().copied();
+    }
+    (lower > min_seq).then_some(lower)
+}
 
 /// Schedules, by name, with the state of the last job each enqueued: ?1 one name (NULL:
 /// all), ?2 only those not paused whose next occurrence is at or before it (NULL: any).
@@ -1077,10 +1150,10 @@ pub(super) const WORKER_BEAT_SQL: &str = "UPDATE workers SET heartbeat_ms = ?2 W
      RETURNING CAST(stop_requested AS BIGINT), lease_ms";
 pub(super) const WORKER_EXIT_SQL: &str =
     "UPDATE workers SET state = 'exited', heartbeat_ms = ?2, exited_at_ms = ?2 WHERE id = ?1";
-/// ?1 level, ?2 host or NULL for every host.
+/// ?1 level, ?2 host or NULL for every host, ?3 one worker's id or NULL for all.
 pub(super) const WORKER_STOP_SQL: &str =
     "UPDATE workers SET stop_requested = CASE WHEN stop_requested > ?1 THEN stop_requested ELSE ?1 END
-     WHERE state <> 'exited' AND (CAST(?2 AS TEXT) IS NULL OR host = ?2)";
+     WHERE state <> 'exited' AND (CAST(?2 AS TEXT) IS NULL OR host = ?2) AND (CAST(?3 AS TEXT) IS NULL OR id = ?3)";
 /// ?1 now.
 pub(super) const WORKER_SILENT_SQL: &str = "WHERE state <> 'exited' AND heartbeat_ms + lease_ms < ?1";
 

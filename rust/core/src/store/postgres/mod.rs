@@ -28,9 +28,9 @@ use self::conn::{parse_location, tls_connector};
 use super::schema::{self, job_col, ColType};
 use super::{
     Beat, ByIdChange, ByIdParams, ChangeFeed, ClaimParams, ConfigStore, ExpiredJob, Fence, Fire, InsertBatch, Inserted,
-    JobAdmin, JobInspect, JobQueue, ListFilter, QueueControl, QueueRow, QueueSetting, Registration, ScheduleChange,
-    ScheduleRow, ScheduleStore, Setting, SettleParams, Settled, StopLevel, StoreOptions, Wakeups, WorkerRegistry,
-    WorkerRow,
+    JobAdmin, JobInspect, JobQueue, ListFilter, Page, PageFilter, QueueControl, QueueRow, QueueSetting, Registration,
+    ScheduleChange, ScheduleRow, ScheduleStore, Setting, SettleParams, Settled, StatRow, StatsStore, StopLevel,
+    StoreOptions, Wakeups, WorkerRegistry, WorkerRow,
 };
 use crate::error::{Error, Result};
 use crate::job::{Attempt, Job, JobState, NewJob, Outcome};
@@ -889,6 +889,46 @@ impl JobInspect for PostgresStore {
         rows.iter().map(|r| schema::job_from(r, 0)).collect()
     }
 
+    fn job_page(&mut self, f: &PageFilter<'_>) -> Result<Page> {
+        // jobs_state (state, seq) holds every state in seq order; a queue or a search is
+        // read newest first from the table, at most a window of it per page.
+        let from = match f.state {
+            Some(s) => format!("jobs WHERE state = '{}'", s.as_str()),
+            None => "jobs WHERE 1 = 1".to_string(),
+        };
+        let windowed = f.search.is_some() || f.queue.is_some();
+        let sql = schema::to_postgres(&schema::page_sql(
+            &from,
+            f.queue.is_some(),
+            f.search.is_some(),
+            "strpos({col}, ?5) > 0",
+        ));
+        let limit = i64::try_from(f.limit).unwrap_or(i64::MAX);
+        let (before, queue, search) = (f.before, f.queue, f.search);
+        let (bounds, rows) = self.with(|c, _| {
+            let mut tx = c.build_transaction().read_only(true).start()?;
+            let b = tx.query_one("SELECT max(seq), min(seq) FROM jobs", &[])?;
+            let (max, min): (Option<i64>, Option<i64>) = (b.get(0), b.get(1));
+            let (Some(max), Some(min)) = (max, min) else {
+                return Ok((None, Vec::new()));
+            };
+            let (upper, lower) = schema::page_bounds(before, max, windowed);
+            let rows = tx.query(&sql, &[&limit, &queue, &upper, &lower, &search])?;
+            tx.commit()?;
+            Ok((Some((lower, min)), rows))
+        })?;
+        let Some((lower, min)) = bounds else {
+            return Ok(Page::default());
+        };
+        let mut seqs = Vec::with_capacity(rows.len());
+        let mut jobs = Vec::with_capacity(rows.len());
+        for r in &rows {
+            seqs.push(r.get::<_, i64>(job_col::seq));
+            jobs.push(schema::job_from(r, 0)?);
+        }
+        Ok(Page { jobs, next: schema::page_next(&seqs, f.limit, lower, min) })
+    }
+
     fn job_count_by_state(&mut self) -> Result<Vec<(JobState, u64)>> {
         let rows = self.with(|c, _| Ok(c.query("SELECT state, count(*) FROM jobs GROUP BY state", &[])?))?;
         let mut counts: Vec<(JobState, u64)> = JobState::ALL.iter().map(|s| (*s, 0)).collect();
@@ -1044,11 +1084,11 @@ impl WorkerRegistry for PostgresStore {
         self.read(&WORKER_LIST_SQL, &[&include_exited])?.iter().map(schema::worker_from).collect()
     }
 
-    fn worker_request_stop(&mut self, level: StopLevel, host: Option<&str>) -> Result<u64> {
+    fn worker_request_stop(&mut self, level: StopLevel, host: Option<&str>, worker: Option<&str>) -> Result<u64> {
         let level = i16::from(level.as_u8());
         self.with(|c, channel| {
             let mut tx = c.transaction()?;
-            let n = tx.execute(&schema::to_postgres(schema::WORKER_STOP_SQL), &[&level, &host])?;
+            let n = tx.execute(&schema::to_postgres(schema::WORKER_STOP_SQL), &[&level, &host, &worker])?;
             notify(&mut tx, channel)?;
             tx.commit()?;
             Ok(n)
@@ -1140,6 +1180,33 @@ impl ScheduleStore for PostgresStore {
             return Err(schema::no_schedule(name));
         }
         Ok(())
+    }
+}
+
+impl StatsStore for PostgresStore {
+    fn stats_add(&mut self, rows: &[StatRow], forget_before_ms: i64) -> Result<()> {
+        let add = self.prepared(schema::STATS_ADD_SQL)?;
+        let forget = self.prepared(schema::STATS_FORGET_SQL)?;
+        self.with(|c, _| {
+            let mut tx = c.transaction()?;
+            // Rows come sorted, so that concurrent flushes take their row locks in one order.
+            for r in rows {
+                tx.execute(&add, &[&r.minute_ms, &r.queue, &r.metric, &r.value])?;
+            }
+            for r in rows {
+                tx.execute(&add, &[&0i64, &r.queue, &r.metric, &r.value])?;
+            }
+            tx.execute(&forget, &[&forget_before_ms])?;
+            Ok(tx.commit()?)
+        })
+    }
+
+    fn stats_read(&mut self, since_ms: Option<i64>) -> Result<Vec<StatRow>> {
+        let rows = match since_ms {
+            None => self.read(schema::STATS_TOTALS_SQL, &[])?,
+            Some(t) => self.read(schema::STATS_SINCE_SQL, &[&t])?,
+        };
+        rows.iter().map(schema::stat_from).collect()
     }
 }
 

@@ -19,9 +19,9 @@ use self::file::{create_private, install_busy_handler, FileIdentity};
 use super::schema::{self, job_col};
 use super::{
     Beat, ByIdChange, ByIdParams, ChangeFeed, ClaimParams, ConfigStore, ExpiredJob, Fence, Fire, InsertBatch, Inserted,
-    JobAdmin, JobInspect, JobQueue, ListFilter, QueueControl, QueueRow, QueueSetting, Registration, ScheduleChange,
-    ScheduleRow, ScheduleStore, Setting, SettleParams, Settled, StopLevel, StoreOptions, Wakeups, WorkerRegistry,
-    WorkerRow,
+    JobAdmin, JobInspect, JobQueue, ListFilter, Page, PageFilter, QueueControl, QueueRow, QueueSetting, Registration,
+    ScheduleChange, ScheduleRow, ScheduleStore, Setting, SettleParams, Settled, StatRow, StatsStore, StopLevel,
+    StoreOptions, Wakeups, WorkerRegistry, WorkerRow,
 };
 use crate::error::{Error, Result};
 use crate::job::{Attempt, Job, JobState, Outcome};
@@ -540,6 +540,42 @@ impl JobInspect for SqliteStore {
         collect(rows)
     }
 
+    fn job_page(&mut self, f: &PageFilter<'_>) -> Result<Page> {
+        // Dead, cancelled and waiting jobs have partial indexes in seq order, and a queue
+        // has jobs_all (queue, seq): those pages read only what they return. The rest are
+        // read newest first from the table itself, at most a window of it per page.
+        let from = match f.state {
+            None => "jobs WHERE 1 = 1".to_string(),
+            Some(s @ (JobState::Pending | JobState::Failed | JobState::Completed)) => {
+                format!("jobs NOT INDEXED WHERE state = '{}'", s.as_str())
+            }
+            Some(s) => format!("jobs {}", where_state(s)),
+        };
+        let windowed = f.search.is_some()
+            || (f.state.is_some() && f.queue.is_some())
+            || matches!(f.state, Some(JobState::Pending | JobState::Failed | JobState::Completed));
+        let sql = schema::page_sql(&from, f.queue.is_some(), f.search.is_some(), "instr({col}, ?5) > 0");
+        let tx = self.conn.transaction()?;
+        let max: Option<i64> = tx.prepare_cached("SELECT max(seq) FROM jobs")?.query_row([], |r| r.get(0))?;
+        let min: Option<i64> = tx.prepare_cached("SELECT min(seq) FROM jobs")?.query_row([], |r| r.get(0))?;
+        let (Some(max), Some(min)) = (max, min) else {
+            return Ok(Page::default());
+        };
+        let (upper, lower) = schema::page_bounds(f.before, max, windowed);
+        let limit = i64::try_from(f.limit).unwrap_or(i64::MAX);
+        let found: Vec<(i64, Job)> = {
+            let mut st = tx.prepare_cached(&sql)?;
+            let rows = st.query_map(
+                params![limit, f.queue, upper, lower, f.search],
+                decode(|r| Ok((r.get::<_, i64>(job_col::seq)?, schema::job_from(r, 0)?))),
+            )?;
+            collect(rows)?
+        };
+        tx.commit()?;
+        let (seqs, jobs): (Vec<i64>, Vec<Job>) = found.into_iter().unzip();
+        Ok(Page { jobs, next: schema::page_next(&seqs, f.limit, lower, min) })
+    }
+
     fn job_count_by_state(&mut self) -> Result<Vec<(JobState, u64)>> {
         // Completed jobs are most of a long-lived queue and in no index: they are the total
         // minus the rest. The total is SQLite's count of the cells of jobs_all, page by page
@@ -732,8 +768,8 @@ impl WorkerRegistry for SqliteStore {
         collect(rows)
     }
 
-    fn worker_request_stop(&mut self, level: StopLevel, host: Option<&str>) -> Result<u64> {
-        Ok(self.write(schema::WORKER_STOP_SQL, params![level.as_u8(), host])? as u64)
+    fn worker_request_stop(&mut self, level: StopLevel, host: Option<&str>, worker: Option<&str>) -> Result<u64> {
+        Ok(self.write(schema::WORKER_STOP_SQL, params![level.as_u8(), host, worker])? as u64)
     }
 
     fn worker_reap(&mut self, now_ms: i64) -> Result<u64> {
@@ -812,6 +848,34 @@ impl ScheduleStore for SqliteStore {
             return Err(schema::no_schedule(name));
         }
         Ok(())
+    }
+}
+
+impl StatsStore for SqliteStore {
+    fn stats_add(&mut self, rows: &[StatRow], forget_before_ms: i64) -> Result<()> {
+        let tx = self.immediate()?;
+        {
+            let mut add = tx.prepare_cached(schema::STATS_ADD_SQL)?;
+            for r in rows {
+                add.execute(params![r.minute_ms, r.queue, r.metric, r.value])?;
+                add.execute(params![0, r.queue, r.metric, r.value])?;
+            }
+        }
+        tx.prepare_cached(schema::STATS_FORGET_SQL)?.execute(params![forget_before_ms])?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn stats_read(&mut self, since_ms: Option<i64>) -> Result<Vec<StatRow>> {
+        let mut st = match since_ms {
+            None => self.conn.prepare_cached(schema::STATS_TOTALS_SQL)?,
+            Some(_) => self.conn.prepare_cached(schema::STATS_SINCE_SQL)?,
+        };
+        let rows = match since_ms {
+            None => st.query_map([], decode(|r| schema::stat_from(r)))?.collect::<Vec<_>>(),
+            Some(t) => st.query_map(params![t], decode(|r| schema::stat_from(r)))?.collect::<Vec<_>>(),
+        };
+        collect(rows.into_iter())
     }
 }
 

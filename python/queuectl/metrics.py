@@ -1,0 +1,159 @@
+"""Prometheus metrics of a queue, in the text exposition format (version 0.0.4).
+
+`queuectl metrics` prints them once and the dashboard serves them at `/metrics`. Counters
+come from the store's per-minute rollup (minute 0, the totals), so they survive restarts
+of workers and of the dashboard and cost a read of a few dozen rows; gauges are read from
+the jobs, queues and workers as they are now. No label ever holds a job id or a command:
+the labels are queue names, outcomes, states and host names.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import TYPE_CHECKING
+
+from queuectl import _core
+
+if TYPE_CHECKING:
+    from queuectl.api import Queue
+
+#: The outcomes of `queuectl_jobs_finished_total`, as the rollup names them.
+FINISHED = ("completed", "dead", "cancelled")
+
+
+def _label(value: str) -> str:
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
+def _labels(pairs: dict[str, str]) -> str:
+    if not pairs:
+        return ""
+    return "{" + ",".join(f'{k}="{_label(v)}"' for k, v in pairs.items()) + "}"
+
+
+def _number(value: float) -> str:
+    if value == int(value):
+        return str(int(value))
+    return repr(float(value))
+
+
+class _Text:
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+
+    def family(self, name: str, kind: str, help: str) -> None:
+        self.lines.append(f"# HELP {name} {help}")
+        self.lines.append(f"# TYPE {name} {kind}")
+
+    def sample(self, name: str, labels: dict[str, str], value: float) -> None:
+        self.lines.append(f"{name}{_labels(labels)} {_number(value)}")
+
+
+def _bound(metric: str) -> float | None:
+    """The upper bound in seconds of a bucket metric (`run_le_250` -> 0.25), None for inf."""
+    tail = metric.rsplit("_le_", 1)[1]
+    return None if tail == "inf" else int(tail) / 1000
+
+
+def _histogram(
+    out: _Text, name: str, help: str, kind: str, totals: dict[str, dict[str, int]]
+) -> None:
+    out.family(name, "histogram", help)
+    for queue in sorted(q for q in totals if q):
+        metrics = totals[queue]
+        buckets = sorted(
+            (
+                (b, n)
+                for m, n in metrics.items()
+                if m.startswith(f"{kind}_le_")
+                for b in [_bound(m)]
+            ),
+            key=lambda bn: float("inf") if bn[0] is None else bn[0],
+        )
+        if not buckets:
+            continue
+        running = 0
+        for bound, n in buckets:
+            running += n
+            le = "+Inf" if bound is None else _number(bound)
+            out.sample(f"{name}_bucket", {"queue": queue, "le": le}, running)
+        if buckets[-1][0] is not None:  # the +Inf bucket always appears
+            out.sample(f"{name}_bucket", {"queue": queue, "le": "+Inf"}, running)
+        out.sample(f"{name}_sum", {"queue": queue}, metrics.get(f"{kind}_ms_sum", 0) / 1000)
+        out.sample(f"{name}_count", {"queue": queue}, running)
+
+
+def render(queue: Queue) -> str:
+    """Every metric of the queue, as Prometheus reads them."""
+    totals: dict[str, dict[str, int]] = defaultdict(dict)
+    for _minute, qname, metric, value in queue.stats():
+        totals[qname][metric] = value
+    out = _Text()
+
+    out.family("queuectl_jobs", "gauge", "Jobs in the store, by queue and state.")
+    for q in queue.queues():
+        for state, n in q.counts:
+            out.sample("queuectl_jobs", {"queue": q.name, "state": state}, n)
+    out.family("queuectl_queue_paused", "gauge", "1 when the queue is paused.")
+    for q in queue.queues():
+        out.sample("queuectl_queue_paused", {"queue": q.name}, int(q.paused))
+
+    out.family(
+        "queuectl_jobs_finished_total",
+        "counter",
+        "Attempts that ended their job, by queue and outcome (completed, dead, cancelled).",
+    )
+    for qname in sorted(q for q in totals if q):
+        for outcome in FINISHED:
+            out.sample(
+                "queuectl_jobs_finished_total",
+                {"queue": qname, "outcome": outcome},
+                totals[qname].get(outcome, 0),
+            )
+    out.family("queuectl_retries_total", "counter", "Failed attempts that were retried.")
+    for qname in sorted(q for q in totals if q):
+        out.sample("queuectl_retries_total", {"queue": qname}, totals[qname].get("retried", 0))
+    unqueued = totals.get("", {})
+    out.family(
+        "queuectl_leases_expired_total",
+        "counter",
+        "Jobs rescued from workers whose lease ran out (lost or paused workers).",
+    )
+    out.sample("queuectl_leases_expired_total", {}, unqueued.get("leases_expired", 0))
+    out.family("queuectl_jobs_requeued_total", "counter", "Running jobs put back by a forced stop.")
+    out.sample("queuectl_jobs_requeued_total", {}, unqueued.get("requeued", 0))
+
+    _histogram(
+        out,
+        "queuectl_job_duration_seconds",
+        "How long attempts ran, by queue.",
+        "run",
+        totals,
+    )
+    _histogram(
+        out,
+        "queuectl_job_wait_seconds",
+        "From when a job was due to when a worker started it, by queue.",
+        "wait",
+        totals,
+    )
+
+    out.family("queuectl_workers", "gauge", "Workers by host and state.")
+    by_host: dict[tuple[str, str], int] = defaultdict(int)
+    for w, w_state in queue.workers(include_exited=False):
+        by_host[(w.host, w_state)] += 1
+    for (host, w_state), n in sorted(by_host.items()):
+        out.sample("queuectl_workers", {"host": host, "state": w_state}, n)
+
+    out.family(
+        "queuectl_oldest_pending_age_seconds",
+        "gauge",
+        "Age of the oldest pending job since it became due (0 when none is pending).",
+    )
+    oldest = queue.oldest_pending()
+    age = 0.0
+    if oldest is not None:
+        due = max(oldest.run_at_ms, oldest.created_at_ms)
+        age = max(0, _core.now_ms() - due) / 1000
+    out.sample("queuectl_oldest_pending_age_seconds", {}, age)
+    return "\n".join(out.lines) + "\n"
