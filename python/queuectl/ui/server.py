@@ -244,11 +244,14 @@ def build_app(settings: Settings) -> Starlette:
 
         return run
 
+    def from_htmx(request: Request) -> bool:
+        return request.headers.get("hx-request") == "true"
+
     def _error(request: Request, message: str, status: int) -> Response:
+        if request.method == "POST" and from_htmx(request):
+            return flash(message, error=True, status=status)
         if request.url.path.startswith("/api/"):
             return api({"error": message}, status)
-        if request.method == "POST":
-            return flash(message, error=True, status=status)
         response = page(request, "error.html", message=message)
         response.status_code = status
         return response
@@ -261,9 +264,9 @@ def build_app(settings: Settings) -> Starlette:
         return HTMLResponse(html, status_code=status, headers={"HX-Trigger": "qc-refresh"})
 
     def answer(request: Request, value: dict[str, Any], message: str) -> Response:
-        if request.url.path.startswith("/api/"):
-            return api(value)
-        return flash(message)
+        """An action's result: a message for the page that posted it (htmx), else the
+        JSON the CLI's --json prints."""
+        return flash(message) if from_htmx(request) else api(value)
 
     # Reads
 
