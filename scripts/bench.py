@@ -398,6 +398,146 @@ def scale(root: Path, bulk_home: Home, runs: int) -> tuple[float, float, float, 
     )
 
 
+# ------------------------------------------------------------------------- dashboard
+
+
+class Dashboard:
+    """A real `queuectl ui` on a free port of loopback, for the length of a `with`."""
+
+    def __init__(self, home: Home) -> None:
+        import socket
+
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = s.getsockname()[1]
+        self.proc = subprocess.Popen(
+            [QUEUECTL, "ui", "--bind", f"127.0.0.1:{self.port}"],
+            env=home.env,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        assert self.proc.stderr is not None
+        line = self.proc.stderr.readline()
+        if "dashboard" not in line:
+            raise SystemExit(f"queuectl ui did not start: {line}")
+
+    def __enter__(self) -> Dashboard:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.proc.terminate()
+        self.proc.communicate(timeout=15)
+
+    def get_ms(self, path: str, part: bool = False) -> float:
+        import http.client
+
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)
+        headers = {"Host": f"127.0.0.1:{self.port}"}
+        if part:
+            headers["HX-Request"] = "true"
+        t = time.perf_counter()
+        conn.request("GET", path, headers=headers)
+        r = conn.getresponse()
+        r.read()
+        ms = (time.perf_counter() - t) * 1000
+        conn.close()
+        if r.status != 200:
+            raise OSError(f"GET {path}: {r.status}")
+        return ms
+
+    def watch(self, stop: Any, fetched: list[float]) -> None:
+        """What an open overview does: on each change event, fetch the page's content
+        again; the chart's data every 5 s."""
+        import http.client
+
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)
+        conn.request("GET", "/events", headers={"Host": f"127.0.0.1:{self.port}"})
+        r = conn.getresponse()
+        last_chart = 0.0
+        with contextlib.suppress(OSError):  # the dashboard stops at the end of the run
+            while not stop.is_set():
+                line = r.readline()
+                if not line:
+                    break
+                if line.startswith(b"event: changed"):
+                    fetched.append(self.get_ms("/", part=True))
+                    if time.monotonic() - last_chart > 5:
+                        last_chart = time.monotonic()
+                        fetched.append(self.get_ms("/api/throughput?minutes=180"))
+        conn.close()
+
+
+def ui_latency(home: Home, samples: int) -> dict[str, list[float]]:
+    """Each page and API call of the dashboard, `samples` times, on `home`'s queue."""
+    with sqlite3.connect(home.db) as c:
+        # A mix like a long-lived queue's: mostly completed, some dead, some pending.
+        c.execute("UPDATE jobs SET state = 'dead' WHERE seq % 100 = 0")
+        c.execute("UPDATE jobs SET state = 'pending', finished_at_ms = NULL WHERE seq % 100 = 1")
+        (some_id, middle) = c.execute(
+            "SELECT id, seq FROM jobs WHERE seq = (SELECT max(seq) / 2 FROM jobs)"
+        ).fetchone()
+    paths = [
+        "/",
+        "/jobs",
+        "/jobs?state=dead",
+        "/jobs?state=pending",
+        "/jobs?state=completed",
+        f"/jobs?before={middle}",
+        "/jobs?q=true",
+        "/jobs?q=no-such-text",
+        f"/jobs/{some_id}",
+        "/dlq",
+        "/queues",
+        "/schedules",
+        "/workers",
+        "/config",
+        "/api/overview",
+        "/api/jobs",
+        "/api/dlq",
+        f"/api/jobs/{some_id}",
+        "/api/throughput?minutes=180",
+        "/metrics",
+    ]
+    out: dict[str, list[float]] = {}
+    with Dashboard(home) as d:
+        for p in paths:
+            d.get_ms(p)  # warm: the first call opens the thread's connection
+        for p in paths:
+            out[p] = [d.get_ms(p) for _ in range(samples)]
+    return out
+
+
+def engine_under_dashboard(root: Path, jobs: int, runs: int) -> tuple[float, float, int]:
+    """The engine's throughput on a SQLite file, alone and with an open dashboard on the
+    same file, alternating runs; (median alone, median watched, dashboard fetches)."""
+    import threading
+
+    alone: list[float] = []
+    watched: list[float] = []
+    fetches = 0
+    for i in range(runs):
+        for with_ui in (False, True) if i % 2 == 0 else (True, False):
+            home = Home(root, f"engine-ui-{i}-{int(with_ui)}")
+            home.run("status")  # creates the queue
+            if not with_ui:
+                r = engine(jobs, 0, str(home.db))
+                assert r is not None
+                alone.append(r["throughput_per_s"])
+                continue
+            with Dashboard(home) as d:
+                stop = threading.Event()
+                fetched: list[float] = []
+                t = threading.Thread(target=d.watch, args=(stop, fetched), daemon=True)
+                t.start()
+                time.sleep(0.5)
+                r = engine(jobs, 0, str(home.db))
+                stop.set()
+                assert r is not None
+                watched.append(r["throughput_per_s"])
+                fetches += len(fetched)
+    return statistics.median(alone), statistics.median(watched), fetches
+
+
 # ---------------------------------------------------------------------------- report
 
 
@@ -602,6 +742,35 @@ def main() -> None:
             f"{list_big / list_empty:.2f} x",
             "< 100 ms",
         )
+
+        lat_ui = ui_latency(bulk[-1][2], 10 if args.quick else 40)
+        every = [ms for v in lat_ui.values() for ms in v]
+        worst_path, worst = max(
+            ((p, statistics.quantiles(v, n=20)[-1]) for p, v in lat_ui.items()),
+            key=lambda pv: pv[1],
+        )
+        row(
+            f"dashboard: {len(lat_ui)} pages and API calls, {n_bulk:,} jobs",
+            f"p95 {statistics.quantiles(every, n=20)[-1]:.1f} ms over all",
+            f"slowest: {worst_path} p95 {worst:.1f} ms",
+            "-",
+            "p95 < 50 ms each",
+        )
+        for p, v in lat_ui.items():
+            print(
+                f"    {p}: p50 {statistics.median(v):.1f} ms, "
+                f"p95 {statistics.quantiles(v, n=20)[-1]:.1f} ms",
+                file=sys.stderr,
+            )
+        if shutil.which("cargo"):
+            alone, watched, fetches = engine_under_dashboard(root, n_engine, 2 if args.quick else 5)
+            row(
+                f"engine on a SQLite file with an open dashboard ({fetches} refreshes)",
+                f"{watched:,.0f} jobs/s",
+                f"no dashboard: {alone:,.0f} jobs/s",
+                f"{watched / alone:.2f} x",
+                ">= 0.95 x",
+            )
 
     cpu_name = next(
         (

@@ -18,6 +18,7 @@ from typing import Any
 from urllib.parse import urlencode, urlsplit
 
 import pytest
+
 from conftest import QUEUECTL, Queue
 
 parser = pytest.importorskip("prometheus_client.parser")
@@ -346,9 +347,10 @@ def test_metrics_parse_count_what_workers_did_and_survive_a_restart(q: Queue) ->
         before = d.api("/api/throughput?minutes=5")
     assert sum(before["completed"]) == 2 and sum(before["failed"]) == 2
     with dashboard(q) as d:
-        assert d.api("/api/throughput?minutes=5") == before or sum(
-            d.api("/api/throughput?minutes=5")["completed"]
-        ) == 2  # a minute may have turned over between the two reads
+        assert (
+            d.api("/api/throughput?minutes=5") == before
+            or sum(d.api("/api/throughput?minutes=5")["completed"]) == 2
+        )  # a minute may have turned over between the two reads
 
 
 def test_the_event_stream_says_changed_after_a_commit(q: Queue) -> None:

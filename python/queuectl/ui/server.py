@@ -28,7 +28,7 @@ import threading
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, NamedTuple
 from urllib.parse import parse_qsl, urlencode
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
@@ -60,6 +60,8 @@ PAGE_SIZE = 50
 #: two "changed" events it sends (seconds).
 TICK_S = 0.25
 MIN_GAP_S = 1.0
+#: The least time between two snapshots of the counts while the queue keeps changing.
+SNAPSHOT_EVERY_S = 5.0
 
 
 def is_loopback(host: str) -> bool:
@@ -154,14 +156,30 @@ class Guard:
         return None
 
 
+class Snapshot(NamedTuple):
+    """The counts that take a scan of the jobs (by state, by queue and state) and the
+    oldest pending job, as of `taken_ms`."""
+
+    counts: dict[str, int]
+    queues: list[_core.Queue]
+    oldest: _core.Job | None
+    taken_ms: int
+
+
 class Feed:
-    """Counts commits by other connections, from one thread waiting on the store's change
-    feed, so every open page learns of a change without asking the database itself."""
+    """One thread that waits on the store's change feed for commits by other connections,
+    counts them (`version`: every open page's event stream watches it), and keeps the
+    Snapshot fresh: taken again after a change, at most every SNAPSHOT_EVERY_S (at once
+    after an action here), so that no page waits for a count of a million jobs."""
 
     def __init__(self, home: Home) -> None:
         self.version = 0
+        self.snapshot: Snapshot | None = None
         self._home = home
         self._stop = threading.Event()
+        self._dirty = True
+        self._urgent = threading.Event()
+        self._lock = threading.Lock()
         self._thread = threading.Thread(target=self._run, name="queuectl-ui-feed", daemon=True)
 
     def start(self) -> None:
@@ -170,18 +188,49 @@ class Feed:
     def stop(self) -> None:
         self._stop.set()
 
+    def soon(self) -> None:
+        """An action changed the queue: take the snapshot again without waiting."""
+        self._dirty = True
+        self._urgent.set()
+
+    def current(self) -> Snapshot:
+        snap = self.snapshot
+        if snap is None:
+            with self._lock:  # the first request before the thread's first snapshot
+                if self.snapshot is None:
+                    self.snapshot = take_snapshot(Queue(self._home))
+                snap = self.snapshot
+        return snap
+
     def _run(self) -> None:
         store: _core.Store | None = None
+        queue = Queue(self._home)
+        last = 0.0
         while not self._stop.is_set():
             try:
                 if store is None:
                     store = Queue(self._home).store
                     store.wait_for_change(0)
-                if store.wait_for_change(1.0):
+                if store.wait_for_change(0.25 if self._urgent.is_set() else 1.0):
+                    self.version += 1
+                    self._dirty = True
+                due = time.monotonic() - last >= SNAPSHOT_EVERY_S or self._urgent.is_set()
+                if self._dirty and due:
+                    self._dirty = False
+                    self._urgent.clear()
+                    last = time.monotonic()
+                    snap = take_snapshot(queue)
+                    with self._lock:
+                        self.snapshot = snap
                     self.version += 1
             except QueuectlError:
                 store = None
+                queue.close()
                 self._stop.wait(1.0)
+
+
+def take_snapshot(queue: Queue) -> Snapshot:
+    return Snapshot(queue.counts(), queue.queues(), queue.oldest_pending(), _core.now_ms())
 
 
 def _duration(ms: int | None) -> str:
@@ -271,25 +320,20 @@ def build_app(settings: Settings) -> Starlette:
     # Reads
 
     def overview_data() -> dict[str, Any]:
-        q = queue()
-        counts = q.counts()
-        workers = q.live_workers()
-        oldest = q.oldest_pending()
-        now = _core.now_ms()
+        snap = feed.current()
         hosts: dict[str, dict[str, int]] = {}
-        for w, state in workers:
+        for w, state in queue().live_workers():
             hosts.setdefault(w.host, {}).setdefault(state, 0)
             hosts[w.host][state] += 1
+        oldest = snap.oldest
         return {
-            "jobs": counts,
-            "queues": [render.queue_dict(x) for x in q.queues()],
+            "jobs": snap.counts,
+            "queues": [render.queue_dict(x) for x in snap.queues],
             "workers_by_host": hosts,
             "oldest_pending": None
             if oldest is None
-            else {
-                "id": oldest.id,
-                "age_s": max(0, now - max(oldest.run_at_ms, oldest.created_at_ms)) / 1000,
-            },
+            else {"id": oldest.id, "age_s": metrics_text.oldest_pending_age_s(oldest)},
+            "counted_at": render.iso(snap.taken_ms),
         }
 
     def throughput(minutes: int) -> dict[str, Any]:
@@ -323,7 +367,7 @@ def build_app(settings: Settings) -> Starlette:
         q = queue()
         return api(
             {
-                "jobs": q.counts(),
+                "jobs": feed.current().counts,
                 "workers": [render.worker_dict(w, s) for w, s in q.live_workers()],
             }
         )
@@ -360,7 +404,7 @@ def build_app(settings: Settings) -> Starlette:
             jobs=found,
             older=older,
             states=JOB_STATES,
-            queues=[x.name for x in queue().queues()],
+            queues=[x.name for x in feed.current().queues],
             filters=args,
         )
 
@@ -403,7 +447,8 @@ def build_app(settings: Settings) -> Starlette:
             state="dead", before=page_args(request)["before"], limit=PAGE_SIZE
         )
         older = None if next_cursor is None else "?" + urlencode({"before": next_cursor})
-        return page(request, "dlq.html", jobs=found, older=older, total=queue().counts()["dead"])
+        dead = feed.current().counts["dead"]
+        return page(request, "dlq.html", jobs=found, older=older, total=dead)
 
     @guarded
     def api_dlq(request: Request) -> Response:
@@ -414,11 +459,17 @@ def build_app(settings: Settings) -> Starlette:
 
     @guarded
     def queues_page(request: Request) -> Response:
-        return page(request, "queues.html", queues=[render.queue_dict(x) for x in queue().queues()])
+        snap = feed.current()
+        return page(
+            request,
+            "queues.html",
+            queues=[render.queue_dict(x) for x in snap.queues],
+            counted_at=render.iso(snap.taken_ms),
+        )
 
     @guarded
     def api_queues(request: Request) -> Response:
-        return api([render.queue_dict(x) for x in queue().queues()])
+        return api([render.queue_dict(x) for x in feed.current().queues])
 
     def schedule_rows() -> list[dict[str, Any]]:
         from queuectl.cli.schedules import schedule_dict
@@ -461,9 +512,11 @@ def build_app(settings: Settings) -> Starlette:
         return api(dict(queue().config().items()))
 
     def metrics(request: Request) -> Response:
-        return PlainTextResponse(
-            metrics_text.render(queue()), media_type="text/plain; version=0.0.4; charset=utf-8"
+        snap = feed.current()
+        text = metrics_text.render(
+            queue(), snap.queues, metrics_text.oldest_pending_age_s(snap.oldest)
         )
+        return PlainTextResponse(text, media_type="text/plain; version=0.0.4; charset=utf-8")
 
     async def output(request: Request) -> Response:
         """A job's log as it grows: `data:` events of JSON strings, then `end`."""
@@ -549,6 +602,7 @@ def build_app(settings: Settings) -> Starlette:
 
             def call() -> Response:
                 value, message = run(request, fields)
+                feed.soon()
                 return answer(request, value, message)
 
             return await asyncio.to_thread(guarded(lambda _r: call()), request)
