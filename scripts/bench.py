@@ -717,6 +717,21 @@ def main() -> None:
                 f"{statistics.median(queued) / statistics.median(rates):.2f} x",
                 ">= 0.85 x",
             )
+            per_job_us = 1e6 / statistics.median(rates)
+            row(
+                "per-minute rollup: counting a job's two events (metrics)",
+                f"{eng['rollup_ns_per_job']:.0f} ns/job",
+                f"engine: {per_job_us:.1f} us/job",
+                f"{eng['rollup_ns_per_job'] / 1000 / per_job_us * 100:.1f} %",
+                "<= 2 %",
+            )
+            row(
+                "per-minute rollup: one heartbeat's flush to SQLite",
+                f"{eng['rollup_flush_ms']:.2f} ms",
+                "heartbeat: 1000 ms",
+                f"{eng['rollup_flush_ms'] / 10:.2f} %",
+                "(once a second per worker)",
+            )
             row(
                 f"claim latency, {prefill:,} finished jobs in the table",
                 f"{eng['claim_us_full']:.0f} us",

@@ -16,8 +16,18 @@ step "virtualenv at $venv"
 [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
 "$venv/bin/python" -m pip install -q --disable-pip-version-check \
     "maturin>=1.7,<2" "pytest>=8" "ruff>=0.6" "mypy>=1.10" "click>=8.1" "platformdirs>=3" \
-    "check-jsonschema>=0.29" "hypothesis>=6" "psycopg[binary]>=3.1"
+    "check-jsonschema>=0.29" "hypothesis>=6" "psycopg[binary]>=3.1" \
+    "starlette>=0.40,<2" "uvicorn>=0.30,<1" "jinja2>=3.1,<4" \
+    "playwright==1.65.2" "prometheus_client>=0.20"
 export VIRTUAL_ENV="$venv" PATH="$venv/bin:$PATH"
+
+# The browser tests drive Debian's Chromium (Playwright cannot download its own here).
+if ! command -v chromium >/dev/null; then
+    step "apt-get install chromium (for the dashboard's browser tests)"
+    sudo=""; [ "$(id -u)" = 0 ] || sudo="sudo"
+    $sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq chromium >/dev/null
+fi
+export QUEUECTL_CHROMIUM="${QUEUECTL_CHROMIUM:-$(command -v chromium)}"
 
 step "cargo fmt --check"
 cargo fmt --all -- --check

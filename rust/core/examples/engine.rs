@@ -127,6 +127,42 @@ fn throughput(location: &str, jobs: usize, queues: usize, limited: usize) -> f64
     done as f64 / t.elapsed().as_secs_f64()
 }
 
+/// What the per-minute rollup costs a worker: the two events of every job counted
+/// (ns per job, one thread), and one heartbeat's flush of a minute's counts to a SQLite
+/// file (ms).
+fn rollup_cost(db: &Path) -> (f64, f64) {
+    use queuectl_core::events::{Event, Observer};
+    use queuectl_core::stats::Rollup;
+    let r = Rollup::default();
+    let n = 1_000_000u64;
+    let t = Instant::now();
+    for i in 0..n {
+        let queue = if i % 2 == 0 { "default" } else { "mail" };
+        r.on_event(&Event::Started { worker: "w", job: "j", attempt: 1, queue, wait_ms: i % 700 });
+        r.on_event(&Event::Finished {
+            worker: "w",
+            job: "j",
+            attempt: 1,
+            queue,
+            settled: queuectl_core::store::Settled::Completed,
+            duration_ms: i % 3000,
+            error: None,
+        });
+    }
+    let per_job_ns = t.elapsed().as_nanos() as f64 / n as f64;
+    let mut store = worker_store(db);
+    r.flush(&mut store).unwrap(); // the first flush creates the rows
+    let mut flush_ms = Vec::new();
+    for _ in 0..20 {
+        r.on_event(&Event::Started { worker: "w", job: "j", attempt: 1, queue: "default", wait_ms: 5 });
+        let t = Instant::now();
+        r.flush(&mut store).unwrap();
+        flush_ms.push(t.elapsed().as_secs_f64() * 1000.0);
+    }
+    flush_ms.sort_by(f64::total_cmp);
+    (per_job_ns, flush_ms[flush_ms.len() / 2])
+}
+
 fn main() {
     let raw: Vec<String> = std::env::args().skip(1).collect();
     let number = |i: usize, default: usize| raw.get(i).map_or(default, |a| a.parse().expect("numbers"));
@@ -154,8 +190,10 @@ fn main() {
         .unwrap();
     drop(raw);
     let full_us = claim_latency_us(&mut store, 2_000);
+    let (rollup_ns, flush_ms) = rollup_cost(&dir.path().join("rollup.db"));
     println!(
         "{{\"jobs\": {jobs}, \"throughput_per_s\": {throughput:.0}, \"throughput_10_queues_per_s\": {throughput_10:.0}, \
-         \"claim_us_empty\": {empty_us:.1}, \"claim_us_full\": {full_us:.1}, \"prefill\": {prefill}}}"
+         \"claim_us_empty\": {empty_us:.1}, \"claim_us_full\": {full_us:.1}, \"prefill\": {prefill}, \
+         \"rollup_ns_per_job\": {rollup_ns:.0}, \"rollup_flush_ms\": {flush_ms:.2}}}"
     );
 }

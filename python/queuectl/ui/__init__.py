@@ -1,0 +1,1 @@
+"""The web dashboard (`queuectl ui`): see server.py."""
