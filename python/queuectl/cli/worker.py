@@ -94,10 +94,20 @@ def start(
 @click.option("--force", is_flag=True, help="Kill running jobs and put them back to pending.")
 @click.option("--no-wait", is_flag=True, help="Return once the request is recorded.")
 @click.option("--host", help="Only the workers of this host.")
+@click.option("--id", "worker_id", metavar="WORKER", help="Only this worker (see worker list).")
 @click.pass_obj
-def stop(app: App, timeout: float | None, force: bool, no_wait: bool, host: str | None) -> None:
+def stop(
+    app: App,
+    timeout: float | None,
+    force: bool,
+    no_wait: bool,
+    host: str | None,
+    worker_id: str | None,
+) -> None:
     """Stop every running worker, on any host sharing the database."""
-    n = app.queue.stop_workers(force=force, wait=not no_wait, timeout_s=timeout, host=host)
+    n = app.queue.stop_workers(
+        force=force, wait=not no_wait, timeout_s=timeout, host=host, worker=worker_id
+    )
     if n == 0:
         click.echo("no workers running")
     elif no_wait:
