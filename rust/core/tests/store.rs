@@ -12,9 +12,9 @@ use std::time::{Duration, Instant};
 use queuectl_core::policy::{self, AttemptEnd, WorkerSettings};
 use queuectl_core::store::prelude::*;
 use queuectl_core::store::{
-    transfer, Beat, ByIdChange, ByIdParams, ClaimParams, Fence, InsertBatch, Inserted, ListFilter, PageFilter, PostgresStore,
-    QueueChange, QueueFilter, QueueSetting, Registration, Setting, SettleParams, Settled, SqliteStore, StopLevel,
-    StatRow, StoreOptions, WorkerState, SCHEMA_VERSION,
+    transfer, Beat, ByIdChange, ByIdParams, ClaimParams, Fence, InsertBatch, Inserted, ListFilter, PageFilter,
+    PostgresStore, QueueChange, QueueFilter, QueueSetting, Registration, Setting, SettleParams, Settled, SqliteStore,
+    StatRow, StopLevel, StoreOptions, WorkerState, SCHEMA_VERSION,
 };
 use queuectl_core::{Error, JobState, NewJob, Outcome};
 
