@@ -274,6 +274,8 @@ def test_actions_pause_resume_purge_set_config_and_stop_one_worker(q: Queue) -> 
     job_id = dead_job(q)
     with dashboard(q) as d:
         csrf = d.csrf()
+        assert "Purge every dead job" in d.get("/jobs?state=dead")[1]
+        assert "Purge every" not in d.get("/jobs?state=pending")[1]
         assert d.post("/api/queues/default/pause", {}, csrf)[0] == 200
         assert q.json("queue", "list")[0]["paused"]
         assert d.post("/api/queues/default/resume", {}, csrf)[0] == 200
