@@ -67,7 +67,9 @@ def store(tmp_path: Path) -> _core.Store:
 
 
 def enqueue(store: _core.Store, text: str, batch: bool = False) -> list[str]:
-    return store.enqueue_json(text, batch=batch, max_retries=3, timeout_ms=0, cwd="/tmp")
+    """The ids added (enqueue_json also returns the lines skipped for their unique key)."""
+    ids, _skipped = store.enqueue_json(text, batch=batch, max_retries=3, timeout_ms=0, cwd="/tmp")
+    return ids
 
 
 @SETTINGS
