@@ -49,7 +49,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from queuectl import InputError, JobNotFoundError, QueuectlError, _core
 from queuectl import metrics as metrics_text
-from queuectl.api import JOB_STATES, Queue
+from queuectl.api import JOB_STATES, Queue, _shown, _span
 from queuectl.cli import render
 from queuectl.home import Home
 
@@ -233,26 +233,13 @@ def take_snapshot(queue: Queue) -> Snapshot:
     return Snapshot(queue.counts(), queue.queues(), queue.oldest_pending(), _core.now_ms())
 
 
-def _duration(ms: int | None) -> str:
-    if ms is None:
-        return ""
-    if ms < 1000:
-        return f"{ms} ms"
-    s = ms / 1000
-    if s < 120:
-        return f"{s:.1f} s"
-    if s < 7200:
-        return f"{s / 60:.0f} min"
-    return f"{s / 3600:.1f} h"
-
-
 def build_app(settings: Settings) -> Starlette:
     env = Environment(
         loader=FileSystemLoader(str(HERE / "templates")),
         autoescape=select_autoescape(default=True, default_for_string=True),
     )
     env.filters["iso"] = render.iso
-    env.filters["duration"] = _duration
+    env.filters["duration"] = _span
     local = threading.local()
     feed = Feed(settings.home)
 
@@ -784,10 +771,6 @@ def _int(text: str | None, default: Any, name: str, low: int, high: int) -> Any:
     if not low <= value <= high:
         raise InputError(f"{name} must be from {low} to {high}, got {value}")
     return value
-
-
-def _shown(location: str) -> str:
-    return _core.redact_location(location) if "://" in location else location
 
 
 def serve(settings: Settings, open_browser: bool, announce: Callable[[str], None]) -> None:
