@@ -18,7 +18,8 @@ step "virtualenv at $venv"
     "maturin>=1.7,<2" "pytest>=8" "ruff>=0.6" "mypy>=1.10" "click>=8.1" "platformdirs>=3" \
     "check-jsonschema>=0.29" "hypothesis>=6" "psycopg[binary]>=3.1" \
     "starlette>=0.40,<2" "uvicorn>=0.30,<1" "jinja2>=3.1,<4" \
-    "playwright==1.65.2" "prometheus_client>=0.20"
+    "playwright==1.65.2" "prometheus_client>=0.20" \
+    "mkdocs>=1.6,<2" "mkdocs-material>=9.5,<10" "mkdocstrings-python>=1.10"
 export VIRTUAL_ENV="$venv" PATH="$venv/bin:$PATH"
 
 # The browser tests drive Debian's Chromium (Playwright cannot download its own here).
@@ -28,6 +29,14 @@ if ! command -v chromium >/dev/null; then
     $sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq chromium >/dev/null
 fi
 export QUEUECTL_CHROMIUM="${QUEUECTL_CHROMIUM:-$(command -v chromium)}"
+
+# The completion tests run the scripts in real zsh and fish as well as bash (each is
+# skipped, saying so, where it cannot be installed).
+if command -v apt-get >/dev/null && { ! command -v zsh >/dev/null || ! command -v fish >/dev/null; }; then
+    step "apt-get install zsh fish (for the shell completion tests)"
+    sudo=""; [ "$(id -u)" = 0 ] || sudo="sudo"
+    $sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq zsh fish >/dev/null
+fi
 
 step "cargo fmt --check"
 cargo fmt --all -- --check
@@ -51,6 +60,10 @@ python -m mypy.stubtest queuectl._core
 
 step "GitHub workflows against the workflow schema (bundled with check-jsonschema)"
 check-jsonschema --builtin-schema vendor.github-workflows .github/workflows/*.yml
+
+step "docs site (mkdocs build --strict: a broken link, a missing page or a warning fails)"
+mkdocs build --strict --quiet --site-dir "${TMPDIR:-/tmp}/queuectl-site-$$"
+rm -rf "${TMPDIR:-/tmp}/queuectl-site-$$"
 
 step "pytest on SQLite"
 pytest -q "$@"
