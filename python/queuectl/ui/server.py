@@ -498,6 +498,11 @@ def build_app(settings: Settings) -> Starlette:
     def api_config(request: Request) -> Response:
         return api(dict(queue().config().items()))
 
+    def api_openapi(request: Request) -> Response:
+        from queuectl.ui.openapi import document
+
+        return api(document(read_only=settings.read_only))
+
     def metrics(request: Request) -> Response:
         snap = feed.current()
         text = metrics_text.render(
@@ -686,6 +691,7 @@ def build_app(settings: Settings) -> Starlette:
         Route("/api/schedules", api_schedules),
         Route("/api/workers", api_workers),
         Route("/api/config", api_config),
+        Route("/api/openapi.json", api_openapi),
         Mount("/static", StaticFiles(directory=str(HERE / "static")), name="static"),
     ]
     if not settings.read_only:
