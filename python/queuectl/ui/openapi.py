@@ -307,6 +307,7 @@ def _action(
     required: tuple[str, ...] = (),
     params: tuple[dict[str, Any], ...] = (),
     description: str = "",
+    ids: bool = False,
 ) -> dict[str, Any]:
     operation: dict[str, Any] = {
         "summary": summary,
@@ -334,6 +335,10 @@ def _action(
         "400": _BAD,
         "403": _text("The CSRF token is missing or wrong, or the dashboard is read-only."),
     }
+    if ids:
+        operation["responses"]["404"] = _json(
+            _ref("Error"), "One of the ids names no job; nothing changed."
+        )
     return {"post": operation}
 
 
@@ -429,6 +434,7 @@ def document(read_only: bool = False) -> dict[str, Any]:
             _json(_object({"retried": {"type": "integer", "minimum": 0}})),
             _IDS,
             ("ids",),
+            ids=True,
             description="They go back to pending with their attempts reset.",
         ),
         "/api/retry-all-dead": _action(
@@ -451,12 +457,14 @@ def document(read_only: bool = False) -> dict[str, Any]:
             ),
             _IDS,
             ("ids",),
+            ids=True,
         ),
         "/api/delete": _action(
             "Delete jobs that are not running, with their history and logs",
             _json(_object({"deleted": {"type": "array", "items": _STR}})),
             _IDS,
             ("ids",),
+            ids=True,
         ),
         "/api/purge": _action(
             "Delete every job in an ended state",

@@ -52,6 +52,7 @@ from queuectl import metrics as metrics_text
 from queuectl.api import JOB_STATES, Queue, _shown, _span
 from queuectl.cli import render
 from queuectl.home import Home
+from queuectl.ui import openapi
 
 HERE = Path(__file__).parent
 COOKIE = "queuectl_session"
@@ -499,9 +500,7 @@ def build_app(settings: Settings) -> Starlette:
         return api(dict(queue().config().items()))
 
     def api_openapi(request: Request) -> Response:
-        from queuectl.ui.openapi import document
-
-        return api(document(read_only=settings.read_only))
+        return api(openapi.document(read_only=settings.read_only))
 
     def metrics(request: Request) -> Response:
         snap = feed.current()
