@@ -227,7 +227,11 @@ def test_a_large_batch_shows_progress_on_a_terminal_only(q: Queue, tmp_path) -> 
 
 
 def test_a_bare_command_where_json_belongs_points_to_command(q: Queue) -> None:
+    # Not JSON is an input error like any bad JSON (DESIGN section 5): exit 1, not 2.
     r = q.run("enqueue", "echo hi", check=False)
-    assert r.returncode == 2
-    assert "is not a JSON job" in r.stderr and "--command 'echo hi'" in r.stderr
+    assert r.returncode == 1, r.stderr
+    assert r.stderr == (
+        "Error: 'echo hi' is not a JSON job; to enqueue a shell command as it is, "
+        "use --command 'echo hi'\n"
+    )
     assert q.json("list") == []

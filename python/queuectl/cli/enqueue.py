@@ -126,7 +126,7 @@ def enqueue(
         )
         if job != "-" and not job.startswith("@") and not text.lstrip().startswith(("{", "[")):
             # A bare command where JSON belongs: say what the user most likely meant.
-            raise click.UsageError(
+            raise click.ClickException(
                 f"{text!r} is not a JSON job; to enqueue a shell command as it is, "
                 f"use --command {shlex_quote(text)}"
             )
