@@ -33,7 +33,9 @@ def parse_bind(text: str) -> tuple[str, int]:
     return host, int(port_text)
 
 
-@click.command()
+@click.command(
+    epilog="\b\nExamples:\n  queuectl ui --open\n  queuectl ui --bind 0.0.0.0:8080 --token T"
+)
 @click.option(
     "--bind",
     default=f"127.0.0.1:{DEFAULT_PORT}",
@@ -47,7 +49,13 @@ def parse_bind(text: str) -> tuple[str, int]:
     help="The token a browser must give once (default $QUEUECTL_UI_TOKEN; generated and "
     "printed for a non-loopback bind).",
 )
-@click.option("--open", "open_browser", is_flag=True, help="Open the default browser.")
+@click.option(
+    "--open",
+    "open_browser",
+    is_flag=True,
+    help="Open it in an app window of Chrome, Chromium, Edge or Brave, else in the default "
+    "browser.",
+)
 @click.option("--read-only", is_flag=True, help="Show everything, change nothing.")
 @click.pass_obj
 def ui(app: App, bind: str, token: str | None, open_browser: bool, read_only: bool) -> None:
@@ -73,14 +81,20 @@ def ui(app: App, bind: str, token: str | None, open_browser: bool, read_only: bo
         if generated:
             click.echo(f"token (generated for this run): {token}", err=True)
         click.echo("press Ctrl-C to stop", err=True)
+        if open_browser:
+            from queuectl.ui.browser import open_dashboard
+
+            failed = open_dashboard(url)
+            if failed:
+                click.echo(failed, err=True)
 
     try:
-        serve(settings, open_browser, announce)
+        serve(settings, announce)
     except OSError as e:
         raise InputError(f"cannot listen on {host}:{port}: {e.strerror or e}") from None
 
 
-@click.command()
+@click.command(epilog="\b\nExamples:\n  queuectl metrics\n  queuectl metrics > queuectl.prom")
 @click.pass_obj
 def metrics(app: App) -> None:
     """Print the queue's Prometheus metrics once (what the dashboard serves at /metrics)."""

@@ -778,8 +778,9 @@ def _int(text: str | None, default: Any, name: str, low: int, high: int) -> Any:
     return value
 
 
-def serve(settings: Settings, open_browser: bool, announce: Callable[[str], None]) -> None:
-    """Serves until interrupted; `announce` gets the address to open (with the token)."""
+def serve(settings: Settings, announce: Callable[[str], None]) -> None:
+    """Serves until interrupted; once it listens, `announce` gets the address to open
+    (with the token), on a thread of its own."""
     import uvicorn
 
     app = build_app(settings)
@@ -808,10 +809,6 @@ def serve(settings: Settings, open_browser: bool, announce: Callable[[str], None
         while not server.started:
             time.sleep(0.05)
         announce(url)
-        if open_browser:
-            import webbrowser
-
-            webbrowser.open(url)
 
     threading.Thread(target=opened, daemon=True).start()
     server.run()
