@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Attacks on queuectl's guarantees (the README's "Guarantees and trade-offs"), with real
+"""Attacks on queuectl's guarantees (docs/internals/guarantees.md), with real
 processes and kill -9.
 
     python scripts/stress.py          # CI size, a couple of minutes

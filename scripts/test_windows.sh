@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Windows and macOS from this Linux machine (README, "Platforms"):
+# Windows and macOS from this Linux machine (docs/dev/platforms.md):
 #   - Windows (x86_64-pc-windows-gnu): cargo clippy -D warnings of the workspace, the core's
 #     tests (unit, store conformance on SQLite and PostgreSQL, runner, worker) run under Wine
 #     against real cmd.exe, and a release build of the extension, _core.pyd, to prove it links;
@@ -81,9 +81,9 @@ wine_test() {
     cat "$out"
 }
 # In a worker race Wine's cmd now and then fails a job's own `>>` append (exit 1), or
-# fails to start a job it then partly ran (README, Platforms): on 2026-12-03 two runs in a
-# row under the whole suite's load met them, and two runs of the races alone right after
-# did not. So a failed run is retried, twice at most; a third failure fails the script.
+# fails to start a job it then partly ran (docs/dev/platforms.md, "Wine is not Windows"):
+# on 2026-12-03 two runs in a row under the whole suite's load met them, and two runs of
+# the races alone right after did not. So a failed run is retried, twice at most; a third failure fails the script.
 for attempt in 1 2 3; do
     wine_test
     [ "$rc" = 0 ] && break

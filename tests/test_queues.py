@@ -120,7 +120,7 @@ def test_explain_names_the_jobs_that_hold_a_full_queue(q: Queue, tmp_path: Path)
     q.wait_for(lambda: "processing" in map(q.state, jobs), what="a job to run")
     time.sleep(0.5)
     # Which of the two runs is not fixed: on PostgreSQL two claims that race for the last
-    # slot may keep the later job (README, "Limits hold under races").
+    # slot may keep the later job (docs/dev/reliability.md, "Limits under races").
     states = {job_id: q.state(job_id) for job_id in jobs}
     assert sorted(states.values()) == ["pending", "processing"], states
     (running,) = [j for j, state in states.items() if state == "processing"]

@@ -1,8 +1,9 @@
 """The dashboard in a real browser: `queuectl ui` as a subprocess, Chromium driven by
 Playwright. Every page loads without a console or page error (and is photographed for the
-README, in the SQLite pass); an action changes the store and the page; a running job's
-output grows in place; a job's text stays text; the CSRF and read-only refusals hold for
-a browser too. (Host and token checks over plain HTTP are another file's.)
+docs, into docs/screenshots/, in the SQLite pass); an action changes the store and the
+page; a running job's output grows in place; a job's text stays text; the CSRF and
+read-only refusals hold for a browser too. (Host and token checks over plain HTTP are
+another file's.)
 
 Chromium is the system's (`QUEUECTL_CHROMIUM`, else `chromium` on PATH): Playwright's own
 browser downloads are not used.
