@@ -1,9 +1,9 @@
 """The dashboard in a real browser: `queuectl ui` as a subprocess, Chromium driven by
-Playwright. Every page loads without a console or page error (and is photographed for the
-docs, into docs/screenshots/, in the SQLite pass); an action changes the store and the
-page; a running job's output grows in place; a job's text stays text; the CSRF and
-read-only refusals hold for a browser too. (Host and token checks over plain HTTP are
-another file's.)
+Playwright. Every page loads without a console or page error (and is photographed into
+the test's temporary folder: scripts/screenshots.py makes the docs' screenshots); an
+action changes the store and the page; a running job's output grows in place; a job's
+text stays text; the CSRF and read-only refusals hold for a browser too. (Host and token
+checks over plain HTTP are another file's.)
 
 Chromium is the system's (`QUEUECTL_CHROMIUM`, else `chromium` on PATH): Playwright's own
 browser downloads are not used.
@@ -26,14 +26,12 @@ from typing import Any, Callable
 
 import pytest
 
-from conftest import QUEUECTL, STORE
+from conftest import QUEUECTL
 from conftest import Queue as Cli
 
 sync_api = pytest.importorskip("playwright.sync_api", reason="needs playwright")
 expect = sync_api.expect
 
-ROOT = Path(__file__).resolve().parent.parent
-SCREENSHOTS = ROOT / "docs" / "screenshots"
 VIEWPORT = {"width": 1280, "height": 800}
 XSS = "<img src=x onerror=alert(1)>"
 
@@ -215,7 +213,7 @@ def test_every_page_loads_cleanly(q: Cli, ui: Callable[..., str], tab: Tab, tmp_
     some_of_everything(q)
     time.sleep(1.2)  # a heartbeat: the workers' counts of this minute reach the chart
     base = ui()
-    shots = SCREENSHOTS if STORE == "sqlite" else tmp_path / "screenshots"
+    shots = tmp_path / "screenshots"
     shots.mkdir(parents=True, exist_ok=True)
     pages = {
         "overview": "/",

@@ -344,7 +344,10 @@ def build_app(settings: Settings) -> Starlette:
     @guarded
     def overview(request: Request) -> Response:
         data = overview_data()
-        return page(request, "overview.html", states=JOB_STATES, **data)
+        oldest = feed.current().oldest
+        # A job enqueued with a delay is pending before it is due.
+        due_in_ms = 0 if oldest is None else max(0, oldest.run_at_ms - _core.now_ms())
+        return page(request, "overview.html", states=JOB_STATES, due_in_ms=due_in_ms, **data)
 
     @guarded
     def api_overview(request: Request) -> Response:
