@@ -10,7 +10,7 @@ the labels are queue names, outcomes, states and host names.
 from __future__ import annotations
 
 from collections import defaultdict
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from queuectl import _core
 
@@ -19,6 +19,65 @@ if TYPE_CHECKING:
 
 #: The outcomes of `queuectl_jobs_finished_total`, as the rollup names them.
 FINISHED = ("completed", "dead", "cancelled")
+
+
+class Family(NamedTuple):
+    """One metric as `# HELP` and `# TYPE` announce it, with the labels its samples carry
+    (a histogram's `_bucket` samples add `le`)."""
+
+    name: str
+    kind: str
+    labels: tuple[str, ...]
+    help: str
+
+
+#: Every metric `render` writes, in its order (docs/reference/metrics.md is made from it).
+FAMILIES: dict[str, Family] = {
+    f.name: f
+    for f in (
+        Family(
+            "queuectl_jobs", "gauge", ("queue", "state"), "Jobs in the store, by queue and state."
+        ),
+        Family("queuectl_queue_paused", "gauge", ("queue",), "1 when the queue is paused."),
+        Family(
+            "queuectl_jobs_finished_total",
+            "counter",
+            ("queue", "outcome"),
+            "Attempts that ended their job, by queue and outcome (completed, dead, cancelled).",
+        ),
+        Family(
+            "queuectl_retries_total", "counter", ("queue",), "Failed attempts that were retried."
+        ),
+        Family(
+            "queuectl_leases_expired_total",
+            "counter",
+            (),
+            "Jobs rescued from workers whose lease ran out (lost or paused workers).",
+        ),
+        Family(
+            "queuectl_jobs_requeued_total", "counter", (), "Running jobs put back by a forced stop."
+        ),
+        Family(
+            "queuectl_job_duration_seconds",
+            "histogram",
+            ("queue",),
+            "How long attempts ran, by queue.",
+        ),
+        Family(
+            "queuectl_job_wait_seconds",
+            "histogram",
+            ("queue",),
+            "From when a job was due to when a worker started it, by queue.",
+        ),
+        Family("queuectl_workers", "gauge", ("host", "state"), "Workers by host and state."),
+        Family(
+            "queuectl_oldest_pending_age_seconds",
+            "gauge",
+            (),
+            "Age of the oldest pending job since it became due (0 when none is pending).",
+        ),
+    )
+}
 
 
 def _label(value: str) -> str:
@@ -41,9 +100,10 @@ class _Text:
     def __init__(self) -> None:
         self.lines: list[str] = []
 
-    def family(self, name: str, kind: str, help: str) -> None:
-        self.lines.append(f"# HELP {name} {help}")
-        self.lines.append(f"# TYPE {name} {kind}")
+    def family(self, name: str) -> None:
+        f = FAMILIES[name]
+        self.lines.append(f"# HELP {f.name} {f.help}")
+        self.lines.append(f"# TYPE {f.name} {f.kind}")
 
     def sample(self, name: str, labels: dict[str, str], value: float) -> None:
         self.lines.append(f"{name}{_labels(labels)} {_number(value)}")
@@ -55,10 +115,8 @@ def _bound(metric: str) -> float | None:
     return None if tail == "inf" else int(tail) / 1000
 
 
-def _histogram(
-    out: _Text, name: str, help: str, kind: str, totals: dict[str, dict[str, int]]
-) -> None:
-    out.family(name, "histogram", help)
+def _histogram(out: _Text, name: str, kind: str, totals: dict[str, dict[str, int]]) -> None:
+    out.family(name)
     for queue in sorted(q for q in totals if q):
         metrics = totals[queue]
         buckets = sorted(
@@ -107,19 +165,15 @@ def render(
         totals[qname][metric] = value
     out = _Text()
 
-    out.family("queuectl_jobs", "gauge", "Jobs in the store, by queue and state.")
+    out.family("queuectl_jobs")
     for q in queues:
         for state, n in q.counts:
             out.sample("queuectl_jobs", {"queue": q.name, "state": state}, n)
-    out.family("queuectl_queue_paused", "gauge", "1 when the queue is paused.")
+    out.family("queuectl_queue_paused")
     for q in queues:
         out.sample("queuectl_queue_paused", {"queue": q.name}, int(q.paused))
 
-    out.family(
-        "queuectl_jobs_finished_total",
-        "counter",
-        "Attempts that ended their job, by queue and outcome (completed, dead, cancelled).",
-    )
+    out.family("queuectl_jobs_finished_total")
     for qname in sorted(q for q in totals if q):
         for outcome in FINISHED:
             out.sample(
@@ -127,45 +181,25 @@ def render(
                 {"queue": qname, "outcome": outcome},
                 totals[qname].get(outcome, 0),
             )
-    out.family("queuectl_retries_total", "counter", "Failed attempts that were retried.")
+    out.family("queuectl_retries_total")
     for qname in sorted(q for q in totals if q):
         out.sample("queuectl_retries_total", {"queue": qname}, totals[qname].get("retried", 0))
     unqueued = totals.get("", {})
-    out.family(
-        "queuectl_leases_expired_total",
-        "counter",
-        "Jobs rescued from workers whose lease ran out (lost or paused workers).",
-    )
+    out.family("queuectl_leases_expired_total")
     out.sample("queuectl_leases_expired_total", {}, unqueued.get("leases_expired", 0))
-    out.family("queuectl_jobs_requeued_total", "counter", "Running jobs put back by a forced stop.")
+    out.family("queuectl_jobs_requeued_total")
     out.sample("queuectl_jobs_requeued_total", {}, unqueued.get("requeued", 0))
 
-    _histogram(
-        out,
-        "queuectl_job_duration_seconds",
-        "How long attempts ran, by queue.",
-        "run",
-        totals,
-    )
-    _histogram(
-        out,
-        "queuectl_job_wait_seconds",
-        "From when a job was due to when a worker started it, by queue.",
-        "wait",
-        totals,
-    )
+    _histogram(out, "queuectl_job_duration_seconds", "run", totals)
+    _histogram(out, "queuectl_job_wait_seconds", "wait", totals)
 
-    out.family("queuectl_workers", "gauge", "Workers by host and state.")
+    out.family("queuectl_workers")
     by_host: dict[tuple[str, str], int] = defaultdict(int)
     for w, w_state in queue.workers(include_exited=False):
         by_host[(w.host, w_state)] += 1
     for (host, w_state), n in sorted(by_host.items()):
         out.sample("queuectl_workers", {"host": host, "state": w_state}, n)
 
-    out.family(
-        "queuectl_oldest_pending_age_seconds",
-        "gauge",
-        "Age of the oldest pending job since it became due (0 when none is pending).",
-    )
+    out.family("queuectl_oldest_pending_age_seconds")
     out.sample("queuectl_oldest_pending_age_seconds", {}, oldest_age_s)
     return "\n".join(out.lines) + "\n"

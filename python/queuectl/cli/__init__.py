@@ -1,7 +1,7 @@
 """The `queuectl` command: global options, error handling and exit codes.
 
-This package is the only place that prints or chooses an exit code: 0 success, 1 a runtime
-or input error, 2 a usage error; every error is one line on stderr starting `Error:`.
+This package is the only place that prints or chooses an exit code (`EXIT_CODES`); every
+error is one line on stderr starting `Error:`.
 """
 
 from __future__ import annotations
@@ -15,6 +15,27 @@ import click
 
 from queuectl import QueuectlError, __version__, _core
 from queuectl.cli.app import App
+
+EXIT_OK = 0
+EXIT_ERROR = 1
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+#: Every exit code of `queuectl` and what leads to it (docs/reference/exit-codes.md).
+EXIT_CODES: dict[int, str] = {
+    EXIT_OK: "Success. `wait`: every job it waited for completed. `check`: no problem found.",
+    EXIT_ERROR: (
+        "A runtime or input error: bad job JSON, an unknown job id, a job in the wrong state,"
+        " a store that cannot be opened or read, a file error, an aborted prompt. Also `wait`"
+        " when a job ended other than completed (or the wait timed out), and `check` when it"
+        " found a problem."
+    ),
+    EXIT_USAGE: (
+        "A usage error: an unknown command or option, a missing argument, or a value an option"
+        " does not take; the message names the `--help` to read."
+    ),
+    EXIT_INTERRUPTED: "Interrupted by Ctrl-C (SIGINT) before the command finished.",
+}
 
 
 def _version_text(app: App) -> str:
@@ -114,24 +135,24 @@ def main(argv: list[str] | None = None) -> None:
         rv: Any = cli.main(args=args, prog_name="queuectl", standalone_mode=False)
     except click.UsageError as e:
         hint = f" (see '{e.ctx.command_path} --help')" if e.ctx is not None else ""
-        _fail(f"{e.format_message()}{hint}", 2)
+        _fail(f"{e.format_message()}{hint}", EXIT_USAGE)
     except click.ClickException as e:
         _fail(e.format_message(), e.exit_code)
     except click.Abort:
-        _fail("aborted", 1)
+        _fail("aborted", EXIT_ERROR)
     except QueuectlError as e:
         if debug:
             import traceback
 
             traceback.print_exc()
-        _fail(str(e), 1)
+        _fail(str(e), EXIT_ERROR)
     except OSError as e:
         if debug:
             import traceback
 
             traceback.print_exc()
-        _fail(str(e), 1)
+        _fail(str(e), EXIT_ERROR)
     except KeyboardInterrupt:
         click.echo("Error: interrupted", err=True)
-        sys.exit(130)
-    sys.exit(rv if isinstance(rv, int) else 0)
+        sys.exit(EXIT_INTERRUPTED)
+    sys.exit(rv if isinstance(rv, int) else EXIT_OK)
