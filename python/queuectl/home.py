@@ -1,4 +1,4 @@
-"""Where queuectl keeps its data (the README's "Where data lives"): the home folder, the
+"""Where queuectl keeps its data (docs/internals/data.md): the home folder, the
 database, logs."""
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ use std::fmt;
 
 use crate::error::{Error, Result};
 
-/// Where a job is in its life (the README's "The life of a job").
+/// Where a job is in its life (docs/internals/life-of-a-job.md).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum JobState {
     /// Enqueued to run after other jobs (`after`), not all of which have completed yet; in

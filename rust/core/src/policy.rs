@@ -69,7 +69,7 @@ fn format_number(v: f64) -> String {
 }
 
 /// The next state an attempt leads to: completed, failed with a backoff while
-/// `attempts <= max_retries`, dead after that (the README's "The life of a job").
+/// `attempts <= max_retries`, dead after that (docs/internals/life-of-a-job.md).
 /// Returns the outcome and when the job may run next.
 pub fn next_state(
     success: bool,

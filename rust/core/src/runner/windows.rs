@@ -1,7 +1,7 @@
 //! Windows: `cmd.exe /C` in a hidden console of the job's own, a job object for the tree.
 //!
-//! Built and tested on Linux under Wine by `scripts/test_windows.sh` (README, Platforms);
-//! Wine is not Windows, and the README says what that leaves unproven.
+//! Built and tested on Linux under Wine by `scripts/test_windows.sh` (docs/dev/platforms.md);
+//! Wine is not Windows, and docs/dev/platforms.md says what that leaves unproven.
 
 use std::os::windows::io::AsRawHandle;
 use std::os::windows::process::CommandExt;

@@ -4,7 +4,7 @@
 //!
 //! Adding a job field: a migration (both dialects), its entry in `columns!` for `jobs`, the
 //! field in `Job` and in [`job_from`], and the insert of each store (their hot paths stay
-//! dialect-specific). The README's architecture section lists these places too; `env`
+//! dialect-specific). docs/internals/architecture.md lists these places too; `env`
 //! (migration 3) was added that way.
 
 use std::sync::LazyLock;
