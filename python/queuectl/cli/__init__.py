@@ -91,6 +91,7 @@ class LazyGroup(click.Group):
     cls=LazyGroup,
     invoke_without_command=True,
     context_settings={"help_option_names": ["-h", "--help"]},
+    epilog="\b\nExamples:\n  queuectl enqueue --command 'echo hi'\n  queuectl worker start",
 )
 @click.option(
     "--home",

@@ -9,12 +9,12 @@ from queuectl.cli import render
 from queuectl.cli.app import App
 
 
-@click.group()
+@click.group(epilog="\b\nExamples:\n  queuectl config set max-retries 5\n  queuectl config list")
 def config() -> None:
     """Get and set settings (max-retries, backoff-base, backoff-max, job-timeout)."""
 
 
-@config.command("get")
+@config.command("get", epilog="\b\nExamples:\n  queuectl config get backoff-base")
 @click.argument("key")
 @click.pass_obj
 def config_get(app: App, key: str) -> None:
@@ -22,7 +22,13 @@ def config_get(app: App, key: str) -> None:
     click.echo(app.queue.config_get(key))
 
 
-@config.command("set", context_settings={"ignore_unknown_options": True})
+@config.command(
+    "set",
+    context_settings={"ignore_unknown_options": True},
+    epilog="\b\nExamples:\n"
+    "  queuectl config set max-retries 5\n"
+    "  queuectl config set job-timeout 10m",
+)
 @click.argument("key")
 @click.argument("value")
 @click.pass_obj
@@ -32,7 +38,9 @@ def config_set(app: App, key: str, value: str) -> None:
     click.echo(f"{name} = {stored}")
 
 
-@config.command("list")
+@config.command(
+    "list", epilog="\b\nExamples:\n  queuectl config list\n  queuectl config list --json"
+)
 @click.option("--json", "as_json", is_flag=True, help="Compact JSON object on stdout.")
 @click.pass_obj
 def config_list(app: App, as_json: bool) -> None:

@@ -9,7 +9,7 @@ from queuectl.cli.app import App
 from queuectl.cli.params import Duration
 
 
-@click.command()
+@click.command(epilog="\b\nExamples:\n  queuectl retry job1\n  queuectl retry job1 job2 --json")
 @click.argument("ids", nargs=-1, required=True, metavar="ID...")
 @click.option("--json", "as_json", is_flag=True, help="Compact JSON on stdout.")
 @click.pass_obj
@@ -25,7 +25,7 @@ def retry(app: App, ids: tuple[str, ...], as_json: bool) -> None:
         click.echo(f"retrying {n} jobs")
 
 
-@click.command()
+@click.command(epilog="\b\nExamples:\n  queuectl cancel job1\n  queuectl cancel job1 job2 --json")
 @click.argument("ids", nargs=-1, required=True, metavar="ID...")
 @click.option("--json", "as_json", is_flag=True, help="Compact JSON on stdout.")
 @click.pass_obj
@@ -49,7 +49,7 @@ def cancel(app: App, ids: tuple[str, ...], as_json: bool) -> None:
         )
 
 
-@click.command()
+@click.command(epilog="\b\nExamples:\n  queuectl delete job1\n  queuectl delete job1 job2 --json")
 @click.argument("ids", nargs=-1, required=True, metavar="ID...")
 @click.option("--json", "as_json", is_flag=True, help="Compact JSON on stdout.")
 @click.pass_obj
@@ -65,7 +65,9 @@ def delete(app: App, ids: tuple[str, ...], as_json: bool) -> None:
         click.echo(f"deleted {len(deleted)} jobs")
 
 
-@click.command()
+@click.command(
+    epilog="\b\nExamples:\n  queuectl wait job1\n  queuectl wait job1 job2 --timeout 10m --json"
+)
 @click.argument("ids", nargs=-1, required=True, metavar="ID...")
 @click.option("--timeout", type=Duration(), help="Give up after this long (default: never).")
 @click.option("--json", "as_json", is_flag=True, help="Compact JSON on stdout.")
@@ -88,7 +90,7 @@ def wait(app: App, ids: tuple[str, ...], timeout: float | None, as_json: bool) -
     return 0 if result.all_completed else 1
 
 
-@click.command()
+@click.command(epilog="\b\nExamples:\n  queuectl explain job1\n  queuectl explain job1 --json")
 @click.argument("job_id", metavar="ID")
 @click.option("--json", "as_json", is_flag=True, help="Compact JSON on stdout.")
 @click.pass_obj

@@ -8,12 +8,14 @@ from queuectl.cli import render
 from queuectl.cli.app import App
 
 
-@click.group()
+@click.group(epilog="\b\nExamples:\n  queuectl dlq list\n  queuectl dlq retry --all")
 def dlq() -> None:
     """View and retry jobs in the dead letter queue."""
 
 
-@dlq.command("list")
+@dlq.command(
+    "list", epilog="\b\nExamples:\n  queuectl dlq list\n  queuectl dlq list --limit 20 --json"
+)
 @click.option("--limit", type=click.IntRange(min=0), help="At most this many jobs.")
 @click.option("--json", "as_json", is_flag=True, help="Compact JSON on stdout.")
 @click.pass_obj
@@ -40,7 +42,9 @@ def dlq_list(app: App, limit: int | None, as_json: bool) -> None:
     )
 
 
-@dlq.command("retry")
+@dlq.command(
+    "retry", epilog="\b\nExamples:\n  queuectl dlq retry job1 job2\n  queuectl dlq retry --all"
+)
 @click.argument("ids", nargs=-1, metavar="ID...")
 @click.option("--all", "all_", is_flag=True, help="Retry every dead job.")
 @click.pass_obj

@@ -36,9 +36,18 @@ def _check_flags(run_at: str | None, delay: float | None) -> None:
             raise click.BadParameter(str(e), param_hint="--run-at") from None
 
 
-@click.command()
+@click.command(
+    epilog="\b\nExamples:\n"
+    "  queuectl enqueue --command 'echo hi'\n"
+    "  queuectl enqueue --file jobs.jsonl"
+)
 @click.argument("job", required=False, metavar="[JSON]")
-@click.option("--file", "file_", metavar="F", help="JSON Lines or a JSON array of jobs; - = stdin.")
+@click.option(
+    "--file",
+    "file_",
+    metavar="F",
+    help="JSON Lines or a JSON array of jobs; - = stdin.",
+)
 @click.option("--command", "-c", metavar="CMD", help="Enqueue this shell command (flag form).")
 @click.option("--id", "job_id", metavar="ID", help="Job id (flag form; default: generated).")
 @click.option("--priority", type=int, help="Higher runs first (flag form; default 0).")
@@ -53,7 +62,12 @@ def _check_flags(run_at: str | None, delay: float | None) -> None:
     metavar="K=V",
     help="Add K=V to the job's environment (repeatable; shown by name only).",
 )
-@click.option("--queue", "queue_name", metavar="Q", help="Its named queue (default: default).")
+@click.option(
+    "--queue",
+    "queue_name",
+    metavar="Q",
+    help="Its named queue (default: default).",
+)
 @click.option(
     "--unique-key",
     metavar="K",
@@ -90,7 +104,6 @@ def enqueue(
     queuectl enqueue --command 'make test' --priority 5 --delay 30s
     queuectl enqueue --command 'convert a.png' --queue images
     queuectl enqueue --command './report.sh' --after fetch --after transform
-    queuectl enqueue --file jobs.jsonl
     """
     forms = [x for x in (job, file_, command) if x is not None]
     if len(forms) != 1:

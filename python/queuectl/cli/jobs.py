@@ -16,7 +16,7 @@ from queuectl.cli.params import Duration
 STATES = list(JOB_STATES)
 
 
-@click.command()
+@click.command(epilog="\b\nExamples:\n  queuectl status\n  queuectl status --json")
 @click.option("--json", "as_json", is_flag=True, help="Compact JSON on stdout.")
 @click.pass_obj
 def status(app: App, as_json: bool) -> None:
@@ -37,9 +37,18 @@ def status(app: App, as_json: bool) -> None:
     render.worker_rows(workers, _core.now_ms())
 
 
-@click.command("list")
+@click.command(
+    "list",
+    epilog="\b\nExamples:\n"
+    "  queuectl list --state failed\n"
+    "  queuectl list --queue images --limit 20 --json",
+)
 @click.option("--state", type=click.Choice(STATES), help="Only jobs in this state.")
-@click.option("--queue", metavar="Q", help="Only jobs of this named queue.")
+@click.option(
+    "--queue",
+    metavar="Q",
+    help="Only jobs of this named queue.",
+)
 @click.option("--limit", type=click.IntRange(min=0), help="At most this many jobs.")
 @click.option("--json", "as_json", is_flag=True, help="Compact JSON on stdout.")
 @click.pass_obj
@@ -54,7 +63,7 @@ def list_jobs(
         render.job_rows(jobs)
 
 
-@click.command()
+@click.command(epilog="\b\nExamples:\n  queuectl show job1\n  queuectl show job1 --json")
 @click.argument("job_id", metavar="ID")
 @click.option("--json", "as_json", is_flag=True, help="Compact JSON on stdout.")
 @click.pass_obj
@@ -92,7 +101,7 @@ def show(app: App, job_id: str, as_json: bool) -> None:
             click.echo(f"  | {line}")
 
 
-@click.command()
+@click.command(epilog="\b\nExamples:\n  queuectl logs job1\n  queuectl logs --follow job1")
 @click.argument("job_id", metavar="ID")
 @click.option("--follow", "-f", is_flag=True, help="Keep printing output until the job ends.")
 @click.pass_obj
@@ -157,7 +166,11 @@ def _print_attempts(attempts: list[_core.Attempt]) -> None:
         click.echo(f"=== {a.error or 'exit code 0'}")
 
 
-@click.command()
+@click.command(
+    epilog="\b\nExamples:\n"
+    "  queuectl purge --completed --older-than 7d\n"
+    "  queuectl purge --dead --cancelled"
+)
 @click.option("--completed", is_flag=True, help="Delete completed jobs.")
 @click.option("--dead", is_flag=True, help="Delete dead jobs (the DLQ).")
 @click.option("--cancelled", is_flag=True, help="Delete cancelled jobs.")

@@ -8,7 +8,7 @@ from queuectl.cli import render
 from queuectl.cli.app import App
 
 
-@click.command()
+@click.command(epilog="\b\nExamples:\n  queuectl check\n  queuectl check --json")
 @click.option("--json", "as_json", is_flag=True, help="Compact JSON on stdout.")
 @click.pass_obj
 def check(app: App, as_json: bool) -> int:
@@ -27,7 +27,11 @@ def check(app: App, as_json: bool) -> int:
     return 0 if report.ok else 1
 
 
-@click.command()
+@click.command(
+    epilog="\b\nExamples:\n"
+    "  queuectl backup qctl-backup.db\n"
+    "  queuectl backup ~/backups/qctl-$(date +%F).db"
+)
 @click.argument("path", type=click.Path(dir_okay=False))
 @click.pass_obj
 def backup(app: App, path: str) -> None:

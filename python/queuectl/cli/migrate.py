@@ -7,7 +7,11 @@ import click
 from queuectl.cli.app import App
 
 
-@click.command()
+@click.command(
+    epilog="\b\nExamples:\n"
+    "  queuectl migrate --to postgresql://queuectl@db.example.com/queuectl\n"
+    "  queuectl --db postgresql://queuectl@db.example.com/queuectl migrate --to qctl.db"
+)
 @click.option(
     "--to",
     "target",

@@ -8,12 +8,12 @@ from queuectl.cli import render
 from queuectl.cli.app import App
 
 
-@click.group()
+@click.group(epilog="\b\nExamples:\n  queuectl queue list\n  queuectl queue limit images 2")
 def queue() -> None:
     """Named queues: counts, pause and resume, limits."""
 
 
-@queue.command("list")
+@queue.command("list", epilog="\b\nExamples:\n  queuectl queue list\n  queuectl queue list --json")
 @click.option("--json", "as_json", is_flag=True, help="Compact JSON on stdout.")
 @click.pass_obj
 def list_queues(app: App, as_json: bool) -> None:
@@ -40,7 +40,10 @@ def list_queues(app: App, as_json: bool) -> None:
     )
 
 
-@queue.command("pause")
+@queue.command(
+    "pause",
+    epilog="\b\nExamples:\n  queuectl queue pause images\n  queuectl queue pause images video",
+)
 @click.argument("names", nargs=-1, required=True, metavar="Q...")
 @click.option("--json", "as_json", is_flag=True, help="Compact JSON on stdout.")
 @click.pass_obj
@@ -50,7 +53,7 @@ def pause(app: App, names: tuple[str, ...], as_json: bool) -> None:
     _said(as_json, names, "paused")
 
 
-@queue.command("resume")
+@queue.command("resume", epilog="\b\nExamples:\n  queuectl queue resume images")
 @click.argument("names", nargs=-1, required=True, metavar="Q...")
 @click.option("--json", "as_json", is_flag=True, help="Compact JSON on stdout.")
 @click.pass_obj
@@ -60,7 +63,10 @@ def resume(app: App, names: tuple[str, ...], as_json: bool) -> None:
     _said(as_json, names, "resumed")
 
 
-@queue.command("limit")
+@queue.command(
+    "limit",
+    epilog="\b\nExamples:\n  queuectl queue limit images 2\n  queuectl queue limit images 0",
+)
 @click.argument("name", metavar="Q")
 @click.argument("limit", type=click.IntRange(min=0), metavar="N")
 @click.option("--json", "as_json", is_flag=True, help="Compact JSON on stdout.")

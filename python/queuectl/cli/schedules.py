@@ -15,7 +15,11 @@ from queuectl.cli.enqueue import _env_pairs, _read_input
 from queuectl.cli.params import Duration
 
 
-@click.group()
+@click.group(
+    epilog="\b\nExamples:\n"
+    "  queuectl schedule add nightly --cron '0 2 * * *' --command ./backup.sh\n"
+    "  queuectl schedule list"
+)
 def schedule() -> None:
     """Jobs enqueued on a cron rule by the running workers."""
 
@@ -38,7 +42,12 @@ def schedule_dict(s: _core.Schedule) -> dict[str, Any]:
     }
 
 
-@schedule.command("add")
+@schedule.command(
+    "add",
+    epilog="\b\nExamples:\n"
+    "  queuectl schedule add nightly --cron '0 2 * * *' --tz Europe/Berlin --command ./backup.sh\n"
+    '  queuectl schedule add poll --cron \'@every 10m\' \'{"command":"./poll.sh","queue":"io"}\'',
+)
 @click.argument("name")
 @click.argument("job", required=False, metavar="[JSON]")
 @click.option(
@@ -57,7 +66,12 @@ def schedule_dict(s: _core.Schedule) -> dict[str, Any]:
 @click.option("--max-retries", type=click.IntRange(min=0), help="Retries after the first run.")
 @click.option("--timeout", type=Duration(), help="Kill the job after this long (0 = none).")
 @click.option("--env", "env", multiple=True, metavar="K=V", help="Add K=V to its environment.")
-@click.option("--queue", "queue_name", metavar="Q", help="Its named queue (default: default).")
+@click.option(
+    "--queue",
+    "queue_name",
+    metavar="Q",
+    help="Its named queue (default: default).",
+)
 @click.option("--unique-key", metavar="K", help="Add nothing while an unfinished job has this key.")
 @click.option("--json", "as_json", is_flag=True, help="Compact JSON on stdout.")
 @click.pass_obj
@@ -78,12 +92,7 @@ def add(
     as_json: bool,
 ) -> None:
     """Add schedule NAME: the job (--command CMD with job flags, or JSON) is enqueued at
-    every occurrence of --cron by the running workers, once however many run.
-
-    \b
-    queuectl schedule add nightly --cron '0 2 * * *' --tz Europe/Berlin --command ./backup.sh
-    queuectl schedule add poll --cron '@every 10m' '{"command":"./poll.sh","queue":"io"}'
-    """
+    every occurrence of --cron by the running workers, once however many run."""
     if (job is None) == (command is None):
         raise click.UsageError("give the job as --command CMD or as JSON, one of them")
     flags = (priority, max_retries, timeout, queue_name, unique_key)
@@ -110,7 +119,9 @@ def add(
     click.echo(f"schedule {s.name}: next at {render.iso(s.next_fire_ms)} ({local} {s.tz})")
 
 
-@schedule.command("list")
+@schedule.command(
+    "list", epilog="\b\nExamples:\n  queuectl schedule list\n  queuectl schedule list --json"
+)
 @click.option("--json", "as_json", is_flag=True, help="Compact JSON on stdout.")
 @click.pass_obj
 def list_schedules(app: App, as_json: bool) -> None:
@@ -140,7 +151,12 @@ def list_schedules(app: App, as_json: bool) -> None:
     )
 
 
-@schedule.command("show")
+@schedule.command(
+    "show",
+    epilog="\b\nExamples:\n"
+    "  queuectl schedule show nightly\n"
+    "  queuectl schedule show nightly --json",
+)
 @click.argument("name")
 @click.option("--json", "as_json", is_flag=True, help="Compact JSON on stdout.")
 @click.pass_obj
@@ -164,7 +180,12 @@ def show(app: App, name: str, as_json: bool) -> None:
             click.echo(f"{key + ':':15} {value}")
 
 
-@schedule.command("next")
+@schedule.command(
+    "next",
+    epilog="\b\nExamples:\n"
+    "  queuectl schedule next nightly\n"
+    "  queuectl schedule next nightly --count 10",
+)
 @click.argument("name")
 @click.option("--count", type=click.IntRange(1, 1000), default=5, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Compact JSON on stdout.")
@@ -188,7 +209,7 @@ def _changed(app: App, name: str, what: str, as_json: bool) -> None:
         click.echo(f"schedule {name}: {done}")
 
 
-@schedule.command("pause")
+@schedule.command("pause", epilog="\b\nExamples:\n  queuectl schedule pause nightly")
 @click.argument("name")
 @click.option("--json", "as_json", is_flag=True, help="Compact JSON on stdout.")
 @click.pass_obj
@@ -197,7 +218,7 @@ def pause(app: App, name: str, as_json: bool) -> None:
     _changed(app, name, "pause", as_json)
 
 
-@schedule.command("resume")
+@schedule.command("resume", epilog="\b\nExamples:\n  queuectl schedule resume nightly")
 @click.argument("name")
 @click.option("--json", "as_json", is_flag=True, help="Compact JSON on stdout.")
 @click.pass_obj
@@ -206,7 +227,7 @@ def resume(app: App, name: str, as_json: bool) -> None:
     _changed(app, name, "resume", as_json)
 
 
-@schedule.command("remove")
+@schedule.command("remove", epilog="\b\nExamples:\n  queuectl schedule remove nightly")
 @click.argument("name")
 @click.option("--json", "as_json", is_flag=True, help="Compact JSON on stdout.")
 @click.pass_obj

@@ -29,7 +29,10 @@ scope_option = click.option(
 user_option = click.option("--user", "user_scope", is_flag=True, help="A user service (default).")
 
 
-@click.group("service")
+@click.group(
+    "service",
+    epilog="\b\nExamples:\n  queuectl service install --count 2\n  queuectl service status",
+)
 def service_group() -> None:
     """Run workers as a service of the operating system: systemd on Linux, launchd on
     macOS, the service manager on Windows."""
@@ -80,12 +83,22 @@ def _windows_install(app: App, spec: service.ServiceSpec, account: str | None) -
     return notes
 
 
-@service_group.command("install")
+@service_group.command(
+    "install",
+    epilog="\b\nExamples:\n"
+    "  queuectl service install --count 2\n"
+    "  queuectl service install --name images --queue images",
+)
 @name_option
 @scope_option
 @user_option
 @click.option("--count", "-n", type=click.IntRange(1, 1024), default=1, show_default=True)
-@click.option("--queue", "queues", metavar="Q[,Q...]", help="Only these named queues.")
+@click.option(
+    "--queue",
+    "queues",
+    metavar="Q[,Q...]",
+    help="Only these named queues.",
+)
 @click.option("--lease", type=Duration(), default=_core.DEFAULT_LEASE_MS / 1000, show_default=True)
 @click.option(
     "--stop-timeout",
@@ -211,7 +224,12 @@ def _installed_path(name: str, system: bool, home: Path | None = None) -> Path:
     return path
 
 
-@service_group.command("uninstall")
+@service_group.command(
+    "uninstall",
+    epilog="\b\nExamples:\n"
+    "  queuectl service uninstall\n"
+    "  queuectl service uninstall --name images",
+)
 @name_option
 @scope_option
 @click.pass_obj
@@ -261,7 +279,12 @@ def _control(name: str, system: bool, what: str, home: Path) -> None:
 for _what in ("start", "stop", "restart"):
 
     def _make(what: str) -> click.Command:
-        @click.command(what, help=f"{what.capitalize()} the service.")
+        @click.command(
+            what,
+            help=f"{what.capitalize()} the service.",
+            epilog=f"\b\nExamples:\n  queuectl service {what}\n"
+            f"  queuectl service {what} --name images",
+        )
         @name_option
         @scope_option
         @click.pass_obj
@@ -346,7 +369,9 @@ def _status(app: App, name: str, system: bool) -> dict[str, Any]:
     return {**view, "workers": workers}
 
 
-@service_group.command("status")
+@service_group.command(
+    "status", epilog="\b\nExamples:\n  queuectl service status\n  queuectl service status --json"
+)
 @name_option
 @scope_option
 @click.option("--json", "as_json", is_flag=True, help="Compact JSON on stdout.")
@@ -365,7 +390,9 @@ def status(app: App, name: str, system: bool, as_json: bool) -> None:
     click.echo(f"{len(s['workers'])} worker(s) registered by it")
 
 
-@service_group.command("list")
+@service_group.command(
+    "list", epilog="\b\nExamples:\n  queuectl service list\n  queuectl service list --system"
+)
 @scope_option
 @click.option("--json", "as_json", is_flag=True, help="Compact JSON on stdout.")
 @click.pass_obj
@@ -399,7 +426,10 @@ def list_services(app: App, system: bool, as_json: bool) -> None:
     )
 
 
-@service_group.command("logs")
+@service_group.command(
+    "logs",
+    epilog="\b\nExamples:\n  queuectl service logs\n  queuectl service logs --follow --name images",
+)
 @name_option
 @scope_option
 @click.option("--follow", "-f", is_flag=True, help="Keep printing new lines.")

@@ -10,12 +10,19 @@ from queuectl.cli.app import App
 from queuectl.cli.params import Duration
 
 
-@click.group()
+@click.group(
+    epilog="\b\nExamples:\n  queuectl worker start --detach --count 2\n  queuectl worker stop"
+)
 def worker() -> None:
     """Run and stop workers."""
 
 
-@worker.command("start")
+@worker.command(
+    "start",
+    epilog="\b\nExamples:\n"
+    "  queuectl worker start --count 4\n"
+    "  queuectl worker start --burst --queue images,video",
+)
 @click.option(
     "--count",
     "-n",
@@ -89,7 +96,10 @@ def start(
     )
 
 
-@worker.command("stop")
+@worker.command(
+    "stop",
+    epilog="\b\nExamples:\n  queuectl worker stop --timeout 60\n  queuectl worker stop --force",
+)
 @click.option("--timeout", type=Duration(), help="Give up waiting after this long (exit 1).")
 @click.option("--force", is_flag=True, help="Kill running jobs and put them back to pending.")
 @click.option("--no-wait", is_flag=True, help="Return once the request is recorded.")
@@ -116,7 +126,9 @@ def stop(
         click.echo(f"stopped {n} worker(s)")
 
 
-@worker.command("list")
+@worker.command(
+    "list", epilog="\b\nExamples:\n  queuectl worker list\n  queuectl worker list --all --json"
+)
 @click.option("--all", "all_", is_flag=True, help="Include exited and lost workers.")
 @click.option("--json", "as_json", is_flag=True, help="Compact JSON on stdout.")
 @click.pass_obj
