@@ -10,7 +10,7 @@ mod file;
 use std::ops::Deref;
 use std::path::Path;
 use std::sync::{LazyLock, MutexGuard};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension, Row, TransactionBehavior};
 
@@ -61,8 +61,31 @@ const CHANGE_POLL: Duration = Duration::from_millis(4);
 
 impl SqliteStore {
     /// Opens (creating when absent) and migrates the database at `path`.
+    ///
+    /// First contact: when several processes open a file that does not exist yet at the
+    /// same moment (a worker and an enqueue started together on a new home), one of them
+    /// turns it to WAL and creates the schema while the others open it. SQLite answers some
+    /// of those opens "busy" at once instead of calling the busy handler (a lock it cannot
+    /// wait for without risking a deadlock, or a journal mode that could not change yet),
+    /// so such an open starts again from the top, within the connection's busy timeout.
     pub fn open(path: &Path, opts: &StoreOptions) -> Result<SqliteStore> {
         create_private(path)?;
+        let deadline = Instant::now() + Duration::from_millis(opts.busy_timeout_ms);
+        let mut pause = Duration::from_millis(1);
+        loop {
+            match SqliteStore::open_once(path, opts) {
+                Ok(store) => return Ok(store),
+                Err(OpenFailure::Busy(_)) if Instant::now() < deadline => {
+                    std::thread::sleep(pause);
+                    pause = (pause * 2).min(Duration::from_millis(25));
+                }
+                Err(OpenFailure::Busy(e) | OpenFailure::Other(e)) => return Err(e),
+            }
+        }
+    }
+
+    /// One attempt at [`SqliteStore::open`].
+    fn open_once(path: &Path, opts: &StoreOptions) -> std::result::Result<SqliteStore, OpenFailure> {
         let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
         let conn = Connection::open_with_flags(path, flags)?;
         install_busy_handler(&conn, opts.busy_timeout_ms)?;
@@ -74,7 +97,10 @@ impl SqliteStore {
         conn.pragma_update(None, "page_size", 2048)?;
         let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
         if !mode.eq_ignore_ascii_case("wal") {
-            return Err(Error::Database(format!("cannot switch the database to WAL mode (it is in {mode} mode)")));
+            // SQLite answers with the mode it kept when another connection held a lock.
+            return Err(OpenFailure::Busy(Error::Database(format!(
+                "cannot switch the database to WAL mode (it is in {mode} mode)"
+            ))));
         }
         // FULL syncs the WAL on every commit: an acknowledged enqueue survives a power cut.
         // NORMAL (workers) syncs at checkpoints only; a lost settle means the job runs again.
@@ -108,7 +134,7 @@ impl SqliteStore {
         Ok(self.conn.query_row("PRAGMA integrity_check", [], |r| r.get(0))?)
     }
 
-    fn migrate(&mut self) -> Result<()> {
+    fn migrate(&mut self) -> std::result::Result<(), OpenFailure> {
         let current: i64 = self.conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
         schema::check_version(current)?;
         if current == schema::SCHEMA_VERSION {
@@ -124,7 +150,8 @@ impl SqliteStore {
                 return Err(Error::Lasting(format!(
                     "{} is a SQLite database of something else, not a queuectl queue: check --db or QUEUECTL_DB",
                     self.path
-                )));
+                ))
+                .into());
             }
         }
         for (i, m) in schema::MIGRATIONS.iter().enumerate().skip(current.max(0) as usize) {
@@ -147,6 +174,34 @@ impl SqliteStore {
         let n = tx.prepare_cached(sql)?.execute(params)?;
         tx.commit()?;
         Ok(n)
+    }
+}
+
+/// Why one attempt at opening the database failed: busy (worth another attempt while the
+/// busy timeout lasts), or anything else.
+enum OpenFailure {
+    Busy(Error),
+    Other(Error),
+}
+
+impl From<rusqlite::Error> for OpenFailure {
+    fn from(e: rusqlite::Error) -> Self {
+        use rusqlite::ffi::ErrorCode;
+        let busy = matches!(
+            &e,
+            rusqlite::Error::SqliteFailure(f, _) if matches!(f.code, ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked)
+        );
+        if busy {
+            OpenFailure::Busy(e.into())
+        } else {
+            OpenFailure::Other(e.into())
+        }
+    }
+}
+
+impl From<Error> for OpenFailure {
+    fn from(e: Error) -> Self {
+        OpenFailure::Other(e)
     }
 }
 
