@@ -79,6 +79,7 @@ def test_every_command_is_walked() -> None:
         ("queue", "limit"),
         ("schedule", "remove"),
         ("service", "restart"),
+        ("completion",),
     ]:
         assert expected in paths
     assert ("service", "run") not in paths

@@ -69,6 +69,7 @@ COMMANDS = {
     "backup": "queuectl.cli.maintenance:backup",
     "ui": "queuectl.cli.ui:ui",
     "metrics": "queuectl.cli.ui:metrics",
+    "completion": "queuectl.cli.completion:completion",
 }
 
 
@@ -87,6 +88,18 @@ class LazyGroup(click.Group):
         return command
 
 
+def _complete_dirs(ctx: click.Context, param: click.Parameter, incomplete: str) -> Any:
+    from queuectl.cli import complete
+
+    return complete.dirs(ctx, param, incomplete)
+
+
+def _complete_files(ctx: click.Context, param: click.Parameter, incomplete: str) -> Any:
+    from queuectl.cli import complete
+
+    return complete.files(ctx, param, incomplete)
+
+
 @click.group(
     cls=LazyGroup,
     invoke_without_command=True,
@@ -96,11 +109,13 @@ class LazyGroup(click.Group):
 @click.option(
     "--home",
     metavar="DIR",
+    shell_complete=_complete_dirs,
     help="Home folder (default: $QUEUECTL_HOME or the per-user data folder).",
 )
 @click.option(
     "--db",
     metavar="PATH_OR_URL",
+    shell_complete=_complete_files,
     help="Database (default: $QUEUECTL_DB or <home>/qctl.db).",
 )
 @click.option("--debug", is_flag=True, help="Show tracebacks for errors.")
@@ -125,12 +140,28 @@ def _fail(message: str, code: int) -> None:
     sys.exit(code)
 
 
+def _complete(args: list[str]) -> None:
+    """A shell asking for completions (the scripts of `queuectl completion`): click answers
+    and exits; any failure exits 1 quietly, since stderr would land on the user's prompt."""
+    import queuectl.cli.complete  # noqa: F401 - registers the PowerShell protocol
+
+    try:
+        cli.main(args=args, prog_name="queuectl", complete_var="_QUEUECTL_COMPLETE")
+    except SystemExit:
+        raise
+    except BaseException:
+        sys.exit(1)
+    sys.exit(0)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the `queuectl` script and of `python -m queuectl`."""
     from queuectl._platform import prepare_process
 
     prepare_process()
     args = sys.argv[1:] if argv is None else argv
+    if os.environ.get("_QUEUECTL_COMPLETE"):
+        _complete(args)
     debug = "--debug" in args or bool(os.environ.get("QUEUECTL_DEBUG"))
     try:
         rv: Any = cli.main(args=args, prog_name="queuectl", standalone_mode=False)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from queuectl import config as settings
-from queuectl.cli import render
+from queuectl.cli import complete, render
 from queuectl.cli.app import App
 
 
@@ -15,7 +15,7 @@ def config() -> None:
 
 
 @config.command("get", epilog="\b\nExamples:\n  queuectl config get backoff-base")
-@click.argument("key")
+@click.argument("key", shell_complete=complete.config_keys)
 @click.pass_obj
 def config_get(app: App, key: str) -> None:
     """Print the bare value of KEY."""
@@ -29,7 +29,7 @@ def config_get(app: App, key: str) -> None:
     "  queuectl config set max-retries 5\n"
     "  queuectl config set job-timeout 10m",
 )
-@click.argument("key")
+@click.argument("key", shell_complete=complete.config_keys)
 @click.argument("value")
 @click.pass_obj
 def config_set(app: App, key: str, value: str) -> None:

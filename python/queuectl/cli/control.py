@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import click
 
-from queuectl.cli import render
+from queuectl.cli import complete, render
 from queuectl.cli.app import App
 from queuectl.cli.params import Duration
 
 
 @click.command(epilog="\b\nExamples:\n  queuectl retry job1\n  queuectl retry job1 job2 --json")
-@click.argument("ids", nargs=-1, required=True, metavar="ID...")
+@click.argument(
+    "ids", nargs=-1, required=True, metavar="ID...", shell_complete=complete.retryable_job_ids
+)
 @click.option("--json", "as_json", is_flag=True, help="Compact JSON on stdout.")
 @click.pass_obj
 def retry(app: App, ids: tuple[str, ...], as_json: bool) -> None:
@@ -26,7 +28,9 @@ def retry(app: App, ids: tuple[str, ...], as_json: bool) -> None:
 
 
 @click.command(epilog="\b\nExamples:\n  queuectl cancel job1\n  queuectl cancel job1 job2 --json")
-@click.argument("ids", nargs=-1, required=True, metavar="ID...")
+@click.argument(
+    "ids", nargs=-1, required=True, metavar="ID...", shell_complete=complete.unfinished_job_ids
+)
 @click.option("--json", "as_json", is_flag=True, help="Compact JSON on stdout.")
 @click.pass_obj
 def cancel(app: App, ids: tuple[str, ...], as_json: bool) -> None:
@@ -50,7 +54,7 @@ def cancel(app: App, ids: tuple[str, ...], as_json: bool) -> None:
 
 
 @click.command(epilog="\b\nExamples:\n  queuectl delete job1\n  queuectl delete job1 job2 --json")
-@click.argument("ids", nargs=-1, required=True, metavar="ID...")
+@click.argument("ids", nargs=-1, required=True, metavar="ID...", shell_complete=complete.job_ids)
 @click.option("--json", "as_json", is_flag=True, help="Compact JSON on stdout.")
 @click.pass_obj
 def delete(app: App, ids: tuple[str, ...], as_json: bool) -> None:
@@ -68,7 +72,7 @@ def delete(app: App, ids: tuple[str, ...], as_json: bool) -> None:
 @click.command(
     epilog="\b\nExamples:\n  queuectl wait job1\n  queuectl wait job1 job2 --timeout 10m --json"
 )
-@click.argument("ids", nargs=-1, required=True, metavar="ID...")
+@click.argument("ids", nargs=-1, required=True, metavar="ID...", shell_complete=complete.job_ids)
 @click.option("--timeout", type=Duration(), help="Give up after this long (default: never).")
 @click.option("--json", "as_json", is_flag=True, help="Compact JSON on stdout.")
 @click.pass_obj
@@ -91,7 +95,7 @@ def wait(app: App, ids: tuple[str, ...], timeout: float | None, as_json: bool) -
 
 
 @click.command(epilog="\b\nExamples:\n  queuectl explain job1\n  queuectl explain job1 --json")
-@click.argument("job_id", metavar="ID")
+@click.argument("job_id", metavar="ID", shell_complete=complete.job_ids)
 @click.option("--json", "as_json", is_flag=True, help="Compact JSON on stdout.")
 @click.pass_obj
 def explain(app: App, job_id: str, as_json: bool) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from queuectl.cli import render
+from queuectl.cli import complete, render
 from queuectl.cli.app import App
 
 
@@ -45,7 +45,7 @@ def dlq_list(app: App, limit: int | None, as_json: bool) -> None:
 @dlq.command(
     "retry", epilog="\b\nExamples:\n  queuectl dlq retry job1 job2\n  queuectl dlq retry --all"
 )
-@click.argument("ids", nargs=-1, metavar="ID...")
+@click.argument("ids", nargs=-1, metavar="ID...", shell_complete=complete.dead_job_ids)
 @click.option("--all", "all_", is_flag=True, help="Retry every dead job.")
 @click.pass_obj
 def dlq_retry(app: App, ids: tuple[str, ...], all_: bool) -> None:

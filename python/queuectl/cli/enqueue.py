@@ -9,6 +9,7 @@ import click
 
 from queuectl import _core
 from queuectl.api import EnqueueReport, Queue, command_job
+from queuectl.cli import complete
 from queuectl.cli.app import App
 from queuectl.cli.params import Duration
 
@@ -46,6 +47,7 @@ def _check_flags(run_at: str | None, delay: float | None) -> None:
     "--file",
     "file_",
     metavar="F",
+    shell_complete=complete.files,
     help="JSON Lines or a JSON array of jobs; - = stdin.",
 )
 @click.option("--command", "-c", metavar="CMD", help="Enqueue this shell command (flag form).")
@@ -66,6 +68,7 @@ def _check_flags(run_at: str | None, delay: float | None) -> None:
     "--queue",
     "queue_name",
     metavar="Q",
+    shell_complete=complete.queue_names,
     help="Its named queue (default: default).",
 )
 @click.option(
@@ -78,6 +81,7 @@ def _check_flags(run_at: str | None, delay: float | None) -> None:
     "after",
     multiple=True,
     metavar="ID",
+    shell_complete=complete.job_ids,
     help="Run once job ID has completed (repeatable: all of them); cancelled if one never does.",
 )
 @click.pass_obj

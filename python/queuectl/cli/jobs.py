@@ -9,7 +9,7 @@ import click
 
 from queuectl import _core
 from queuectl.api import ENDED_STATES, JOB_STATES
-from queuectl.cli import render
+from queuectl.cli import complete, render
 from queuectl.cli.app import App
 from queuectl.cli.params import Duration
 
@@ -47,6 +47,7 @@ def status(app: App, as_json: bool) -> None:
 @click.option(
     "--queue",
     metavar="Q",
+    shell_complete=complete.queue_names,
     help="Only jobs of this named queue.",
 )
 @click.option("--limit", type=click.IntRange(min=0), help="At most this many jobs.")
@@ -64,7 +65,7 @@ def list_jobs(
 
 
 @click.command(epilog="\b\nExamples:\n  queuectl show job1\n  queuectl show job1 --json")
-@click.argument("job_id", metavar="ID")
+@click.argument("job_id", metavar="ID", shell_complete=complete.job_ids)
 @click.option("--json", "as_json", is_flag=True, help="Compact JSON on stdout.")
 @click.pass_obj
 def show(app: App, job_id: str, as_json: bool) -> None:
@@ -102,7 +103,7 @@ def show(app: App, job_id: str, as_json: bool) -> None:
 
 
 @click.command(epilog="\b\nExamples:\n  queuectl logs job1\n  queuectl logs --follow job1")
-@click.argument("job_id", metavar="ID")
+@click.argument("job_id", metavar="ID", shell_complete=complete.job_ids)
 @click.option("--follow", "-f", is_flag=True, help="Keep printing output until the job ends.")
 @click.pass_obj
 def logs(app: App, job_id: str, follow: bool) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from queuectl.cli import render
+from queuectl.cli import complete, render
 from queuectl.cli.app import App
 
 
@@ -44,7 +44,9 @@ def list_queues(app: App, as_json: bool) -> None:
     "pause",
     epilog="\b\nExamples:\n  queuectl queue pause images\n  queuectl queue pause images video",
 )
-@click.argument("names", nargs=-1, required=True, metavar="Q...")
+@click.argument(
+    "names", nargs=-1, required=True, metavar="Q...", shell_complete=complete.queue_names
+)
 @click.option("--json", "as_json", is_flag=True, help="Compact JSON on stdout.")
 @click.pass_obj
 def pause(app: App, names: tuple[str, ...], as_json: bool) -> None:
@@ -54,7 +56,9 @@ def pause(app: App, names: tuple[str, ...], as_json: bool) -> None:
 
 
 @queue.command("resume", epilog="\b\nExamples:\n  queuectl queue resume images")
-@click.argument("names", nargs=-1, required=True, metavar="Q...")
+@click.argument(
+    "names", nargs=-1, required=True, metavar="Q...", shell_complete=complete.queue_names
+)
 @click.option("--json", "as_json", is_flag=True, help="Compact JSON on stdout.")
 @click.pass_obj
 def resume(app: App, names: tuple[str, ...], as_json: bool) -> None:
@@ -67,7 +71,7 @@ def resume(app: App, names: tuple[str, ...], as_json: bool) -> None:
     "limit",
     epilog="\b\nExamples:\n  queuectl queue limit images 2\n  queuectl queue limit images 0",
 )
-@click.argument("name", metavar="Q")
+@click.argument("name", metavar="Q", shell_complete=complete.queue_names)
 @click.argument("limit", type=click.IntRange(min=0), metavar="N")
 @click.option("--json", "as_json", is_flag=True, help="Compact JSON on stdout.")
 @click.pass_obj

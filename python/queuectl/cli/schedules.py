@@ -9,7 +9,7 @@ import click
 
 from queuectl import _core
 from queuectl.api import command_job
-from queuectl.cli import render
+from queuectl.cli import complete, render
 from queuectl.cli.app import App
 from queuectl.cli.enqueue import _env_pairs, _read_input
 from queuectl.cli.params import Duration
@@ -70,6 +70,7 @@ def schedule_dict(s: _core.Schedule) -> dict[str, Any]:
     "--queue",
     "queue_name",
     metavar="Q",
+    shell_complete=complete.queue_names,
     help="Its named queue (default: default).",
 )
 @click.option("--unique-key", metavar="K", help="Add nothing while an unfinished job has this key.")
@@ -157,7 +158,7 @@ def list_schedules(app: App, as_json: bool) -> None:
     "  queuectl schedule show nightly\n"
     "  queuectl schedule show nightly --json",
 )
-@click.argument("name")
+@click.argument("name", shell_complete=complete.schedule_names)
 @click.option("--json", "as_json", is_flag=True, help="Compact JSON on stdout.")
 @click.pass_obj
 def show(app: App, name: str, as_json: bool) -> None:
@@ -186,7 +187,7 @@ def show(app: App, name: str, as_json: bool) -> None:
     "  queuectl schedule next nightly\n"
     "  queuectl schedule next nightly --count 10",
 )
-@click.argument("name")
+@click.argument("name", shell_complete=complete.schedule_names)
 @click.option("--count", type=click.IntRange(1, 1000), default=5, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Compact JSON on stdout.")
 @click.pass_obj
@@ -210,7 +211,7 @@ def _changed(app: App, name: str, what: str, as_json: bool) -> None:
 
 
 @schedule.command("pause", epilog="\b\nExamples:\n  queuectl schedule pause nightly")
-@click.argument("name")
+@click.argument("name", shell_complete=complete.schedule_names)
 @click.option("--json", "as_json", is_flag=True, help="Compact JSON on stdout.")
 @click.pass_obj
 def pause(app: App, name: str, as_json: bool) -> None:
@@ -219,7 +220,7 @@ def pause(app: App, name: str, as_json: bool) -> None:
 
 
 @schedule.command("resume", epilog="\b\nExamples:\n  queuectl schedule resume nightly")
-@click.argument("name")
+@click.argument("name", shell_complete=complete.schedule_names)
 @click.option("--json", "as_json", is_flag=True, help="Compact JSON on stdout.")
 @click.pass_obj
 def resume(app: App, name: str, as_json: bool) -> None:
@@ -228,7 +229,7 @@ def resume(app: App, name: str, as_json: bool) -> None:
 
 
 @schedule.command("remove", epilog="\b\nExamples:\n  queuectl schedule remove nightly")
-@click.argument("name")
+@click.argument("name", shell_complete=complete.schedule_names)
 @click.option("--json", "as_json", is_flag=True, help="Compact JSON on stdout.")
 @click.pass_obj
 def remove(app: App, name: str, as_json: bool) -> None:

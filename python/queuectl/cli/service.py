@@ -13,7 +13,7 @@ from typing import Any
 import click
 
 from queuectl import _core, service, supervisor
-from queuectl.cli import render
+from queuectl.cli import complete, render
 from queuectl.cli.app import App
 from queuectl.cli.params import Duration
 
@@ -97,6 +97,7 @@ def _windows_install(app: App, spec: service.ServiceSpec, account: str | None) -
     "--queue",
     "queues",
     metavar="Q[,Q...]",
+    shell_complete=complete.queue_name_lists,
     help="Only these named queues.",
 )
 @click.option("--lease", type=Duration(), default=_core.DEFAULT_LEASE_MS / 1000, show_default=True)

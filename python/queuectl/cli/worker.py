@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from queuectl import _core, supervisor
-from queuectl.cli import render
+from queuectl.cli import complete, render
 from queuectl.cli.app import App
 from queuectl.cli.params import Duration
 
@@ -44,6 +44,7 @@ def worker() -> None:
     "--queue",
     "queues",
     metavar="Q[,Q...]",
+    shell_complete=complete.queue_name_lists,
     help="Take jobs only from these named queues (default: every queue).",
 )
 @click.option(
