@@ -24,6 +24,7 @@ import hmac
 import ipaddress
 import json
 import secrets
+import sys
 import threading
 import time
 from collections.abc import AsyncIterator
@@ -814,4 +815,9 @@ def serve(settings: Settings, announce: Callable[[str], None]) -> None:
         announce(url)
 
     threading.Thread(target=opened, daemon=True).start()
-    server.run()
+    try:
+        server.run()
+    except KeyboardInterrupt:
+        # uvicorn shuts down on Ctrl-C, then raises the signal again: the stop a user asked
+        # for, not an error ("Error: aborted", exit 1, before).
+        print("dashboard stopped", file=sys.stderr)
