@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, NamedTuple
 from queuectl import InputError, _core
 from queuectl.config import Config
 from queuectl.home import Home
+from queuectl.text import shown_location, span
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Mapping
@@ -64,11 +65,6 @@ def _is_url(location: str) -> bool:
 
 def _is_postgres(location: str) -> bool:
     return _core.is_postgres_location(location)
-
-
-def _shown(location: str) -> str:
-    """A location as it may be shown: a URL without its password."""
-    return _core.redact_location(location) if _is_url(location) else location
 
 
 def _seconds(name: str, value: float) -> float:
@@ -134,15 +130,6 @@ ENDED_STATES = ("completed", "dead", "cancelled")
 def _unique(ids: Iterable[str]) -> list[str]:
     """The ids in the order given, each once (a lone string is one id)."""
     return list(dict.fromkeys([ids] if isinstance(ids, str) else ids))
-
-
-def _span(ms: int) -> str:
-    """A duration as a person reads it: 45s, 5m 3s, 2h 10m, 3d 4h."""
-    s = max(0, round(ms / 1000))
-    for unit, size, sub, subsize in (("d", 86400, "h", 3600), ("h", 3600, "m", 60)):
-        if s >= size:
-            return f"{s // size}{unit} {s % size // subsize}{sub}"
-    return f"{s // 60}m {s % 60}s" if s >= 60 else f"{s}s"
 
 
 class Explanation(NamedTuple):
@@ -263,7 +250,7 @@ class Queue:
         return cls(Home.resolve(home, db))
 
     def __repr__(self) -> str:
-        return f"Queue(home={str(self.home.dir)!r}, db={_shown(self.home.db)!r})"
+        return f"Queue(home={str(self.home.dir)!r}, db={shown_location(self.home.db)!r})"
 
     @property
     def store(self) -> _core.Store:
@@ -561,7 +548,7 @@ class Queue:
         if runnable and job.run_at_ms > now:
             next_try = iso(job.run_at_ms)
             what = "next try at" if job.state == "failed" else "not due until"
-            reasons.append(f"{what} {next_try} (in {_span(job.run_at_ms - now)})")
+            reasons.append(f"{what} {next_try} (in {span(job.run_at_ms - now)})")
         elif runnable:
             ahead = self.store.ahead(id)
             reasons.append(f"due now; {ahead} job(s) of queue {job.queue} ahead of it")
@@ -795,7 +782,7 @@ class Queue:
         running = self.live_workers()
         if running:
             raise InputError(
-                f"{len(running)} worker(s) still use {_shown(source)}: "
+                f"{len(running)} worker(s) still use {shown_location(source)}: "
                 "stop them first (queuectl worker stop)"
             )
         try:
@@ -805,7 +792,7 @@ class Queue:
                 jobs, attempts, config = _core.copy_sqlite_to_postgres(source, target)
         except _core.DuplicateJobError as e:
             raise _core.DuplicateJobError(f"{e} in the target; nothing was copied") from None
-        return MigrateReport(_shown(source), _shown(target), jobs, attempts, config)
+        return MigrateReport(shown_location(source), shown_location(target), jobs, attempts, config)
 
     def backup(self, path: str | os.PathLike[str]) -> BackupReport:
         """Writes a consistent copy of the whole queue to `path`, a new owner-only SQLite

@@ -50,9 +50,10 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from queuectl import InputError, JobNotFoundError, QueuectlError, _core
 from queuectl import metrics as metrics_text
-from queuectl.api import JOB_STATES, Queue, _shown, _span
+from queuectl.api import JOB_STATES, Queue
 from queuectl.cli import render
 from queuectl.home import Home
+from queuectl.text import shown_location, span
 from queuectl.ui import openapi
 
 HERE = Path(__file__).parent
@@ -241,7 +242,7 @@ def build_app(settings: Settings) -> Starlette:
         autoescape=select_autoescape(default=True, default_for_string=True),
     )
     env.filters["iso"] = render.iso
-    env.filters["duration"] = _span
+    env.filters["duration"] = span
     local = threading.local()
     feed = Feed(settings.home)
 
@@ -261,7 +262,7 @@ def build_app(settings: Settings) -> Starlette:
             csrf=settings.csrf,
             read_only=settings.read_only,
             path=request.url.path,
-            db=_shown(settings.home.db),
+            db=shown_location(settings.home.db),
             **context,
         )
         return HTMLResponse(html)
