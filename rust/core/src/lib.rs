@@ -14,6 +14,7 @@ pub mod job;
 pub mod jobid;
 pub mod policy;
 mod private_file;
+pub mod rules;
 pub mod runner;
 pub mod schedule;
 pub mod spec;

@@ -80,7 +80,7 @@ pub fn next_state(
 ) -> (Outcome, i64) {
     if success {
         (Outcome::Completed, now_ms)
-    } else if attempts <= max_retries {
+    } else if crate::rules::tries_left(attempts, max_retries) > 0 {
         (Outcome::Failed, now_ms.saturating_add(policy.delay_ms(attempts)))
     } else {
         (Outcome::Dead, now_ms)

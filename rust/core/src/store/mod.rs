@@ -327,20 +327,7 @@ pub enum Settled {
     Fenced,
 }
 
-/// A change people make to jobs named by id: to all of them, or (when any is unknown or
-/// in a state that does not allow it) to none.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ByIdChange {
-    /// Dead jobs back to pending, attempts 0 (`dlq retry`).
-    RetryDead,
-    /// Failed or dead jobs back to pending, attempts 0, runnable now (`retry`).
-    Retry,
-    /// Jobs that are not processing removed with their history (`delete`).
-    Delete,
-    /// Pending or failed jobs to cancelled; processing ones flagged, for their worker to
-    /// kill within a heartbeat and settle as cancelled (`cancel`).
-    Cancel,
-}
+pub use crate::rules::ByIdChange;
 
 /// The jobs a [`ByIdChange`] applies to.
 #[derive(Debug, Clone, Copy)]

@@ -481,21 +481,6 @@ pub(super) const PARENT_MARK_SQL: &str = "UPDATE jobs SET has_dependents = 1 WHE
 pub(super) const DEP_INSERT_SQL: &str =
     "INSERT INTO job_deps (parent_seq, child_seq) VALUES (?1, ?2) ON CONFLICT DO NOTHING";
 
-/// Whether a job may run after job `id` in `state` (None: no such job): true when it has
-/// to wait for it, false when it has completed already.
-pub(super) fn parent_open(id: &str, state: Option<&str>) -> Result<bool> {
-    match state {
-        None => Err(Error::InvalidInput(format!(
-            "after: there is no job {id:?} (a job can only run after one enqueued before it)"
-        ))),
-        Some("completed") => Ok(false),
-        Some(s @ ("dead" | "cancelled")) => Err(Error::InvalidInput(format!(
-            "after: job {id:?} is {s}, so a job after it would never run (retry it first)"
-        ))),
-        Some(_) => Ok(true),
-    }
-}
-
 /// Counts one completed parent off its waiting dependents; the last makes each pending.
 /// `which` is the condition on `seq` that selects the dependents, `now` the time parameter.
 pub(super) fn release_sql(which: &str, now: &str) -> String {
@@ -580,40 +565,6 @@ pub(super) const WAITING_CHILD_SQL: &str = "SELECT c.id FROM job_deps d JOIN job
 pub(super) const DEPS_CLEAN_SQL: &str = "DELETE FROM job_deps
      WHERE NOT EXISTS (SELECT 1 FROM jobs WHERE seq = job_deps.parent_seq)
         OR NOT EXISTS (SELECT 1 FROM jobs WHERE seq = job_deps.child_seq)";
-
-/// What [`check_dependencies`] needs read for `change`: the job's parents (a retry), a
-/// job waiting for it (a delete). Other changes read neither.
-pub(super) fn dependency_reads(change: ByIdChange) -> (bool, bool) {
-    (matches!(change, ByIdChange::Retry | ByIdChange::RetryDead), change == ByIdChange::Delete)
-}
-
-/// Whether job `id` may be changed so given the jobs it runs after (`parents`, id and
-/// state) and a job waiting to run after it (`waiting_child`).
-pub(super) fn check_dependencies(
-    change: ByIdChange,
-    id: &str,
-    parents: &[(String, String)],
-    waiting_child: Option<&str>,
-) -> Result<()> {
-    match change {
-        ByIdChange::Retry | ByIdChange::RetryDead => {
-            if let Some((p, state)) = parents.iter().find(|(_, s)| s == "dead" || s == "cancelled") {
-                return Err(Error::InvalidState(format!(
-                    "job {id:?} runs after job {p:?}, which is {state}: retry that first (name it before this one)"
-                )));
-            }
-        }
-        ByIdChange::Delete => {
-            if let Some(child) = waiting_child {
-                return Err(Error::InvalidState(format!(
-                    "job {id:?} has jobs waiting to run after it (job {child:?}): cancel it instead, which cancels them too"
-                )));
-            }
-        }
-        ByIdChange::Cancel => {}
-    }
-    Ok(())
-}
 
 /// An insert's conflict target for the unique partial index (the same predicate).
 pub(super) const UNIQUE_CONFLICT: &str = "ON CONFLICT (unique_key)
@@ -757,7 +708,8 @@ fn u32_of(v: i64) -> u32 {
     u32::try_from(v).unwrap_or(u32::MAX)
 }
 
-fn state_of(s: &str) -> Result<JobState> {
+/// The state a stored name means; an unknown one is a database error.
+pub(super) fn state_of(s: &str) -> Result<JobState> {
     JobState::parse(s).ok_or_else(|| Error::Database(format!("unknown job state {s:?} in the database")))
 }
 
@@ -1020,38 +972,6 @@ pub(super) fn change_steps(change: ByIdChange) -> Vec<ChangeStep> {
             ChangeStep { sql: CANCEL_RUNNING_SQL, takes_now: true },
             ChangeStep { sql: CANCEL_WAITING_SQL.as_str(), takes_now: true },
         ],
-    }
-}
-
-/// Whether a job in `state` (None: no such job) may undergo `change`; the error names the
-/// job and why not.
-pub(super) fn check_change(change: ByIdChange, id: &str, state: Option<&str>) -> Result<()> {
-    let Some(state) = state else {
-        return Err(Error::NotFound(id.to_string()));
-    };
-    let allowed = match change {
-        ByIdChange::RetryDead => state == "dead",
-        ByIdChange::Retry => matches!(state, "failed" | "dead" | "cancelled"),
-        ByIdChange::Delete => state != "processing",
-        ByIdChange::Cancel => matches!(state, "waiting" | "pending" | "failed" | "processing"),
-    };
-    if allowed {
-        return Ok(());
-    }
-    Err(Error::InvalidState(match change {
-        ByIdChange::RetryDead => format!("job {id:?} is not in the DLQ (it is {state})"),
-        ByIdChange::Retry => format!("job {id:?} is {state}: only failed, dead or cancelled jobs can be retried"),
-        ByIdChange::Delete => format!("job {id:?} is processing: a running job cannot be deleted (cancel it first)"),
-        ByIdChange::Cancel => format!("job {id:?} is {state}: it has ended and cannot be cancelled"),
-    }))
-}
-
-/// Whether `state` may be purged.
-pub(super) fn check_purgeable(state: JobState) -> Result<()> {
-    if matches!(state, JobState::Completed | JobState::Dead | JobState::Cancelled) {
-        Ok(())
-    } else {
-        Err(Error::InvalidInput("only completed, dead or cancelled jobs can be purged".into()))
     }
 }
 

@@ -562,7 +562,8 @@ impl PostgresStore {
                 let mut waiting_on: i64 = 0;
                 for parent in super::parents_of(&j.after, &stand_in) {
                     let row = tx.query_opt(&mark, &[&parent])?;
-                    if schema::parent_open(parent, row.as_ref().map(|r| r.get::<_, &str>(1)))? {
+                    let state = row.as_ref().map(|r| schema::state_of(r.get::<_, &str>(1))).transpose()?;
+                    if crate::rules::parent_open(parent, state)? {
                         waiting_on += 1;
                     }
                     parents.extend(row.map(|r| r.get::<_, i64>(0)));
@@ -799,7 +800,7 @@ impl JobAdmin for PostgresStore {
     }
 
     fn job_purge(&mut self, state: JobState, cutoff_ms: Option<i64>) -> Result<Vec<String>> {
-        schema::check_purgeable(state)?;
+        crate::rules::check_purgeable(state)?;
         let cutoff = cutoff_ms.unwrap_or(i64::MAX);
         self.with(|c, _| {
             let mut tx = c.transaction()?;
@@ -830,17 +831,18 @@ impl JobAdmin for PostgresStore {
             let mut tx = c.transaction()?;
             for id in p.ids {
                 let row = tx.query_opt(&state_sql, &[id])?;
-                schema::check_change(p.change, id, row.as_ref().map(|r| r.get::<_, &str>(0)))?;
-                let (read_parents, read_child) = schema::dependency_reads(p.change);
-                let mut parents: Vec<(String, String)> = Vec::new();
+                let state = row.as_ref().map(|r| schema::state_of(r.get::<_, &str>(0))).transpose()?;
+                crate::rules::check_change(p.change, id, state)?;
+                let (read_parents, read_child) = p.change.dependency_reads();
+                let mut parents: Vec<(String, JobState)> = Vec::new();
                 if read_parents {
-                    parents = tx.query(&parents_sql, &[id])?.iter().map(|r| (r.get(0), r.get(1))).collect();
+                    parents = tx.query(&parents_sql, &[id])?.iter().map(schema::parent_from).collect::<Result<_>>()?;
                 }
                 let mut child = None;
                 if read_child {
                     child = tx.query_opt(&child_sql, &[id])?.map(|r| r.get::<_, String>(0));
                 }
-                schema::check_dependencies(p.change, id, &parents, child.as_deref())?;
+                crate::rules::check_dependencies(p.change, id, &parents, child.as_deref())?;
                 for (st, takes_now) in &steps {
                     let done = if *takes_now { tx.execute(st, &[id, &p.now_ms]) } else { tx.execute(st, &[id]) };
                     if let Err(e) = done {

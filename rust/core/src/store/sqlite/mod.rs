@@ -298,7 +298,7 @@ fn parents_in(tx: &rusqlite::Transaction<'_>, after: &[&str]) -> Result<(Vec<i64
     let mut open = 0;
     for id in after {
         let row: Option<(i64, String)> = st.query_row(params![id], |r| Ok((r.get(0)?, r.get(1)?))).optional()?;
-        if schema::parent_open(id, row.as_ref().map(|r| r.1.as_str()))? {
+        if crate::rules::parent_open(id, row.as_ref().map(|r| schema::state_of(&r.1)).transpose()?)? {
             open += 1;
         }
         seqs.extend(row.map(|r| r.0));
@@ -506,7 +506,7 @@ impl JobAdmin for SqliteStore {
     }
 
     fn job_purge(&mut self, state: JobState, cutoff_ms: Option<i64>) -> Result<Vec<String>> {
-        schema::check_purgeable(state)?;
+        crate::rules::check_purgeable(state)?;
         let cutoff = cutoff_ms.unwrap_or(i64::MAX);
         let which = format!("{} AND updated_at_ms <= ?1", where_state(state));
         let tx = self.immediate()?;
@@ -526,20 +526,20 @@ impl JobAdmin for SqliteStore {
         for id in p.ids {
             let state: Option<String> =
                 tx.prepare_cached(schema::JOB_STATE_SQL)?.query_row(params![id], |r| r.get(0)).optional()?;
-            schema::check_change(p.change, id, state.as_deref())?;
-            let (read_parents, read_child) = schema::dependency_reads(p.change);
-            let mut parents: Vec<(String, String)> = Vec::new();
+            crate::rules::check_change(p.change, id, state.as_deref().map(schema::state_of).transpose()?)?;
+            let (read_parents, read_child) = p.change.dependency_reads();
+            let mut parents: Vec<(String, JobState)> = Vec::new();
             if read_parents {
                 let mut st = tx.prepare_cached(schema::PARENTS_SQL)?;
-                let rows = st.query_map(params![id], |r| Ok((r.get(0)?, r.get(1)?)))?;
-                parents = rows.collect::<rusqlite::Result<_>>()?;
+                let rows = st.query_map(params![id], decode(|r| schema::parent_from(r)))?;
+                parents = collect(rows)?;
             }
             let child: Option<String> = if read_child {
                 tx.prepare_cached(schema::WAITING_CHILD_SQL)?.query_row(params![id], |r| r.get(0)).optional()?
             } else {
                 None
             };
-            schema::check_dependencies(p.change, id, &parents, child.as_deref())?;
+            crate::rules::check_dependencies(p.change, id, &parents, child.as_deref())?;
             for step in schema::change_steps(p.change) {
                 let mut st = tx.prepare_cached(step.sql)?;
                 let done = if step.takes_now { st.execute(params![id, p.now_ms]) } else { st.execute(params![id]) };
