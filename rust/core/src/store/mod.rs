@@ -15,6 +15,7 @@
 //! learn that something changed). [`Store`] is all of them, one connection.
 
 pub mod check;
+mod migrations;
 mod postgres;
 mod schema;
 mod sqlite;
@@ -24,8 +25,9 @@ use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
+pub use migrations::SCHEMA_VERSION;
 pub use postgres::{redact, PostgresStore};
-pub use schema::{CANCELLED_ERROR, SCHEMA_VERSION};
+pub use schema::CANCELLED_ERROR;
 pub use sqlite::SqliteStore;
 
 use crate::error::{Error, Result};

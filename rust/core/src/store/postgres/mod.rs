@@ -377,8 +377,8 @@ impl PostgresStore {
             let exists: bool = tx.query_one("SELECT to_regclass('queuectl_schema') IS NOT NULL", &[])?.get(0);
             let current: i64 =
                 if exists { tx.query_one("SELECT max(version) FROM queuectl_schema", &[])?.get(0) } else { 0 };
-            schema::check_version(current)?;
-            if current == schema::SCHEMA_VERSION {
+            super::migrations::check_version(current)?;
+            if current == super::migrations::SCHEMA_VERSION {
                 return Ok(tx.commit()?);
             }
             if !exists {
@@ -393,10 +393,10 @@ impl PostgresStore {
                 tx.batch_execute("CREATE TABLE queuectl_schema (version BIGINT NOT NULL)")?;
                 tx.execute("INSERT INTO queuectl_schema VALUES (0)", &[])?;
             }
-            for m in schema::MIGRATIONS.iter().skip(current.max(0) as usize) {
+            for m in super::migrations::MIGRATIONS.iter().skip(current.max(0) as usize) {
                 tx.batch_execute(m.postgres)?;
             }
-            tx.execute("UPDATE queuectl_schema SET version = $1", &[&schema::SCHEMA_VERSION])?;
+            tx.execute("UPDATE queuectl_schema SET version = $1", &[&super::migrations::SCHEMA_VERSION])?;
             Ok(tx.commit()?)
         })
     }

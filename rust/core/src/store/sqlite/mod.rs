@@ -136,8 +136,8 @@ impl SqliteStore {
 
     fn migrate(&mut self) -> std::result::Result<(), OpenFailure> {
         let current: i64 = self.conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
-        schema::check_version(current)?;
-        if current == schema::SCHEMA_VERSION {
+        super::migrations::check_version(current)?;
+        if current == super::migrations::SCHEMA_VERSION {
             return Ok(());
         }
         let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -154,7 +154,7 @@ impl SqliteStore {
                 .into());
             }
         }
-        for (i, m) in schema::MIGRATIONS.iter().enumerate().skip(current.max(0) as usize) {
+        for (i, m) in super::migrations::MIGRATIONS.iter().enumerate().skip(current.max(0) as usize) {
             tx.execute_batch(m.sqlite)?;
             tx.pragma_update(None, "user_version", i as i64 + 1)?;
         }
