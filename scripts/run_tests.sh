@@ -62,7 +62,7 @@ step "GitHub workflows against the workflow schema (bundled with check-jsonschem
 check-jsonschema --builtin-schema vendor.github-workflows .github/workflows/*.yml
 
 step "docs site (mkdocs build --strict: a broken link, a missing page or a warning fails)"
-mkdocs build --strict --quiet --site-dir "${TMPDIR:-/tmp}/queuectl-site-$$"
+NO_MKDOCS_2_WARNING=1 mkdocs build --strict --quiet --site-dir "${TMPDIR:-/tmp}/queuectl-site-$$"
 rm -rf "${TMPDIR:-/tmp}/queuectl-site-$$"
 
 step "pytest on SQLite"
