@@ -233,12 +233,3 @@ def stop(
             )
         time.sleep(0.1)
     return len(running)
-    deadline = None if timeout_s is None else time.monotonic() + timeout_s
-    while live_workers(store, host):
-        if deadline is not None and time.monotonic() >= deadline:
-            left = len(live_workers(store, host))
-            raise QueuectlError(
-                f"{left} worker(s) still running after {timeout_s:g}s; the stop request stands"
-            )
-        time.sleep(0.1)
-    return len(running)
