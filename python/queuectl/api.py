@@ -18,8 +18,9 @@ from typing import TYPE_CHECKING, NamedTuple
 
 from queuectl import InputError, _core
 from queuectl.config import Config
+from queuectl.explain import Explanation
 from queuectl.home import Home
-from queuectl.text import shown_location, span
+from queuectl.text import shown_location
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Mapping
@@ -130,25 +131,6 @@ ENDED_STATES = ("completed", "dead", "cancelled")
 def _unique(ids: Iterable[str]) -> list[str]:
     """The ids in the order given, each once (a lone string is one id)."""
     return list(dict.fromkeys([ids] if isinstance(ids, str) else ids))
-
-
-class Explanation(NamedTuple):
-    """Why a job is where it is: its state and the reasons, in order (see Queue.explain)."""
-
-    id: str
-    state: str
-    reasons: list[str]
-    #: Due jobs a claim would take first (pending or failed jobs that are due).
-    ahead: int | None
-    #: When a job that is not due yet runs next (ISO-8601).
-    next_try: str | None
-    #: Attempts a failed job has left.
-    tries_left: int | None
-
-    @property
-    def text(self) -> str:
-        """One short paragraph."""
-        return f"job {self.id} is {self.state}: " + "; ".join(self.reasons) + "."
 
 
 class WaitResult(NamedTuple):
@@ -525,95 +507,9 @@ class Queue:
         """Why job `id` is where it is, in short sentences: when it is due and how many
         jobs are ahead of it, which worker runs it, when a failed job tries again and how
         many tries it has left, why a dead job is dead, and whether any worker is running."""
-        job = self.get(id)
-        now = _core.now_ms()
-        iso = _core.format_time
-        reasons: list[str] = []
-        ahead = next_try = tries_left = None
-        runnable = job.state in ("pending", "failed")
-        if job.state == "waiting":
-            open_parents = [(p, st) for p, st in self.store.parents(id) if st != "completed"]
-            shown = ", ".join(f"{p} ({st})" for p, st in open_parents[:10])
-            more = f" and {len(open_parents) - 10} more" if len(open_parents) > 10 else ""
-            reasons.append(
-                f"it runs after {len(open_parents)} job(s) that have not completed: "
-                f"{shown}{more}; it becomes pending when the last completes, and is cancelled "
-                "if one ends dead or cancelled"
-            )
-        if job.state == "failed":
-            tries_left = job.max_retries + 1 - job.attempts
-            reasons.append(
-                f"attempt {job.attempts} failed ({job.last_error or 'no error recorded'})"
-            )
-        if runnable and job.run_at_ms > now:
-            next_try = iso(job.run_at_ms)
-            what = "next try at" if job.state == "failed" else "not due until"
-            reasons.append(f"{what} {next_try} (in {span(job.run_at_ms - now)})")
-        elif runnable:
-            ahead = self.store.ahead(id)
-            reasons.append(f"due now; {ahead} job(s) of queue {job.queue} ahead of it")
-        if runnable:
-            reasons.extend(self._queue_reasons(job))
-        if tries_left is not None:
-            reasons.append(f"{tries_left} tr{'y' if tries_left == 1 else 'ies'} left")
-        if job.state == "processing":
-            holder = {w.id: (w, state) for w, state in self.workers(include_exited=True)}
-            w, state = holder.get(job.worker_id or "", (None, "unknown"))
-            where = f" on host {w.host}" if w else ""
-            reasons.append(
-                f"running attempt {job.attempts} of {job.max_retries + 1} on worker "
-                f"{job.worker_id}{where} since {iso(job.started_at_ms or now)}"
-            )
-            if job.cancel_requested_ms is not None:
-                reasons.append(
-                    f"it was cancelled at {iso(job.cancel_requested_ms)}: its worker kills it "
-                    "at its next heartbeat and it ends cancelled"
-                )
-            if state in ("lost", "exited", "unknown"):
-                lease = job.lease_expires_ms or now
-                reasons.append(
-                    f"its worker is {state}: a running worker rescues the job once its lease "
-                    f"runs out at {iso(lease)}"
-                )
-        if job.state == "completed":
-            reasons.append(
-                f"completed at {iso(job.finished_at_ms or job.updated_at_ms)} "
-                f"after {job.attempts} attempt(s)"
-            )
-        if job.state == "dead":
-            reasons.append(
-                f"all {job.attempts} attempt(s) failed (max_retries {job.max_retries}); the last: "
-                f"{job.last_error or 'no error recorded'}; `queuectl dlq retry {id}` runs it again"
-            )
-        if job.state == "cancelled":
-            when = iso(job.finished_at_ms or job.updated_at_ms)
-            history = self.attempts(id)
-            cause = job.last_error or ""
-            if history and history[-1].outcome == "cancelled":
-                how = f"while attempt {history[-1].attempt} ran ({history[-1].error})"
-            elif cause.startswith("cancelled: it runs after"):
-                how = f"before it ran ({cause.removeprefix('cancelled: ')})"
-            elif history:
-                how = f"while it waited to retry after {len(history)} failed attempt(s)"
-            else:
-                how = "before it ran"
-            reasons.append(
-                f"cancelled at {when} {how}; it runs again only if `queuectl retry {id}` "
-                "puts it back"
-            )
-        if runnable:
-            live = self.live_workers()
-            serving = [w for w in live if w.worker.queues is None or job.queue in w.worker.queues]
-            if not live:
-                reasons.append("no worker is running: start one with `queuectl worker start`")
-            elif not serving:
-                reasons.append(
-                    f"no running worker serves queue {job.queue} ({len(live)} serve other "
-                    f"queues): start one with `queuectl worker start --queue {job.queue}`"
-                )
-            else:
-                reasons.append(f"{len(serving)} worker(s) running that serve queue {job.queue}")
-        return Explanation(id, job.state, reasons, ahead, next_try, tries_left)
+        from queuectl.explain import explain
+
+        return explain(self, id)
 
     # Schedules
 
@@ -672,26 +568,6 @@ class Queue:
     def schedule_remove(self, name: str) -> None:
         """Removes the schedule; jobs it enqueued stay."""
         self.store.schedule_change(name, "remove")
-
-    def _queue_reasons(self, job: _core.Job) -> list[str]:
-        """What the job's named queue holds it back by: a pause, a full limit."""
-        settings = {q.name: q for q in self.store.queues()}
-        q = settings.get(job.queue)
-        if q is None:
-            return []
-        reasons = []
-        if q.paused:
-            reasons.append(
-                f"queue {q.name} is paused: `queuectl queue resume {q.name}` lets it run"
-            )
-        if q.limit > 0:
-            holders = [j.id for j in self.store.jobs("processing", None, q.name)]
-            if len(holders) >= q.limit:
-                shown = ", ".join(holders[:5]) + (", ..." if len(holders) > 5 else "")
-                reasons.append(
-                    f"queue {q.name} is at its limit of {q.limit} running job(s), held by {shown}"
-                )
-        return reasons
 
     # Workers
 
