@@ -1,6 +1,10 @@
 //! What workers report as they go, through one seam: the worker loop tells an
 //! [`Observer`] every event; the stderr log ([`StderrLog`]) and the counters metrics read
 //! ([`Counters`]) are two observers, and [`Observers`] hands each event to several.
+//!
+//! A leaf of the worker side: the worker loop, the maintenance chores and the stats rollup
+//! depend on it, and it on none of them (so what a worker reports at exit,
+//! [`WorkerSummary`], is defined here, with the event that carries it).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -9,7 +13,6 @@ use std::time::Duration;
 use crate::clock::{format_iso8601, now_ms};
 use crate::error::Error;
 use crate::store::Settled;
-use crate::worker::WorkerSummary;
 
 /// The store operation that failed (and will be tried again) in [`Event::StoreTrouble`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -27,6 +30,27 @@ pub enum Trouble {
     },
     /// A settle or requeue failed; it is retried until it succeeds or the lease runs out.
     Write,
+}
+
+/// What one worker did before it exited.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct WorkerSummary {
+    pub completed: u64,
+    pub failed: u64,
+    pub dead: u64,
+    pub cancelled: u64,
+    pub requeued: u64,
+}
+
+impl WorkerSummary {
+    /// Adds what another worker did (a pool's total).
+    pub(crate) fn add(&mut self, other: &WorkerSummary) {
+        self.completed += other.completed;
+        self.failed += other.failed;
+        self.dead += other.dead;
+        self.cancelled += other.cancelled;
+        self.requeued += other.requeued;
+    }
 }
 
 /// One thing a worker did or met.

@@ -12,6 +12,7 @@ pub mod error;
 pub mod events;
 pub mod job;
 pub mod jobid;
+pub mod maintenance;
 pub mod policy;
 mod private_file;
 pub mod rules;

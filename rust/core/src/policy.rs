@@ -1,12 +1,14 @@
-//! What happens to a job when an attempt ends or its worker is lost: decided here, once,
-//! for every store. The stores write what this module decides (fenced) and decide nothing.
+//! What happens to a job when an attempt ends or its worker is lost, and what a due
+//! schedule fires: decided here, once, for every store. The stores write what this module
+//! decides (fenced) and decide nothing; the maintenance chores (`crate::maintenance`) read,
+//! ask this module, and write.
 
 use crate::backoff::BackoffPolicy;
 use crate::error::Result;
-use crate::job::Outcome;
-use crate::schedule::{self, Timing};
+use crate::job::{NewJob, Outcome};
+use crate::schedule::{self, Firing, Timing};
 use crate::spec::{self, SpecDefaults};
-use crate::store::{ConfigStore, Fire, JobAdmin, SettleParams, Settled, Store};
+use crate::store::{ConfigStore, ExpiredJob, ScheduleRow, SettleParams};
 
 /// Config keys the core itself reads; every other key is the Python side's.
 pub mod keys {
@@ -133,87 +135,51 @@ pub fn lost_worker_error(worker_id: &str) -> String {
     format!("worker {worker_id} was lost (its lease expired)")
 }
 
-/// Settles, as failed attempts, every processing job whose lease ran out before `now_ms`.
-/// Returns (id, attempt) of each job rescued. Two hosts rescuing at once are safe: each
-/// write is fenced on the attempt and on the lease still having run out, so one of them
-/// applies and the other finds the job already settled.
-pub fn rescue_expired(
-    store: &mut (impl JobAdmin + ?Sized),
-    policy: &BackoffPolicy,
-    now_ms: i64,
-) -> Result<Vec<(String, u32)>> {
-    let expired = store.job_get_expired(now_ms)?;
-    if expired.is_empty() {
-        return Ok(Vec::new());
-    }
-    let settles: Vec<SettleParams> = expired
-        .iter()
-        .map(|j| {
-            let end = AttemptEnd {
-                id: &j.id,
-                attempt: j.attempt,
-                max_retries: j.max_retries,
-                worker_id: &j.worker_id,
-                now_ms,
-                success: false,
-                cancelled: false,
-                exit_code: None,
-                error: Some(lost_worker_error(&j.worker_id)),
-                output_tail: String::new(),
-            };
-            SettleParams { lease_expired_before: Some(now_ms), ..end.decide(policy) }
-        })
-        .collect();
-    let settled = store.job_settle_many(&settles)?;
-    Ok(expired
-        .into_iter()
-        .zip(settled)
-        .filter(|(_, s)| *s != Settled::Fenced)
-        .map(|(j, _)| (j.id, j.attempt))
-        .collect())
+/// The settle a lost worker's attempt leads to: a failed attempt (retried or dead as any
+/// failure is) with the lost-worker error, written only if the job's lease has still run
+/// out at `now_ms` (so a rescue never settles a job whose worker came back).
+pub fn lost_attempt(job: &ExpiredJob, policy: &BackoffPolicy, now_ms: i64) -> SettleParams {
+    let end = AttemptEnd {
+        id: &job.id,
+        attempt: job.attempt,
+        max_retries: job.max_retries,
+        worker_id: &job.worker_id,
+        now_ms,
+        success: false,
+        cancelled: false,
+        exit_code: None,
+        error: Some(lost_worker_error(&job.worker_id)),
+        output_tail: String::new(),
+    };
+    SettleParams { lease_expired_before: Some(now_ms), ..end.decide(policy) }
 }
 
-/// Fires every schedule due at `now_ms` (see [`crate::schedule::firing`]): the latest
-/// occurrence each has reached, as a job whose id is derived from the schedule and the
-/// occurrence, or a skip when overlap is `skip` and the previous job is unfinished. Every
-/// worker runs this with its heartbeat; the store's compare-and-set lets one of them win
-/// each occurrence. Returns what this caller fired: (schedule, job id or None if skipped).
-pub fn fire_schedules(store: &mut dyn Store, now_ms: i64) -> Result<Vec<(String, Option<String>)>> {
-    let mut fired = Vec::new();
-    for row in store.schedule_list(None, Some(now_ms))? {
-        // Checked when it was added; a zone the database no longer has fires nothing.
-        let Ok(timing) = Timing::parse(&row.cron, Some(&row.tz)) else { continue };
-        let Some(f) = schedule::firing(&timing, row.next_fire_ms, row.overlap, row.last_job_state, now_ms) else {
-            continue;
-        };
-        let job = if f.skip {
-            None
-        } else {
-            // The template holds every field; these defaults are never used.
-            let defaults = SpecDefaults { max_retries: 0, timeout_ms: 0, cwd: "/".into(), now_ms };
-            let mut job = spec::parse_one(&row.job, &defaults)?;
-            job.id = Some(schedule::occurrence_id(&row.name, f.occurrence_ms));
-            job.run_at_ms = now_ms;
-            Some(job)
-        };
-        let fire = Fire {
-            name: &row.name,
-            expected_next_ms: row.next_fire_ms,
-            occurrence_ms: f.occurrence_ms,
-            next_fire_ms: f.next_fire_ms,
-            job: job.as_ref(),
-            now_ms,
-        };
-        if store.schedule_fire(&fire)? {
-            fired.push((row.name, job.and_then(|j| j.id)));
-        }
+/// What the schedule `row` fires at `now_ms` (see [`crate::schedule::firing`]): None when
+/// nothing (its next occurrence is ahead, its rule has no occurrence left, or its zone is
+/// one the database no longer has); else the firing and the occurrence's job, built from
+/// the schedule's template with an id derived from the schedule and the occurrence (None
+/// when overlap is `skip` and the previous job is unfinished).
+pub fn schedule_firing(row: &ScheduleRow, now_ms: i64) -> Result<Option<(Firing, Option<NewJob>)>> {
+    // Checked when it was added; a zone the database no longer has fires nothing.
+    let Ok(timing) = Timing::parse(&row.cron, Some(&row.tz)) else { return Ok(None) };
+    let Some(f) = schedule::firing(&timing, row.next_fire_ms, row.overlap, row.last_job_state, now_ms) else {
+        return Ok(None);
+    };
+    if f.skip {
+        return Ok(Some((f, None)));
     }
-    Ok(fired)
+    // The template holds every field; these defaults are never used.
+    let defaults = SpecDefaults { max_retries: 0, timeout_ms: 0, cwd: "/".into(), now_ms };
+    let mut job = spec::parse_one(&row.job, &defaults)?;
+    job.id = Some(schedule::occurrence_id(&row.name, f.occurrence_ms));
+    job.run_at_ms = now_ms;
+    Ok(Some((f, Some(job))))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::Settled;
 
     #[test]
     fn default_policy_runs_four_times() {
@@ -269,5 +235,36 @@ mod tests {
         assert_eq!(p.settled_as(Some("cancelled")), Settled::Cancelled);
         assert_eq!(p.settled_as(Some("failed")), Settled::Retry { run_at_ms: 3_000 });
         assert_eq!(p.settled_as(None), Settled::Fenced);
+    }
+
+    #[test]
+    fn a_lost_attempt_fails_with_the_lost_worker_error_fenced_on_its_lease() {
+        let job = ExpiredJob { id: "j".into(), attempt: 2, max_retries: 3, worker_id: "w".into(), lease_expires_ms: 5 };
+        let p = lost_attempt(&job, &BackoffPolicy::default(), 1_000);
+        assert_eq!((p.outcome, p.run_at_ms, p.lease_expired_before), (Outcome::Failed, 5_000, Some(1_000)));
+        assert_eq!((p.id.as_str(), p.attempt, p.worker_id.as_str()), ("j", 2, "w"));
+        assert_eq!(p.error.as_deref(), Some("worker w was lost (its lease expired)"));
+        let p = lost_attempt(&ExpiredJob { attempt: 4, ..job }, &BackoffPolicy::default(), 1_000);
+        assert_eq!(p.outcome, Outcome::Dead);
+    }
+
+    #[test]
+    fn a_due_schedule_fires_a_job_named_by_its_occurrence_or_a_skip() {
+        let d = SpecDefaults { max_retries: 1, timeout_ms: 0, cwd: "/tmp".into(), now_ms: 0 };
+        let row = schedule::new_schedule("tick", "@every 1m", None, "skip", r#"{"command": "true"}"#, &d).unwrap();
+        assert_eq!(row.next_fire_ms, 60_000);
+        assert_eq!(schedule_firing(&row, 59_999).unwrap(), None);
+        let (f, job) = schedule_firing(&row, 150_000).unwrap().unwrap();
+        assert_eq!((f.occurrence_ms, f.next_fire_ms, f.skip), (120_000, 180_000, false));
+        let job = job.unwrap();
+        assert_eq!(
+            (job.id.as_deref(), job.run_at_ms, job.command.as_str()),
+            (Some("tick-19700101T000200Z"), 150_000, "true")
+        );
+        let busy = ScheduleRow { last_job_state: Some(crate::job::JobState::Processing), ..row.clone() };
+        let (f, job) = schedule_firing(&busy, 150_000).unwrap().unwrap();
+        assert!(f.skip && job.is_none());
+        let gone = ScheduleRow { tz: "Nowhere/Atlantis".into(), ..row };
+        assert_eq!(schedule_firing(&gone, 150_000).unwrap(), None);
     }
 }

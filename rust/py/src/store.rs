@@ -5,7 +5,8 @@ use std::sync::Mutex;
 
 use pyo3::prelude::*;
 
-use queuectl_core::policy::{self, WorkerSettings};
+use queuectl_core::maintenance;
+use queuectl_core::policy::WorkerSettings;
 use queuectl_core::spec::{self, SpecDefaults};
 use std::time::Duration;
 
@@ -225,7 +226,7 @@ impl Store {
     /// Fires the schedules due now, as a worker's heartbeat does; (schedule, job id or
     /// None when skipped) for each occurrence this call fired.
     fn schedule_fire_due(&self, py: Python<'_>) -> PyResult<Vec<(String, Option<String>)>> {
-        self.with(py, |s| policy::fire_schedules(s, clock::now_ms()))
+        self.with(py, |s| maintenance::schedules::fire_due(s, clock::now_ms()))
     }
 
     /// How many due jobs a claim now would take before job `id`.
@@ -302,7 +303,7 @@ impl Store {
         self.with(py, |s| {
             let now = clock::now_ms();
             let settings = WorkerSettings::load(s)?;
-            policy::rescue_expired(s, &settings.backoff, now)?;
+            maintenance::rescue::rescue_expired(s, &settings.backoff, now)?;
             s.worker_reap(now)
         })
     }

@@ -111,7 +111,7 @@ fn succeeded(id: &str, attempt: u32, worker: &str, now: i64, tail: &str) -> Sett
 /// A rescue as a worker's heartbeat runs it.
 fn rescue(s: &mut dyn Store, now: i64) -> Vec<(String, u32)> {
     let policy = WorkerSettings::load(s).unwrap().backoff;
-    policy::rescue_expired(s, &policy, now).unwrap()
+    queuectl_core::maintenance::rescue::rescue_expired(s, &policy, now).unwrap()
 }
 
 fn reg<'a>(id: &'a str, host: &'a str, pid: u32, lease_ms: i64, now_ms: i64) -> Registration<'a> {

@@ -1,5 +1,9 @@
 //! The worker loop (claim, run, settle, heartbeat) and a pool of worker threads.
 //!
+//! Here: a worker's settings, its id, the loop and [`run_worker`]; the heartbeat and the
+//! maintenance round it starts are in `beat.rs` (the chores themselves in
+//! `crate::maintenance`), the pool of threads in `pool.rs`.
+//!
 //! A stop request arrives either through the shared flag (signals, set by the caller) or
 //! through the store (`worker stop` from any terminal or host); the loop reads both. What
 //! happens to a job is decided by `crate::policy`; what the loop does is told to the
@@ -10,7 +14,6 @@ use std::fmt;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crate::clock::{Clock, SystemClock};
@@ -18,12 +21,19 @@ use crate::error::{Error, Result};
 use crate::events::{Event, Observer, StderrLog, Trouble};
 use crate::job::{Job, JobState};
 use crate::jobid;
-use crate::policy::{self, AttemptEnd, WorkerSettings};
+use crate::maintenance::stats_flush;
+use crate::policy::{AttemptEnd, WorkerSettings};
 use crate::runner::{self, Control, RunOutcome, RunSpec};
 use crate::stats::Rollup;
-use crate::store::{
-    open_store, ClaimParams, Fence, QueueFilter, Registration, Settled, StopLevel, Store, StoreOptions,
-};
+use crate::store::{ClaimParams, Fence, QueueFilter, Registration, Settled, StopLevel, Store};
+
+mod beat;
+mod pool;
+
+/// At its old path for callers: the summary travels with the exit event, so it is defined
+/// with the events.
+pub use crate::events::WorkerSummary;
+pub use pool::Pool;
 
 /// A job whose worker misses heartbeats this long is rescued by another worker.
 pub const DEFAULT_LEASE_MS: i64 = 30_000;
@@ -94,6 +104,18 @@ impl WorkerConfig {
             after_queue,
         }
     }
+
+    /// This worker's registration at `now_ms`: at start, and again after being declared lost.
+    fn registration(&self, now_ms: i64) -> Registration<'_> {
+        Registration {
+            id: &self.worker_id,
+            host: &self.host,
+            pid: self.pid,
+            lease_ms: self.lease_ms,
+            now_ms,
+            queues: self.queues.as_ref(),
+        }
+    }
 }
 
 impl fmt::Debug for WorkerConfig {
@@ -143,26 +165,6 @@ impl Wake {
     }
 }
 
-/// What one worker did before it exited.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct WorkerSummary {
-    pub completed: u64,
-    pub failed: u64,
-    pub dead: u64,
-    pub cancelled: u64,
-    pub requeued: u64,
-}
-
-impl WorkerSummary {
-    fn add(&mut self, other: &WorkerSummary) {
-        self.completed += other.completed;
-        self.failed += other.failed;
-        self.dead += other.dead;
-        self.cancelled += other.cancelled;
-        self.requeued += other.requeued;
-    }
-}
-
 /// The stop flag shared by the workers of one process (signals set it), as a level.
 fn flag_level(signal: &AtomicU8) -> StopLevel {
     StopLevel::from_u8(signal.load(Ordering::SeqCst))
@@ -199,105 +201,6 @@ impl Loop<'_> {
 
     fn stop_level(&self) -> StopLevel {
         flag_level(self.signal).max(self.requested)
-    }
-
-    /// A store error met during a heartbeat: a lasting one stops the worker; another is
-    /// reported and the step is tried again at the next beat.
-    fn trouble(&mut self, what: Trouble, e: Error) {
-        if e.is_lasting() {
-            self.fault = Some(e);
-        } else {
-            self.emit(Event::StoreTrouble { worker: &self.cfg.worker_id, what, error: &e });
-        }
-    }
-
-    /// Heartbeat when one is due: renew the lease, read stop requests and config, rescue
-    /// the jobs of lost workers, reap lost workers.
-    fn beat_if_due(&mut self) {
-        if self.last_beat.elapsed() < Duration::from_millis(self.cfg.heartbeat_ms) {
-            return;
-        }
-        self.last_beat = Instant::now();
-        let now = self.now();
-        self.read_settings();
-        match self.store.worker_heartbeat(&self.cfg.worker_id, now) {
-            Ok(Some(beat)) => {
-                self.requested = self.requested.max(beat.stop);
-                self.cancel_current = beat.cancel;
-            }
-            Ok(None) => self.register_again(now),
-            Err(e) => self.trouble(Trouble::Heartbeat, e),
-        }
-        if self.fault.is_some() {
-            return;
-        }
-        match policy::rescue_expired(self.store, &self.settings.backoff, now) {
-            Ok(rescued) => {
-                for (id, attempt) in rescued {
-                    self.emit(Event::Rescued { worker: &self.cfg.worker_id, job: &id, attempt });
-                }
-            }
-            Err(e) => self.trouble(Trouble::Rescue, e),
-        }
-        if self.fault.is_some() {
-            return;
-        }
-        if let Err(e) = self.store.worker_reap(now) {
-            self.trouble(Trouble::Reap, e);
-        }
-        if self.fault.is_some() {
-            return;
-        }
-        match policy::fire_schedules(self.store, now) {
-            Ok(fired) => {
-                for (schedule, job) in &fired {
-                    self.emit(Event::Fired { worker: &self.cfg.worker_id, schedule, job: job.as_deref() });
-                }
-            }
-            Err(e) => self.trouble(Trouble::Schedule, e),
-        }
-        if self.fault.is_some() {
-            return;
-        }
-        if let Some(r) = &self.cfg.rollup {
-            if let Err(e) = r.flush(self.store) {
-                self.trouble(Trouble::Stats, e);
-            }
-        }
-    }
-
-    /// The store says this worker is not registered: others declared it lost (it missed
-    /// heartbeats for longer than its lease: the process was paused, or the machine slept)
-    /// and rescued its job, whose result will now be fenced off. It registers again before
-    /// it claims anything, so that `worker list` and `worker stop` see it; until that
-    /// succeeds it claims nothing.
-    fn register_again(&mut self, now: i64) {
-        let cfg = self.cfg;
-        let r = Registration {
-            id: &cfg.worker_id,
-            host: &cfg.host,
-            pid: cfg.pid,
-            lease_ms: cfg.lease_ms,
-            now_ms: now,
-            queues: cfg.queues.as_ref(),
-        };
-        match self.store.worker_register(&r) {
-            Ok(()) => {
-                self.unregistered = false;
-                self.emit(Event::RegisteredAgain { worker: &cfg.worker_id });
-            }
-            Err(e) => {
-                self.unregistered = true;
-                self.emit(Event::CannotRegister { worker: &cfg.worker_id, error: &e });
-            }
-        }
-    }
-
-    /// Reads the config the worker caches; an unreadable config keeps what it had.
-    fn read_settings(&mut self) {
-        if let Ok(s) = WorkerSettings::load(self.store) {
-            self.settings = s;
-        }
     }
 
     /// Sleeps up to `total`, waking early for a stop signal.
@@ -562,117 +465,8 @@ pub fn run_worker(
             lp.emit(Event::Stopping { worker: &cfg.worker_id, cause: e });
         }
     }
-    if let Some(r) = &cfg.rollup {
-        let _ = r.flush(lp.store);
-    }
+    let _ = stats_flush::flush(lp.store, cfg.rollup.as_deref());
     let _ = lp.store.worker_exit(&cfg.worker_id, cfg.clock.now_ms());
     lp.emit(Event::Exited { worker: &cfg.worker_id, summary: &lp.summary, error: result.as_ref().err() });
     result.map(|()| lp.summary)
-}
-
-/// Worker threads of one process, sharing one stop flag.
-pub struct Pool {
-    handles: Vec<JoinHandle<Result<WorkerSummary>>>,
-    ids: Vec<String>,
-    signal: Arc<AtomicU8>,
-    running: Arc<(Mutex<usize>, Condvar)>,
-    wake: Arc<Wake>,
-}
-
-impl Pool {
-    /// Opens a store connection per worker and registers every worker before starting any
-    /// thread, so that on return all of them are visible to `worker list`.
-    pub fn start(location: &str, opts: &StoreOptions, cfgs: Vec<WorkerConfig>) -> Result<Pool> {
-        let mut stores = Vec::with_capacity(cfgs.len());
-        for cfg in &cfgs {
-            let mut store = open_store(location, opts)?;
-            store.worker_register(&Registration {
-                id: &cfg.worker_id,
-                host: &cfg.host,
-                pid: cfg.pid,
-                lease_ms: cfg.lease_ms,
-                now_ms: cfg.clock.now_ms(),
-                queues: cfg.queues.as_ref(),
-            })?;
-            stores.push(store);
-        }
-        let signal = Arc::new(AtomicU8::new(0));
-        let running = Arc::new((Mutex::new(cfgs.len()), Condvar::new()));
-        let wake = Arc::new(Wake::default());
-        // One watcher per process, whatever the worker count: it waits for commits by
-        // anyone and wakes the idle workers.
-        let mut watcher_store = open_store(location, opts)?;
-        {
-            let (signal, running, wake) = (Arc::clone(&signal), Arc::clone(&running), Arc::clone(&wake));
-            std::thread::Builder::new()
-                .name("queuectl-watcher".into())
-                .spawn(move || loop {
-                    let workers_left = *running.0.lock().unwrap_or_else(|p| p.into_inner());
-                    if workers_left == 0 || signal.load(Ordering::SeqCst) > 0 {
-                        break;
-                    }
-                    match watcher_store.wait_for_change(Duration::from_millis(200)) {
-                        Ok(true) => wake.bump(),
-                        Ok(false) => {}
-                        Err(_) => std::thread::sleep(Duration::from_millis(200)),
-                    }
-                })
-                .map_err(|e| Error::Io(format!("cannot start the watcher thread: {e}")))?;
-        }
-        let ids = cfgs.iter().map(|c| c.worker_id.clone()).collect();
-        let mut handles = Vec::new();
-        for (cfg, mut store) in cfgs.into_iter().zip(stores) {
-            let (signal, running, wake) = (Arc::clone(&signal), Arc::clone(&running), Arc::clone(&wake));
-            let h = std::thread::Builder::new()
-                .name(cfg.worker_id.clone())
-                .spawn(move || {
-                    let r = run_worker(store.as_mut(), &cfg, &signal, Some(&wake));
-                    let (count, cv) = &*running;
-                    *count.lock().unwrap_or_else(|p| p.into_inner()) -= 1;
-                    cv.notify_all();
-                    r
-                })
-                .map_err(|e| Error::Io(format!("cannot start a worker thread: {e}")))?;
-            handles.push(h);
-        }
-        Ok(Pool { handles, ids, signal, running, wake })
-    }
-
-    /// The ids of the pool's workers.
-    pub fn worker_ids(&self) -> &[String] {
-        &self.ids
-    }
-
-    /// Asks every worker of the pool to stop: gracefully after the current job, or by
-    /// force, killing it. (`StopLevel::None` asks for nothing.)
-    pub fn request_stop(&self, level: StopLevel) {
-        self.signal.fetch_max(level.as_u8(), Ordering::SeqCst);
-        self.wake.bump();
-    }
-
-    /// Waits up to `timeout` for every worker to exit; true when all have.
-    pub fn wait(&self, timeout: Duration) -> bool {
-        let (count, cv) = &*self.running;
-        let guard = count.lock().unwrap_or_else(|p| p.into_inner());
-        let (guard, _) = cv.wait_timeout_while(guard, timeout, |n| *n > 0).unwrap_or_else(|p| p.into_inner());
-        *guard == 0
-    }
-
-    /// Waits for every worker and adds up what they did; the first error wins.
-    pub fn join(self) -> Result<WorkerSummary> {
-        let mut total = WorkerSummary::default();
-        let mut first_err = None;
-        for h in self.handles {
-            match h.join() {
-                Ok(Ok(s)) => total.add(&s),
-                Ok(Err(e)) => {
-                    first_err.get_or_insert(e);
-                }
-                Err(_) => {
-                    first_err.get_or_insert(Error::Io("a worker thread panicked".into()));
-                }
-            }
-        }
-        first_err.map_or(Ok(total), Err)
-    }
 }
