@@ -5,6 +5,10 @@
 messages the CLI shows after `Error:`. The CLI is built on this class: each command reads
 its flags, calls one or two methods, and prints what they return.
 
+The parts with a concern of their own live in small modules it calls and re-exports the
+reports of: `explain` (why a job is where it is), `wait` (waiting for jobs to end), `logs`
+(where a job's log is) and `database` (migrate, backup, check).
+
 Cheap to import (every command imports it at start): nothing here beyond what the CLI
 loads anyway; `json` and the supervisor are imported where they are used.
 """
@@ -16,11 +20,14 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
 
-from queuectl import InputError, _core
+from queuectl import InputError, _core, database, explain, logs, wait
 from queuectl.config import Config
+from queuectl.database import BackupReport, CheckReport, MigrateReport
 from queuectl.explain import Explanation
 from queuectl.home import Home
+from queuectl.logs import LogLocation
 from queuectl.text import shown_location
+from queuectl.wait import ENDED_STATES, WaitResult
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Mapping
@@ -58,14 +65,6 @@ def busy_timeout_ms() -> int:
     if not 0 <= seconds <= 86_400:
         raise InputError(f"QUEUECTL_BUSY_TIMEOUT must be seconds from 0 to 86400, got {text!r}")
     return round(seconds * 1000)
-
-
-def _is_url(location: str) -> bool:
-    return "://" in location
-
-
-def _is_postgres(location: str) -> bool:
-    return _core.is_postgres_location(location)
 
 
 def _seconds(name: str, value: float) -> float:
@@ -124,24 +123,9 @@ def command_job(
     return json.dumps(spec)
 
 
-#: The states a job ends in: `wait` returns once every job is in one of them.
-ENDED_STATES = ("completed", "dead", "cancelled")
-
-
 def _unique(ids: Iterable[str]) -> list[str]:
     """The ids in the order given, each once (a lone string is one id)."""
     return list(dict.fromkeys([ids] if isinstance(ids, str) else ids))
-
-
-class WaitResult(NamedTuple):
-    """Where `Queue.wait` left the jobs: their states, and whether it gave up first."""
-
-    states: dict[str, str]
-    timed_out: bool
-
-    @property
-    def all_completed(self) -> bool:
-        return not self.timed_out and all(s == "completed" for s in self.states.values())
 
 
 class EnqueueReport(NamedTuple):
@@ -167,51 +151,6 @@ class WorkerStatus(NamedTuple):
 
     worker: _core.Worker
     state: str
-
-
-class LogLocation(NamedTuple):
-    """Where the full log of a job is: `path` on `host`, which is this host when `local`.
-    Every host's logs folder names a job's log the same way; the database keeps the tail
-    of each finished attempt wherever the file is."""
-
-    job: _core.Job
-    path: Path
-    host: str
-    local: bool
-
-
-class MigrateReport(NamedTuple):
-    """What `Queue.migrate_to` copied; `source` and `target` are safe to show (a URL's
-    password is redacted)."""
-
-    source: str
-    target: str
-    jobs: int
-    attempts: int
-    config: int
-
-
-class BackupReport(NamedTuple):
-    """What `Queue.backup` wrote: counts of what the copy holds, and how many jobs running
-    at that moment are pending in it."""
-
-    path: str
-    jobs: int
-    attempts: int
-    config: int
-    requeued: int
-
-
-class CheckReport(NamedTuple):
-    """The schema version (None when the queue could not be read) and one line per
-    problem found; no problems means the queue is sound."""
-
-    schema_version: int | None
-    problems: list[str]
-
-    @property
-    def ok(self) -> bool:
-        return not self.problems
 
 
 class Queue:
@@ -429,22 +368,9 @@ class Queue:
         """Blocks until every job of `ids` has ended (completed, dead or cancelled), or `timeout_s`
         passes. Sleeps on the store's own wake-ups (a commit by anyone), not a busy poll;
         an unknown id raises JobNotFoundError at once."""
-        import time
-
         wanted = _unique(ids)
-        deadline = (
-            None if timeout_s is None else time.monotonic() + _seconds("timeout_s", timeout_s)
-        )
-        store = self.store
-        store.wait_for_change(0)  # from here on, every commit wakes the waits below
-        while True:
-            states: dict[str, str] = {job_id: store.get(job_id).state for job_id in wanted}
-            if all(state in ENDED_STATES for state in states.values()):
-                return WaitResult(states, timed_out=False)
-            left = 1.0 if deadline is None else deadline - time.monotonic()
-            if left <= 0:
-                return WaitResult(states, timed_out=True)
-            store.wait_for_change(min(left, 1.0))
+        limit = None if timeout_s is None else _seconds("timeout_s", timeout_s)
+        return wait.until_ended(self, wanted, limit)
 
     def retry_all_dead(self) -> int:
         """Puts every dead job back to pending; returns how many."""
@@ -494,22 +420,13 @@ class Queue:
     def log_location(self, id: str) -> LogLocation:
         """The job `id` and where its full log lives: on the host of the worker that ran it
         last, or this host when none did (or the worker is no longer known)."""
-        from queuectl.supervisor import host_name
-
-        job = self.get(id)
-        path = self.log_path(id)
-        here = host_name()
-        hosts = {w.id: w.host for w in self.store.workers(True)}
-        ran_on = hosts.get(job.worker_id or "", here)
-        return LogLocation(job=job, path=path, host=ran_on, local=ran_on == here)
+        return logs.locate(self, id)
 
     def explain(self, id: str) -> Explanation:
         """Why job `id` is where it is, in short sentences: when it is due and how many
         jobs are ahead of it, which worker runs it, when a failed job tries again and how
         many tries it has left, why a dead job is dead, and whether any worker is running."""
-        from queuectl.explain import explain
-
-        return explain(self, id)
+        return explain.explain(self, id)
 
     # Schedules
 
@@ -639,57 +556,15 @@ class Queue:
         store (a postgresql:// URL from SQLite, a SQLite file from PostgreSQL), in one
         transaction. Refuses (InputError) while workers run or with no queue to copy, and
         (DuplicateJobError, nothing copied) when an id is in both. The source is unchanged."""
-        source = self.home.db
-        if _is_postgres(source):
-            if _is_url(target):
-                raise InputError(
-                    "from PostgreSQL, --to must be a SQLite file path, "
-                    f"got {_core.redact_location(target)!r}"
-                )
-        else:
-            if _is_url(source):
-                raise InputError(f"unsupported database URL {_core.redact_location(source)!r}")
-            if not _is_postgres(target):
-                raise InputError(
-                    f"from a SQLite file, --to must be a postgresql:// URL, got {target!r}"
-                )
-            if not os.path.exists(source):
-                raise InputError(f"there is no queue at {source} to copy")
-        running = self.live_workers()
-        if running:
-            raise InputError(
-                f"{len(running)} worker(s) still use {shown_location(source)}: "
-                "stop them first (queuectl worker stop)"
-            )
-        try:
-            if _is_postgres(source):
-                jobs, attempts, config = _core.copy_postgres_to_sqlite(source, target)
-            else:
-                jobs, attempts, config = _core.copy_sqlite_to_postgres(source, target)
-        except _core.DuplicateJobError as e:
-            raise _core.DuplicateJobError(f"{e} in the target; nothing was copied") from None
-        return MigrateReport(shown_location(source), shown_location(target), jobs, attempts, config)
+        return database.migrate(self, target)
 
     def backup(self, path: str | os.PathLike[str]) -> BackupReport:
         """Writes a consistent copy of the whole queue to `path`, a new owner-only SQLite
         file (never overwriting one); workers may keep running. Jobs running at that moment
         are pending in the copy."""
-        source = self.home.db
-        if not _is_url(source) and not os.path.exists(source):
-            raise InputError(f"there is no queue at {source} to back up")
-        target = os.fspath(path)
-        if _is_url(target):
-            raise InputError(f"PATH must be a file to create, got {target!r}")
-        counts = _core.backup(source, target)
-        return BackupReport(
-            target, counts["jobs"], counts["attempts"], counts["config"], counts["requeued"]
-        )
+        return database.backup(self.home.db, path)
 
     def check(self) -> CheckReport:
         """SQLite's integrity check, the schema version and the queue's own invariants; a
         queue that does not exist is a problem too (and is not created)."""
-        location = self.home.db
-        if not _is_url(location) and not os.path.exists(location):
-            return CheckReport(None, [f"there is no queue at {location}"])
-        version, problems = _core.check(location)
-        return CheckReport(version, problems)
+        return database.check(self.home.db)

@@ -1,0 +1,46 @@
+"""Waiting for jobs to end (`queuectl wait`, `Queue.wait`): the states a job ends in, the
+wait on the store's wake-ups, and what it reports.
+
+Cheap to import (the API imports it at every start): nothing beyond the standard library.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, NamedTuple
+
+if TYPE_CHECKING:
+    from queuectl.api import Queue
+
+__all__ = ["ENDED_STATES", "WaitResult", "until_ended"]
+
+#: The states a job ends in: `wait` returns once every job is in one of them. (A rule of
+#: the core, restated here until `_core` exports it; issue 23.)
+ENDED_STATES = ("completed", "dead", "cancelled")
+
+
+class WaitResult(NamedTuple):
+    """Where `Queue.wait` left the jobs: their states, and whether it gave up first."""
+
+    states: dict[str, str]
+    timed_out: bool
+
+    @property
+    def all_completed(self) -> bool:
+        return not self.timed_out and all(s == "completed" for s in self.states.values())
+
+
+def until_ended(queue: Queue, ids: list[str], timeout_s: float | None) -> WaitResult:
+    """Blocks until every job of `ids` has ended or `timeout_s` (checked already) passes
+    (see Queue.wait)."""
+    deadline = None if timeout_s is None else time.monotonic() + timeout_s
+    store = queue.store
+    store.wait_for_change(0)  # from here on, every commit wakes the waits below
+    while True:
+        states: dict[str, str] = {job_id: store.get(job_id).state for job_id in ids}
+        if all(state in ENDED_STATES for state in states.values()):
+            return WaitResult(states, timed_out=False)
+        left = 1.0 if deadline is None else deadline - time.monotonic()
+        if left <= 0:
+            return WaitResult(states, timed_out=True)
+        store.wait_for_change(min(left, 1.0))
