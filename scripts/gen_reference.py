@@ -5,9 +5,10 @@
     .venv/bin/python scripts/gen_reference.py --check  # exit 1 naming the pages that differ
 
 Each page comes from one place in the code: cli.md from the click commands, config.md from
-`queuectl.config.KEYS`, job-json.md from `python/queuectl/job.schema.json`, exit-codes.md
-from `queuectl.cli.EXIT_CODES`, http-api.md from `queuectl.ui.openapi.document()` and
-metrics.md from `queuectl.metrics.FAMILIES`. index.md and python-api.md are written by hand.
+`queuectl.config.KEYS` (the core's table in rust/core/src/config.rs), job-json.md from
+`python/queuectl/job.schema.json`, exit-codes.md from `queuectl.cli.EXIT_CODES`, http-api.md
+from `queuectl.ui.openapi.document()` and metrics.md from `queuectl.metrics.FAMILIES`.
+index.md and python-api.md are written by hand.
 tests/test_reference.py runs the check.
 """
 
@@ -116,7 +117,7 @@ def config_page() -> str:
 
     rows = [[f"`{k.name}`", f"`{k.default}`", k.help] for k in KEYS.values()]
     return (
-        GENERATED.format(source="the key table in python/queuectl/config.py")
+        GENERATED.format(source="the key table in rust/core/src/config.rs")
         + "# Configuration keys\n\n"
         "Settings stored in the database, shared by every worker and every host of the queue. "
         "Read them with `queuectl config get KEY` or `queuectl config list`, change them with "

@@ -12,15 +12,18 @@ _JobStateName = Literal[
 _AttemptOutcome = Literal["completed", "failed", "dead", "cancelled"]
 _WorkerStateName = Literal["idle", "busy", "exited"]
 _StopLevel = Literal[0, 1, 2]
+_ChangeName = Literal["retry-dead", "retry", "delete", "cancel"]
 
 __all__ = [
-    "CORE_CONFIG_DEFAULTS",
+    "CHANGES",
+    "CONFIG_KEYS",
     "DEFAULT_BUSY_TIMEOUT_MS",
     "DEFAULT_HEARTBEAT_MS",
     "DEFAULT_KILL_GRACE_MS",
     "DEFAULT_LEASE_MS",
     "DEFAULT_POLL_MS",
     "DEFAULT_QUEUE",
+    "FINAL_STATES",
     "JOB_STATES",
     "STOP_FORCE",
     "STOP_GRACEFUL",
@@ -40,18 +43,24 @@ __all__ = [
     "WorkerPool",
     "__version__",
     "backup",
+    "change_allowed",
     "check",
+    "config_key",
+    "config_normalize",
     "copy_postgres_to_sqlite",
     "copy_sqlite_to_postgres",
     "format_time",
     "is_postgres_location",
     "log_path",
     "now_ms",
+    "parse_seconds",
     "parse_time",
     "redact_location",
     "schedule_times",
     "sqlite_version",
+    "tries_left",
     "validate_queue",
+    "worker_lost",
 ]
 
 __version__: str
@@ -64,7 +73,12 @@ DEFAULT_POLL_MS: int
 DEFAULT_KILL_GRACE_MS: int
 DEFAULT_BUSY_TIMEOUT_MS: int
 DEFAULT_QUEUE: str
-CORE_CONFIG_DEFAULTS: dict[str, str]
+#: Every config key: (name, default as stored, meaning), in `config list` order.
+CONFIG_KEYS: list[tuple[str, str, str]]
+#: The states a job ends in (completed, dead, cancelled).
+FINAL_STATES: list[_JobStateName]
+#: The changes people make to jobs by id, as `change_allowed` names them.
+CHANGES: list[_ChangeName]
 
 class QueuectlError(Exception): ...
 class InputError(QueuectlError): ...
@@ -312,6 +326,12 @@ def check(location: str) -> tuple[int | None, list[str]]: ...
 def schedule_times(
     cron: str, tz: str | None, after_ms: int, count: int
 ) -> list[tuple[int, str]]: ...
+def config_key(key: str) -> str: ...
+def config_normalize(key: str, value: str) -> tuple[str, str]: ...
+def parse_seconds(text: str) -> float: ...
+def change_allowed(change: _ChangeName, state: str) -> bool: ...
+def tries_left(attempts: int, max_retries: int) -> int: ...
+def worker_lost(heartbeat_ms: int, lease_ms: int, now_ms: int) -> bool: ...
 
 if sys.platform == "win32":
     def winservice_install(

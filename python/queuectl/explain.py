@@ -38,9 +38,9 @@ class Explanation(NamedTuple):
         return f"job {self.id} is {self.state}: " + "; ".join(self.reasons) + "."
 
 
-# The rules of the core this module reads, each in one function so that it can be read
-# from `_core` instead (issue 23: rules once): which states a claim takes, how many tries
-# a job has, and which worker states leave a running job to be rescued.
+# The rules this module reads: tries come from the core (`_core.tries_left`), as the
+# settle that decides a retry counts them; which states a claim takes and which shown
+# worker states leave a running job to be rescued are named once here.
 
 
 def _claimable(state: str) -> bool:
@@ -50,12 +50,12 @@ def _claimable(state: str) -> bool:
 
 def _tries(job: _core.Job) -> int:
     """How many attempts the job may make in all: the first and its retries."""
-    return job.max_retries + 1
+    return _core.tries_left(0, job.max_retries)
 
 
 def _tries_left(job: _core.Job) -> int:
     """How many attempts the job has left."""
-    return job.max_retries + 1 - job.attempts
+    return _core.tries_left(job.attempts, job.max_retries)
 
 
 def _gone(worker_state: str) -> bool:

@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from queuectl.api import Queue
 
 #: The outcomes of `queuectl_jobs_finished_total`, as the rollup names them.
-FINISHED = ("completed", "dead", "cancelled")
+FINISHED = tuple(_core.FINAL_STATES)
 
 
 class Family(NamedTuple):

@@ -30,7 +30,9 @@ def worker_state(w: _core.Worker, now_ms: int, host: str) -> str:
     """idle, busy, stopping, lost (no heartbeat within its lease) or exited."""
     if w.state == "exited":
         return "exited"
-    if now_ms - w.heartbeat_ms > w.lease_ms or (w.host == host and not pid_alive(w.pid)):
+    if _core.worker_lost(w.heartbeat_ms, w.lease_ms, now_ms) or (
+        w.host == host and not pid_alive(w.pid)
+    ):
         return "lost"
     if w.stop_requested:
         return "stopping"

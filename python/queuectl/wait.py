@@ -9,14 +9,16 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, NamedTuple
 
+from queuectl import _core
+
 if TYPE_CHECKING:
     from queuectl.api import Queue
 
 __all__ = ["ENDED_STATES", "WaitResult", "until_ended"]
 
-#: The states a job ends in: `wait` returns once every job is in one of them. (A rule of
-#: the core, restated here until `_core` exports it; issue 23.)
-ENDED_STATES = ("completed", "dead", "cancelled")
+#: The states a job ends in (the core's final states): `wait` returns once every job is in
+#: one of them.
+ENDED_STATES = tuple(_core.FINAL_STATES)
 
 
 class WaitResult(NamedTuple):

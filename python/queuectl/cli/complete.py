@@ -98,6 +98,11 @@ def _schedule_items(ctx: click.Context, incomplete: str) -> Iterable[CompletionI
     return [CompletionItem(s.name, help=s.cron) for s in store.schedules()]
 
 
+def _allowing(change: _core._ChangeName) -> tuple[str, ...]:
+    """The states whose jobs `change` may apply to, as the core rules."""
+    return tuple(s for s in _core.JOB_STATES if _core.change_allowed(change, s))
+
+
 def _job_items(
     states: tuple[str | None, ...],
 ) -> Callable[[click.Context, str], list[CompletionItem]]:
@@ -153,10 +158,10 @@ queue_names = _quiet(_queue_items)
 queue_name_lists = _quiet(_queue_list_items)
 schedule_names = _quiet(_schedule_items)
 job_ids = _quiet(_job_items((None,)))
-dead_job_ids = _quiet(_job_items(("dead",)))
+dead_job_ids = _quiet(_job_items(_allowing("retry-dead")))
 # cancel: the jobs that have not ended; retry: the ones that ended other than completed.
-unfinished_job_ids = _quiet(_job_items(("waiting", "pending", "processing", "failed")))
-retryable_job_ids = _quiet(_job_items(("failed", "dead", "cancelled")))
+unfinished_job_ids = _quiet(_job_items(_allowing("cancel")))
+retryable_job_ids = _quiet(_job_items(_allowing("retry")))
 config_keys = _quiet(_config_keys)
 files = _files
 dirs = _dirs

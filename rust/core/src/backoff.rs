@@ -10,8 +10,9 @@ pub struct BackoffPolicy {
 }
 
 impl Default for BackoffPolicy {
+    /// The defaults of config `backoff-base` and `backoff-max`.
     fn default() -> Self {
-        BackoffPolicy { base: 2.0, max_s: 3600.0 }
+        BackoffPolicy { base: crate::config::BACKOFF_BASE.default, max_s: crate::config::BACKOFF_MAX.default }
     }
 }
 

@@ -4,18 +4,12 @@
 //! ask this module, and write.
 
 use crate::backoff::BackoffPolicy;
+use crate::config;
 use crate::error::Result;
 use crate::job::{NewJob, Outcome};
 use crate::schedule::{self, Firing, Timing};
 use crate::spec::{self, SpecDefaults};
 use crate::store::{ConfigStore, ExpiredJob, ScheduleRow, SettleParams};
-
-/// Config keys the core itself reads; every other key is the Python side's.
-pub mod keys {
-    pub const BACKOFF_BASE: &str = "backoff-base";
-    pub const BACKOFF_MAX: &str = "backoff-max";
-    pub const LOG_MAX_BYTES: &str = "log-max-bytes";
-}
 
 /// The settings a worker reads from the queue's config: at start and with every
 /// heartbeat, so that `config set` reaches running workers within a second.
@@ -36,11 +30,13 @@ impl WorkerSettings {
     pub fn from_pairs(pairs: &[(String, String)]) -> WorkerSettings {
         let mut s = WorkerSettings::default();
         for (key, value) in pairs {
-            match key.as_str() {
-                keys::BACKOFF_BASE => s.backoff.base = value.parse().unwrap_or(s.backoff.base),
-                keys::BACKOFF_MAX => s.backoff.max_s = value.parse().unwrap_or(s.backoff.max_s),
-                keys::LOG_MAX_BYTES => s.log_max_bytes = value.parse().unwrap_or(s.log_max_bytes),
-                _ => {}
+            let key = key.as_str();
+            if key == config::BACKOFF_BASE.name {
+                s.backoff.base = value.parse().unwrap_or(s.backoff.base);
+            } else if key == config::BACKOFF_MAX.name {
+                s.backoff.max_s = value.parse().unwrap_or(s.backoff.max_s);
+            } else if key == config::LOG_MAX_BYTES.name {
+                s.log_max_bytes = value.parse().unwrap_or(s.log_max_bytes);
             }
         }
         s
@@ -49,24 +45,6 @@ impl WorkerSettings {
     /// Reads the settings from the store's config (one query).
     pub fn load(store: &mut (impl ConfigStore + ?Sized)) -> Result<WorkerSettings> {
         Ok(WorkerSettings::from_pairs(&store.config_list()?))
-    }
-
-    /// The config defaults the core applies, as the strings `config list` shows.
-    pub fn default_pairs() -> [(&'static str, String); 3] {
-        let d = WorkerSettings::default();
-        [
-            (keys::BACKOFF_BASE, format_number(d.backoff.base)),
-            (keys::BACKOFF_MAX, format_number(d.backoff.max_s)),
-            (keys::LOG_MAX_BYTES, d.log_max_bytes.to_string()),
-        ]
-    }
-}
-
-fn format_number(v: f64) -> String {
-    if v.fract() == 0.0 && v.abs() < 1e15 {
-        format!("{}", v as i64)
-    } else {
-        v.to_string()
     }
 }
 
@@ -201,10 +179,10 @@ mod tests {
         let s = WorkerSettings::from_pairs(&pairs);
         assert_eq!(s.backoff, BackoffPolicy { base: 3.0, max_s: 3600.0 });
         assert_eq!(s.log_max_bytes, crate::runner::DEFAULT_LOG_MAX_BYTES);
-        let defaults = WorkerSettings::default_pairs();
-        assert_eq!(defaults[0], ("backoff-base", "2".to_string()));
-        assert_eq!(defaults[1], ("backoff-max", "3600".to_string()));
-        assert_eq!(defaults[2], ("log-max-bytes", "10485760".to_string()));
+        // The defaults are the config table's (its test checks them as `config list` shows them).
+        let d = WorkerSettings::default();
+        assert_eq!((d.backoff.base, d.backoff.max_s), (2.0, 3600.0));
+        assert_eq!(d.log_max_bytes, 10_485_760);
     }
 
     #[test]

@@ -2,10 +2,12 @@
 //! own: it converts values, releases the interpreter around every call that touches the
 //! database, sleeps or waits for a child, and maps the core error to Python once
 //! (`errors`). The values are in `values`, the `Store` class in `store`, the `WorkerPool`
-//! class in `pool`; the constants Python must not repeat are exported here.
+//! class in `pool`, the rules and config keys in `rules`; the constants Python must not
+//! repeat are exported here.
 
 mod errors;
 mod pool;
+mod rules;
 mod store;
 mod values;
 #[cfg(windows)]
@@ -15,7 +17,6 @@ use std::path::PathBuf;
 
 use pyo3::prelude::*;
 
-use queuectl_core::policy::WorkerSettings;
 use queuectl_core::store::{open_store, StopLevel, StoreOptions, DEFAULT_BUSY_TIMEOUT_MS};
 use queuectl_core::worker::{DEFAULT_HEARTBEAT_MS, DEFAULT_KILL_GRACE_MS, DEFAULT_LEASE_MS, DEFAULT_POLL_MS};
 use queuectl_core::{clock, jobid, JobState};
@@ -151,8 +152,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("DEFAULT_KILL_GRACE_MS", DEFAULT_KILL_GRACE_MS)?;
     m.add("DEFAULT_BUSY_TIMEOUT_MS", DEFAULT_BUSY_TIMEOUT_MS)?;
     m.add("DEFAULT_QUEUE", queuectl_core::job::DEFAULT_QUEUE)?;
-    let defaults: std::collections::HashMap<&str, String> = WorkerSettings::default_pairs().into_iter().collect();
-    m.add("CORE_CONFIG_DEFAULTS", defaults)?;
+    rules::add(m)?;
     m.add_function(wrap_pyfunction!(is_postgres_location, m)?)?;
     m.add_function(wrap_pyfunction!(log_path, m)?)?;
     m.add_function(wrap_pyfunction!(now_ms, m)?)?;

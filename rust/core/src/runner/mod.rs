@@ -26,8 +26,8 @@ use crate::error::{Error, Result};
 /// How much of the end of an attempt's output is kept in the database.
 pub const TAIL_BYTES: u64 = 4096;
 
-/// Output kept in the log per attempt when config `log-max-bytes` is unset: 10 MiB.
-pub const DEFAULT_LOG_MAX_BYTES: u64 = 10 * 1024 * 1024;
+/// Output kept in the log per attempt when config `log-max-bytes` is unset (its default).
+pub const DEFAULT_LOG_MAX_BYTES: u64 = crate::config::LOG_MAX_BYTES.default as u64;
 
 /// One attempt to run.
 #[derive(Clone)]
