@@ -22,7 +22,7 @@ def retry(app: App, ids: tuple[str, ...], as_json: bool) -> None:
     """
     n = app.queue.retry(ids)
     if as_json:
-        render.emit_json({"retried": n})
+        render.emit_json(render.retried_dict(n))
     else:
         click.echo(f"retrying {n} jobs")
 
@@ -43,7 +43,7 @@ def cancel(app: App, ids: tuple[str, ...], as_json: bool) -> None:
     """
     report = app.queue.cancel(ids)
     if as_json:
-        render.emit_json({"cancelled": report.cancelled, "killing": report.killing})
+        render.emit_json(render.cancelled_dict(report))
         return
     click.echo(f"cancelled {len(report.cancelled)} jobs")
     if report.killing:
@@ -64,7 +64,7 @@ def delete(app: App, ids: tuple[str, ...], as_json: bool) -> None:
     """
     deleted = app.queue.delete(ids)
     if as_json:
-        render.emit_json({"deleted": deleted})
+        render.emit_json(render.deleted_dict(deleted))
     else:
         click.echo(f"deleted {len(deleted)} jobs")
 

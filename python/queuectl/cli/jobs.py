@@ -24,9 +24,7 @@ def status(app: App, as_json: bool) -> None:
     counts = app.queue.counts()
     workers = app.queue.live_workers()
     if as_json:
-        render.emit_json(
-            {"jobs": counts, "workers": [render.worker_dict(w, s) for w, s in workers]}
-        )
+        render.emit_json(render.status_dict(counts, workers))
         return
     render.table(["STATE", "JOBS"], [[state, str(n)] for state, n in counts.items()])
     click.echo()
@@ -74,10 +72,7 @@ def show(app: App, job_id: str, as_json: bool) -> None:
     attempts = app.queue.attempts(job_id)
     parents = app.queue.parents(job_id)
     if as_json:
-        d = render.job_dict(job)
-        d["after"] = [{"id": p, "state": st} for p, st in parents]
-        d["attempt_history"] = [render.attempt_dict(a) for a in attempts]
-        render.emit_json(d)
+        render.emit_json(render.job_detail_dict(job, parents, attempts))
         return
     fields = render.job_dict(job)
     fields["after"] = ", ".join(f"{p} ({st})" for p, st in parents) or None

@@ -90,6 +90,6 @@ def limit(app: App, name: str, limit: int, as_json: bool) -> None:
 def _said(as_json: bool, names: tuple[str, ...], what: str) -> None:
     unique = list(dict.fromkeys(names))
     if as_json:
-        render.emit_json({"queues": unique, what: True})
+        render.emit_json(render.switched_dict(unique, what))
     else:
         click.echo(f"{what}: {', '.join(unique)}")

@@ -1,4 +1,9 @@
-"""How jobs, attempts and workers look to a person, and as JSON."""
+"""How jobs, attempts and workers look to a person (tables, short cells, ages), and the
+one way the CLI prints JSON (`emit_json`).
+
+The JSON shapes themselves are `queuectl.shapes`, shared with the dashboard's `/api/`;
+they are re-exported here so that a command needs this one module to print.
+"""
 
 from __future__ import annotations
 
@@ -8,73 +13,41 @@ from typing import Any
 import click
 
 from queuectl import _core
+from queuectl.shapes import (
+    attempt_dict,
+    cancelled_dict,
+    deleted_dict,
+    iso,
+    job_detail_dict,
+    job_dict,
+    queue_dict,
+    retried_dict,
+    schedule_dict,
+    status_dict,
+    switched_dict,
+    worker_dict,
+)
 
-
-def iso(ms: int | None) -> str | None:
-    return None if ms is None else _core.format_time(ms)
-
-
-def job_dict(job: _core.Job) -> dict[str, Any]:
-    return {
-        "id": job.id,
-        "command": job.command,
-        "state": job.state,
-        "queue": job.queue,
-        "attempts": job.attempts,
-        "max_retries": job.max_retries,
-        "priority": job.priority,
-        "run_at": iso(job.run_at_ms),
-        "timeout": job.timeout_ms / 1000,
-        "cwd": job.cwd,
-        "env": job.env_names,
-        "created_at": iso(job.created_at_ms),
-        "updated_at": iso(job.updated_at_ms),
-        "started_at": iso(job.started_at_ms),
-        "finished_at": iso(job.finished_at_ms),
-        "exit_code": job.exit_code,
-        "last_error": job.last_error,
-        "worker_id": job.worker_id,
-        "cancel_requested_at": iso(job.cancel_requested_ms),
-        "unique_key": job.unique_key,
-        "waiting_on": job.waiting_on,
-    }
-
-
-def attempt_dict(a: _core.Attempt) -> dict[str, Any]:
-    return {
-        "attempt": a.attempt,
-        "worker_id": a.worker_id,
-        "started_at": iso(a.started_at_ms),
-        "finished_at": iso(a.finished_at_ms),
-        "exit_code": a.exit_code,
-        "error": a.error,
-        "outcome": a.outcome,
-        "output_tail": a.output_tail,
-    }
-
-
-def worker_dict(w: _core.Worker, state: str) -> dict[str, Any]:
-    return {
-        "id": w.id,
-        "host": w.host,
-        "pid": w.pid,
-        "state": state,
-        "current_job": w.current_job,
-        "queues": w.queues,
-        "started_at": iso(w.started_at_ms),
-        "last_heartbeat": iso(w.heartbeat_ms),
-    }
-
-
-def queue_dict(q: _core.Queue) -> dict[str, Any]:
-    counts = dict(q.counts)
-    return {
-        "name": q.name,
-        "paused": q.paused,
-        "limit": q.limit,
-        "running": counts.get("processing", 0),
-        "jobs": counts,
-    }
+__all__ = [
+    "age",
+    "attempt_dict",
+    "cancelled_dict",
+    "deleted_dict",
+    "emit_json",
+    "iso",
+    "job_detail_dict",
+    "job_dict",
+    "job_rows",
+    "queue_dict",
+    "retried_dict",
+    "schedule_dict",
+    "short",
+    "status_dict",
+    "switched_dict",
+    "table",
+    "worker_dict",
+    "worker_rows",
+]
 
 
 def emit_json(value: Any) -> None:

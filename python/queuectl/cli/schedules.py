@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from typing import Any
 
 import click
 
@@ -22,24 +21,6 @@ from queuectl.cli.params import Duration
 )
 def schedule() -> None:
     """Jobs enqueued on a cron rule by the running workers."""
-
-
-def schedule_dict(s: _core.Schedule) -> dict[str, Any]:
-    return {
-        "name": s.name,
-        "cron": s.cron,
-        "tz": s.tz,
-        "overlap": s.overlap,
-        "paused": s.paused,
-        "next_fire_at": None if s.paused else render.iso(s.next_fire_ms),
-        "last_fire_at": render.iso(s.last_fire_ms),
-        "last_job_id": s.last_job_id,
-        "last_job_state": s.last_job_state,
-        "fired": s.fired,
-        "skipped": s.skipped,
-        "job": json.loads(s.job),
-        "created_at": render.iso(s.created_at_ms),
-    }
 
 
 @schedule.command(
@@ -114,7 +95,7 @@ def add(
         )
     s = app.queue.schedule_add(name, cron, text, tz=tz, overlap=overlap)
     if as_json:
-        render.emit_json(schedule_dict(s))
+        render.emit_json(render.schedule_dict(s))
         return
     ((_, local),) = _core.schedule_times(s.cron, s.tz, s.next_fire_ms - 1, 1)
     click.echo(f"schedule {s.name}: next at {render.iso(s.next_fire_ms)} ({local} {s.tz})")
@@ -129,7 +110,7 @@ def list_schedules(app: App, as_json: bool) -> None:
     """Every schedule: its rule, when it fires next, what it fired."""
     rows = app.queue.schedules()
     if as_json:
-        render.emit_json([schedule_dict(s) for s in rows])
+        render.emit_json([render.schedule_dict(s) for s in rows])
         return
     if not rows:
         click.echo("no schedules")
@@ -165,7 +146,7 @@ def show(app: App, name: str, as_json: bool) -> None:
     """One schedule, its job and its next occurrences."""
     s = app.queue.schedule(name)
     upcoming = app.queue.schedule_next(name, 5)
-    d = schedule_dict(s)
+    d = render.schedule_dict(s)
     d["next"] = [render.iso(ms) for ms, _ in upcoming]
     if as_json:
         render.emit_json(d)

@@ -1,1 +1,2 @@
-"""The web dashboard (`queuectl ui`): see server.py."""
+"""The web dashboard (`queuectl ui`): server.py builds and serves the app; see its docstring
+for the rooms it is cut into."""
