@@ -13,11 +13,22 @@
 //! checks), [`QueueControl`] (named queues' pause and limit), [`WorkerRegistry`],
 //! [`ConfigStore`], [`ScheduleStore`] and [`ChangeFeed`] (how idle workers
 //! learn that something changed). [`Store`] is all of them, one connection.
+//!
+//! Inside: `sqlite` and `postgres` are the two stores; every statement they run on the
+//! tables is in `sql` (one module per table, each statement whole, per dialect where the
+//! dialects differ), every row they read is decoded in `row`, the migrations are in
+//! `migrations`. `page` (a page's bounds), `queue_rows` (the queue list) and `refusal`
+//! (the errors of refused writes) hold what both stores do alike; `transfer` copies whole
+//! queues, `check` runs the queue's invariants.
 
 pub mod check;
 mod migrations;
+mod page;
 mod postgres;
-mod schema;
+mod queue_rows;
+mod refusal;
+mod row;
+mod sql;
 mod sqlite;
 pub mod transfer;
 
@@ -27,7 +38,7 @@ use std::time::Duration;
 
 pub use migrations::SCHEMA_VERSION;
 pub use postgres::{redact, PostgresStore};
-pub use schema::CANCELLED_ERROR;
+pub use sql::jobs::CANCELLED_ERROR;
 pub use sqlite::SqliteStore;
 
 use crate::error::{Error, Result};

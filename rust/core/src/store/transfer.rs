@@ -1,7 +1,8 @@
 //! Moving whole queues: `queuectl migrate` both ways (SQLite to PostgreSQL, PostgreSQL to
 //! SQLite) and `queuectl backup` (a snapshot of either, written as a new SQLite queue
 //! file). Every copy is one transaction on each side, so it is whole or absent, and reads
-//! one consistent snapshot of the source while its workers go on.
+//! one consistent snapshot of the source while its workers go on. The statements are in
+//! `sql::copy` (the streams, the merge) and the modules of the tables copied.
 
 use std::path::Path;
 
@@ -11,7 +12,9 @@ use postgres::types::{ToSql, Type};
 use postgres::IsolationLevel;
 
 use super::postgres::{notify, pg_text, pg_type};
-use super::schema::{self, attempt_col, job_col, ColType};
+use super::row::{ColType, ScheduleCopy};
+use super::sql::copy::{self, Streamed, TABLES};
+use super::sql::{claim, config, dependencies, queues, schedules, workers};
 use super::{is_postgres, PostgresStore, SqliteStore, StoreOptions};
 use crate::error::{Error, Result};
 
@@ -24,44 +27,6 @@ pub struct CopyReport {
     /// Jobs that were processing when a backup's snapshot was taken: pending in the copy
     /// (see [`backup`]).
     pub requeued: u64,
-}
-
-/// A table copied row for row: its columns (from the schema's one list) and their order.
-struct Table {
-    name: &'static str,
-    list: &'static str,
-    types: &'static [ColType],
-    order: &'static str,
-}
-
-/// The tables a copy streams into temporary tables first: jobs, their history, the
-/// edges between them.
-const TABLES: [Table; 3] = [
-    Table { name: "jobs", list: job_col::LIST, types: job_col::TYPES, order: "ORDER BY seq" },
-    Table { name: "attempts", list: attempt_col::LIST, types: attempt_col::TYPES, order: "" },
-    Table { name: "job_deps", list: "parent_seq, child_seq", types: &[ColType::Int8, ColType::Int8], order: "" },
-];
-
-/// Moves the streamed rows from the temporary tables (`{temp}qm_*`) into the queue's
-/// (`{main}*`): jobs get new sequence numbers in the old order (FIFO among the copied jobs
-/// holds), and their history and edges follow them by id. The same SQL in both dialects.
-fn merge_sql(temp: &str, main: &str) -> [String; 3] {
-    let cols = job_col::LIST.trim_start_matches("seq, ");
-    let hist = attempt_col::LIST.trim_start_matches("job_seq, ");
-    let hist_a = hist.split(", ").map(|c| format!("a.{c}")).collect::<Vec<_>>().join(", ");
-    [
-        format!("INSERT INTO {main}jobs ({cols}) SELECT {cols} FROM {temp}qm_jobs ORDER BY seq"),
-        format!(
-            "INSERT INTO {main}attempts (job_seq, {hist}) SELECT j.seq, {hist_a}
-             FROM {temp}qm_attempts a JOIN {temp}qm_jobs t ON t.seq = a.job_seq JOIN {main}jobs j ON j.id = t.id"
-        ),
-        format!(
-            "INSERT INTO {main}job_deps (parent_seq, child_seq) SELECT pj.seq, cj.seq
-             FROM {temp}qm_job_deps d
-             JOIN {temp}qm_jobs pt ON pt.seq = d.parent_seq JOIN {main}jobs pj ON pj.id = pt.id
-             JOIN {temp}qm_jobs ct ON ct.seq = d.child_seq JOIN {main}jobs cj ON cj.id = ct.id"
-        ),
-    ]
 }
 
 /// One SQLite value as the PostgreSQL column type wants it.
@@ -110,18 +75,14 @@ impl Value {
     }
 }
 
-/// Streams every row of a SQLite query into a PostgreSQL `COPY ... FROM STDIN`.
-fn stream(
-    src: &rusqlite::Connection,
-    select: &str,
-    tx: &mut postgres::Transaction<'_>,
-    copy: &str,
-    types: &[ColType],
-) -> Result<u64> {
-    let writer = tx.copy_in(copy)?;
+/// Streams every row of table `t` of a SQLite queue into its PostgreSQL temporary table
+/// (`COPY ... FROM STDIN`).
+fn stream(src: &rusqlite::Connection, tx: &mut postgres::Transaction<'_>, t: &Streamed) -> Result<u64> {
+    let types = t.types;
+    let writer = tx.copy_in(t.copy_in)?;
     let pg_types: Vec<Type> = types.iter().copied().map(pg_type).collect();
     let mut writer = BinaryCopyInWriter::new(writer, &pg_types);
-    let mut st = src.prepare(select)?;
+    let mut st = src.prepare(t.select)?;
     let mut rows = st.query([])?;
     while let Some(row) = rows.next()? {
         let values =
@@ -148,46 +109,36 @@ pub fn sqlite_to_postgres(src: &std::path::Path, dst: &str, opts: &StoreOptions)
     let result = (|| -> Result<CopyReport> {
         let client = target.connect()?;
         let mut tx = client.transaction()?;
-        tx.batch_execute(
-            "CREATE TEMP TABLE qm_jobs (LIKE jobs) ON COMMIT DROP;
-             CREATE TEMP TABLE qm_attempts (LIKE attempts) ON COMMIT DROP;
-             CREATE TEMP TABLE qm_job_deps (LIKE job_deps) ON COMMIT DROP;",
-        )?;
+        tx.batch_execute(copy::postgres::TEMP_TABLES)?;
         let mut copied = [0; 3];
-        for (n, t) in copied.iter_mut().zip(TABLES) {
-            *n = stream(
-                conn,
-                &format!("SELECT {} FROM {} {}", t.list, t.name, t.order),
-                &mut tx,
-                &format!("COPY qm_{} ({}) FROM STDIN (FORMAT binary)", t.name, t.list),
-                t.types,
-            )?;
+        for (n, t) in copied.iter_mut().zip(&TABLES) {
+            *n = stream(conn, &mut tx, t)?;
         }
         let [jobs, attempts, _edges] = copied;
-        let clash = tx.query_opt("SELECT t.id FROM qm_jobs t JOIN jobs j ON j.id = t.id LIMIT 1", &[])?;
+        let clash = tx.query_opt(copy::postgres::CLASH, &[])?;
         if let Some(row) = clash {
             return Err(Error::DuplicateId(row.get(0)));
         }
-        for sql in merge_sql("", "") {
-            tx.execute(&sql, &[])?;
+        for sql in copy::postgres::MERGE {
+            tx.execute(sql, &[])?;
         }
         let mut config = 0;
-        let mut st = conn.prepare("SELECT key, value, updated_at_ms FROM config")?;
+        let mut st = conn.prepare(config::ROWS.sqlite)?;
         let rows = st.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, i64>(2)?)))?;
         for row in rows {
             let (key, value, at) = row?;
-            tx.execute(&schema::to_postgres(schema::CONFIG_SET_SQL), &[&key, &value, &at])?;
+            tx.execute(config::SET.postgres, &[&key, &value, &at])?;
             config += 1;
         }
-        let mut st = conn.prepare(schema::QUEUE_ROWS_SQL)?;
+        let mut st = conn.prepare(queues::ROWS.sqlite)?;
         let rows = st.query_map([], |r| {
             Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?, r.get::<_, i64>(2)?, r.get::<_, i64>(3)?))
         })?;
         for row in rows {
             let (name, paused, limit, at) = row?;
-            tx.execute(&schema::to_postgres(schema::QUEUE_COPY_SQL), &[&name, &paused, &limit, &at])?;
+            tx.execute(queues::COPY.postgres, &[&name, &paused, &limit, &at])?;
         }
-        let mut st = conn.prepare(schema::SCHEDULE_ROWS_SQL)?;
+        let mut st = conn.prepare(schedules::ROWS.sqlite)?;
         let rows = st.query_map([], |r| {
             Ok((
                 r.get(0)?,
@@ -205,10 +156,12 @@ pub fn sqlite_to_postgres(src: &std::path::Path, dst: &str, opts: &StoreOptions)
                 r.get(12)?,
             ))
         })?;
-        let copy = schema::to_postgres(schema::SCHEDULE_COPY_SQL);
         for row in rows {
-            let s: schema::ScheduleCopy = row?;
-            tx.execute(&copy, &[&s.0, &s.1, &s.2, &s.3, &s.4, &s.5, &s.6, &s.7, &s.8, &s.9, &s.10, &s.11, &s.12])?;
+            let s: ScheduleCopy = row?;
+            tx.execute(
+                schedules::COPY.postgres,
+                &[&s.0, &s.1, &s.2, &s.3, &s.4, &s.5, &s.6, &s.7, &s.8, &s.9, &s.10, &s.11, &s.12],
+            )?;
         }
         notify(&mut tx, &channel)?;
         tx.commit()?;
@@ -218,17 +171,13 @@ pub fn sqlite_to_postgres(src: &std::path::Path, dst: &str, opts: &StoreOptions)
     result
 }
 
-/// Streams every row of a PostgreSQL query into a SQLite `INSERT` of as many values.
-fn stream_back(
-    src: &mut postgres::Transaction<'_>,
-    select: &str,
-    dst: &rusqlite::Connection,
-    insert: &str,
-    types: &[ColType],
-) -> Result<u64> {
+/// Streams every row of table `t` of a PostgreSQL queue into its SQLite temporary table
+/// (an `INSERT` of as many values).
+fn stream_back(src: &mut postgres::Transaction<'_>, dst: &rusqlite::Connection, t: &Streamed) -> Result<u64> {
+    let types = t.types;
     let none: [&(dyn ToSql + Sync); 0] = [];
-    let mut rows = src.query_raw(select, none)?;
-    let mut st = dst.prepare(insert)?;
+    let mut rows = src.query_raw(t.select, none)?;
+    let mut st = dst.prepare(t.insert)?;
     let mut n = 0;
     while let Some(row) = rows.next()? {
         let values = types
@@ -240,11 +189,6 @@ fn stream_back(
         n += 1;
     }
     Ok(n)
-}
-
-/// `?1, ?2, ... ?n`
-fn placeholders(n: usize) -> String {
-    (1..=n).map(|i| format!("?{i}")).collect::<Vec<_>>().join(", ")
 }
 
 /// Copies the PostgreSQL queue at `src` into the SQLite queue at `dst` (created when
@@ -259,81 +203,70 @@ fn postgres_into_sqlite(src: &str, dst: &Path, opts: &StoreOptions, snapshot: bo
     let client = source.connect()?;
     let mut rtx = client.build_transaction().isolation_level(IsolationLevel::RepeatableRead).read_only(true).start()?;
     conn.execute_batch("BEGIN IMMEDIATE")?;
-    let result = (|| -> Result<CopyReport> {
-        conn.execute_batch(
-            "CREATE TEMP TABLE qm_jobs AS SELECT * FROM main.jobs WHERE 0;
-             CREATE INDEX temp.qm_jobs_seq ON qm_jobs (seq);
-             CREATE TEMP TABLE qm_attempts AS SELECT * FROM main.attempts WHERE 0;
-             CREATE TEMP TABLE qm_job_deps AS SELECT * FROM main.job_deps WHERE 0;",
-        )?;
-        let mut copied = [0; 3];
-        for (n, t) in copied.iter_mut().zip(TABLES) {
-            *n = stream_back(
-                &mut rtx,
-                &format!("SELECT {} FROM {} {}", t.list, t.name, t.order),
-                conn,
-                &format!("INSERT INTO temp.qm_{} ({}) VALUES ({})", t.name, t.list, placeholders(t.types.len())),
-                t.types,
-            )?;
-        }
-        let [jobs, attempts, _edges] = copied;
-        let clash: Option<String> = conn
-            .query_row("SELECT t.id FROM temp.qm_jobs t JOIN main.jobs j ON j.id = t.id LIMIT 1", [], |r| r.get(0))
-            .map(Some)
-            .or_else(|e| if e == rusqlite::Error::QueryReturnedNoRows { Ok(None) } else { Err(e) })?;
-        if let Some(id) = clash {
-            return Err(Error::DuplicateId(id));
-        }
-        for sql in merge_sql("temp.", "main.") {
-            conn.execute(&sql, [])?;
-        }
-        let mut config = 0;
-        {
-            let mut rows =
-                rtx.query_raw("SELECT key, value, updated_at_ms FROM config", [] as [&(dyn ToSql + Sync); 0])?;
-            let mut st = conn.prepare(schema::CONFIG_SET_SQL)?;
-            while let Some(row) = rows.next()? {
-                let (key, value, at): (String, String, i64) = (row.try_get(0)?, row.try_get(1)?, row.try_get(2)?);
-                st.execute(rusqlite::params![key, value, at])?;
-                config += 1;
+    let result =
+        (|| -> Result<CopyReport> {
+            conn.execute_batch(copy::sqlite::TEMP_TABLES)?;
+            let mut copied = [0; 3];
+            for (n, t) in copied.iter_mut().zip(&TABLES) {
+                *n = stream_back(&mut rtx, conn, t)?;
             }
-        }
-        {
-            let mut rows = rtx.query_raw(schema::QUEUE_ROWS_SQL, [] as [&(dyn ToSql + Sync); 0])?;
-            let mut st = conn.prepare(schema::QUEUE_COPY_SQL)?;
-            while let Some(row) = rows.next()? {
-                let (name, paused, limit, at): (String, i64, i64, i64) =
-                    (row.try_get(0)?, row.try_get(1)?, row.try_get(2)?, row.try_get(3)?);
-                st.execute(rusqlite::params![name, paused, limit, at])?;
+            let [jobs, attempts, _edges] = copied;
+            let clash: Option<String> = conn
+                .query_row(copy::sqlite::CLASH, [], |r| r.get(0))
+                .map(Some)
+                .or_else(|e| if e == rusqlite::Error::QueryReturnedNoRows { Ok(None) } else { Err(e) })?;
+            if let Some(id) = clash {
+                return Err(Error::DuplicateId(id));
             }
-        }
-        {
-            let mut rows = rtx.query_raw(schema::SCHEDULE_ROWS_SQL, [] as [&(dyn ToSql + Sync); 0])?;
-            let mut st = conn.prepare(schema::SCHEDULE_COPY_SQL)?;
-            while let Some(r) = rows.next()? {
-                let s: schema::ScheduleCopy = (
-                    r.try_get(0)?,
-                    r.try_get(1)?,
-                    r.try_get(2)?,
-                    r.try_get(3)?,
-                    r.try_get(4)?,
-                    r.try_get(5)?,
-                    r.try_get(6)?,
-                    r.try_get(7)?,
-                    r.try_get(8)?,
-                    r.try_get(9)?,
-                    r.try_get(10)?,
-                    r.try_get(11)?,
-                    r.try_get(12)?,
-                );
-                st.execute(rusqlite::params![s.0, s.1, s.2, s.3, s.4, s.5, s.6, s.7, s.8, s.9, s.10, s.11, s.12])?;
+            for sql in copy::sqlite::MERGE {
+                conn.execute(sql, [])?;
             }
-        }
-        conn.execute_batch("DROP TABLE temp.qm_jobs; DROP TABLE temp.qm_attempts; DROP TABLE temp.qm_job_deps;")?;
-        let requeued = if snapshot { settle_snapshot(conn)? } else { 0 };
-        conn.execute_batch("COMMIT")?;
-        Ok(CopyReport { jobs, attempts, config, requeued })
-    })();
+            let mut config = 0;
+            {
+                let mut rows = rtx.query_raw(config::ROWS.postgres, [] as [&(dyn ToSql + Sync); 0])?;
+                let mut st = conn.prepare(config::SET.sqlite)?;
+                while let Some(row) = rows.next()? {
+                    let (key, value, at): (String, String, i64) = (row.try_get(0)?, row.try_get(1)?, row.try_get(2)?);
+                    st.execute(rusqlite::params![key, value, at])?;
+                    config += 1;
+                }
+            }
+            {
+                let mut rows = rtx.query_raw(queues::ROWS.postgres, [] as [&(dyn ToSql + Sync); 0])?;
+                let mut st = conn.prepare(queues::COPY.sqlite)?;
+                while let Some(row) = rows.next()? {
+                    let (name, paused, limit, at): (String, i64, i64, i64) =
+                        (row.try_get(0)?, row.try_get(1)?, row.try_get(2)?, row.try_get(3)?);
+                    st.execute(rusqlite::params![name, paused, limit, at])?;
+                }
+            }
+            {
+                let mut rows = rtx.query_raw(schedules::ROWS.postgres, [] as [&(dyn ToSql + Sync); 0])?;
+                let mut st = conn.prepare(schedules::COPY.sqlite)?;
+                while let Some(r) = rows.next()? {
+                    let s: ScheduleCopy = (
+                        r.try_get(0)?,
+                        r.try_get(1)?,
+                        r.try_get(2)?,
+                        r.try_get(3)?,
+                        r.try_get(4)?,
+                        r.try_get(5)?,
+                        r.try_get(6)?,
+                        r.try_get(7)?,
+                        r.try_get(8)?,
+                        r.try_get(9)?,
+                        r.try_get(10)?,
+                        r.try_get(11)?,
+                        r.try_get(12)?,
+                    );
+                    st.execute(rusqlite::params![s.0, s.1, s.2, s.3, s.4, s.5, s.6, s.7, s.8, s.9, s.10, s.11, s.12])?;
+                }
+            }
+            conn.execute_batch(copy::sqlite::DROP_TEMP_TABLES)?;
+            let requeued = if snapshot { settle_snapshot(conn)? } else { 0 };
+            conn.execute_batch("COMMIT")?;
+            Ok(CopyReport { jobs, attempts, config, requeued })
+        })();
     if result.is_err() {
         conn.execute_batch("ROLLBACK")?;
     }
@@ -354,14 +287,10 @@ pub fn postgres_to_sqlite(src: &str, dst: &Path, opts: &StoreOptions) -> Result<
 /// a restored copy would count those jobs as failed attempts of lost workers.
 fn settle_snapshot(conn: &rusqlite::Connection) -> Result<u64> {
     let now = crate::clock::now_ms();
-    let requeued =
-        conn.execute(&format!("UPDATE jobs SET {} WHERE state = 'processing'", schema::requeue_set(1)), [now])?;
+    let requeued = conn.execute(claim::sqlite::REQUEUE_ALL, [now])?;
     // A job whose cancel was asked for ended cancelled just now: so do its dependents.
-    conn.execute(&schema::CASCADE_ALL_SQL, [now])?;
-    conn.execute(
-        "UPDATE workers SET state = 'exited', exited_at_ms = ?1, stop_requested = 0 WHERE state <> 'exited'",
-        [now],
-    )?;
+    conn.execute(dependencies::sqlite::CASCADE_ALL, [now])?;
+    conn.execute(workers::sqlite::EXIT_ALL, [now])?;
     Ok(requeued as u64)
 }
 
@@ -408,18 +337,20 @@ fn backup_sqlite(src: &Path, dst: &str, opts: &StoreOptions) -> Result<CopyRepor
     }
     {
         let source = SqliteStore::open(src, opts)?;
-        source.connection().execute("VACUUM INTO ?1", [dst])?;
+        source.connection().execute(copy::sqlite::VACUUM_INTO, [dst])?;
     }
     let copy = SqliteStore::open(Path::new(dst), opts)?;
     let conn = copy.connection();
     conn.execute_batch("BEGIN IMMEDIATE")?;
     let result = (|| -> Result<CopyReport> {
         let requeued = settle_snapshot(conn)?;
-        let count = |table: &str| -> Result<u64> {
-            Ok(conn.query_row(&format!("SELECT count(*) FROM {table}"), [], |r| r.get::<_, i64>(0))? as u64)
+        let count = |sql: &str| -> Result<u64> { Ok(conn.query_row(sql, [], |r| r.get::<_, i64>(0))? as u64) };
+        let report = CopyReport {
+            jobs: count(copy::sqlite::COUNT_JOBS)?,
+            attempts: count(copy::sqlite::COUNT_ATTEMPTS)?,
+            config: count(copy::sqlite::COUNT_CONFIG)?,
+            requeued,
         };
-        let report =
-            CopyReport { jobs: count("jobs")?, attempts: count("attempts")?, config: count("config")?, requeued };
         conn.execute_batch("COMMIT")?;
         Ok(report)
     })();

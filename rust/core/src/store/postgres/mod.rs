@@ -3,7 +3,10 @@
 //! A claim is one `UPDATE ... WHERE seq = (SELECT ... FOR UPDATE SKIP LOCKED)`: concurrent
 //! claimers skip each other's rows instead of queueing on them. Every write after a claim
 //! carries the same (id, attempt, worker) fence as the SQLite store. Idle workers wait on
-//! `LISTEN`; enqueues and everything else that makes a job due send a `NOTIFY`.
+//! `LISTEN`; enqueues and everything else that makes a job due send a `NOTIFY`. The
+//! statements it runs are in `store::sql` (the shared ones' `.postgres` text, made at
+//! compile time, and each table's `postgres` part), prepared once per connection and
+//! cached by their text; its rows are decoded by `store::row`.
 //!
 //! A lost connection (server restart, network) is dropped and opened again by the next
 //! call; the worker loop's own retry pauses are the backoff.
@@ -12,7 +15,6 @@ mod conn;
 
 use std::borrow::Cow;
 use std::collections::HashMap;
-use std::sync::LazyLock;
 use std::time::Duration;
 
 use postgres::binary_copy::BinaryCopyInWriter;
@@ -25,7 +27,9 @@ use tokio_postgres_rustls::MakeRustlsConnect;
 
 pub use self::conn::redact;
 use self::conn::{parse_location, tls_connector};
-use super::schema::{self, job_col, ColType};
+use super::row::{self, job_col, ColType};
+use super::sql::{attempts, claim, config, dependencies, jobs, page, queues, schedules, stats, workers};
+use super::{page as page_bounds, queue_rows, refusal};
 use super::{
     Beat, ByIdChange, ByIdParams, ChangeFeed, ClaimParams, ConfigStore, ExpiredJob, Fence, Fire, InsertBatch, Inserted,
     JobAdmin, JobInspect, JobQueue, ListFilter, Page, PageFilter, QueueControl, QueueRow, QueueSetting, Registration,
@@ -39,7 +43,7 @@ use crate::jobid;
 /// The advisory lock key that serialises migrations across hosts ("queuectl" in ASCII).
 const MIGRATION_LOCK: i64 = 0x7175_6575_6563_746c;
 
-schema::impl_cells!(Row, try_get);
+row::impl_cells!(Row, try_get);
 
 /// The PostgreSQL type of a column, for binary `COPY`.
 pub(super) fn pg_type(t: ColType) -> Type {
@@ -50,18 +54,12 @@ pub(super) fn pg_type(t: ColType) -> Type {
     }
 }
 
-/// Makes sure the queues $1 (a text array) have their rows: $2 now.
-const QUEUES_ENSURE_SQL: &str =
-    "INSERT INTO queues (name, updated_at_ms) SELECT unnest($1::text[]), $2 ON CONFLICT (name) DO NOTHING";
-
 /// A new job's values in the column types an enqueue writes: max_retries, timeout, env.
 fn insert_values(j: &NewJob) -> (i64, i64, Option<String>) {
-    (i64::from(j.max_retries), i64::try_from(j.timeout_ms).unwrap_or(i64::MAX), schema::env_text(&j.env))
+    (i64::from(j.max_retries), i64::try_from(j.timeout_ms).unwrap_or(i64::MAX), row::env_text(&j.env))
 }
 
-/// The columns an enqueue writes, and their types.
-const INSERT_COLUMNS: &str =
-    "id, command, state, max_retries, priority, run_at_ms, timeout_ms, cwd, created_at_ms, updated_at_ms, env, queue";
+/// The types of the columns an enqueue writes (`jobs::postgres::INSERT_COLUMNS`), in order.
 const INSERT_TYPES: [Type; 12] = [
     Type::TEXT,
     Type::TEXT,
@@ -77,142 +75,20 @@ const INSERT_TYPES: [Type; 12] = [
     Type::TEXT,
 ];
 
-/// Which queues may be claimed from, as the claim and `job_due_exists` share it: not
-/// paused, among the worker's (?{queues}, a text array, NULL: every queue), not excluded
-/// (?{queues + 1}: the queues a claim already found full), below its limit by the count of
-/// this statement's snapshot. That count can be stale when two claims race: a claim in a
-/// limited queue is checked again under the queue's row lock (`hold_within_limit`).
-/// `settling` names the parameter of the job a settle+claim settles in the same statement:
-/// its snapshot still sees it processing, but its slot is the one the claim may take.
-fn open_queue(queues: u8, settling: Option<u8>) -> String {
-    let excluded = queues + 1;
-    let not_settling = settling.map(|p| format!("AND r.id <> ?{p}")).unwrap_or_default();
-    format!(
-        "q.paused = 0 AND (CAST(?{queues} AS TEXT[]) IS NULL OR q.name = ANY(?{queues}))
-         AND NOT (q.name = ANY(CAST(?{excluded} AS TEXT[])))
-         AND (q.max_running = 0 OR q.max_running > (SELECT count(*) FROM jobs r
-                                                    WHERE r.queue = q.name AND r.state = 'processing' {not_settling}))"
-    )
-}
-
-/// The claim, its parameters from `?{first}`: worker id, now, lease end, the worker's
-/// queues, the queues to leave out, the queue of the worker's last job ('' for none).
-/// Queues take turns: the head of the first open queue with a due job after that one, in
-/// name order, then from the first queue on (each arm stops at its first hit). A queue's
-/// head is its most urgent due job through jobs_due, locked, skipping rows other claims
-/// hold. It returns the job and its queue's limit.
-fn claim_update(first: u8, settling: Option<u8>) -> String {
-    let set = schema::shift_params(schema::CLAIM_SET, first - 1);
-    let now = first + 1;
-    let after = first + 5;
-    let open = open_queue(first + 3, settling);
-    let arm = |range: &str| {
-        format!(
-            "(SELECT c.seq FROM queues q CROSS JOIN LATERAL (
-                  SELECT d.seq FROM jobs d
-                  WHERE d.queue = q.name AND d.state IN ('pending', 'failed') AND d.run_at_ms <= ?{now}
-                  ORDER BY d.priority DESC, d.seq LIMIT 1 FOR UPDATE SKIP LOCKED) c
-              WHERE q.name {range} CAST(?{after} AS TEXT) AND {open}
-              ORDER BY q.name LIMIT 1)"
-        )
-    };
-    format!(
-        "UPDATE jobs SET {set}
-         WHERE seq = ({} UNION ALL {} LIMIT 1)
-         RETURNING {}, (SELECT max_running FROM queues WHERE name = jobs.queue)",
-        arm(">"),
-        arm("<="),
-        job_col::LIST
-    )
-}
-
-static CLAIM_SQL: LazyLock<String> = LazyLock::new(|| claim_update(1, None));
-
-/// The attempt's history row unless the job completed (a completed job keeps its last
-/// attempt in its own row, as the SQLite store does), as a CTE after `settled`; ?11 the
-/// output tail. The outcome recorded is the state the update stored (`cancelled` when a
-/// cancel was asked for).
-const HISTORY_CTE: &str = "history AS (
-    INSERT INTO attempts (job_seq, run, attempt, worker_id, started_at_ms, finished_at_ms, exit_code, error, outcome, output_tail)
-    SELECT seq, runs, ?2, ?3, started_at_ms, ?6, ?7, ?8, state, ?11 FROM settled WHERE state <> 'completed')";
-
-/// The fast settle's CTEs: the fenced update of a job nobody runs after
-/// (`schema::SETTLE_UPDATE_NO_DEPENDENTS`, ?1 to ?10), then its history. A job others run
-/// after is left alone (no row, as when fenced), and [`SETTLE_FULL_SQL`] settles it.
-static SETTLE_CTES: LazyLock<String> =
-    LazyLock::new(|| format!("settled AS ({}), {HISTORY_CTE}", schema::SETTLE_UPDATE_NO_DEPENDENTS));
-
-/// The settle of any job in one statement: the fenced update (`schema::SETTLE_UPDATE`)
-/// and its history, and for a job others run after, their count-down when it completed
-/// (`released`) or their cancel down the chain when it ended otherwise. The extra CTEs
-/// cost every settle about a sixth of the engine's PostgreSQL throughput, so only jobs
-/// with dependents (and rescues) come here. The dependents are gathered into arrays
-/// (`ARRAY(...)`, `unnest`): joined directly, the planner sized its hash tables by the
-/// edges of the busiest parent (with 200,000 edges one such settle took 700 ms); an
-/// array's estimate is small. Returns the state stored and how many jobs became pending.
-static SETTLE_FULL_SQL: LazyLock<String> = LazyLock::new(|| {
-    let edges = "SELECT d.child_seq FROM settled s JOIN job_deps d ON d.parent_seq = s.seq
-                 WHERE s.has_dependents IS NOT NULL AND s.state";
-    let released = format!("seq = ANY (ARRAY({edges} = 'completed'))");
-    let doomed = schema::doomed_cte(&format!(
-        "SELECT c, CAST(?1 AS TEXT), CAST((SELECT state FROM settled) AS TEXT)
-         FROM unnest(ARRAY({edges} IN ('dead', 'cancelled'))) c"
-    ));
-    format!(
-        "WITH RECURSIVE settled AS ({}), {HISTORY_CTE},
-         released AS ({} RETURNING state),
-         {doomed},
-         cascaded AS ({})
-         SELECT (SELECT state FROM settled), (SELECT count(*) FROM released WHERE state = 'pending')",
-        schema::SETTLE_UPDATE,
-        schema::release_sql(&released, "?6"),
-        schema::cascade_update(6)
-    )
-});
-
-/// The fast settle alone.
-static SETTLE_SQL: LazyLock<String> =
-    LazyLock::new(|| format!("WITH {} SELECT (SELECT state FROM settled)", *SETTLE_CTES));
-
-/// Settle and claim in one statement, one round trip: what a busy worker does between jobs.
-static SETTLE_AND_CLAIM_SQL: LazyLock<String> = LazyLock::new(|| {
-    format!(
-        "WITH {}, claimed AS ({})
-         SELECT claimed.*, (SELECT state FROM settled) FROM (VALUES (1)) AS one LEFT JOIN claimed ON true",
-        *SETTLE_CTES,
-        claim_update(12, Some(1))
-    )
-});
-
-/// ?1 now, ?2 the worker's queues, ?3 none left out.
-static DUE_SQL: LazyLock<String> = LazyLock::new(|| {
-    format!(
-        "SELECT 1 FROM queues q WHERE {} AND EXISTS (
-             SELECT 1 FROM jobs d WHERE d.queue = q.name AND d.state IN ('pending', 'failed') AND d.run_at_ms <= ?1)
-         LIMIT 1",
-        open_queue(2, None)
-    )
-});
-
 /// Checks a claim of `job` in a queue with a limit again, under the queue's row lock: the
 /// claims of that queue on every host take the lock in turn, and each counts the others'
 /// committed claims, so at most `limit` stay claimed. Over the limit, the claim is put
 /// back, uncounted. Returns whether the job stays claimed.
 fn hold_within_limit(c: &mut Client, channel: &str, job: &Job, worker_id: &str, now_ms: i64) -> Result<bool> {
     let mut tx = c.transaction()?;
-    let limit: i64 = tx.query_one("SELECT max_running FROM queues WHERE name = $1 FOR UPDATE", &[&job.queue])?.get(0);
-    let others: i64 = tx
-        .query_one(
-            "SELECT count(*) FROM jobs WHERE queue = $1 AND state = 'processing' AND id <> $2",
-            &[&job.queue, &job.id],
-        )?
-        .get(0);
+    let limit: i64 = tx.query_one(queues::postgres::LIMIT_LOCKED, &[&job.queue])?.get(0);
+    let others: i64 = tx.query_one(queues::postgres::RUNNING_OTHERS, &[&job.queue, &job.id])?.get(0);
     if limit == 0 || others < limit {
         tx.commit()?;
         return Ok(true);
     }
     let attempt = i64::from(job.attempts);
-    let rows = tx.query(&schema::to_postgres(&REQUEUE_SQL), &[&job.id, &attempt, &worker_id, &now_ms])?;
+    let rows = tx.query(claim::REQUEUE.postgres, &[&job.id, &attempt, &worker_id, &now_ms])?;
     dependents_after(&mut tx, &rows, now_ms)?;
     notify(&mut tx, channel)?;
     tx.commit()?;
@@ -224,36 +100,20 @@ fn claimed_from(row: &Row, at: usize) -> Result<Option<(Job, i64)>> {
     if row.try_get::<_, Option<String>>(job_col::id)?.is_none() {
         return Ok(None);
     }
-    Ok(Some((schema::job_from(row, 0)?, row.try_get::<_, Option<i64>>(at)?.unwrap_or(0))))
+    Ok(Some((row::job_from(row, 0)?, row.try_get::<_, Option<i64>>(at)?.unwrap_or(0))))
 }
 
-static REQUEUE_SQL: LazyLock<String> = LazyLock::new(schema::requeue_sql);
-
 /// What the dependents of jobs just ended need, from rows of (seq, state, has_dependents)
-/// (see [`schema::dependents_step`]).
+/// (see [`dependencies::dependents_step`]).
 fn dependents_after(tx: &mut impl GenericClient, rows: &[Row], now_ms: i64) -> Result<()> {
     for r in rows {
         let (seq, state, has): (i64, &str, Option<i64>) = (r.try_get(0)?, r.try_get(1)?, r.try_get(2)?);
-        if let Some(sql) = schema::dependents_step(state, has.is_some()) {
-            tx.execute(&schema::to_postgres(sql), &[&seq, &now_ms])?;
+        if let Some(sql) = dependencies::dependents_step(state, has.is_some()) {
+            tx.execute(sql.postgres, &[&seq, &now_ms])?;
         }
     }
     Ok(())
 }
-
-/// A claim whose commit was never confirmed: this worker's processing jobs go back to
-/// pending, except the one it is settling (?3). ?1 worker, ?2 now.
-static RELEASE_UNSURE_SQL: LazyLock<String> = LazyLock::new(|| {
-    format!(
-        "UPDATE jobs SET {} WHERE worker_id = ?1 AND state = 'processing' AND id IS DISTINCT FROM ?3
-         RETURNING seq, state, has_dependents",
-        schema::requeue_set(2)
-    )
-});
-
-static WORKER_LIST_SQL: LazyLock<String> = LazyLock::new(|| schema::worker_list_sql("jobs j"));
-static WORKER_REAP_SQL: LazyLock<String> =
-    LazyLock::new(|| format!("UPDATE workers SET state = 'exited', exited_at_ms = ?1 {}", schema::WORKER_SILENT_SQL));
 
 /// A connection to a queuectl PostgreSQL database.
 pub struct PostgresStore {
@@ -356,15 +216,14 @@ impl PostgresStore {
         result
     }
 
-    /// `sql` (with `?N` or `$N` parameters) prepared on the current connection, once per
-    /// connection.
+    /// `sql` (PostgreSQL text, `$N` parameters, from `store::sql`) prepared on the current
+    /// connection, once per connection.
     fn prepared(&mut self, sql: &'static str) -> Result<Statement> {
         self.connect()?;
         if let Some(st) = self.statements.get(sql) {
             return Ok(st.clone());
         }
-        let text = schema::to_postgres(sql);
-        let st = self.with(|c, _| Ok(c.prepare(&text)?))?;
+        let st = self.with(|c, _| Ok(c.prepare(sql)?))?;
         self.statements.insert(sql, st.clone());
         Ok(st)
     }
@@ -408,7 +267,7 @@ impl PostgresStore {
         if self.unsure_claim.as_deref() != Some(worker_id) {
             return Ok(());
         }
-        let st = self.prepared(&RELEASE_UNSURE_SQL)?;
+        let st = self.prepared(claim::postgres::RELEASE_UNSURE)?;
         self.with(|c, channel| {
             let mut tx = c.transaction()?;
             let rows = tx.query(&st, &[&worker_id, &now_ms, &settling])?;
@@ -539,21 +398,13 @@ impl PostgresStore {
     /// runs after others locks and marks them first (a settle of one of them waits for
     /// this commit, then sees the edge), and waits for those not completed yet.
     fn insert_rows(&mut self, jobs: &[NewJob], ids: Vec<String>, queues: &[&str], now_ms: i64) -> Result<Inserted> {
-        static SQL: LazyLock<String> = LazyLock::new(|| {
-            format!(
-                "INSERT INTO jobs ({INSERT_COLUMNS}, unique_key, waiting_on)
-                 VALUES ($1, $2, CASE WHEN CAST($12 AS BIGINT) > 0 THEN 'waiting' ELSE 'pending' END,
-                         $3, $4, $5, $6, $7, $8, $8, $9, $10, $11, $12) {} RETURNING seq",
-                schema::UNIQUE_CONFLICT
-            )
-        });
-        let ins = self.prepared(&SQL)?;
-        let holder = self.prepared(schema::UNIQUE_HOLDER_SQL)?;
-        let mark = self.prepared(schema::PARENT_MARK_SQL)?;
-        let edge = self.prepared(schema::DEP_INSERT_SQL)?;
+        let ins = self.prepared(jobs::postgres::INSERT)?;
+        let holder = self.prepared(jobs::UNIQUE_HOLDER.postgres)?;
+        let mark = self.prepared(dependencies::PARENT_MARK.postgres)?;
+        let edge = self.prepared(dependencies::INSERT.postgres)?;
         self.with(|c, channel| {
             let mut tx = c.transaction()?;
-            tx.execute(QUEUES_ENSURE_SQL, &[&queues, &now_ms])?;
+            tx.execute(queues::postgres::ENSURE, &[&queues, &now_ms])?;
             let mut out = Inserted { ids: Vec::with_capacity(jobs.len()), skipped: Vec::new() };
             let mut stand_in = HashMap::new();
             for (j, id) in jobs.iter().zip(&ids) {
@@ -562,7 +413,7 @@ impl PostgresStore {
                 let mut waiting_on: i64 = 0;
                 for parent in super::parents_of(&j.after, &stand_in) {
                     let row = tx.query_opt(&mark, &[&parent])?;
-                    let state = row.as_ref().map(|r| schema::state_of(r.get::<_, &str>(1))).transpose()?;
+                    let state = row.as_ref().map(|r| row::state_of(r.get::<_, &str>(1))).transpose()?;
                     if crate::rules::parent_open(parent, state)? {
                         waiting_on += 1;
                     }
@@ -608,10 +459,10 @@ impl PostgresStore {
     }
 
     /// The settle of a job the fast statement left alone: fenced, or one others run after
-    /// ([`SETTLE_FULL_SQL`]); wakes idle workers when it made dependents pending.
+    /// (`claim::postgres::SETTLE_FULL`); wakes idle workers when it made dependents pending.
     fn settle_full(&mut self, p: &SettleParams) -> Result<Settled> {
         let args = SettleArgs::new(p);
-        let st = self.prepared(&SETTLE_FULL_SQL)?;
+        let st = self.prepared(claim::postgres::SETTLE_FULL)?;
         self.with(|c, channel| {
             let row = c.query_one(&st, &args.params())?;
             if row.try_get::<_, i64>(1)? > 0 {
@@ -622,7 +473,7 @@ impl PostgresStore {
     }
 
     fn claim_excluding(&mut self, p: &ClaimParams<'_>, mut excluded: Vec<String>) -> Result<Option<Job>> {
-        let st = self.prepared(&CLAIM_SQL)?;
+        let st = self.prepared(claim::postgres::CLAIM)?;
         let lease_until = p.now_ms + p.lease_ms;
         let queues = p.queues.map(|q| q.names());
         let after = p.after_queue.unwrap_or("");
@@ -665,9 +516,9 @@ impl JobQueue for PostgresStore {
         }
         self.with(|c, channel| {
             let mut tx = c.transaction()?;
-            tx.execute(QUEUES_ENSURE_SQL, &[&queues, &now_ms])?;
+            tx.execute(queues::postgres::ENSURE, &[&queues, &now_ms])?;
             // COPY in binary: a million rows in one stream, no statement per row.
-            let copy = tx.copy_in(&format!("COPY jobs ({INSERT_COLUMNS}) FROM STDIN (FORMAT binary)"))?;
+            let copy = tx.copy_in(jobs::postgres::COPY_IN)?;
             let mut writer = BinaryCopyInWriter::new(copy, &INSERT_TYPES);
             let written = (|| -> std::result::Result<u64, postgres::Error> {
                 for (n, (j, id)) in jobs.iter().zip(&ids).enumerate() {
@@ -704,7 +555,7 @@ impl JobQueue for PostgresStore {
     }
 
     fn job_due_exists(&mut self, p: &ClaimParams<'_>) -> Result<bool> {
-        let st = self.prepared(&DUE_SQL)?;
+        let st = self.prepared(claim::postgres::DUE)?;
         let queues = p.queues.map(|q| q.names());
         let none: &[String] = &[];
         self.with(|c, _| Ok(c.query_opt(&st, &[&p.now_ms, &queues, &none])?.is_some()))
@@ -716,7 +567,7 @@ impl JobQueue for PostgresStore {
 
     fn job_settle(&mut self, p: &SettleParams) -> Result<Settled> {
         let args = SettleArgs::new(p);
-        let st = self.prepared(&SETTLE_SQL)?;
+        let st = self.prepared(claim::postgres::SETTLE)?;
         let stored = self.with(|c, _| Ok(c.query_one(&st, &args.params())?.get::<_, Option<String>>(0)))?;
         match stored {
             Some(state) => Ok(p.settled_as(Some(&state))),
@@ -726,7 +577,7 @@ impl JobQueue for PostgresStore {
 
     fn job_settle_and_claim(&mut self, s: &SettleParams, p: &ClaimParams<'_>) -> Result<(Settled, Option<Job>)> {
         let args = SettleArgs::new(s);
-        let st = self.prepared(&SETTLE_AND_CLAIM_SQL)?;
+        let st = self.prepared(claim::postgres::SETTLE_AND_CLAIM)?;
         let lease_until = p.now_ms + p.lease_ms;
         let queues = p.queues.map(|q| q.names());
         let none: &[String] = &[];
@@ -751,7 +602,7 @@ impl JobQueue for PostgresStore {
 
     fn job_requeue(&mut self, f: &Fence<'_>, now_ms: i64) -> Result<bool> {
         let attempt = i64::from(f.attempt);
-        let st = self.prepared(&REQUEUE_SQL)?;
+        let st = self.prepared(claim::REQUEUE.postgres)?;
         self.with(|c, channel| {
             let mut tx = c.transaction()?;
             let rows = tx.query(&st, &[&f.id, &attempt, &f.worker_id, &now_ms])?;
@@ -767,17 +618,13 @@ impl JobQueue for PostgresStore {
 
 impl JobAdmin for PostgresStore {
     fn job_get_expired(&mut self, now_ms: i64) -> Result<Vec<ExpiredJob>> {
-        self.read(schema::EXPIRED_SQL, &[&now_ms])?.iter().map(schema::expired_from).collect()
+        self.read(jobs::postgres::EXPIRED, &[&now_ms])?.iter().map(row::expired_from).collect()
     }
 
     fn job_settle_many(&mut self, settles: &[SettleParams]) -> Result<Vec<Settled>> {
-        let st = self.prepared(&SETTLE_FULL_SQL)?;
-        // A rescue's row is locked with SKIP LOCKED first: every worker of every host runs
-        // rescues, and one that finds the row taken by another rescuer (or by the worker's
-        // own heartbeat) moves on instead of waiting for it; the fence settles the rest.
-        let lock = self.prepared(
-            "SELECT 1 FROM jobs WHERE id = $1 AND state = 'processing' AND lease_expires_ms < $2 FOR UPDATE SKIP LOCKED",
-        )?;
+        let st = self.prepared(claim::postgres::SETTLE_FULL)?;
+        // A rescue's row is locked with SKIP LOCKED first (claim::postgres::RESCUE_LOCK).
+        let lock = self.prepared(claim::postgres::RESCUE_LOCK)?;
         self.with(|c, channel| {
             let mut tx = c.transaction()?;
             let mut out = Vec::with_capacity(settles.len());
@@ -804,56 +651,52 @@ impl JobAdmin for PostgresStore {
         let cutoff = cutoff_ms.unwrap_or(i64::MAX);
         self.with(|c, _| {
             let mut tx = c.transaction()?;
-            let rows = tx.query(
-                "DELETE FROM jobs WHERE state = $1 AND updated_at_ms <= $2 RETURNING id, seq",
-                &[&state.as_str(), &cutoff],
-            )?;
+            let rows = tx.query(jobs::postgres::PURGE, &[&state.as_str(), &cutoff])?;
             let seqs: Vec<i64> = rows.iter().map(|r| r.get(1)).collect();
-            tx.execute("DELETE FROM attempts WHERE job_seq = ANY($1)", &[&seqs])?;
-            tx.execute(schema::DEPS_CLEAN_SQL, &[])?;
+            tx.execute(attempts::postgres::PURGE, &[&seqs])?;
+            tx.execute(dependencies::CLEAN.postgres, &[])?;
             tx.commit()?;
             Ok(rows.iter().map(|r| r.get(0)).collect())
         })
     }
 
     fn job_change_by_id(&mut self, p: &ByIdParams<'_>) -> Result<u64> {
-        let state_sql = format!("{} FOR UPDATE", schema::to_postgres(schema::JOB_STATE_SQL));
-        // The parents locked against a settle until this commits: a retried job counts
-        // those not completed, and a parent completing meanwhile must see it waiting.
-        let parents_sql = format!("{} FOR SHARE OF p", schema::to_postgres(schema::PARENTS_SQL));
-        let child_sql = schema::to_postgres(schema::WAITING_CHILD_SQL);
-        let end_sql = schema::to_postgres(schema::JOB_END_SQL);
-        let steps = schema::change_steps(p.change)
+        let state_sql = jobs::postgres::STATE_LOCKED;
+        // The parents locked against a settle until this commits (see PARENTS_LOCKED).
+        let parents_sql = dependencies::postgres::PARENTS_LOCKED;
+        let child_sql = dependencies::WAITING_CHILD.postgres;
+        let end_sql = dependencies::JOB_END.postgres;
+        let steps = jobs::change_steps(p.change)
             .iter()
-            .map(|step| Ok((self.prepared(step.sql)?, step.takes_now)))
+            .map(|step| Ok((self.prepared(step.sql.postgres)?, step.takes_now)))
             .collect::<Result<Vec<_>>>()?;
         self.with(|c, channel| {
             let mut tx = c.transaction()?;
             for id in p.ids {
-                let row = tx.query_opt(&state_sql, &[id])?;
-                let state = row.as_ref().map(|r| schema::state_of(r.get::<_, &str>(0))).transpose()?;
+                let row = tx.query_opt(state_sql, &[id])?;
+                let state = row.as_ref().map(|r| row::state_of(r.get::<_, &str>(0))).transpose()?;
                 crate::rules::check_change(p.change, id, state)?;
                 let (read_parents, read_child) = p.change.dependency_reads();
                 let mut parents: Vec<(String, JobState)> = Vec::new();
                 if read_parents {
-                    parents = tx.query(&parents_sql, &[id])?.iter().map(schema::parent_from).collect::<Result<_>>()?;
+                    parents = tx.query(parents_sql, &[id])?.iter().map(row::parent_from).collect::<Result<_>>()?;
                 }
                 let mut child = None;
                 if read_child {
-                    child = tx.query_opt(&child_sql, &[id])?.map(|r| r.get::<_, String>(0));
+                    child = tx.query_opt(child_sql, &[id])?.map(|r| r.get::<_, String>(0));
                 }
                 crate::rules::check_dependencies(p.change, id, &parents, child.as_deref())?;
                 for (st, takes_now) in &steps {
                     let done = if *takes_now { tx.execute(st, &[id, &p.now_ms]) } else { tx.execute(st, &[id]) };
                     if let Err(e) = done {
                         if e.code() == Some(&SqlState::UNIQUE_VIOLATION) {
-                            return Err(schema::key_taken(id));
+                            return Err(refusal::key_taken(id));
                         }
                         return Err(e.into());
                     }
                 }
                 if p.change == ByIdChange::Cancel {
-                    let end = tx.query(&end_sql, &[id])?;
+                    let end = tx.query(end_sql, &[id])?;
                     dependents_after(&mut tx, &end, p.now_ms)?;
                 }
             }
@@ -866,56 +709,39 @@ impl JobAdmin for PostgresStore {
     }
 
     fn dead_retry_all(&mut self, now_ms: i64) -> Result<u64> {
-        self.write(schema::DEAD_RETRY_ALL_SQL, &[&now_ms], true).map_err(schema::retry_all_error)
+        self.write(jobs::DEAD_RETRY_ALL.postgres, &[&now_ms], true).map_err(refusal::retry_all_error)
     }
 }
 
 impl JobInspect for PostgresStore {
     fn job_get(&mut self, id: &str) -> Result<Job> {
-        static SQL: LazyLock<String> = LazyLock::new(|| format!("SELECT {} FROM jobs WHERE id = $1", job_col::LIST));
-        let rows = self.read(&SQL, &[&id])?;
-        rows.first().map(|r| schema::job_from(r, 0)).transpose()?.ok_or_else(|| Error::NotFound(id.to_string()))
+        let rows = self.read(jobs::GET.postgres, &[&id])?;
+        rows.first().map(|r| row::job_from(r, 0)).transpose()?.ok_or_else(|| Error::NotFound(id.to_string()))
     }
 
     fn job_list_where(&mut self, f: &ListFilter<'_>) -> Result<Vec<Job>> {
-        static SQL: LazyLock<String> = LazyLock::new(|| {
-            format!(
-                "SELECT {} FROM jobs WHERE (CAST(?1 AS TEXT) IS NULL OR state = ?1) AND (CAST(?2 AS TEXT) IS NULL OR queue = ?2)
-                 ORDER BY seq LIMIT ?3",
-                job_col::LIST
-            )
-        });
         let limit = f.limit.map(|l| i64::try_from(l).unwrap_or(i64::MAX));
         let state = f.state.map(JobState::as_str);
-        let rows = self.read(&SQL, &[&state, &f.queue, &limit])?;
-        rows.iter().map(|r| schema::job_from(r, 0)).collect()
+        let rows = self.read(jobs::postgres::LIST, &[&state, &f.queue, &limit])?;
+        rows.iter().map(|r| row::job_from(r, 0)).collect()
     }
 
     fn job_page(&mut self, f: &PageFilter<'_>) -> Result<Page> {
         // jobs_state (state, seq) holds every state in seq order; a queue or a search is
         // read newest first from the table, at most a window of it per page.
-        let from = match f.state {
-            Some(s) => format!("jobs WHERE state = '{}'", s.as_str()),
-            None => "jobs WHERE 1 = 1".to_string(),
-        };
         let windowed = f.search.is_some() || f.queue.is_some();
-        let sql = schema::to_postgres(&schema::page_sql(
-            &from,
-            f.queue.is_some(),
-            f.search.is_some(),
-            "strpos({col}, ?5) > 0",
-        ));
+        let sql = page::postgres(f.state, f.queue.is_some(), f.search.is_some());
         let limit = i64::try_from(f.limit).unwrap_or(i64::MAX);
         let (before, queue, search) = (f.before, f.queue, f.search);
         let (bounds, rows) = self.with(|c, _| {
             let mut tx = c.build_transaction().read_only(true).start()?;
-            let b = tx.query_one("SELECT max(seq), min(seq) FROM jobs", &[])?;
+            let b = tx.query_one(jobs::postgres::SEQ_BOUNDS, &[])?;
             let (max, min): (Option<i64>, Option<i64>) = (b.get(0), b.get(1));
             let (Some(max), Some(min)) = (max, min) else {
                 return Ok((None, Vec::new()));
             };
-            let (upper, lower) = schema::page_bounds(before, max, windowed);
-            let rows = tx.query(&sql, &[&limit, &queue, &upper, &lower, &search])?;
+            let (upper, lower) = page_bounds::bounds(before, max, windowed);
+            let rows = tx.query(sql, &[&limit, &queue, &upper, &lower, &search])?;
             tx.commit()?;
             Ok((Some((lower, min)), rows))
         })?;
@@ -926,18 +752,17 @@ impl JobInspect for PostgresStore {
         let mut jobs = Vec::with_capacity(rows.len());
         for r in &rows {
             seqs.push(r.get::<_, i64>(job_col::seq));
-            jobs.push(schema::job_from(r, 0)?);
+            jobs.push(row::job_from(r, 0)?);
         }
-        Ok(Page { jobs, next: schema::page_next(&seqs, f.limit, lower, min) })
+        Ok(Page { jobs, next: page_bounds::next(&seqs, f.limit, lower, min) })
     }
 
     fn job_count_by_state(&mut self) -> Result<Vec<(JobState, u64)>> {
-        let rows = self.with(|c, _| Ok(c.query("SELECT state, count(*) FROM jobs GROUP BY state", &[])?))?;
+        let rows = self.with(|c, _| Ok(c.query(jobs::postgres::COUNT_BY_STATE, &[])?))?;
         let mut counts: Vec<(JobState, u64)> = JobState::ALL.iter().map(|s| (*s, 0)).collect();
         for r in &rows {
             let name: &str = r.get(0);
-            let state = JobState::parse(name)
-                .ok_or_else(|| Error::Database(format!("unknown job state {name:?} in the database")))?;
+            let state = row::state_of(name)?;
             let n: i64 = r.get(1);
             if let Some(slot) = counts.iter_mut().find(|(s, _)| *s == state) {
                 slot.1 = n as u64;
@@ -947,18 +772,18 @@ impl JobInspect for PostgresStore {
     }
 
     fn job_parents(&mut self, id: &str) -> Result<Vec<(String, JobState)>> {
-        self.read(schema::PARENTS_SQL, &[&id])?.iter().map(schema::parent_from).collect()
+        self.read(dependencies::PARENTS.postgres, &[&id])?.iter().map(row::parent_from).collect()
     }
 
     fn job_attempts(&mut self, id: &str) -> Result<Vec<Attempt>> {
-        if self.read("SELECT 1 FROM jobs WHERE id = $1", &[&id])?.is_empty() {
+        if self.read(jobs::EXISTS.postgres, &[&id])?.is_empty() {
             return Err(Error::NotFound(id.to_string()));
         }
-        self.read(schema::ATTEMPTS_SQL, &[&id])?.iter().map(schema::attempt_from).collect()
+        self.read(attempts::LIST.postgres, &[&id])?.iter().map(row::attempt_from).collect()
     }
 
     fn job_ahead(&mut self, id: &str, now_ms: i64) -> Result<u64> {
-        let rows = self.read(schema::AHEAD_SQL, &[&id, &now_ms])?;
+        let rows = self.read(jobs::postgres::AHEAD, &[&id, &now_ms])?;
         let n: i64 = rows.first().map(|r| r.get(0)).ok_or_else(|| Error::NotFound(id.to_string()))?;
         Ok(n as u64)
     }
@@ -998,26 +823,25 @@ impl QueueControl for PostgresStore {
         self.with(|c, _| {
             let mut tx = c.build_transaction().isolation_level(postgres::IsolationLevel::RepeatableRead).start()?;
             let settings = tx
-                .query(schema::QUEUE_SETTINGS_SQL, &[])?
+                .query(queues::SETTINGS.postgres, &[])?
                 .iter()
                 .map(|r| (r.get::<_, String>(0), r.get::<_, i64>(1) != 0, r.get::<_, i64>(2)))
                 .collect();
             let mut counts = Vec::new();
-            for r in tx.query("SELECT queue, state, count(*) FROM jobs GROUP BY queue, state", &[])? {
+            for r in tx.query(queues::postgres::COUNTS, &[])? {
                 let name: &str = r.get(1);
-                let state = JobState::parse(name)
-                    .ok_or_else(|| Error::Database(format!("unknown job state {name:?} in the database")))?;
+                let state = row::state_of(name)?;
                 counts.push((r.get::<_, String>(0), state, r.get::<_, i64>(2) as u64));
             }
             tx.commit()?;
-            Ok(schema::queue_rows(settings, &counts))
+            Ok(queue_rows::queue_rows(settings, &counts))
         })
     }
 
     fn queue_set(&mut self, s: &QueueSetting<'_>) -> Result<u64> {
         s.check()?;
-        let (sql, limit) = schema::queue_set_sql(s.change);
-        let st = self.prepared(sql)?;
+        let (sql, limit) = queues::change(s.change);
+        let st = self.prepared(sql.postgres)?;
         self.with(|c, channel| {
             let mut tx = c.transaction()?;
             for name in s.names {
@@ -1035,16 +859,16 @@ impl QueueControl for PostgresStore {
 
 impl ConfigStore for PostgresStore {
     fn config_get(&mut self, key: &str) -> Result<Option<String>> {
-        Ok(self.read(schema::CONFIG_GET_SQL, &[&key])?.first().map(|r| r.get(0)))
+        Ok(self.read(config::GET.postgres, &[&key])?.first().map(|r| r.get(0)))
     }
 
     fn config_set(&mut self, s: Setting<'_>, now_ms: i64) -> Result<()> {
-        self.write(schema::CONFIG_SET_SQL, &[&s.key, &s.value, &now_ms], false)?;
+        self.write(config::SET.postgres, &[&s.key, &s.value, &now_ms], false)?;
         Ok(())
     }
 
     fn config_list(&mut self) -> Result<Vec<(String, String)>> {
-        Ok(self.read(schema::CONFIG_LIST_SQL, &[])?.iter().map(|r| (r.get(0), r.get(1))).collect())
+        Ok(self.read(config::LIST.postgres, &[])?.iter().map(|r| (r.get(0), r.get(1))).collect())
     }
 }
 
@@ -1053,16 +877,16 @@ impl WorkerRegistry for PostgresStore {
         let pid = i64::from(r.pid);
         let queues = r.queues.map(|q| q.stored());
         let n =
-            self.write(schema::WORKER_REGISTER_SQL, &[&r.id, &r.host, &pid, &r.now_ms, &r.lease_ms, &queues], false)?;
+            self.write(workers::REGISTER.postgres, &[&r.id, &r.host, &pid, &r.now_ms, &r.lease_ms, &queues], false)?;
         if n == 0 {
-            return Err(schema::already_registered(r.id));
+            return Err(refusal::already_registered(r.id));
         }
         Ok(())
     }
 
     fn worker_heartbeat(&mut self, id: &str, now_ms: i64) -> Result<Option<Beat>> {
-        let beat = self.prepared(schema::WORKER_BEAT_SQL)?;
-        let renew = self.prepared(schema::LEASE_RENEW_SQL)?;
+        let beat = self.prepared(workers::BEAT.postgres)?;
+        let renew = self.prepared(jobs::postgres::LEASE_RENEW)?;
         self.with(|c, _| {
             let mut tx = c.transaction()?;
             let Some(row) = tx.query_opt(&beat, &[&id, &now_ms])? else {
@@ -1078,19 +902,19 @@ impl WorkerRegistry for PostgresStore {
     }
 
     fn worker_exit(&mut self, id: &str, now_ms: i64) -> Result<()> {
-        self.write(schema::WORKER_EXIT_SQL, &[&id, &now_ms], false)?;
+        self.write(workers::EXIT.postgres, &[&id, &now_ms], false)?;
         Ok(())
     }
 
     fn worker_list(&mut self, include_exited: bool) -> Result<Vec<WorkerRow>> {
-        self.read(&WORKER_LIST_SQL, &[&include_exited])?.iter().map(schema::worker_from).collect()
+        self.read(workers::postgres::LIST, &[&include_exited])?.iter().map(row::worker_from).collect()
     }
 
     fn worker_request_stop(&mut self, level: StopLevel, host: Option<&str>, worker: Option<&str>) -> Result<u64> {
         let level = i16::from(level.as_u8());
         self.with(|c, channel| {
             let mut tx = c.transaction()?;
-            let n = tx.execute(&schema::to_postgres(schema::WORKER_STOP_SQL), &[&level, &host, &worker])?;
+            let n = tx.execute(workers::STOP.postgres, &[&level, &host, &worker])?;
             notify(&mut tx, channel)?;
             tx.commit()?;
             Ok(n)
@@ -1098,7 +922,7 @@ impl WorkerRegistry for PostgresStore {
     }
 
     fn worker_reap(&mut self, now_ms: i64) -> Result<u64> {
-        self.write(&WORKER_REAP_SQL, &[&now_ms], false)
+        self.write(workers::REAP.postgres, &[&now_ms], false)
     }
 }
 
@@ -1106,23 +930,23 @@ impl ScheduleStore for PostgresStore {
     fn schedule_add(&mut self, r: &ScheduleRow) -> Result<()> {
         let overlap = r.overlap.as_str();
         let n = self.write(
-            schema::SCHEDULE_ADD_SQL,
+            schedules::ADD.postgres,
             &[&r.name, &r.cron, &r.tz, &overlap, &r.job, &r.next_fire_ms, &r.created_at_ms],
             false,
         )?;
         if n == 0 {
-            return Err(schema::schedule_exists(&r.name));
+            return Err(refusal::schedule_exists(&r.name));
         }
         Ok(())
     }
 
     fn schedule_list(&mut self, name: Option<&str>, due_by: Option<i64>) -> Result<Vec<ScheduleRow>> {
-        self.read(schema::SCHEDULE_LIST_SQL, &[&name, &due_by])?.iter().map(schema::schedule_from).collect()
+        self.read(schedules::LIST.postgres, &[&name, &due_by])?.iter().map(row::schedule_from).collect()
     }
 
     fn schedule_fire(&mut self, f: &Fire<'_>) -> Result<bool> {
-        let fire = self.prepared(schema::SCHEDULE_FIRE_SQL)?;
-        let insert = self.prepared(schema::SCHEDULED_JOB_SQL)?;
+        let fire = self.prepared(schedules::FIRE.postgres)?;
+        let insert = self.prepared(jobs::SCHEDULED_INSERT.postgres)?;
         self.with(|c, channel| {
             let mut tx = c.transaction()?;
             let job_id = f.job.and_then(|j| j.id.as_deref());
@@ -1147,7 +971,7 @@ impl ScheduleStore for PostgresStore {
             }
             if let Some(j) = f.job {
                 let queues = [j.queue.as_str()];
-                tx.execute(QUEUES_ENSURE_SQL, &[&&queues[..], &f.now_ms])?;
+                tx.execute(queues::postgres::ENSURE, &[&&queues[..], &f.now_ms])?;
                 let (max_retries, timeout, env) = insert_values(j);
                 tx.execute(
                     &insert,
@@ -1173,13 +997,13 @@ impl ScheduleStore for PostgresStore {
     }
 
     fn schedule_change(&mut self, name: &str, change: ScheduleChange, now_ms: i64) -> Result<()> {
-        let (sql, next) = schema::schedule_change_sql(change);
+        let (sql, next) = schedules::change(change);
         let n = match next {
-            Some(next) => self.write(sql, &[&name, &now_ms, &next], true)?,
-            None => self.write(sql, &[&name, &now_ms], false)?,
+            Some(next) => self.write(sql.postgres, &[&name, &now_ms, &next], true)?,
+            None => self.write(sql.postgres, &[&name, &now_ms], false)?,
         };
         if n == 0 {
-            return Err(schema::no_schedule(name));
+            return Err(refusal::no_schedule(name));
         }
         Ok(())
     }
@@ -1187,8 +1011,8 @@ impl ScheduleStore for PostgresStore {
 
 impl StatsStore for PostgresStore {
     fn stats_add(&mut self, rows: &[StatRow], forget_before_ms: i64) -> Result<()> {
-        let add = self.prepared(schema::STATS_ADD_SQL)?;
-        let forget = self.prepared(schema::STATS_FORGET_SQL)?;
+        let add = self.prepared(stats::ADD.postgres)?;
+        let forget = self.prepared(stats::FORGET.postgres)?;
         self.with(|c, _| {
             let mut tx = c.transaction()?;
             // Rows come sorted, so that concurrent flushes take their row locks in one order.
@@ -1205,10 +1029,10 @@ impl StatsStore for PostgresStore {
 
     fn stats_read(&mut self, since_ms: Option<i64>) -> Result<Vec<StatRow>> {
         let rows = match since_ms {
-            None => self.read(schema::STATS_TOTALS_SQL, &[])?,
-            Some(t) => self.read(schema::STATS_SINCE_SQL, &[&t])?,
+            None => self.read(stats::TOTALS.postgres, &[])?,
+            Some(t) => self.read(stats::SINCE.postgres, &[&t])?,
         };
-        rows.iter().map(schema::stat_from).collect()
+        rows.iter().map(row::stat_from).collect()
     }
 }
 

@@ -2,21 +2,25 @@
 //!
 //! Writes run in `BEGIN IMMEDIATE` so two writers never deadlock upgrading a read lock;
 //! SQLite serialises them, which is what makes the one-statement claim atomic. Workers of
-//! one process also queue on a mutex before that (see `combine`).
+//! one process also queue on a mutex before that (see `combine`). The statements it runs
+//! are in `store::sql` (the shared ones' `.sqlite` text and each table's `sqlite` part),
+//! its rows are decoded by `store::row`.
 
 mod combine;
 mod file;
 
 use std::ops::Deref;
 use std::path::Path;
-use std::sync::{LazyLock, MutexGuard};
+use std::sync::MutexGuard;
 use std::time::{Duration, Instant};
 
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension, Row, TransactionBehavior};
 
 use self::combine::{shared_for, Shared};
 use self::file::{create_private, install_busy_handler, FileIdentity};
-use super::schema::{self, job_col};
+use super::row::{self, job_col};
+use super::sql::{attempts, by_state, claim, config, dependencies, jobs, page, queues, schedules, stats, workers};
+use super::{page as page_bounds, queue_rows, refusal};
 use super::{
     Beat, ByIdChange, ByIdParams, ChangeFeed, ClaimParams, ConfigStore, ExpiredJob, Fence, Fire, InsertBatch, Inserted,
     JobAdmin, JobInspect, JobQueue, ListFilter, Page, PageFilter, QueueControl, QueueRow, QueueSetting, Registration,
@@ -27,7 +31,7 @@ use crate::error::{Error, Result};
 use crate::job::{Attempt, Job, JobState, Outcome};
 use crate::jobid;
 
-schema::impl_cells!(Row<'_>, get);
+row::impl_cells!(Row<'_>, get);
 
 /// Runs `f` on a row inside rusqlite's row mapping, carrying a decode error through it.
 fn decode<T>(
@@ -235,7 +239,7 @@ pub(super) fn settle_in(tx: &rusqlite::Transaction<'_>, p: &SettleParams) -> Res
     let tail = completed.then_some(p.output_tail.as_str());
     // One statement: the fence (still processing, same attempt, same worker) and the write.
     let row: Option<SettledRow> = tx
-        .prepare_cached(schema::SETTLE_UPDATE)?
+        .prepare_cached(claim::sqlite::SETTLE)?
         .query_row(
             params![
                 p.id,
@@ -258,7 +262,7 @@ pub(super) fn settle_in(tx: &rusqlite::Transaction<'_>, p: &SettleParams) -> Res
     let settled = p.settled_as(Some(&stored));
     dependents_in(tx, seq, &stored, has_dependents.is_some(), p.now_ms)?;
     if !completed {
-        tx.prepare_cached(schema::ATTEMPT_INSERT)?.execute(params![
+        tx.prepare_cached(attempts::sqlite::INSERT)?.execute(params![
             seq,
             run,
             p.attempt,
@@ -276,7 +280,7 @@ pub(super) fn settle_in(tx: &rusqlite::Transaction<'_>, p: &SettleParams) -> Res
 
 /// What the jobs that run after job `seq` need now that it is `state`: counted down when it
 /// completed, cancelled down the chain when it ended otherwise (see
-/// [`schema::dependents_step`]).
+/// [`dependencies::dependents_step`]).
 fn dependents_in(
     tx: &rusqlite::Transaction<'_>,
     seq: i64,
@@ -284,8 +288,8 @@ fn dependents_in(
     has_dependents: bool,
     now_ms: i64,
 ) -> Result<()> {
-    if let Some(sql) = schema::dependents_step(state, has_dependents) {
-        tx.prepare_cached(sql)?.execute(params![seq, now_ms])?;
+    if let Some(sql) = dependencies::dependents_step(state, has_dependents) {
+        tx.prepare_cached(sql.sqlite)?.execute(params![seq, now_ms])?;
     }
     Ok(())
 }
@@ -293,12 +297,12 @@ fn dependents_in(
 /// The seq of each job of `after`, marked as having dependents, and how many of them have
 /// not completed yet (an unknown, dead or cancelled one is an error).
 fn parents_in(tx: &rusqlite::Transaction<'_>, after: &[&str]) -> Result<(Vec<i64>, i64)> {
-    let mut st = tx.prepare_cached(schema::PARENT_MARK_SQL)?;
+    let mut st = tx.prepare_cached(dependencies::PARENT_MARK.sqlite)?;
     let mut seqs = Vec::with_capacity(after.len());
     let mut open = 0;
     for id in after {
         let row: Option<(i64, String)> = st.query_row(params![id], |r| Ok((r.get(0)?, r.get(1)?))).optional()?;
-        if crate::rules::parent_open(id, row.as_ref().map(|r| schema::state_of(&r.1)).transpose()?)? {
+        if crate::rules::parent_open(id, row.as_ref().map(|r| row::state_of(&r.1)).transpose()?)? {
             open += 1;
         }
         seqs.extend(row.map(|r| r.0));
@@ -306,94 +310,35 @@ fn parents_in(tx: &rusqlite::Transaction<'_>, after: &[&str]) -> Result<(Vec<i64
     Ok((seqs, open))
 }
 
-/// The most urgent due job of queue `q` (?2 now): one probe of jobs_due, which leads
-/// with the queue, stopping at its first due row. INDEXED BY because without statistics
-/// the planner preferred other indexes and sorted every runnable row.
-const HEAD: &str = "(SELECT d.seq FROM jobs d INDEXED BY jobs_due
-     WHERE d.queue = q.name AND d.state IN ('pending', 'failed') AND d.run_at_ms <= ?2
-     ORDER BY d.priority DESC, d.seq LIMIT 1)";
-
-/// Whether queue `q` may be claimed from: not paused, among the worker's queues (?4, a JSON
-/// array; NULL: all), below its limit (its processing jobs counted through
-/// jobs_processing, which holds one row per busy worker).
-/// The write lock of BEGIN IMMEDIATE means no other claim runs in between, so a limit
-/// holds.
-const OPEN: &str = "q.paused = 0
-     AND (?4 IS NULL OR q.name IN (SELECT value FROM json_each(?4)))
-     AND (q.max_running = 0 OR q.max_running > (SELECT count(*) FROM jobs r INDEXED BY jobs_processing
-                                                WHERE r.state = 'processing' AND r.queue = q.name))";
-
-/// The job a claim takes: the head of the first open queue with a due job, in name order
-/// after ?5 (the queue of the worker's last job; '' for none), then from the first queue
-/// on. Queues take turns, so a flood in one cannot starve the others; each arm walks the
-/// queues table in key order and stops at the first hit, so a busy claim probes one or
-/// two queues however many there are, and a paused or full queue costs a row read.
-static PICK: LazyLock<String> = LazyLock::new(|| {
-    let arm = |range: &str| {
-        format!(
-            "SELECT seq FROM (SELECT {HEAD} AS seq FROM queues q
-                              WHERE q.name {range} ?5 AND {OPEN} AND {HEAD} IS NOT NULL ORDER BY q.name LIMIT 1)"
-        )
-    };
-    format!("{} UNION ALL {} LIMIT 1", arm(">"), arm("<="))
-});
-
-/// The claim: one statement.
-static CLAIM_SQL: LazyLock<String> = LazyLock::new(|| {
-    format!("UPDATE jobs SET {} WHERE seq = ({}) RETURNING {}", schema::CLAIM_SET, *PICK, job_col::LIST)
-});
-
 /// Claims the next due job inside `tx` for `p.worker_id`.
 pub(super) fn claim_in(tx: &rusqlite::Transaction<'_>, p: &ClaimParams<'_>) -> Result<Option<Job>> {
-    let mut st = tx.prepare_cached(&CLAIM_SQL)?;
+    let mut st = tx.prepare_cached(claim::sqlite::CLAIM)?;
     let queues = p.queues.map(|q| q.json());
     let after = p.after_queue.unwrap_or("");
     let mut rows = st.query(params![p.worker_id, p.now_ms, p.now_ms + p.lease_ms, queues, after])?;
-    rows.next()?.map(|r| schema::job_from(r, 0)).transpose()
-}
-
-/// `INDEXED BY` and the start of a `WHERE` that selects the jobs of `state` through the
-/// partial index holding them (none for completed jobs). The index's own condition is
-/// repeated: SQLite does not see that `state = 'pending'` implies `state IN (...)`.
-fn where_state(state: JobState) -> String {
-    let index = match state {
-        JobState::Pending | JobState::Failed => "INDEXED BY jobs_due WHERE state IN ('pending', 'failed') AND",
-        JobState::Processing => "INDEXED BY jobs_processing WHERE",
-        JobState::Dead => "INDEXED BY jobs_dead WHERE",
-        JobState::Cancelled => "INDEXED BY jobs_cancelled WHERE",
-        JobState::Waiting => "INDEXED BY jobs_waiting WHERE",
-        JobState::Completed => "WHERE",
-    };
-    format!("{index} state = '{}'", state.as_str())
+    rows.next()?.map(|r| row::job_from(r, 0)).transpose()
 }
 
 impl JobQueue for SqliteStore {
     fn job_insert(&mut self, batch: InsertBatch<'_>) -> Result<Inserted> {
         let InsertBatch { jobs, now_ms, mut progress } = batch;
-        static INSERT_SQL: LazyLock<String> = LazyLock::new(|| {
-            format!(
-                "INSERT INTO jobs (id, command, state, max_retries, priority, run_at_ms, timeout_ms, cwd, created_at_ms, updated_at_ms, env, queue, unique_key, waiting_on)
-                 VALUES (?1, ?2, CASE WHEN ?12 > 0 THEN 'waiting' ELSE 'pending' END, ?3, ?4, ?5, ?6, ?7, ?8, ?8, ?9, ?10, ?11, ?12) {}",
-                schema::UNIQUE_CONFLICT
-            )
-        });
         let tx = self.immediate()?;
         let mut ids = Vec::with_capacity(jobs.len());
         let mut skipped = Vec::new();
         let mut stand_in = std::collections::HashMap::new();
         {
-            let mut ensure = tx.prepare_cached(schema::QUEUE_ENSURE_SQL)?;
+            let mut ensure = tx.prepare_cached(queues::sqlite::ENSURE)?;
             for queue in super::distinct_queues(jobs) {
                 ensure.execute(params![queue, now_ms])?;
             }
-            let mut ins = tx.prepare_cached(&INSERT_SQL)?;
+            let mut ins = tx.prepare_cached(jobs::sqlite::INSERT)?;
             for j in jobs {
                 let id = match &j.id {
                     Some(id) => id.clone(),
                     None => jobid::generate(now_ms),
                 };
                 let timeout = i64::try_from(j.timeout_ms).unwrap_or(i64::MAX);
-                let env = schema::env_text(&j.env);
+                let env = row::env_text(&j.env);
                 let (parents, waiting_on) = if j.after.is_empty() {
                     (Vec::new(), 0)
                 } else {
@@ -418,7 +363,7 @@ impl JobQueue for SqliteStore {
                             // The key is held: the holder's id stands for this job.
                             let key = j.unique_key.as_deref().unwrap_or_default();
                             let holder: String =
-                                tx.prepare_cached(schema::UNIQUE_HOLDER_SQL)?.query_row(params![key], |r| r.get(0))?;
+                                tx.prepare_cached(jobs::UNIQUE_HOLDER.sqlite)?.query_row(params![key], |r| r.get(0))?;
                             skipped.push(ids.len());
                             if let Some(given) = &j.id {
                                 stand_in.insert(given.clone(), holder.clone());
@@ -426,7 +371,7 @@ impl JobQueue for SqliteStore {
                             ids.push(holder);
                         } else {
                             let seq = tx.last_insert_rowid();
-                            let mut edge = tx.prepare_cached(schema::DEP_INSERT_SQL)?;
+                            let mut edge = tx.prepare_cached(dependencies::INSERT.sqlite)?;
                             for parent in parents {
                                 edge.execute(params![parent, seq])?;
                             }
@@ -450,9 +395,7 @@ impl JobQueue for SqliteStore {
     }
 
     fn job_due_exists(&mut self, p: &ClaimParams<'_>) -> Result<bool> {
-        static SQL: LazyLock<String> =
-            LazyLock::new(|| format!("SELECT 1 FROM queues q WHERE {OPEN} AND {HEAD} IS NOT NULL LIMIT 1"));
-        let mut st = self.conn.prepare_cached(&SQL)?;
+        let mut st = self.conn.prepare_cached(claim::sqlite::DUE)?;
         Ok(st.exists(params![None::<i64>, p.now_ms, None::<i64>, p.queues.map(|q| q.json())])?)
     }
 
@@ -475,10 +418,9 @@ impl JobQueue for SqliteStore {
     }
 
     fn job_requeue(&mut self, f: &Fence<'_>, now_ms: i64) -> Result<bool> {
-        static SQL: LazyLock<String> = LazyLock::new(schema::requeue_sql);
         let tx = self.immediate()?;
         let row: Option<(i64, String, Option<i64>)> = tx
-            .prepare_cached(&SQL)?
+            .prepare_cached(claim::REQUEUE.sqlite)?
             .query_row(params![f.id, f.attempt, f.worker_id, now_ms], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
             .optional()?;
         if let Some((seq, state, has_dependents)) = &row {
@@ -491,10 +433,8 @@ impl JobQueue for SqliteStore {
 
 impl JobAdmin for SqliteStore {
     fn job_get_expired(&mut self, now_ms: i64) -> Result<Vec<ExpiredJob>> {
-        // Through the small index of processing jobs: a heartbeat runs this every second.
-        let sql = schema::EXPIRED_SQL.replace("FROM jobs", "FROM jobs INDEXED BY jobs_processing");
-        let mut st = self.conn.prepare_cached(&sql)?;
-        let rows = st.query_map(params![now_ms], decode(|r| schema::expired_from(r)))?;
+        let mut st = self.conn.prepare_cached(jobs::sqlite::EXPIRED)?;
+        let rows = st.query_map(params![now_ms], decode(|r| row::expired_from(r)))?;
         collect(rows)
     }
 
@@ -508,15 +448,14 @@ impl JobAdmin for SqliteStore {
     fn job_purge(&mut self, state: JobState, cutoff_ms: Option<i64>) -> Result<Vec<String>> {
         crate::rules::check_purgeable(state)?;
         let cutoff = cutoff_ms.unwrap_or(i64::MAX);
-        let which = format!("{} AND updated_at_ms <= ?1", where_state(state));
         let tx = self.immediate()?;
-        tx.execute(&format!("DELETE FROM attempts WHERE job_seq IN (SELECT seq FROM jobs {which})"), params![cutoff])?;
+        tx.execute(by_state::purge_attempts(state), params![cutoff])?;
         let ids = {
-            let mut st = tx.prepare(&format!("DELETE FROM jobs {which} RETURNING id"))?;
+            let mut st = tx.prepare(by_state::purge(state))?;
             let rows = st.query_map(params![cutoff], |r| r.get(0))?;
             rows.collect::<rusqlite::Result<Vec<String>>>()?
         };
-        tx.execute(schema::DEPS_CLEAN_SQL, [])?;
+        tx.execute(dependencies::CLEAN.sqlite, [])?;
         tx.commit()?;
         Ok(ids)
     }
@@ -525,34 +464,36 @@ impl JobAdmin for SqliteStore {
         let tx = self.immediate()?;
         for id in p.ids {
             let state: Option<String> =
-                tx.prepare_cached(schema::JOB_STATE_SQL)?.query_row(params![id], |r| r.get(0)).optional()?;
-            crate::rules::check_change(p.change, id, state.as_deref().map(schema::state_of).transpose()?)?;
+                tx.prepare_cached(jobs::sqlite::STATE)?.query_row(params![id], |r| r.get(0)).optional()?;
+            crate::rules::check_change(p.change, id, state.as_deref().map(row::state_of).transpose()?)?;
             let (read_parents, read_child) = p.change.dependency_reads();
             let mut parents: Vec<(String, JobState)> = Vec::new();
             if read_parents {
-                let mut st = tx.prepare_cached(schema::PARENTS_SQL)?;
-                let rows = st.query_map(params![id], decode(|r| schema::parent_from(r)))?;
+                let mut st = tx.prepare_cached(dependencies::PARENTS.sqlite)?;
+                let rows = st.query_map(params![id], decode(|r| row::parent_from(r)))?;
                 parents = collect(rows)?;
             }
             let child: Option<String> = if read_child {
-                tx.prepare_cached(schema::WAITING_CHILD_SQL)?.query_row(params![id], |r| r.get(0)).optional()?
+                tx.prepare_cached(dependencies::WAITING_CHILD.sqlite)?
+                    .query_row(params![id], |r| r.get(0))
+                    .optional()?
             } else {
                 None
             };
             crate::rules::check_dependencies(p.change, id, &parents, child.as_deref())?;
-            for step in schema::change_steps(p.change) {
-                let mut st = tx.prepare_cached(step.sql)?;
+            for step in jobs::change_steps(p.change) {
+                let mut st = tx.prepare_cached(step.sql.sqlite)?;
                 let done = if step.takes_now { st.execute(params![id, p.now_ms]) } else { st.execute(params![id]) };
                 match done {
                     Err(rusqlite::Error::SqliteFailure(f, _)) if f.code == rusqlite::ErrorCode::ConstraintViolation => {
-                        return Err(schema::key_taken(id));
+                        return Err(refusal::key_taken(id));
                     }
                     other => other?,
                 };
             }
             if p.change == ByIdChange::Cancel {
                 let end: (i64, String, Option<i64>) = tx
-                    .prepare_cached(schema::JOB_END_SQL)?
+                    .prepare_cached(dependencies::JOB_END.sqlite)?
                     .query_row(params![id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
                 dependents_in(&tx, end.0, &end.1, end.2.is_some(), p.now_ms)?;
             }
@@ -562,17 +503,16 @@ impl JobAdmin for SqliteStore {
     }
 
     fn dead_retry_all(&mut self, now_ms: i64) -> Result<u64> {
-        Ok(self.write(schema::DEAD_RETRY_ALL_SQL, params![now_ms]).map_err(schema::retry_all_error)? as u64)
+        Ok(self.write(jobs::DEAD_RETRY_ALL.sqlite, params![now_ms]).map_err(refusal::retry_all_error)? as u64)
     }
 }
 
 impl JobInspect for SqliteStore {
     fn job_get(&mut self, id: &str) -> Result<Job> {
-        let sql = format!("SELECT {} FROM jobs WHERE id = ?1", job_col::LIST);
-        let mut st = self.conn.prepare_cached(&sql)?;
+        let mut st = self.conn.prepare_cached(jobs::GET.sqlite)?;
         let mut rows = st.query(params![id])?;
         match rows.next()? {
-            Some(r) => schema::job_from(r, 0),
+            Some(r) => row::job_from(r, 0),
             None => Err(Error::NotFound(id.to_string())),
         }
     }
@@ -583,15 +523,11 @@ impl JobInspect for SqliteStore {
         // partial index holds it (a bound parameter cannot). Completed jobs are in no index:
         // they are read in enqueue order from the table itself, where they come first.
         let sql = match f.state {
-            Some(state) => format!(
-                "SELECT {} FROM jobs {} AND (?2 IS NULL OR queue = ?2) ORDER BY seq LIMIT ?1",
-                job_col::LIST,
-                where_state(state)
-            ),
-            None => format!("SELECT {} FROM jobs WHERE ?2 IS NULL OR queue = ?2 ORDER BY seq LIMIT ?1", job_col::LIST),
+            Some(state) => by_state::list(state),
+            None => jobs::sqlite::LIST_ALL_STATES,
         };
-        let mut st = self.conn.prepare_cached(&sql)?;
-        let rows = st.query_map(params![limit, f.queue], decode(|r| schema::job_from(r, 0)))?;
+        let mut st = self.conn.prepare_cached(sql)?;
+        let rows = st.query_map(params![limit, f.queue], decode(|r| row::job_from(r, 0)))?;
         collect(rows)
     }
 
@@ -599,51 +535,41 @@ impl JobInspect for SqliteStore {
         // Dead, cancelled and waiting jobs have partial indexes in seq order, and a queue
         // has jobs_all (queue, seq): those pages read only what they return. The rest are
         // read newest first from the table itself, at most a window of it per page.
-        let from = match f.state {
-            None => "jobs WHERE 1 = 1".to_string(),
-            Some(s @ (JobState::Pending | JobState::Failed | JobState::Completed)) => {
-                format!("jobs NOT INDEXED WHERE state = '{}'", s.as_str())
-            }
-            Some(s) => format!("jobs {}", where_state(s)),
-        };
         let windowed = f.search.is_some()
             || (f.state.is_some() && f.queue.is_some())
             || matches!(f.state, Some(JobState::Pending | JobState::Failed | JobState::Completed));
-        let sql = schema::page_sql(&from, f.queue.is_some(), f.search.is_some(), "instr({col}, ?5) > 0");
+        let sql = page::sqlite(f.state, f.queue.is_some(), f.search.is_some());
         let tx = self.conn.transaction()?;
-        let max: Option<i64> = tx.prepare_cached("SELECT max(seq) FROM jobs")?.query_row([], |r| r.get(0))?;
-        let min: Option<i64> = tx.prepare_cached("SELECT min(seq) FROM jobs")?.query_row([], |r| r.get(0))?;
+        let max: Option<i64> = tx.prepare_cached(jobs::sqlite::MAX_SEQ)?.query_row([], |r| r.get(0))?;
+        let min: Option<i64> = tx.prepare_cached(jobs::sqlite::MIN_SEQ)?.query_row([], |r| r.get(0))?;
         let (Some(max), Some(min)) = (max, min) else {
             return Ok(Page::default());
         };
-        let (upper, lower) = schema::page_bounds(f.before, max, windowed);
+        let (upper, lower) = page_bounds::bounds(f.before, max, windowed);
         let limit = i64::try_from(f.limit).unwrap_or(i64::MAX);
         let found: Vec<(i64, Job)> = {
-            let mut st = tx.prepare_cached(&sql)?;
+            let mut st = tx.prepare_cached(sql)?;
             let rows = st.query_map(
                 params![limit, f.queue, upper, lower, f.search],
-                decode(|r| Ok((r.get::<_, i64>(job_col::seq)?, schema::job_from(r, 0)?))),
+                decode(|r| Ok((r.get::<_, i64>(job_col::seq)?, row::job_from(r, 0)?))),
             )?;
             collect(rows)?
         };
         tx.commit()?;
         let (seqs, jobs): (Vec<i64>, Vec<Job>) = found.into_iter().unzip();
-        Ok(Page { jobs, next: schema::page_next(&seqs, f.limit, lower, min) })
+        Ok(Page { jobs, next: page_bounds::next(&seqs, f.limit, lower, min) })
     }
 
     fn job_count_by_state(&mut self) -> Result<Vec<(JobState, u64)>> {
         // Completed jobs are most of a long-lived queue and in no index: they are the total
-        // minus the rest. The total is SQLite's count of the cells of jobs_all, page by page
-        // (about 8 ms for a million jobs here; walking a million index entries takes 45).
+        // (jobs::sqlite::COUNT_ALL) minus the rest.
         let tx = self.conn.transaction()?;
-        let total: i64 =
-            tx.prepare_cached("SELECT count(*) FROM jobs INDEXED BY jobs_all")?.query_row([], |r| r.get(0))?;
+        let total: i64 = tx.prepare_cached(jobs::sqlite::COUNT_ALL)?.query_row([], |r| r.get(0))?;
         let mut counts = Vec::with_capacity(JobState::ALL.len());
         let mut others = 0;
         for s in JobState::ALL {
             if s != JobState::Completed {
-                let sql = format!("SELECT count(*) FROM jobs {}", where_state(s));
-                let n: i64 = tx.prepare_cached(&sql)?.query_row([], |r| r.get(0))?;
+                let n: i64 = tx.prepare_cached(by_state::count(s))?.query_row([], |r| r.get(0))?;
                 others += n;
                 counts.push((s, n as u64));
             }
@@ -655,25 +581,24 @@ impl JobInspect for SqliteStore {
     }
 
     fn job_parents(&mut self, id: &str) -> Result<Vec<(String, JobState)>> {
-        let mut st = self.conn.prepare_cached(schema::PARENTS_SQL)?;
-        let rows = st.query_map(params![id], decode(|r| schema::parent_from(r)))?;
+        let mut st = self.conn.prepare_cached(dependencies::PARENTS.sqlite)?;
+        let rows = st.query_map(params![id], decode(|r| row::parent_from(r)))?;
         collect(rows)
     }
 
     fn job_attempts(&mut self, id: &str) -> Result<Vec<Attempt>> {
-        let job_exists = self.conn.prepare_cached("SELECT 1 FROM jobs WHERE id = ?1")?.exists(params![id])?;
+        let job_exists = self.conn.prepare_cached(jobs::EXISTS.sqlite)?.exists(params![id])?;
         if !job_exists {
             return Err(Error::NotFound(id.to_string()));
         }
-        let mut st = self.conn.prepare_cached(schema::ATTEMPTS_SQL)?;
-        let rows = st.query_map(params![id], decode(|r| schema::attempt_from(r)))?;
+        let mut st = self.conn.prepare_cached(attempts::LIST.sqlite)?;
+        let rows = st.query_map(params![id], decode(|r| row::attempt_from(r)))?;
         collect(rows)
     }
 
     fn job_ahead(&mut self, id: &str, now_ms: i64) -> Result<u64> {
-        // The runnable jobs through the index that holds them.
-        let sql = schema::AHEAD_SQL.replace("FROM jobs o", "FROM jobs o INDEXED BY jobs_due");
-        let n: Option<i64> = self.conn.prepare_cached(&sql)?.query_row(params![id, now_ms], |r| r.get(0)).optional()?;
+        let n: Option<i64> =
+            self.conn.prepare_cached(jobs::sqlite::AHEAD)?.query_row(params![id, now_ms], |r| r.get(0)).optional()?;
         n.map(|n| n as u64).ok_or_else(|| Error::NotFound(id.to_string()))
     }
 
@@ -688,8 +613,11 @@ impl JobInspect for SqliteStore {
     }
 
     fn file_integrity(&mut self, limit: usize) -> Result<Vec<String>> {
-        let mut st = self.conn.prepare(&format!("PRAGMA integrity_check({limit})"))?;
-        let lines = st.query_map([], |r| r.get::<_, String>(0))?.collect::<rusqlite::Result<Vec<_>>>()?;
+        let mut lines = Vec::new();
+        self.conn.pragma(None, "integrity_check", limit as i64, |r| {
+            lines.push(r.get::<_, String>(0)?);
+            Ok(())
+        })?;
         Ok(lines.into_iter().filter(|l| l != "ok").collect())
     }
 
@@ -712,7 +640,7 @@ impl QueueControl for SqliteStore {
         // total (the cells of jobs_all, which is on the queue) minus the rest.
         let tx = self.conn.transaction()?;
         let settings = {
-            let mut st = tx.prepare_cached(schema::QUEUE_SETTINGS_SQL)?;
+            let mut st = tx.prepare_cached(queues::SETTINGS.sqlite)?;
             let rows =
                 st.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)? != 0, r.get::<_, i64>(2)?)))?;
             rows.collect::<rusqlite::Result<Vec<_>>>()?
@@ -723,15 +651,14 @@ impl QueueControl for SqliteStore {
             if s == JobState::Completed {
                 continue;
             }
-            let sql = format!("SELECT queue, count(*) FROM jobs {} GROUP BY queue", where_state(s));
-            let mut st = tx.prepare_cached(&sql)?;
+            let mut st = tx.prepare_cached(by_state::count_by_queue(s))?;
             for row in st.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))? {
                 let (queue, n) = row?;
                 others.push((queue.clone(), n as u64));
                 counts.push((queue, s, n as u64));
             }
         }
-        let mut st = tx.prepare_cached("SELECT queue, count(*) FROM jobs INDEXED BY jobs_all GROUP BY queue")?;
+        let mut st = tx.prepare_cached(queues::sqlite::JOBS)?;
         for row in st.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))? {
             let (queue, total) = row?;
             let rest: u64 = others.iter().filter(|(q, _)| *q == queue).map(|(_, n)| n).sum();
@@ -739,15 +666,15 @@ impl QueueControl for SqliteStore {
         }
         drop(st);
         tx.commit()?;
-        Ok(schema::queue_rows(settings, &counts))
+        Ok(queue_rows::queue_rows(settings, &counts))
     }
 
     fn queue_set(&mut self, s: &QueueSetting<'_>) -> Result<u64> {
         s.check()?;
-        let (sql, limit) = schema::queue_set_sql(s.change);
+        let (sql, limit) = queues::change(s.change);
         let tx = self.immediate()?;
         {
-            let mut st = tx.prepare_cached(sql)?;
+            let mut st = tx.prepare_cached(sql.sqlite)?;
             for name in s.names {
                 match limit {
                     Some(n) => st.execute(params![name, s.now_ms, n])?,
@@ -762,16 +689,16 @@ impl QueueControl for SqliteStore {
 
 impl ConfigStore for SqliteStore {
     fn config_get(&mut self, key: &str) -> Result<Option<String>> {
-        Ok(self.conn.prepare_cached(schema::CONFIG_GET_SQL)?.query_row(params![key], |r| r.get(0)).optional()?)
+        Ok(self.conn.prepare_cached(config::GET.sqlite)?.query_row(params![key], |r| r.get(0)).optional()?)
     }
 
     fn config_set(&mut self, s: Setting<'_>, now_ms: i64) -> Result<()> {
-        self.write(schema::CONFIG_SET_SQL, params![s.key, s.value, now_ms])?;
+        self.write(config::SET.sqlite, params![s.key, s.value, now_ms])?;
         Ok(())
     }
 
     fn config_list(&mut self) -> Result<Vec<(String, String)>> {
-        let mut st = self.conn.prepare_cached(schema::CONFIG_LIST_SQL)?;
+        let mut st = self.conn.prepare_cached(config::LIST.sqlite)?;
         let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
@@ -780,9 +707,9 @@ impl ConfigStore for SqliteStore {
 impl WorkerRegistry for SqliteStore {
     fn worker_register(&mut self, r: &Registration<'_>) -> Result<()> {
         let queues = r.queues.map(|q| q.stored());
-        let n = self.write(schema::WORKER_REGISTER_SQL, params![r.id, r.host, r.pid, r.now_ms, r.lease_ms, queues])?;
+        let n = self.write(workers::REGISTER.sqlite, params![r.id, r.host, r.pid, r.now_ms, r.lease_ms, queues])?;
         if n == 0 {
-            return Err(schema::already_registered(r.id));
+            return Err(refusal::already_registered(r.id));
         }
         Ok(())
     }
@@ -793,17 +720,15 @@ impl WorkerRegistry for SqliteStore {
         }
         let tx = self.immediate()?;
         let row: Option<(i64, i64)> = tx
-            .prepare_cached(schema::WORKER_BEAT_SQL)?
+            .prepare_cached(workers::BEAT.sqlite)?
             .query_row(params![id, now_ms], |r| Ok((r.get(0)?, r.get(1)?)))
             .optional()?;
         let Some((stop, lease_ms)) = row else {
             tx.commit()?;
             return Ok(None);
         };
-        static RENEW: LazyLock<String> =
-            LazyLock::new(|| schema::LEASE_RENEW_SQL.replace("UPDATE jobs", "UPDATE jobs INDEXED BY jobs_processing"));
         let cancel = {
-            let mut st = tx.prepare_cached(&RENEW)?;
+            let mut st = tx.prepare_cached(jobs::sqlite::LEASE_RENEW)?;
             let flags = st.query_map(params![id, now_ms + lease_ms], |r| r.get::<_, Option<i64>>(0))?;
             flags.collect::<rusqlite::Result<Vec<_>>>()?.iter().any(Option::is_some)
         };
@@ -812,46 +737,43 @@ impl WorkerRegistry for SqliteStore {
     }
 
     fn worker_exit(&mut self, id: &str, now_ms: i64) -> Result<()> {
-        self.write(schema::WORKER_EXIT_SQL, params![id, now_ms])?;
+        self.write(workers::EXIT.sqlite, params![id, now_ms])?;
         Ok(())
     }
 
     fn worker_list(&mut self, include_exited: bool) -> Result<Vec<WorkerRow>> {
-        static SQL: LazyLock<String> = LazyLock::new(|| schema::worker_list_sql("jobs j INDEXED BY jobs_processing"));
-        let mut st = self.conn.prepare_cached(&SQL)?;
-        let rows = st.query_map(params![include_exited], decode(|r| schema::worker_from(r)))?;
+        let mut st = self.conn.prepare_cached(workers::sqlite::LIST)?;
+        let rows = st.query_map(params![include_exited], decode(|r| row::worker_from(r)))?;
         collect(rows)
     }
 
     fn worker_request_stop(&mut self, level: StopLevel, host: Option<&str>, worker: Option<&str>) -> Result<u64> {
-        Ok(self.write(schema::WORKER_STOP_SQL, params![level.as_u8(), host, worker])? as u64)
+        Ok(self.write(workers::STOP.sqlite, params![level.as_u8(), host, worker])? as u64)
     }
 
     fn worker_reap(&mut self, now_ms: i64) -> Result<u64> {
-        let silent = format!("SELECT 1 FROM workers {} LIMIT 1", schema::WORKER_SILENT_SQL);
-        if !self.conn.prepare_cached(&silent)?.exists(params![now_ms])? {
+        if !self.conn.prepare_cached(workers::sqlite::ANY_SILENT)?.exists(params![now_ms])? {
             return Ok(0);
         }
-        let reap = format!("UPDATE workers SET state = 'exited', exited_at_ms = ?1 {}", schema::WORKER_SILENT_SQL);
-        Ok(self.write(&reap, params![now_ms])? as u64)
+        Ok(self.write(workers::REAP.sqlite, params![now_ms])? as u64)
     }
 }
 
 impl ScheduleStore for SqliteStore {
     fn schedule_add(&mut self, r: &ScheduleRow) -> Result<()> {
         let n = self.write(
-            schema::SCHEDULE_ADD_SQL,
+            schedules::ADD.sqlite,
             params![r.name, r.cron, r.tz, r.overlap.as_str(), r.job, r.next_fire_ms, r.created_at_ms],
         )?;
         if n == 0 {
-            return Err(schema::schedule_exists(&r.name));
+            return Err(refusal::schedule_exists(&r.name));
         }
         Ok(())
     }
 
     fn schedule_list(&mut self, name: Option<&str>, due_by: Option<i64>) -> Result<Vec<ScheduleRow>> {
-        let mut st = self.conn.prepare_cached(schema::SCHEDULE_LIST_SQL)?;
-        let rows = st.query_map(params![name, due_by], decode(|r| schema::schedule_from(r)))?;
+        let mut st = self.conn.prepare_cached(schedules::LIST.sqlite)?;
+        let rows = st.query_map(params![name, due_by], decode(|r| row::schedule_from(r)))?;
         collect(rows)
     }
 
@@ -859,7 +781,7 @@ impl ScheduleStore for SqliteStore {
         let tx = self.immediate()?;
         let job_id = f.job.and_then(|j| j.id.as_deref());
         let fired = i64::from(f.job.is_some());
-        let moved = tx.prepare_cached(schema::SCHEDULE_FIRE_SQL)?.execute(params![
+        let moved = tx.prepare_cached(schedules::FIRE.sqlite)?.execute(params![
             f.name,
             f.expected_next_ms,
             f.next_fire_ms,
@@ -873,9 +795,9 @@ impl ScheduleStore for SqliteStore {
             return Ok(false);
         }
         if let Some(j) = f.job {
-            tx.prepare_cached(schema::QUEUE_ENSURE_SQL)?.execute(params![j.queue, f.now_ms])?;
+            tx.prepare_cached(queues::sqlite::ENSURE)?.execute(params![j.queue, f.now_ms])?;
             let timeout = i64::try_from(j.timeout_ms).unwrap_or(i64::MAX);
-            tx.prepare_cached(schema::SCHEDULED_JOB_SQL)?.execute(params![
+            tx.prepare_cached(jobs::SCHEDULED_INSERT.sqlite)?.execute(params![
                 j.id,
                 j.command,
                 j.max_retries,
@@ -884,7 +806,7 @@ impl ScheduleStore for SqliteStore {
                 timeout,
                 j.cwd,
                 f.now_ms,
-                schema::env_text(&j.env),
+                row::env_text(&j.env),
                 j.queue,
                 j.unique_key
             ])?;
@@ -894,13 +816,13 @@ impl ScheduleStore for SqliteStore {
     }
 
     fn schedule_change(&mut self, name: &str, change: ScheduleChange, now_ms: i64) -> Result<()> {
-        let (sql, next) = schema::schedule_change_sql(change);
+        let (sql, next) = schedules::change(change);
         let n = match next {
-            Some(next) => self.write(sql, params![name, now_ms, next])?,
-            None => self.write(sql, params![name, now_ms])?,
+            Some(next) => self.write(sql.sqlite, params![name, now_ms, next])?,
+            None => self.write(sql.sqlite, params![name, now_ms])?,
         };
         if n == 0 {
-            return Err(schema::no_schedule(name));
+            return Err(refusal::no_schedule(name));
         }
         Ok(())
     }
@@ -910,25 +832,25 @@ impl StatsStore for SqliteStore {
     fn stats_add(&mut self, rows: &[StatRow], forget_before_ms: i64) -> Result<()> {
         let tx = self.immediate()?;
         {
-            let mut add = tx.prepare_cached(schema::STATS_ADD_SQL)?;
+            let mut add = tx.prepare_cached(stats::ADD.sqlite)?;
             for r in rows {
                 add.execute(params![r.minute_ms, r.queue, r.metric, r.value])?;
                 add.execute(params![0, r.queue, r.metric, r.value])?;
             }
         }
-        tx.prepare_cached(schema::STATS_FORGET_SQL)?.execute(params![forget_before_ms])?;
+        tx.prepare_cached(stats::FORGET.sqlite)?.execute(params![forget_before_ms])?;
         tx.commit()?;
         Ok(())
     }
 
     fn stats_read(&mut self, since_ms: Option<i64>) -> Result<Vec<StatRow>> {
         let mut st = match since_ms {
-            None => self.conn.prepare_cached(schema::STATS_TOTALS_SQL)?,
-            Some(_) => self.conn.prepare_cached(schema::STATS_SINCE_SQL)?,
+            None => self.conn.prepare_cached(stats::TOTALS.sqlite)?,
+            Some(_) => self.conn.prepare_cached(stats::SINCE.sqlite)?,
         };
         let rows = match since_ms {
-            None => st.query_map([], decode(|r| schema::stat_from(r)))?.collect::<Vec<_>>(),
-            Some(t) => st.query_map(params![t], decode(|r| schema::stat_from(r)))?.collect::<Vec<_>>(),
+            None => st.query_map([], decode(|r| row::stat_from(r)))?.collect::<Vec<_>>(),
+            Some(t) => st.query_map(params![t], decode(|r| row::stat_from(r)))?.collect::<Vec<_>>(),
         };
         collect(rows.into_iter())
     }
