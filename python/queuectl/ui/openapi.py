@@ -2,9 +2,9 @@
 
 Written by hand next to the routes in server.py and kept true by tests/test_openapi.py:
 every `/api/` route the app registers is documented and every documented path is
-registered, and real answers of a running dashboard validate against the schemas here
-(OpenAPI 3.1 schemas are JSON Schema 2020-12). The schemas forbid fields they do not
-name, so a field added to the JSON without its line here fails that test.
+registered, and real answers of a running dashboard validate against its schemas (in
+schemas.py; OpenAPI 3.1 schemas are JSON Schema 2020-12). The schemas forbid fields they
+do not name, so a field added to the JSON without its line there fails that test.
 """
 
 from __future__ import annotations
@@ -13,243 +13,11 @@ import copy
 from typing import Any
 
 from queuectl import __version__
-from queuectl.api import JOB_STATES
+from queuectl.ui.schemas import STR, components, object_schema, ref
 
 #: Extension key on each action (POST) operation: the dashboard registers it only
 #: without --read-only.
 ACTION = "x-queuectl-action"
-
-_STR: dict[str, Any] = {"type": "string"}
-_INT: dict[str, Any] = {"type": "integer"}
-_TIME: dict[str, Any] = {"type": "string", "format": "date-time"}
-_TIME_OR_NULL: dict[str, Any] = {"type": ["string", "null"], "format": "date-time"}
-
-
-def _ref(name: str) -> dict[str, Any]:
-    return {"$ref": f"#/components/schemas/{name}"}
-
-
-def _object(properties: dict[str, Any], description: str | None = None) -> dict[str, Any]:
-    """An object with exactly these properties, all present."""
-    schema: dict[str, Any] = {
-        "type": "object",
-        "properties": properties,
-        "required": list(properties),
-        "additionalProperties": False,
-    }
-    if description:
-        schema["description"] = description
-    return schema
-
-
-def _counts(description: str) -> dict[str, Any]:
-    return {
-        "type": "object",
-        "description": description,
-        "propertyNames": _ref("JobState"),
-        "additionalProperties": {"type": "integer", "minimum": 0},
-    }
-
-
-def _schemas() -> dict[str, Any]:
-    return {
-        "JobState": {"type": "string", "enum": list(JOB_STATES)},
-        "Job": _object(_job_properties(), "A job, as `queuectl list --json` prints it."),
-        "Attempt": _object(
-            {
-                "attempt": {"type": "integer", "minimum": 1},
-                "worker_id": {"type": ["string", "null"]},
-                "started_at": _TIME_OR_NULL,
-                "finished_at": _TIME,
-                "exit_code": {"type": ["integer", "null"]},
-                "error": {"type": ["string", "null"]},
-                "outcome": {"type": "string", "enum": ["completed", "failed", "dead", "cancelled"]},
-                "output_tail": {"type": "string", "description": "the end of its output"},
-            },
-            "One finished run of a job.",
-        ),
-        "JobDetail": _object(
-            {
-                **_job_properties(),
-                "after": {
-                    "type": "array",
-                    "items": _object({"id": _STR, "state": _ref("JobState")}),
-                    "description": "the jobs it runs after, in enqueue order",
-                },
-                "attempt_history": {"type": "array", "items": _ref("Attempt")},
-            },
-            "A job with the jobs it runs after and its finished attempts, as "
-            "`queuectl show --json` prints it.",
-        ),
-        "JobsPage": _object(
-            {
-                "jobs": {"type": "array", "items": _ref("Job")},
-                "next": {
-                    "type": ["integer", "null"],
-                    "description": "the `before` of the next (older) page; null: none left",
-                },
-            },
-            "A page of jobs, newest first.",
-        ),
-        "Queue": _object(
-            {
-                "name": _STR,
-                "paused": {"type": "boolean"},
-                "limit": {
-                    "type": "integer",
-                    "minimum": 0,
-                    "description": "most jobs of the queue running at once, on all hosts; "
-                    "0: no limit",
-                },
-                "running": {"type": "integer", "minimum": 0},
-                "jobs": _counts("its jobs by state (states with none may be left out)"),
-            },
-            "A named queue, as `queuectl queue list --json` prints it.",
-        ),
-        "Worker": _object(
-            {
-                "id": _STR,
-                "host": _STR,
-                "pid": _INT,
-                "state": {
-                    "type": "string",
-                    "enum": ["idle", "busy", "stopping", "lost", "exited"],
-                },
-                "current_job": {"type": ["string", "null"]},
-                "queues": {
-                    "type": ["array", "null"],
-                    "items": _STR,
-                    "description": "the queues it takes jobs from; null: all",
-                },
-                "started_at": _TIME,
-                "last_heartbeat": _TIME,
-            },
-            "A worker, as `queuectl worker list --json` prints it.",
-        ),
-        "Schedule": _object(
-            {
-                "name": _STR,
-                "cron": _STR,
-                "tz": _STR,
-                "overlap": {"type": "string", "enum": ["skip", "allow"]},
-                "paused": {"type": "boolean"},
-                "next_fire_at": {
-                    **_TIME_OR_NULL,
-                    "description": "null while paused",
-                },
-                "last_fire_at": _TIME_OR_NULL,
-                "last_job_id": {"type": ["string", "null"]},
-                "last_job_state": {"anyOf": [_ref("JobState"), {"type": "null"}]},
-                "fired": {"type": "integer", "minimum": 0},
-                "skipped": {"type": "integer", "minimum": 0},
-                "job": {"type": "object", "description": "the job each occurrence enqueues"},
-                "created_at": _TIME,
-            },
-            "A schedule, as `queuectl schedule list --json` prints it.",
-        ),
-        "Config": _config_schema(),
-        "Overview": _object(
-            {
-                "jobs": _counts("jobs by state, every state present"),
-                "queues": {"type": "array", "items": _ref("Queue")},
-                "workers_by_host": {
-                    "type": "object",
-                    "description": "running workers: host -> worker state -> how many",
-                    "additionalProperties": {
-                        "type": "object",
-                        "additionalProperties": {"type": "integer", "minimum": 1},
-                    },
-                },
-                "oldest_pending": {
-                    "anyOf": [
-                        _object({"id": _STR, "age_s": {"type": "number", "minimum": 0}}),
-                        {"type": "null"},
-                    ]
-                },
-                "counted_at": {
-                    **_TIME,
-                    "description": "when the counts were taken (at most a few seconds ago)",
-                },
-            },
-            "What the overview page shows.",
-        ),
-        "Status": _object(
-            {
-                "jobs": _counts("jobs by state, every state present"),
-                "workers": {"type": "array", "items": _ref("Worker")},
-            },
-            "Jobs by state and the running workers.",
-        ),
-        "Throughput": _object(
-            {
-                "minutes": {
-                    "type": "array",
-                    "items": _INT,
-                    "description": "the start of each minute, Unix seconds, oldest first",
-                },
-                "completed": {
-                    "type": "array",
-                    "items": {"type": "integer", "minimum": 0},
-                    "description": "jobs completed in each minute",
-                },
-                "failed": {
-                    "type": "array",
-                    "items": {"type": "integer", "minimum": 0},
-                    "description": "failed runs in each minute (retried or dead)",
-                },
-            },
-            "Per-minute counts from the workers' rollup, one entry per minute.",
-        ),
-        "Error": _object({"error": {"type": "string", "description": "one line"}}),
-    }
-
-
-def _job_properties() -> dict[str, Any]:
-    """The fields of a job (`render.job_dict`)."""
-    return {
-        "id": _STR,
-        "command": _STR,
-        "state": _ref("JobState"),
-        "queue": _STR,
-        "attempts": {"type": "integer", "minimum": 0},
-        "max_retries": {"type": "integer", "minimum": 0},
-        "priority": _INT,
-        "run_at": _TIME,
-        "timeout": {"type": "number", "description": "seconds; 0: none"},
-        "cwd": _STR,
-        "env": {
-            "type": "array",
-            "items": _STR,
-            "description": "the names of the job's environment variables (never their values)",
-        },
-        "created_at": _TIME,
-        "updated_at": _TIME,
-        "started_at": _TIME_OR_NULL,
-        "finished_at": _TIME_OR_NULL,
-        "exit_code": {"type": ["integer", "null"]},
-        "last_error": {"type": ["string", "null"]},
-        "worker_id": {"type": ["string", "null"]},
-        "cancel_requested_at": _TIME_OR_NULL,
-        "unique_key": {"type": ["string", "null"]},
-        "waiting_on": {
-            "type": "integer",
-            "minimum": 0,
-            "description": "how many of the jobs it runs after have not completed",
-        },
-    }
-
-
-def _config_schema() -> dict[str, Any]:
-    from queuectl.config import KEYS
-
-    return _object(
-        {
-            k.name: {"type": "string", "description": f"{k.help}; default {k.default}"}
-            for k in KEYS.values()
-        },
-        "Every config key with its value as stored (the default for keys never set), as "
-        "`queuectl config list --json` prints it.",
-    )
 
 
 def _json(schema: dict[str, Any], description: str = "OK") -> dict[str, Any]:
@@ -257,11 +25,11 @@ def _json(schema: dict[str, Any], description: str = "OK") -> dict[str, Any]:
 
 
 def _text(description: str, media: str = "text/plain") -> dict[str, Any]:
-    return {"description": description, "content": {media: {"schema": _STR}}}
+    return {"description": description, "content": {media: {"schema": STR}}}
 
 
-_BAD = _json(_ref("Error"), "A bad parameter or a refusal of the queue, in one line.")
-_MISSING = _json(_ref("Error"), "No such job.")
+_BAD = _json(ref("Error"), "A bad parameter or a refusal of the queue, in one line.")
+_MISSING = _json(ref("Error"), "No such job.")
 
 
 def _query(name: str, schema: dict[str, Any], description: str) -> dict[str, Any]:
@@ -279,7 +47,7 @@ def _path(name: str, description: str) -> dict[str, Any]:
         "name": name,
         "in": "path",
         "required": True,
-        "schema": _STR,
+        "schema": STR,
         "description": description,
     }
 
@@ -337,7 +105,7 @@ def _action(
     }
     if ids:
         operation["responses"]["404"] = _json(
-            _ref("Error"), "One of the ids names no job; nothing changed."
+            ref("Error"), "One of the ids names no job; nothing changed."
         )
     return {"post": operation}
 
@@ -356,12 +124,12 @@ def document(read_only: bool = False) -> dict[str, Any]:
     Every action operation carries `x-queuectl-action: true`."""
     paths: dict[str, Any] = {
         "/api/overview": _get(
-            "Counts, queues and workers for the overview", _json(_ref("Overview"))
+            "Counts, queues and workers for the overview", _json(ref("Overview"))
         ),
-        "/api/status": _get("Jobs by state and the running workers", _json(_ref("Status"))),
+        "/api/status": _get("Jobs by state and the running workers", _json(ref("Status"))),
         "/api/throughput": _get(
             "Jobs completed and failed runs per minute",
-            _json(_ref("Throughput")),
+            _json(ref("Throughput")),
             _query(
                 "minutes",
                 {"type": "integer", "minimum": 1, "maximum": 7 * 24 * 60, "default": 180},
@@ -371,10 +139,10 @@ def document(read_only: bool = False) -> dict[str, Any]:
         ),
         "/api/jobs": _get(
             "A page of jobs, newest first, with filters",
-            _json(_ref("JobsPage")),
-            _query("state", _ref("JobState"), "only jobs in this state"),
-            _query("queue", _STR, "only jobs of this queue"),
-            _query("q", _STR, "only jobs whose id or command contains this text"),
+            _json(ref("JobsPage")),
+            _query("state", ref("JobState"), "only jobs in this state"),
+            _query("queue", STR, "only jobs of this queue"),
+            _query("q", STR, "only jobs whose id or command contains this text"),
             _BEFORE,
             _query(
                 "limit",
@@ -385,7 +153,7 @@ def document(read_only: bool = False) -> dict[str, Any]:
         ),
         "/api/jobs/{id}": _get(
             "One job with its dependencies and attempts",
-            _json(_ref("JobDetail")),
+            _json(ref("JobDetail")),
             _JOB_ID,
             **{"404": _MISSING},
         ),
@@ -402,27 +170,25 @@ def document(read_only: bool = False) -> dict[str, Any]:
         ),
         "/api/dlq": _get(
             "A page of dead jobs, newest first (50 a page)",
-            _json(_ref("JobsPage")),
+            _json(ref("JobsPage")),
             _BEFORE,
             **{"400": _BAD},
         ),
         "/api/queues": _get(
             "The named queues with counts by state",
-            _json({"type": "array", "items": _ref("Queue")}),
+            _json({"type": "array", "items": ref("Queue")}),
         ),
-        "/api/schedules": _get(
-            "The schedules", _json({"type": "array", "items": _ref("Schedule")})
-        ),
+        "/api/schedules": _get("The schedules", _json({"type": "array", "items": ref("Schedule")})),
         "/api/workers": _get(
             "The running workers",
-            _json({"type": "array", "items": _ref("Worker")}),
+            _json({"type": "array", "items": ref("Worker")}),
             _query(
                 "all",
                 {"type": "string", "enum": ["1"]},
                 "1: exited and lost workers too",
             ),
         ),
-        "/api/config": _get("Every config key and its value", _json(_ref("Config"))),
+        "/api/config": _get("Every config key and its value", _json(ref("Config"))),
         "/api/openapi.json": _get(
             "This document (without the actions under --read-only)",
             _json({"type": "object"}),
@@ -431,7 +197,7 @@ def document(read_only: bool = False) -> dict[str, Any]:
     actions: dict[str, Any] = {
         "/api/retry": _action(
             "Retry failed, dead or cancelled jobs",
-            _json(_object({"retried": {"type": "integer", "minimum": 0}})),
+            _json(object_schema({"retried": {"type": "integer", "minimum": 0}})),
             _IDS,
             ("ids",),
             ids=True,
@@ -439,17 +205,17 @@ def document(read_only: bool = False) -> dict[str, Any]:
         ),
         "/api/retry-all-dead": _action(
             "Retry every dead job",
-            _json(_object({"retried": {"type": "integer", "minimum": 0}})),
+            _json(object_schema({"retried": {"type": "integer", "minimum": 0}})),
         ),
         "/api/cancel": _action(
             "Cancel jobs",
             _json(
-                _object(
+                object_schema(
                     {
-                        "cancelled": {"type": "array", "items": _STR},
+                        "cancelled": {"type": "array", "items": STR},
                         "killing": {
                             "type": "array",
-                            "items": _STR,
+                            "items": STR,
                             "description": "running jobs their workers were asked to kill",
                         },
                     }
@@ -461,14 +227,14 @@ def document(read_only: bool = False) -> dict[str, Any]:
         ),
         "/api/delete": _action(
             "Delete jobs that are not running, with their history and logs",
-            _json(_object({"deleted": {"type": "array", "items": _STR}})),
+            _json(object_schema({"deleted": {"type": "array", "items": STR}})),
             _IDS,
             ("ids",),
             ids=True,
         ),
         "/api/purge": _action(
             "Delete every job in an ended state",
-            _json(_object({"purged": {"type": "integer", "minimum": 0}, "state": _STR})),
+            _json(object_schema({"purged": {"type": "integer", "minimum": 0}, "state": STR})),
             {
                 "state": {"type": "string", "enum": ["completed", "dead", "cancelled"]},
                 "older_than": {
@@ -482,9 +248,9 @@ def document(read_only: bool = False) -> dict[str, Any]:
         "/api/queues/{name}/pause": _action(
             "Pause a queue on every host",
             _json(
-                _object(
+                object_schema(
                     {
-                        "queues": {"type": "array", "items": _STR},
+                        "queues": {"type": "array", "items": STR},
                         "paused": {"const": True},
                     }
                 )
@@ -494,9 +260,9 @@ def document(read_only: bool = False) -> dict[str, Any]:
         "/api/queues/{name}/resume": _action(
             "Resume a paused queue",
             _json(
-                _object(
+                object_schema(
                     {
-                        "queues": {"type": "array", "items": _STR},
+                        "queues": {"type": "array", "items": STR},
                         "resumed": {"const": True},
                     }
                 )
@@ -505,7 +271,11 @@ def document(read_only: bool = False) -> dict[str, Any]:
         ),
         "/api/workers/stop": _action(
             "Ask one worker, or the workers of one host, to stop",
-            _json(_object({"asked": {"type": "integer", "minimum": 0, "description": "0: none"}})),
+            _json(
+                object_schema(
+                    {"asked": {"type": "integer", "minimum": 0, "description": "0: none"}}
+                )
+            ),
             {
                 "worker": {"type": "string", "description": "a worker id"},
                 "host": {"type": "string", "description": "a host name"},
@@ -525,10 +295,10 @@ def document(read_only: bool = False) -> dict[str, Any]:
                     "description": "the key and its value as stored",
                     "minProperties": 1,
                     "maxProperties": 1,
-                    "additionalProperties": _STR,
+                    "additionalProperties": STR,
                 }
             ),
-            {"value": _STR},
+            {"value": STR},
             ("value",),
             params=(_path("key", "a config key (hyphens or underscores)"),),
             description="Validated as `queuectl config set` does.",
@@ -543,7 +313,7 @@ def document(read_only: bool = False) -> dict[str, Any]:
     paths["/login"] = _get(
         "Trade the token for a session cookie (not under /api/)",
         {"description": "unused"},
-        _query("token", _STR, "the dashboard's token"),
+        _query("token", STR, "the dashboard's token"),
     )
     login = paths["/login"]["get"]
     login["security"] = []
@@ -551,7 +321,7 @@ def document(read_only: bool = False) -> dict[str, Any]:
         "303": {
             "description": "Right token (or no token needed): redirects to the overview, "
             "setting the HttpOnly, SameSite=Strict session cookie when a token applies.",
-            "headers": {"Set-Cookie": {"schema": _STR}},
+            "headers": {"Set-Cookie": {"schema": STR}},
         },
         "401": _text("Wrong token."),
     }
@@ -587,7 +357,7 @@ def document(read_only: bool = False) -> dict[str, Any]:
         },
         "paths": paths,
         "components": {
-            "schemas": _schemas(),
+            "schemas": components(),
             "securitySchemes": {
                 "bearerToken": {
                     "type": "http",
@@ -607,7 +377,7 @@ def document(read_only: bool = False) -> dict[str, Any]:
                     "name": "X-CSRF-Token",
                     "in": "header",
                     "required": True,
-                    "schema": _STR,
+                    "schema": STR,
                     "description": "this server's CSRF token, from the csrf-token meta tag "
                     "of any page",
                 }
