@@ -90,7 +90,7 @@ def job_rows(jobs: list[_core.Job]) -> None:
                 short(j.id, 28),
                 j.state,
                 short(j.queue, 16),
-                f"{j.attempts}/{j.max_retries + 1}",
+                f"{j.attempts}/{_core.tries_left(0, j.max_retries)}",
                 str(j.priority),
                 iso(j.run_at_ms) or "",
                 short(j.command, 48),

@@ -12,7 +12,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from queuectl import __version__
+from queuectl import __version__, _core
 from queuectl.ui.schemas import STR, components, object_schema, ref
 
 #: Extension key on each action (POST) operation: the dashboard registers it only
@@ -236,7 +236,7 @@ def document(read_only: bool = False) -> dict[str, Any]:
             "Delete every job in an ended state",
             _json(object_schema({"purged": {"type": "integer", "minimum": 0}, "state": STR})),
             {
-                "state": {"type": "string", "enum": ["completed", "dead", "cancelled"]},
+                "state": {"type": "string", "enum": list(_core.FINAL_STATES)},
                 "older_than": {
                     "type": "string",
                     "description": "only jobs that reached the state at least this long "

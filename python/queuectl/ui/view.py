@@ -14,7 +14,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 
-from queuectl import InputError, JobNotFoundError, QueuectlError
+from queuectl import InputError, JobNotFoundError, QueuectlError, _core
 from queuectl.api import Queue
 from queuectl.shapes import iso
 from queuectl.text import shown_location, span
@@ -36,6 +36,10 @@ class View:
         )
         self.env.filters["iso"] = iso
         self.env.filters["duration"] = span
+        # The rules the pages show buttons by: the core's.
+        self.env.globals["change_allowed"] = _core.change_allowed
+        self.env.globals["final_states"] = _core.FINAL_STATES
+        self.env.globals["tries_left"] = _core.tries_left
         self._local = threading.local()
 
     def queue(self) -> Queue:
