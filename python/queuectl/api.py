@@ -344,15 +344,10 @@ class Queue:
         next heartbeat, its whole process tree as a timeout kills it, and settles
         `cancelled`, not retried. All or nothing: an unknown id or a job that has ended
         (completed, dead, cancelled) changes nothing."""
-        wanted = _unique(ids)
-        self.store.cancel(wanted)
-        report = CancelReport([], [])
-        for job_id in wanted:
-            # Only a running job gets a request for its worker (read back even if the job
-            # has ended in the meantime).
-            asked = self.store.get(job_id).cancel_requested_ms is not None
-            (report.killing if asked else report.cancelled).append(job_id)
-        return report
+        # The store says what it did to each job, as it found the job under its lock: a
+        # running one was flagged for its worker, any other cancelled.
+        cancelled, killing = self.store.cancel(_unique(ids))
+        return CancelReport(cancelled, killing)
 
     def delete(self, ids: Iterable[str]) -> list[str]:
         """Removes jobs that are not processing, with their history and their log files

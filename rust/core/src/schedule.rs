@@ -1,5 +1,6 @@
-//! Schedules: when a job template fires. Pure: every function takes the time it reasons
-//! about, so tests walk daylight-saving days, month ends and leap days without waiting.
+//! Schedules: when a job template fires, and what a schedule is ([`ScheduleRow`], which
+//! the stores keep). Pure: every function takes the time it reasons about, so tests walk
+//! daylight-saving days, month ends and leap days without waiting.
 //!
 //! A rule is a 5-field cron expression (or `@hourly`, `@daily`, `@weekly`, `@monthly`,
 //! `@yearly`), read in an IANA time zone (UTC by default) by `croner` with `jiff`'s zone
@@ -18,7 +19,6 @@ use jiff::{Timestamp, Zoned};
 use crate::error::{Error, Result};
 use crate::job::JobState;
 use crate::spec::{self, SpecDefaults};
-use crate::store::ScheduleRow;
 
 /// What to do when an occurrence comes while the job of the previous one is unfinished.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -211,6 +211,32 @@ pub fn template(text: &str, d: &SpecDefaults) -> Result<String> {
     obj.entry("cwd").or_insert_with(|| d.cwd.clone().into());
     spec::job_from_object(&obj, d)?;
     Ok(serde_json::Value::Object(obj).to_string())
+}
+
+/// A schedule as stored, with the state of the last job it enqueued.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScheduleRow {
+    pub name: String,
+    /// The rule: 5 cron fields, a nickname, or `@every DURATION`.
+    pub cron: String,
+    /// The IANA zone the rule is read in.
+    pub tz: String,
+    pub overlap: Overlap,
+    /// The job each occurrence enqueues, as enqueue JSON.
+    pub job: String,
+    pub paused: bool,
+    /// The next occurrence, not yet fired.
+    pub next_fire_ms: i64,
+    /// The occurrence last fired or skipped.
+    pub last_fire_ms: Option<i64>,
+    pub last_job_id: Option<String>,
+    /// None when it has enqueued nothing yet, or that job is gone (purged, deleted).
+    pub last_job_state: Option<JobState>,
+    /// Occurrences that enqueued a job, and those skipped for an unfinished one.
+    pub fired: u64,
+    pub skipped: u64,
+    pub created_at_ms: i64,
+    pub updated_at_ms: i64,
 }
 
 /// A new schedule, every part checked: its name, rule, zone, overlap and job (see

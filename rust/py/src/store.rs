@@ -253,8 +253,13 @@ impl Store {
 
     /// Pending or failed jobs to cancelled, processing ones killed by their worker within a
     /// heartbeat and settled cancelled: all of `ids`, or none when any is unknown or ended.
-    fn cancel(&self, py: Python<'_>, ids: Vec<String>) -> PyResult<u64> {
-        self.change(py, &ids, ByIdChange::Cancel)
+    /// Returns (the ids cancelled at once, the ids of running jobs whose worker was asked to
+    /// kill them), each in the order of `ids`, as the store found each job under its lock.
+    fn cancel(&self, py: Python<'_>, ids: Vec<String>) -> PyResult<(Vec<String>, Vec<String>)> {
+        let p = ByIdParams { ids: &ids, change: ByIdChange::Cancel, now_ms: clock::now_ms() };
+        let done = self.with(py, |s| s.job_change_by_id_each(&p))?;
+        let (killing, cancelled): (Vec<_>, Vec<_>) = done.into_iter().partition(|c| c.killing());
+        Ok((cancelled.into_iter().map(|c| c.id).collect(), killing.into_iter().map(|c| c.id).collect()))
     }
 
     /// Removes jobs that are not processing, with their history: all of `ids`, or none.

@@ -1,7 +1,7 @@
-//! Cancel: waiting jobs ended at once, a running one flagged for its worker, and how a
-//! flagged attempt ends.
+//! Cancel: waiting jobs ended at once, a running one flagged for its worker, how a
+//! flagged attempt ends, and what a change by id reports it did to each job.
 
-use queuectl_core::store::{Beat, StopLevel};
+use queuectl_core::store::{Beat, Changed, StopLevel};
 use queuectl_core::{Error, JobState, Outcome};
 
 use super::*;
@@ -10,6 +10,7 @@ conformance!(
     cancel_ends_waiting_jobs_and_asks_the_worker_of_a_running_one,
     a_running_job_cancelled_is_never_retried_however_its_attempt_ends,
     a_cancelled_job_that_finishes_first_keeps_its_result,
+    a_change_reports_the_state_it_found_each_job_in,
 );
 
 fn cancel_ends_waiting_jobs_and_asks_the_worker_of_a_running_one(s: &mut dyn Store) {
@@ -108,4 +109,47 @@ fn a_cancelled_job_that_finishes_first_keeps_its_result(s: &mut dyn Store) {
     assert_eq!(by_id(s, ByIdChange::Retry, &["stopped"], T0 + 4).unwrap(), 1);
     assert_eq!(claim(s, "v", T0 + 4).as_deref(), Some("stopped"));
     assert_eq!(settle(s, "stopped", 1, "v", T0 + 5, false), Settled::Retry { run_at_ms: T0 + 2_005 });
+}
+
+/// A change by id of `ids`: what it did to each job, as (id, state found, killing).
+fn each(
+    s: &mut dyn Store,
+    change: ByIdChange,
+    ids: &[&str],
+    now_ms: i64,
+) -> queuectl_core::Result<Vec<(String, JobState, bool)>> {
+    let ids: Vec<String> = ids.iter().map(|i| i.to_string()).collect();
+    let done: Vec<Changed> = s.job_change_by_id_each(&ByIdParams { ids: &ids, change, now_ms })?;
+    Ok(done.into_iter().map(|c| (c.id.clone(), c.found, c.killing())).collect())
+}
+
+fn a_change_reports_the_state_it_found_each_job_in(s: &mut dyn Store) {
+    use JobState::*;
+    one_job_per_state(s);
+    s.job_insert_many(&[after("a", &["r"])], T0).unwrap();
+    // In the order asked: the running job flagged for its worker, the others cancelled.
+    let done = each(s, ByIdChange::Cancel, &["r", "p", "a", "f"], T0 + 9).unwrap();
+    let want = |v: &[(&str, JobState, bool)]| v.iter().map(|(i, st, k)| (i.to_string(), *st, *k)).collect::<Vec<_>>();
+    assert_eq!(
+        done,
+        want(&[("r", Processing, true), ("p", Pending, false), ("a", Waiting, false), ("f", Failed, false)])
+    );
+    // It says what the jobs show.
+    let r = s.job_get("r").unwrap();
+    assert_eq!((r.state, r.cancel_requested_ms), (Processing, Some(T0 + 9)));
+    for id in ["p", "a", "f"] {
+        assert_eq!(s.job_get(id).unwrap().state, Cancelled, "{id}");
+    }
+    // Cancelled again while it still runs: flagged again (the first request's time kept).
+    assert_eq!(each(s, ByIdChange::Cancel, &["r"], T0 + 50).unwrap(), want(&[("r", Processing, true)]));
+    assert_eq!(s.job_get("r").unwrap().cancel_requested_ms, Some(T0 + 9));
+    // A refused change reports nothing and changes nothing.
+    let e = each(s, ByIdChange::Cancel, &["r", "p"], T0 + 60).unwrap_err();
+    assert!(matches!(&e, Error::InvalidState(m) if m.contains("\"p\" is cancelled")), "{e:?}");
+    // Every change reports so: a retry finds them cancelled; the count is the report's length.
+    assert_eq!(
+        each(s, ByIdChange::Retry, &["p", "f"], T0 + 70).unwrap(),
+        want(&[("p", Cancelled, false), ("f", Cancelled, false)])
+    );
+    assert_eq!(by_id(s, ByIdChange::Delete, &["p", "f"], T0 + 80).unwrap(), 2);
 }
