@@ -3,7 +3,7 @@
 
 use rusqlite::{params, OptionalExtension};
 
-use super::queue::settle_in;
+use super::write::settle_in;
 use super::{collect, decode, SqliteStore, WriteTx};
 use crate::error::{Error, Result};
 use crate::job::JobState;

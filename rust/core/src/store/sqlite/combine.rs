@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use rusqlite::{Connection, TransactionBehavior};
 
-use super::queue::{claim_in, settle_in};
+use super::write::{claim_in, settle_in};
 use crate::error::{Error, Result};
 use crate::job::Job;
 use crate::store::{ClaimParams, QueueFilter, SettleParams, Settled};

@@ -20,6 +20,7 @@ mod queue;
 mod queues;
 mod registry;
 mod schedules;
+mod write;
 
 use std::ops::Deref;
 use std::path::Path;
