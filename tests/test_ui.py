@@ -416,3 +416,13 @@ def test_ctrl_c_stops_the_dashboard_cleanly(q: Queue) -> None:
         assert d.proc.returncode == 0, err
         assert "Error" not in err, err
         assert err.strip().splitlines()[-1] == "dashboard stopped", err
+
+
+def test_a_port_in_use_is_a_one_line_error(q: Queue) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        r = q.run("ui", "--bind", f"127.0.0.1:{port}", check=False, timeout=30)
+    assert r.returncode == 1, r.stderr
+    assert r.stderr.strip() == f"Error: cannot listen on 127.0.0.1:{port}: Address already in use"

@@ -17,6 +17,7 @@ its thread pool; each thread keeps its own store connection.
 from __future__ import annotations
 
 import contextlib
+import socket
 import sys
 import threading
 import time
@@ -133,9 +134,19 @@ def serve(settings: Settings, announce: Callable[[str], None]) -> None:
             time.sleep(0.05)
         announce(url)
 
+    # Bound here, not by uvicorn, which logs a failed bind and exits the process: a port
+    # in use is then the CLI's one-line error (OSError), exit 1.
+    host = settings.host.strip("[]")
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, settings.port))
+    except OSError:
+        sock.close()
+        raise
     threading.Thread(target=opened, daemon=True).start()
     try:
-        server.run()
+        server.run(sockets=[sock])
     except KeyboardInterrupt:
         # uvicorn shuts down on Ctrl-C, then raises the signal again: the stop a user asked
         # for, not an error ("Error: aborted", exit 1, before).
