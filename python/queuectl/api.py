@@ -365,7 +365,7 @@ class Queue:
         an unknown id raises JobNotFoundError at once."""
         wanted = _unique(ids)
         limit = None if timeout_s is None else _seconds("timeout_s", timeout_s)
-        return wait.until_ended(self, wanted, limit)
+        return wait.until_ended(self.store, wanted, limit)
 
     def retry_all_dead(self) -> int:
         """Puts every dead job back to pending; returns how many."""
@@ -415,7 +415,7 @@ class Queue:
     def log_location(self, id: str) -> LogLocation:
         """The job `id` and where its full log lives: on the host of the worker that ran it
         last, or this host when none did (or the worker is no longer known)."""
-        return logs.locate(self, id)
+        return logs.locate(self.store, self.home.logs_dir, id)
 
     def explain(self, id: str) -> Explanation:
         """Why job `id` is where it is, in short sentences: when it is due and how many
@@ -551,7 +551,7 @@ class Queue:
         store (a postgresql:// URL from SQLite, a SQLite file from PostgreSQL), in one
         transaction. Refuses (InputError) while workers run or with no queue to copy, and
         (DuplicateJobError, nothing copied) when an id is in both. The source is unchanged."""
-        return database.migrate(self, target)
+        return database.migrate(self.home.db, target, lambda: len(self.live_workers()))
 
     def backup(self, path: str | os.PathLike[str]) -> BackupReport:
         """Writes a consistent copy of the whole queue to `path`, a new owner-only SQLite

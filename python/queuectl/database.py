@@ -14,7 +14,7 @@ from queuectl import InputError, _core
 from queuectl.text import shown_location
 
 if TYPE_CHECKING:
-    from queuectl.api import Queue
+    from collections.abc import Callable
 
 __all__ = ["BackupReport", "CheckReport", "MigrateReport", "backup", "check", "migrate"]
 
@@ -61,9 +61,10 @@ def _is_postgres(location: str) -> bool:
     return _core.is_postgres_location(location)
 
 
-def migrate(queue: Queue, target: str) -> MigrateReport:
-    """Copies `queue` into `target`, the other kind of store (see Queue.migrate_to)."""
-    source = queue.home.db
+def migrate(source: str, target: str, running_workers: Callable[[], int]) -> MigrateReport:
+    """Copies the queue at `source` into `target`, the other kind of store (see
+    Queue.migrate_to); `running_workers` counts the workers still using `source`, asked
+    once both locations are known good (it opens the store)."""
     if _is_postgres(source):
         if _is_url(target):
             raise InputError(
@@ -79,10 +80,10 @@ def migrate(queue: Queue, target: str) -> MigrateReport:
             )
         if not os.path.exists(source):
             raise InputError(f"there is no queue at {source} to copy")
-    running = queue.live_workers()
+    running = running_workers()
     if running:
         raise InputError(
-            f"{len(running)} worker(s) still use {shown_location(source)}: "
+            f"{running} worker(s) still use {shown_location(source)}: "
             "stop them first (queuectl worker stop)"
         )
     try:

@@ -2,21 +2,48 @@
 running (its state, its run_at, its parents not done, a paused queue, a full queue and the
 jobs holding it, no worker serving its queue) or how it ended.
 
-It only reads: the job, its parents, its named queue, the workers and its attempts.
+It only reads: the job, its parents, its named queue, the workers and its attempts, through
+the few queue methods `Source` names (the API's `Queue` has them).
 Cheap to import (the API imports it at every start): nothing beyond the extension.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING, NamedTuple, Protocol
 
 from queuectl import _core
 from queuectl.text import span
 
 if TYPE_CHECKING:
-    from queuectl.api import Queue
+    from collections.abc import Sequence
 
-__all__ = ["Explanation", "explain"]
+__all__ = ["Explanation", "Source", "WorkerSeen", "explain"]
+
+
+class WorkerSeen(Protocol):
+    """A worker with its state as shown (what `Queue.workers` lists)."""
+
+    @property
+    def worker(self) -> _core.Worker: ...
+
+    @property
+    def state(self) -> str: ...
+
+
+class Source(Protocol):
+    """What an explanation reads of a queue: exactly the methods used here, which
+    the API's `Queue` has."""
+
+    @property
+    def store(self) -> _core.Store: ...
+
+    def get(self, id: str) -> _core.Job: ...
+
+    def attempts(self, id: str) -> list[_core.Attempt]: ...
+
+    def workers(self, include_exited: bool = False) -> Sequence[WorkerSeen]: ...
+
+    def live_workers(self, host: str | None = None) -> Sequence[WorkerSeen]: ...
 
 
 class Explanation(NamedTuple):
@@ -63,7 +90,7 @@ def _gone(worker_state: str) -> bool:
     return worker_state in ("lost", "exited", "unknown")
 
 
-def explain(queue: Queue, id: str) -> Explanation:
+def explain(queue: Source, id: str) -> Explanation:
     """Why job `id` of `queue` is where it is (see Queue.explain)."""
     job = queue.get(id)
     now = _core.now_ms()
@@ -106,7 +133,7 @@ def explain(queue: Queue, id: str) -> Explanation:
     return Explanation(id, job.state, reasons, ahead, next_try, tries_left)
 
 
-def _parents_reason(queue: Queue, id: str) -> str:
+def _parents_reason(queue: Source, id: str) -> str:
     """The jobs a waiting job runs after that have not completed (ten of them named)."""
     open_parents = [(p, st) for p, st in queue.store.parents(id) if st != "completed"]
     shown = ", ".join(f"{p} ({st})" for p, st in open_parents[:10])
@@ -118,7 +145,7 @@ def _parents_reason(queue: Queue, id: str) -> str:
     )
 
 
-def _queue_reasons(queue: Queue, job: _core.Job) -> list[str]:
+def _queue_reasons(queue: Source, job: _core.Job) -> list[str]:
     """What the job's named queue holds it back by: a pause, a full limit."""
     settings = {q.name: q for q in queue.store.queues()}
     q = settings.get(job.queue)
@@ -137,10 +164,10 @@ def _queue_reasons(queue: Queue, job: _core.Job) -> list[str]:
     return reasons
 
 
-def _running_reasons(queue: Queue, job: _core.Job, now: int) -> list[str]:
+def _running_reasons(queue: Source, job: _core.Job, now: int) -> list[str]:
     """Which worker runs the job and since when, a cancel asked of it, a worker gone."""
     iso = _core.format_time
-    holder = {w.id: (w, state) for w, state in queue.workers(include_exited=True)}
+    holder = {s.worker.id: (s.worker, s.state) for s in queue.workers(include_exited=True)}
     w, state = holder.get(job.worker_id or "", (None, "unknown"))
     where = f" on host {w.host}" if w else ""
     reasons = [
@@ -161,7 +188,7 @@ def _running_reasons(queue: Queue, job: _core.Job, now: int) -> list[str]:
     return reasons
 
 
-def _cancelled_reason(queue: Queue, job: _core.Job) -> str:
+def _cancelled_reason(queue: Source, job: _core.Job) -> str:
     """When the job was cancelled, and whether it ran, waited to retry or never ran."""
     when = _core.format_time(job.finished_at_ms or job.updated_at_ms)
     history = queue.attempts(job.id)
@@ -179,7 +206,7 @@ def _cancelled_reason(queue: Queue, job: _core.Job) -> str:
     )
 
 
-def _workers_reason(queue: Queue, job: _core.Job) -> str:
+def _workers_reason(queue: Source, job: _core.Job) -> str:
     """Whether any running worker serves the job's queue."""
     live = queue.live_workers()
     serving = [w for w in live if w.worker.queues is None or job.queue in w.worker.queues]

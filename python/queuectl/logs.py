@@ -13,8 +13,6 @@ from queuectl import _core
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from queuectl.api import Queue
-
 __all__ = ["LogLocation", "locate"]
 
 
@@ -29,13 +27,14 @@ class LogLocation(NamedTuple):
     local: bool
 
 
-def locate(queue: Queue, id: str) -> LogLocation:
-    """The job `id` and where its full log lives (see Queue.log_location)."""
+def locate(store: _core.Store, logs_dir: Path, id: str) -> LogLocation:
+    """The job `id` of `store` and where its full log lives, `logs_dir` being this host's
+    logs folder (see Queue.log_location)."""
     from queuectl.supervisor import host_name
 
-    job = queue.get(id)
-    path = queue.log_path(id)
+    job = store.get(id)
+    path = _core.log_path(str(logs_dir), id)
     here = host_name()
-    hosts = {w.id: w.host for w in queue.store.workers(True)}
+    hosts = {w.id: w.host for w in store.workers(True)}
     ran_on = hosts.get(job.worker_id or "", here)
     return LogLocation(job=job, path=path, host=ran_on, local=ran_on == here)

@@ -7,12 +7,9 @@ Cheap to import (the API imports it at every start): nothing beyond the standard
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, NamedTuple
+from typing import NamedTuple
 
 from queuectl import _core
-
-if TYPE_CHECKING:
-    from queuectl.api import Queue
 
 __all__ = ["ENDED_STATES", "WaitResult", "until_ended"]
 
@@ -32,11 +29,10 @@ class WaitResult(NamedTuple):
         return not self.timed_out and all(s == "completed" for s in self.states.values())
 
 
-def until_ended(queue: Queue, ids: list[str], timeout_s: float | None) -> WaitResult:
-    """Blocks until every job of `ids` has ended or `timeout_s` (checked already) passes
-    (see Queue.wait)."""
+def until_ended(store: _core.Store, ids: list[str], timeout_s: float | None) -> WaitResult:
+    """Blocks until every job of `ids` in `store` has ended or `timeout_s` (checked
+    already) passes (see Queue.wait)."""
     deadline = None if timeout_s is None else time.monotonic() + timeout_s
-    store = queue.store
     store.wait_for_change(0)  # from here on, every commit wakes the waits below
     while True:
         states: dict[str, str] = {job_id: store.get(job_id).state for job_id in ids}
