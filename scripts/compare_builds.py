@@ -7,7 +7,8 @@ mode and the extension, in release mode, into a virtualenv of each), then runs, 
 old then new, RUNS times: the engine example (claim and settle of no-op jobs through the
 store, 2 threads, no processes) and the end-to-end rate (2 idle workers, then `enqueue
 --file` of E2E `true` jobs, each a real child process, from the enqueue to the last
-completion, on a SQLite file). It prints every pair and the medians: on a shared, noisy
+completion, on a SQLite file), and with --pg URL the engine example on that PostgreSQL
+server (a new schema each run). It prints every pair and the medians: on a shared, noisy
 machine a change is judged by the pairs and the spread, not by one figure.
 
 Builds are kept between runs under ~/.cache/queuectl/compare (CARGO_TARGET_DIR and
@@ -64,9 +65,27 @@ class Build:
     def queuectl(self) -> Path:
         return self.venv / "bin" / "queuectl"
 
-    def engine(self, jobs: int) -> float:
+    def engine(self, jobs: int, url: str | None = None) -> float:
+        """The engine example's rate; on a new schema of the PostgreSQL server at `url`
+        when given, dropped afterwards."""
+        if url is None:
+            return self._engine([str(jobs), "0"])
+        import psycopg
+
+        schema = f"qcompare_{self.name}_{os.getpid()}"
+        with psycopg.connect(url, autocommit=True) as c:
+            c.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+            c.execute(f"CREATE SCHEMA {schema}")
+        sep = "&" if "?" in url else "?"
+        try:
+            return self._engine([str(jobs), "0", f"{url}{sep}options=-csearch_path%3D{schema}"])
+        finally:
+            with psycopg.connect(url, autocommit=True) as c:
+                c.execute(f"DROP SCHEMA {schema} CASCADE")
+
+    def _engine(self, args: list[str]) -> float:
         out = subprocess.run(
-            [str(self.engine_bin), str(jobs), "0"], capture_output=True, text=True, check=True
+            [str(self.engine_bin), *args], capture_output=True, text=True, check=True
         ).stdout
         rate: float = json.loads(out.strip().splitlines()[-1])["throughput_per_s"]
         return rate
@@ -117,6 +136,9 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=5, help="runs of each side (alternating)")
     ap.add_argument("--jobs", type=int, default=20_000, help="engine example jobs per run")
     ap.add_argument("--e2e", type=int, default=2_000, help="end-to-end jobs per run (0: skip)")
+    ap.add_argument(
+        "--pg", metavar="URL", help="also run the engine on this PostgreSQL server (new schemas)"
+    )
     args = ap.parse_args()
     if not shutil.which("cargo"):
         raise SystemExit("cargo is needed to build both sides")
@@ -133,16 +155,22 @@ def main() -> None:
     figures: dict[str, dict[str, list[float]]] = {
         "engine": {"old": [], "new": []},
         "e2e": {"old": [], "new": []},
+        "engine on PostgreSQL": {"old": [], "new": []},
     }
     for i in range(args.runs):
         for b in (old, new):
             figures["engine"][b.name].append(b.engine(args.jobs))
         for b in (old, new) if args.e2e else ():
             figures["e2e"][b.name].append(b.end_to_end(args.e2e))
+        for b in (old, new) if args.pg else ():
+            figures["engine on PostgreSQL"][b.name].append(b.engine(args.jobs, args.pg))
         e, d = figures["engine"], figures["e2e"]
         line = f"run {i + 1}: engine old {e['old'][-1]:,.0f} new {e['new'][-1]:,.0f} jobs/s"
         if args.e2e:
             line += f"; end to end old {d['old'][-1]:,.0f} new {d['new'][-1]:,.0f} jobs/s"
+        if args.pg:
+            p = figures["engine on PostgreSQL"]
+            line += f"; engine on PostgreSQL old {p['old'][-1]:,.0f} new {p['new'][-1]:,.0f}"
         print(line, flush=True)
     for what, sides in figures.items():
         if not sides["old"]:
