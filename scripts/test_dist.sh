@@ -82,7 +82,10 @@ scenario() {
     curl -sf "$base/jobs/$ok" | grep -q 'echo hello' || fail "$name: ui job page: $(cat "$ui_log")"
     curl -sf "$base/static/vendor/htmx.min.js" | head -c 2000 | grep -q htmx || fail "$name: ui static files"
     curl -sf "$base/metrics" | grep -q '^queuectl_jobs{' || fail "$name: ui /metrics"
-    kill "$ui_pid"; wait "$ui_pid" 2>/dev/null || true
+    # $! is the subshell running q; the dashboard is its child, so it is stopped by its
+    # address (killing the subshell alone left it running after the script).
+    pkill -f -- "ui --bind 127.0.0.1:$port" || true
+    kill "$ui_pid" 2>/dev/null || true; wait "$ui_pid" 2>/dev/null || true
     echo "--- scenario $name: ok"
     passed=$((passed + 1))
 }
