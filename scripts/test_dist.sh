@@ -79,9 +79,12 @@ scenario() {
     local ui_pid=$!
     for _ in $(seq 100); do grep -q "dashboard on" "$ui_log" && break; sleep 0.1; done
     local base="http://127.0.0.1:$port"
-    curl -sf "$base/jobs/$ok" | grep -q 'echo hello' || fail "$name: ui job page: $(cat "$ui_log")"
-    curl -sf "$base/static/vendor/htmx.min.js" | head -c 2000 | grep -q htmx || fail "$name: ui static files"
-    curl -sf "$base/metrics" | grep -q '^queuectl_jobs{' || fail "$name: ui /metrics"
+    # Each answer read whole before it is searched: with pipefail, `curl | grep -q` fails
+    # whenever grep stops reading before curl has written everything (CI met it once).
+    local page
+    page=$(curl -sf "$base/jobs/$ok") && grep -q 'echo hello' <<<"$page" || fail "$name: ui job page: $(cat "$ui_log")"
+    page=$(curl -sf "$base/static/vendor/htmx.min.js") && grep -q htmx <<<"$page" || fail "$name: ui static files"
+    page=$(curl -sf "$base/metrics") && grep -q '^queuectl_jobs{' <<<"$page" || fail "$name: ui /metrics"
     # $! is the subshell running q; the dashboard is its child, so it is stopped by its
     # address (killing the subshell alone left it running after the script).
     pkill -f -- "ui --bind 127.0.0.1:$port" || true
