@@ -83,11 +83,13 @@ def start(
         queues=names,
         stop_timeout_s=stop_timeout,
     )
-    app.queue.store  # noqa: B018 - create and migrate the database before any worker starts
     if detach:
+        app.queue.store  # noqa: B018 - create and migrate the database: errors show here
         pid = supervisor.start_detached(app.home, settings)
         click.echo(f"started {count} worker(s) in process {pid}; log: {app.home.worker_log}")
         return
+    # The pool opens (and creates or migrates) the database itself, waiting out a store
+    # that does not answer yet for a while (a server restarting, a connection reset).
     summary = supervisor.run_foreground(app.home, settings)
     click.echo(
         f"workers stopped: {summary['completed']} completed, {summary['failed']} failed, "

@@ -16,10 +16,10 @@ pub enum Error {
     /// The database was written by a newer queuectl.
     SchemaTooNew { found: i64, supported: i64 },
     /// The database could not be opened, read or written, for a reason that may pass
-    /// (another writer, a lost connection, a server restart): worth retrying.
+    /// (another writer, a lost connection, a server restart, a full disk): worth retrying.
     Database(String),
     /// A fault of the database that waiting will not heal: a corrupt file, a file that is
-    /// not a queuectl database, a read-only database, a full disk, a file deleted or
+    /// not a queuectl database, a read-only database, a file deleted or
     /// replaced under a running worker. The text names the cause and the next step; a
     /// worker that meets one stops instead of retrying.
     Lasting(String),
@@ -68,7 +68,7 @@ impl From<rusqlite::Error> for Error {
             &e,
             rusqlite::Error::SqliteFailure(f, _) if matches!(
                 f.code,
-                ErrorCode::ReadOnly | ErrorCode::DiskFull | ErrorCode::NotADatabase | ErrorCode::DatabaseCorrupt
+                ErrorCode::ReadOnly | ErrorCode::NotADatabase | ErrorCode::DatabaseCorrupt
             )
         );
         let text = describe_sqlite(&e);
@@ -103,7 +103,7 @@ fn describe_sqlite(e: &rusqlite::Error) -> String {
                 "the database is read-only ({detail}): give this user write access to the file and its folder"
             ),
             ErrorCode::DiskFull => {
-                "the disk holding the database is full: free space (`queuectl purge --completed` helps), then start the workers again".to_string()
+                "the disk holding the database is full: free space (`queuectl purge --completed` helps); running workers wait and go on by themselves".to_string()
             }
             ErrorCode::SystemIoFailure => {
                 format!(

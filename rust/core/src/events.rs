@@ -28,7 +28,7 @@ pub enum Trouble {
     Claim {
         retry_in: Duration,
     },
-    /// A settle or requeue failed; it is retried until it succeeds or the lease runs out.
+    /// A settle or requeue failed; it is retried until it succeeds.
     Write,
 }
 
@@ -80,8 +80,14 @@ pub enum Event<'a> {
     RegisteredAgain { worker: &'a str },
     /// The worker had been declared lost and cannot register again; it claims nothing.
     CannotRegister { worker: &'a str, error: &'a Error },
-    /// A store operation failed for a reason that may pass.
+    /// A store operation failed for a reason that may pass (told once per trouble: the
+    /// failures that follow are not, until [`Event::StoreBack`]).
     StoreTrouble { worker: &'a str, what: Trouble, error: &'a Error },
+    /// The store answers again after a trouble that began `after_ms` ago.
+    StoreBack { worker: &'a str, after_ms: u64 },
+    /// No lease renewal for `silent_ms`: the job's process tree was stopped before the
+    /// lease could run out, and nothing of the attempt is recorded.
+    LeaseLost { worker: &'a str, job: &'a str, attempt: u32, silent_ms: u64 },
     /// A lasting fault: the worker stops.
     Stopping { worker: &'a str, cause: &'a Error },
     /// The worker exited, with what it did, or the error that ended it.
@@ -129,7 +135,7 @@ impl StderrLog {
                 format!("was declared lost and cannot register again: {error}; claiming nothing")
             }
             Event::StoreTrouble { what, error, .. } => match what {
-                Trouble::Heartbeat => format!("heartbeat failed: {error}"),
+                Trouble::Heartbeat => format!("heartbeat failed: {error}; trying again with every beat"),
                 Trouble::Rescue => format!("lease rescue failed: {error}"),
                 Trouble::Reap => format!("reaping lost workers failed: {error}"),
                 Trouble::Schedule => format!("firing schedules failed: {error}"),
@@ -137,8 +143,16 @@ impl StderrLog {
                 Trouble::Claim { retry_in } => {
                     format!("cannot claim a job: {error}; trying again in {:.1}s", retry_in.as_secs_f64())
                 }
-                Trouble::Write => format!("store write failed: {error}; retrying"),
+                Trouble::Write => format!("store write failed: {error}; retrying until it succeeds"),
             },
+            Event::StoreBack { after_ms, .. } => {
+                format!("the store answers again, after {:.1}s", after_ms as f64 / 1000.0)
+            }
+            Event::LeaseLost { job, attempt, silent_ms, .. } => format!(
+                "stopped job {job} (attempt {attempt}): its lease could not be renewed for {:.1}s, so \
+                 another worker may take it over; nothing of this attempt is recorded",
+                silent_ms as f64 / 1000.0
+            ),
             Event::Stopping { cause, .. } => format!("stopping: {cause}"),
             Event::Exited { summary: s, error: None, .. } => format!(
                 "exiting: {} completed, {} failed, {} dead, {} cancelled, {} requeued",
@@ -159,6 +173,8 @@ fn worker_of<'a>(event: &Event<'a>) -> &'a str {
         | Event::RegisteredAgain { worker }
         | Event::CannotRegister { worker, .. }
         | Event::StoreTrouble { worker, .. }
+        | Event::StoreBack { worker, .. }
+        | Event::LeaseLost { worker, .. }
         | Event::Stopping { worker, .. }
         | Event::Exited { worker, .. } => worker,
     }
@@ -231,7 +247,7 @@ pub struct CounterSnapshot {
     pub rescued: u64,
     /// Times a worker found itself declared lost and registered again.
     pub registered_again: u64,
-    /// Store operations that failed and were retried.
+    /// Store troubles met (each told once, however many retries it took).
     pub store_errors: u64,
     /// Milliseconds spent running settled attempts.
     pub run_ms: u64,
@@ -277,7 +293,12 @@ impl Observer for Counters {
             Event::Rescued { .. } => add(&self.rescued, 1),
             Event::RegisteredAgain { .. } => add(&self.registered_again, 1),
             Event::StoreTrouble { .. } => add(&self.store_errors, 1),
-            Event::CannotRegister { .. } | Event::Stopping { .. } | Event::Exited { .. } | Event::Fired { .. } => {}
+            Event::CannotRegister { .. }
+            | Event::Stopping { .. }
+            | Event::Exited { .. }
+            | Event::Fired { .. }
+            | Event::StoreBack { .. }
+            | Event::LeaseLost { .. } => {}
         }
     }
 }

@@ -68,6 +68,10 @@ pub enum Control {
     Kill,
     /// Kill the job's tree now: the job was cancelled.
     Cancel,
+    /// Kill the job's tree now, the forced kill after the given grace (shorter than the
+    /// usual one): the worker could not renew its lease, and the tree must be gone before
+    /// the lease runs out and another worker may run the job.
+    LeaseLost(Duration),
 }
 
 /// How an attempt ended, in kind.
@@ -83,6 +87,8 @@ pub enum RunEnd {
     KilledOnRequest,
     /// Killed because the job was cancelled.
     Cancelled,
+    /// Killed because the worker could not renew its lease: nothing of it is recorded.
+    LeaseLost,
 }
 
 /// How an attempt ended.
@@ -112,6 +118,11 @@ impl RunOutcome {
         self.end == RunEnd::Cancelled
     }
 
+    /// Whether it was killed because the worker could not renew its lease.
+    pub fn lease_lost(&self) -> bool {
+        self.end == RunEnd::LeaseLost
+    }
+
     /// An attempt that failed before its command could run.
     pub fn not_run(error: String, duration_ms: u64) -> RunOutcome {
         RunOutcome { end: RunEnd::Failed, exit_code: None, error: Some(error), output_tail: String::new(), duration_ms }
@@ -124,6 +135,7 @@ enum KillReason {
     Timeout,
     Request,
     Cancel,
+    LeaseLost,
 }
 
 /// Where a kill stands: the polite signal sent, the forced kill due at `force_at`.
@@ -250,6 +262,10 @@ fn spawn_and_wait(
                     tree.terminate();
                     Kill::Terminated { why: KillReason::Cancel, force_at: now + grace }
                 }
+                Control::LeaseLost(grace) => {
+                    tree.terminate();
+                    Kill::Terminated { why: KillReason::LeaseLost, force_at: now + grace }
+                }
             },
             other => other,
         };
@@ -265,6 +281,9 @@ fn spawn_and_wait(
             match why {
                 KillReason::Request => (RunEnd::KilledOnRequest, Some("killed on request (stop --force)".to_string())),
                 KillReason::Cancel => (RunEnd::Cancelled, Some(format!("killed: {}", crate::store::CANCELLED_ERROR))),
+                KillReason::LeaseLost => {
+                    (RunEnd::LeaseLost, Some("killed: the worker could not renew its lease".to_string()))
+                }
                 KillReason::Timeout => {
                     (RunEnd::TimedOut, Some(format!("timed out after {}s", spec.timeout_ms as f64 / 1000.0)))
                 }

@@ -26,8 +26,10 @@ use crate::policy::{AttemptEnd, WorkerSettings};
 use crate::runner::{self, Control, RunOutcome, RunSpec};
 use crate::stats::Rollup;
 use crate::store::{ClaimParams, Fence, QueueFilter, Registration, Settled, StopLevel, Store};
+use lease::{LeaseClock, Watch};
 
 mod beat;
+mod lease;
 mod pool;
 
 /// At its old path for callers: the summary travels with the exit event, so it is defined
@@ -183,6 +185,11 @@ struct Loop<'a> {
     /// heartbeat.
     settings: WorkerSettings,
     last_beat: Instant,
+    /// The lease of the job in hand cannot end earlier than `lease_ms` after this: read
+    /// just before the claim, or the last renewal that succeeded, was sent.
+    renewed_at: Instant,
+    /// Since when the store has not answered (one line is told per such trouble).
+    troubled: Option<Instant>,
     /// Declared lost and not registered again yet: no claims until it is.
     unregistered: bool,
     /// A lasting store fault met by a heartbeat: the worker stops on it.
@@ -225,6 +232,7 @@ impl Loop<'_> {
 
     /// Claims the next due job, skipping the write lock when none is due.
     fn claim(&mut self) -> Result<Option<Job>> {
+        self.renewed_at = Instant::now();
         let now = self.now();
         let claim = self.cfg.claim_params(now, None);
         if !self.store.job_due_exists(&claim)? {
@@ -258,18 +266,19 @@ impl Loop<'_> {
             let seen = self.wake.map(Wake::current);
             match self.claim() {
                 Ok(Some(job)) => {
+                    self.store_ok();
                     error_pause = Duration::from_millis(100);
                     self.work_through(job)?;
                 }
                 Ok(None) if self.cfg.burst && !self.dependents_to_come()? => return Ok(()),
                 Ok(None) => {
+                    self.store_ok();
                     error_pause = Duration::from_millis(100);
                     self.idle(seen);
                 }
                 Err(e) if e.is_lasting() => return Err(e),
                 Err(e) => {
-                    let what = Trouble::Claim { retry_in: error_pause };
-                    self.emit(Event::StoreTrouble { worker: &self.cfg.worker_id, what, error: &e });
+                    self.trouble(Trouble::Claim { retry_in: error_pause }, &e);
                     self.nap(error_pause);
                     error_pause = (error_pause * 2).min(Duration::from_secs(5));
                 }
@@ -300,10 +309,13 @@ impl Loop<'_> {
         self.retry_store(|s| s.job_requeue(&fence, clock.now_ms()))
     }
 
-    /// Runs one attempt of `job` to its end, heartbeating while it runs; a forced stop or
-    /// a lasting store fault kills it.
+    /// Runs one attempt of `job` to its end. Once a heartbeat falls due, the heartbeats
+    /// go on a thread of their own while this one watches the job (see `lease.rs`): a forced
+    /// stop or a lasting store fault kills it, a cancel cancels it, and a lease that could
+    /// not be renewed stops it before the lease runs out.
     fn attempt(&mut self, job: &Job) -> RunOutcome {
-        let log_path = jobid::log_path(&self.cfg.logs_dir, &job.id);
+        let cfg = self.cfg;
+        let log_path = jobid::log_path(&cfg.logs_dir, &job.id);
         let cwd = PathBuf::from(&job.cwd);
         let spec = RunSpec {
             command: &job.command,
@@ -321,28 +333,50 @@ impl Loop<'_> {
             log_path: &log_path,
             attempt: job.attempts,
             timeout_ms: job.timeout_ms,
-            kill_grace_ms: self.cfg.kill_grace_ms,
+            kill_grace_ms: cfg.kill_grace_ms,
             log_max_bytes: self.settings.log_max_bytes,
         };
         // A request read before this attempt began was for the job this worker ran
         // before; this job's own request (kept in its row) comes with the next beat.
         self.cancel_current = false;
-        let tick_every = Duration::from_millis(self.cfg.heartbeat_ms.clamp(10, 200));
-        let mut tick = || {
-            self.beat_if_due();
-            // A lasting fault: the result could not be recorded, so the job is stopped now
-            // and left to the lease; it runs again once the store is repaired or restored.
-            if self.stop_level() >= StopLevel::Force || self.fault.is_some() {
-                Control::Kill
-            } else if self.cancel_current {
-                Control::Cancel
-            } else {
-                Control::Continue
+        let tick_every = Duration::from_millis(cfg.heartbeat_ms.clamp(10, 200));
+        let lease = LeaseClock::new(cfg.lease_ms, cfg.kill_grace_ms);
+        let watch = Watch::new(self.renewed_at, self.requested);
+        let signal = self.signal;
+        std::thread::scope(|scope| {
+            let mut idle_loop = Some(&mut *self);
+            let mut beats = None;
+            let outcome = {
+                let mut tick = || {
+                    if let Some(lp) = idle_loop.take_if(|lp| lp.beat_due()) {
+                        let watch = &watch;
+                        beats = Some(scope.spawn(move || lp.beat_while_running(watch)));
+                    }
+                    // A lasting fault: the result could not be recorded, so the job is
+                    // stopped now and left to the lease; it runs again once the store is
+                    // repaired or restored.
+                    if flag_level(signal).max(watch.requested()) >= StopLevel::Force || watch.fault() {
+                        Control::Kill
+                    } else if watch.cancel() {
+                        Control::Cancel
+                    } else if Instant::now() >= lease.stop_at(watch.last_renewed()) {
+                        Control::LeaseLost(lease.grace)
+                    } else {
+                        Control::Continue
+                    }
+                };
+                // The log could not be written (permissions): the attempt fails without
+                // running, so the job is retried rather than lost.
+                runner::run(&spec, tick_every, &mut tick).unwrap_or_else(|e| RunOutcome::not_run(e.to_string(), 0))
+            };
+            watch.finish();
+            if let Some(beats) = beats {
+                if let Err(panic) = beats.join() {
+                    std::panic::resume_unwind(panic);
+                }
             }
-        };
-        // The log could not be written (full disk, permissions): the attempt fails without
-        // running, so the job is retried rather than lost.
-        runner::run(&spec, tick_every, &mut tick).unwrap_or_else(|e| RunOutcome::not_run(e.to_string(), 0))
+            outcome
+        })
     }
 
     /// Runs one claimed job and settles it; returns the next job when it could claim one.
@@ -355,6 +389,14 @@ impl Loop<'_> {
         if let Some(e) = self.fault.take() {
             return Err(e);
         }
+        if outcome.lease_lost() {
+            // Settle nothing: the attempt's end may not be ours to tell. Once the store
+            // answers, the job goes back to pending unless another worker has rescued it.
+            let silent_ms = u64::try_from(self.renewed_at.elapsed().as_millis()).unwrap_or(u64::MAX);
+            self.emit(Event::LeaseLost { worker: &self.cfg.worker_id, job: &job.id, attempt, silent_ms });
+            self.requeue(&job)?;
+            return Ok(None);
+        }
         if outcome.killed_on_request() {
             self.requeue(&job)?;
             self.summary.requeued += 1;
@@ -365,7 +407,11 @@ impl Loop<'_> {
         // next one, whether it was declared lost in the meantime.
         self.beat_if_due();
         let claim_next = self.stop_level() == StopLevel::None && !self.unregistered;
+        let before_claim = Instant::now();
         let (settled, next) = self.settle(&job, &outcome, claim_next)?;
+        if next.is_some() {
+            self.renewed_at = before_claim;
+        }
         match settled {
             Settled::Completed => self.summary.completed += 1,
             Settled::Retry { .. } => self.summary.failed += 1,
@@ -412,16 +458,20 @@ impl Loop<'_> {
         })
     }
 
-    /// Retries a store write that must not be dropped (a settle) until it succeeds or the
-    /// lease would have run out anyway, in which case the job is rescued elsewhere.
+    /// Retries a store write that must not be dropped (a settle, a requeue) until it
+    /// succeeds, however long the store is away (a network down, a server restarting, a
+    /// full disk): one line when the trouble begins, one when it ends. Only a lasting fault
+    /// or a forced stop ends the wait; the job's lease then runs out and it is rescued.
     fn retry_store<T>(&mut self, mut f: impl FnMut(&mut dyn Store) -> Result<T>) -> Result<T> {
-        let give_up = Instant::now() + Duration::from_millis(self.cfg.lease_ms.max(0) as u64);
         let mut pause = Duration::from_millis(50);
         loop {
             match f(self.store) {
-                Ok(v) => return Ok(v),
-                Err(e) if !e.is_lasting() && Instant::now() < give_up => {
-                    self.emit(Event::StoreTrouble { worker: &self.cfg.worker_id, what: Trouble::Write, error: &e });
+                Ok(v) => {
+                    self.store_ok();
+                    return Ok(v);
+                }
+                Err(e) if !e.is_lasting() && self.stop_level() < StopLevel::Force => {
+                    self.trouble(Trouble::Write, &e);
                     std::thread::sleep(pause);
                     pause = (pause * 2).min(Duration::from_secs(2));
                 }
@@ -448,6 +498,8 @@ pub fn run_worker(
         cancel_current: false,
         settings: WorkerSettings::default(),
         last_beat: Instant::now(),
+        renewed_at: Instant::now(),
+        troubled: None,
         unregistered: false,
         fault: None,
         summary: WorkerSummary::default(),

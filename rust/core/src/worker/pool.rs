@@ -4,12 +4,32 @@
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use super::{run_worker, Wake, WorkerConfig};
 use crate::error::{Error, Result};
 use crate::events::WorkerSummary;
 use crate::store::{open_store, StopLevel, StoreOptions};
+
+/// How long a pool starting keeps trying a store that does not answer (a connection
+/// reset, a server restarting, a database locked by another process's first contact).
+const START_PATIENCE: Duration = Duration::from_secs(30);
+
+/// Runs `f` until it succeeds, fails for a reason that will not pass (a bad URL, a lasting
+/// fault), or [`START_PATIENCE`] has passed.
+fn patiently<T>(mut f: impl FnMut() -> Result<T>) -> Result<T> {
+    let give_up = Instant::now() + START_PATIENCE;
+    let mut pause = Duration::from_millis(100);
+    loop {
+        match f() {
+            Err(Error::Database(_)) if Instant::now() + pause < give_up => {
+                std::thread::sleep(pause);
+                pause = (pause * 2).min(Duration::from_secs(2));
+            }
+            other => return other,
+        }
+    }
+}
 
 /// Worker threads of one process, sharing one stop flag.
 pub struct Pool {
@@ -25,17 +45,30 @@ impl Pool {
     /// thread, so that on return all of them are visible to `worker list`.
     pub fn start(location: &str, opts: &StoreOptions, cfgs: Vec<WorkerConfig>) -> Result<Pool> {
         let mut stores = Vec::with_capacity(cfgs.len());
-        for cfg in &cfgs {
-            let mut store = open_store(location, opts)?;
-            store.worker_register(&cfg.registration(cfg.clock.now_ms()))?;
-            stores.push(store);
+        for _ in &cfgs {
+            stores.push(patiently(|| open_store(location, opts))?);
+        }
+        let mut watcher_store = patiently(|| open_store(location, opts))?;
+        // Registered once every connection is open, just before the threads start: on a
+        // slow link, opening them takes seconds, and a worker registered first would
+        // otherwise look silent to the others before its first heartbeat.
+        for (cfg, store) in cfgs.iter().zip(stores.iter_mut()) {
+            let mut unsure = false;
+            patiently(|| match store.worker_register(&cfg.registration(cfg.clock.now_ms())) {
+                // A registration whose answer was lost did commit.
+                Err(Error::InvalidState(_)) if unsure => Ok(()),
+                Err(e) => {
+                    unsure |= matches!(e, Error::Database(_));
+                    Err(e)
+                }
+                ok => ok,
+            })?;
         }
         let signal = Arc::new(AtomicU8::new(0));
         let running = Arc::new((Mutex::new(cfgs.len()), Condvar::new()));
         let wake = Arc::new(Wake::default());
         // One watcher per process, whatever the worker count: it waits for commits by
         // anyone and wakes the idle workers.
-        let mut watcher_store = open_store(location, opts)?;
         {
             let (signal, running, wake) = (Arc::clone(&signal), Arc::clone(&running), Arc::clone(&wake));
             std::thread::Builder::new()

@@ -33,8 +33,11 @@ fn classify_db_error(db: &postgres::error::DbError) -> Error {
     if let Some(hint) = db.hint() {
         text.push_str(&format!("; hint: {hint}"));
     }
+    if *db.code() == SqlState::DISK_FULL {
+        // It passes once space is freed: workers wait for it.
+        return Error::Database(format!("{text}: free space on the database server; running workers wait and go on"));
+    }
     let next = match db.code() {
-        c if *c == SqlState::DISK_FULL => "free space on the database server, then start the workers again",
         c if *c == SqlState::READ_ONLY_SQL_TRANSACTION => {
             "the database is read-only (a standby, or default_transaction_read_only): point --db at the primary"
         }
@@ -127,6 +130,21 @@ pub(super) fn parse_location(location: &str) -> Result<(postgres::Config, bool)>
         text.parse().map_err(|e| Error::InvalidInput(format!("invalid PostgreSQL URL {}: {e}", redact(location))))?;
     if config.get_connect_timeout().is_none() {
         config.connect_timeout(Duration::from_secs(10));
+    }
+    // A peer that vanished without a word (a cable pulled, a host or firewall dropping
+    // packets) is noticed in about 20 s rather than the kernel's two hours; a URL that sets
+    // these keeps its own.
+    if !location.contains("keepalives_idle") {
+        config.keepalives_idle(Duration::from_secs(10));
+    }
+    if !location.contains("keepalives_interval") {
+        config.keepalives_interval(Duration::from_secs(3));
+    }
+    if !location.contains("keepalives_retries") {
+        config.keepalives_retries(3);
+    }
+    if config.get_tcp_user_timeout().is_none() {
+        config.tcp_user_timeout(Duration::from_secs(20));
     }
     if config.get_application_name().is_none() {
         config.application_name("queuectl");

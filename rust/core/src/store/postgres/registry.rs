@@ -4,7 +4,7 @@ use super::{notify, PostgresStore};
 use crate::error::Result;
 use crate::store::refusal;
 use crate::store::row;
-use crate::store::sql::{jobs, workers};
+use crate::store::sql::workers;
 use crate::store::{Beat, Registration, StopLevel, WorkerRegistry, WorkerRow};
 
 impl WorkerRegistry for PostgresStore {
@@ -20,20 +20,13 @@ impl WorkerRegistry for PostgresStore {
     }
 
     fn worker_heartbeat(&mut self, id: &str, now_ms: i64) -> Result<Option<Beat>> {
-        let beat = self.prepared(workers::BEAT.postgres)?;
-        let renew = self.prepared(jobs::postgres::LEASE_RENEW)?;
-        self.with(|c, _| {
-            let mut tx = c.transaction()?;
-            let Some(row) = tx.query_opt(&beat, &[&id, &now_ms])? else {
-                tx.commit()?;
-                return Ok(None);
-            };
-            let (stop, lease_ms): (i64, i64) = (row.get(0), row.get(1));
-            let jobs = tx.query(&renew, &[&id, &(now_ms + lease_ms)])?;
-            let cancel = jobs.iter().any(|r| r.get::<_, Option<i64>>(0).is_some());
-            tx.commit()?;
-            Ok(Some(Beat { stop: StopLevel::from_u8(u8::try_from(stop).unwrap_or(0)), cancel }))
-        })
+        // One round trip: on a slow link, the lease is renewed soon after it is sent.
+        let beat = self.prepared(workers::postgres::BEAT_AND_RENEW)?;
+        let Some(row) = self.with(|c, _| Ok(c.query_opt(&beat, &[&id, &now_ms])?))? else {
+            return Ok(None);
+        };
+        let (stop, cancel): (i64, bool) = (row.try_get(0)?, row.try_get(2)?);
+        Ok(Some(Beat { stop: StopLevel::from_u8(u8::try_from(stop).unwrap_or(0)), cancel }))
     }
 
     fn worker_exit(&mut self, id: &str, now_ms: i64) -> Result<()> {

@@ -209,11 +209,6 @@ pub(crate) mod postgres {
     pub(crate) const EXPIRED: &str = "SELECT id, attempts, max_retries, worker_id, lease_expires_ms FROM jobs
      WHERE state = 'processing' AND lease_expires_ms < $1 ORDER BY seq";
 
-    /// The renewal of a worker's lease with its heartbeat: $1 worker, $2 new lease end.
-    /// Returns, per job, when its cancel was asked for (NULL: not).
-    pub(crate) const LEASE_RENEW: &str =
-        "UPDATE jobs SET lease_expires_ms = $2 WHERE worker_id = $1 AND state = 'processing' RETURNING cancel_requested_ms";
-
     /// The state of job $1, its row locked until the change by id commits.
     pub(crate) const STATE_LOCKED: &str = "SELECT state FROM jobs WHERE id = $1 FOR UPDATE";
 
@@ -256,7 +251,6 @@ pub(super) fn texts() -> super::Texts {
             postgres::COUNT_BY_STATE,
             postgres::AHEAD,
             postgres::EXPIRED,
-            postgres::LEASE_RENEW,
             postgres::STATE_LOCKED,
             postgres::PURGE,
         ],
@@ -277,6 +271,5 @@ mod tests {
         let dollars = |s: &str| s.replace("?1", "$1").replace("?2", "$2");
         assert_eq!(dollars(sqlite::AHEAD).replace(" INDEXED BY jobs_due", ""), postgres::AHEAD);
         assert_eq!(dollars(sqlite::EXPIRED).replace(" INDEXED BY jobs_processing", ""), postgres::EXPIRED);
-        assert_eq!(dollars(sqlite::LEASE_RENEW).replace(" INDEXED BY jobs_processing", ""), postgres::LEASE_RENEW);
     }
 }

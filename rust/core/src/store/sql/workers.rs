@@ -70,6 +70,19 @@ pub(crate) mod postgres {
              w.queues
          FROM workers w LEFT JOIN jobs j ON j.state = 'processing' AND j.worker_id = w.id
          WHERE $1 OR w.state <> 'exited' ORDER BY w.started_at_ms DESC, w.id";
+
+    /// The heartbeat in one round trip: [`super::BEAT`] of worker $1 at $2 and the renewal
+    /// of its jobs' lease (to $2 plus its lease), in one statement that commits by itself.
+    /// No row: the worker is not registered (declared lost). Otherwise its stop request,
+    /// its lease, and whether a job it runs was asked to cancel.
+    pub(crate) const BEAT_AND_RENEW: &str = "WITH beat AS (
+             UPDATE workers SET heartbeat_ms = $2 WHERE id = $1 AND state <> 'exited'
+             RETURNING CAST(stop_requested AS BIGINT) AS stop, lease_ms),
+         renewed AS (
+             UPDATE jobs SET lease_expires_ms = $2 + (SELECT lease_ms FROM beat)
+             WHERE worker_id = $1 AND state = 'processing' AND EXISTS (SELECT 1 FROM beat)
+             RETURNING cancel_requested_ms)
+         SELECT stop, lease_ms, EXISTS (SELECT 1 FROM renewed WHERE cancel_requested_ms IS NOT NULL) FROM beat";
 }
 
 #[cfg(test)]
@@ -77,7 +90,7 @@ pub(super) fn texts() -> super::Texts {
     super::Texts {
         shared: vec![REGISTER, BEAT, EXIT, STOP, REAP],
         sqlite: vec![sqlite::LIST, sqlite::ANY_SILENT, sqlite::EXIT_ALL],
-        postgres: vec![postgres::LIST],
+        postgres: vec![postgres::LIST, postgres::BEAT_AND_RENEW],
     }
 }
 
