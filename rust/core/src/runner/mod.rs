@@ -202,7 +202,7 @@ pub fn run(spec: &RunSpec<'_>, tick_every: Duration, tick: &mut dyn FnMut() -> C
     };
     let result = outcome.error.clone().unwrap_or_else(|| "exit code 0".to_string());
     let footer = format!("=== {result} after {:.3}s\n", outcome.duration_ms as f64 / 1000.0);
-    outcome.output_tail = sink.lock().unwrap_or_else(|p| p.into_inner()).finish(&footer)?;
+    outcome.output_tail = sink.lock().unwrap_or_else(|p| p.into_inner()).finish(&footer);
     Ok(outcome)
 }
 
@@ -348,6 +348,9 @@ pub(crate) struct LogSink {
     body_len: u64,
     cap: u64,
     dropped: u64,
+    /// Why the log could not be written (a full disk, a file size limit): from then on the
+    /// output is drained and dropped, and the kept tail says so.
+    failed: Option<String>,
 }
 
 /// The sink, shared by the runner and whatever copies the output.
@@ -358,10 +361,20 @@ const COPY_CHUNK: usize = 64 * 1024;
 impl LogSink {
     /// A sink for one attempt; opens the log now only if the job already has one.
     fn new(path: &Path, header: String, cap: u64) -> Result<LogSink> {
-        let mut sink =
-            LogSink { file: None, path: path.to_path_buf(), header, body_start: 0, body_len: 0, cap, dropped: 0 };
+        let mut sink = LogSink {
+            file: None,
+            path: path.to_path_buf(),
+            header,
+            body_start: 0,
+            body_len: 0,
+            cap,
+            dropped: 0,
+            failed: None,
+        };
         if path.exists() {
-            sink.open()?;
+            if let Err(e) = sink.open() {
+                sink.failed = Some(e.to_string());
+            }
         }
         Ok(sink)
     }
@@ -378,10 +391,20 @@ impl LogSink {
 
     /// Appends output, compacting when the attempt's output passes twice the cap.
     pub(crate) fn write(&mut self, data: &[u8]) -> std::io::Result<()> {
-        self.open().map_err(|e| std::io::Error::other(e.to_string()))?.write_all(data)?;
+        if self.failed.is_some() {
+            return Ok(());
+        }
+        let written = self.open().map_err(|e| std::io::Error::other(e.to_string())).and_then(|f| f.write_all(data));
+        if let Err(e) = written {
+            self.failed = Some(e.to_string());
+            return Err(e);
+        }
         self.body_len += data.len() as u64;
         if self.cap > 0 && self.body_len > 2 * self.cap {
-            self.compact()?;
+            if let Err(e) = self.compact() {
+                self.failed = Some(e.to_string());
+                return Err(e);
+            }
         }
         Ok(())
     }
@@ -414,15 +437,25 @@ impl LogSink {
         Ok(())
     }
 
-    /// Writes the footer (when the attempt has a log) and returns the output's tail.
-    fn finish(&mut self, footer: &str) -> Result<String> {
+    /// Writes the footer (when the attempt has a log) and returns the output's tail. A log
+    /// that could not be written does not change the attempt's outcome: the tail ends
+    /// with a line saying why the log is incomplete.
+    fn finish(&mut self, footer: &str) -> String {
         let body_start = self.body_start;
-        let Some(file) = self.file.as_mut() else {
-            return Ok(String::new());
-        };
-        let tail = read_tail(file, body_start);
-        file.write_all(footer.as_bytes())?;
-        Ok(tail)
+        let mut tail = String::new();
+        if let Some(file) = self.file.as_mut() {
+            tail = read_tail(file, body_start);
+            if let Err(e) = file.write_all(footer.as_bytes()) {
+                self.failed.get_or_insert(e.to_string());
+            }
+        }
+        if let Some(why) = &self.failed {
+            if !tail.is_empty() && !tail.ends_with('\n') {
+                tail.push('\n');
+            }
+            tail.push_str(&format!("[queuectl: the log of this attempt is incomplete: {why}]\n"));
+        }
+        tail
     }
 }
 

@@ -365,8 +365,8 @@ impl Loop<'_> {
                         Control::Continue
                     }
                 };
-                // The log could not be written (permissions): the attempt fails without
-                // running, so the job is retried rather than lost.
+                // (A log that cannot be written never fails the attempt: the runner says so
+                // in the tail. What is left is an error before the job could run.)
                 runner::run(&spec, tick_every, &mut tick).unwrap_or_else(|e| RunOutcome::not_run(e.to_string(), 0))
             };
             watch.finish();
