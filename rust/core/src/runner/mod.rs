@@ -329,6 +329,9 @@ pub(crate) struct LogSink {
     body_len: u64,
     cap: u64,
     dropped: u64,
+    /// The length of the "dropped" line at the start of the body (0 before the first
+    /// compaction): part of the body, not of the output.
+    marker_len: u64,
 }
 
 /// The sink, shared by the runner and whatever copies the output.
@@ -339,8 +342,16 @@ const COPY_CHUNK: usize = 64 * 1024;
 impl LogSink {
     /// A sink for one attempt; opens the log now only if the job already has one.
     fn new(path: &Path, header: String, cap: u64) -> Result<LogSink> {
-        let mut sink =
-            LogSink { file: None, path: path.to_path_buf(), header, body_start: 0, body_len: 0, cap, dropped: 0 };
+        let mut sink = LogSink {
+            file: None,
+            path: path.to_path_buf(),
+            header,
+            body_start: 0,
+            body_len: 0,
+            cap,
+            dropped: 0,
+            marker_len: 0,
+        };
         if path.exists() {
             sink.open()?;
         }
@@ -361,7 +372,7 @@ impl LogSink {
     pub(crate) fn write(&mut self, data: &[u8]) -> std::io::Result<()> {
         self.open().map_err(|e| std::io::Error::other(e.to_string()))?.write_all(data)?;
         self.body_len += data.len() as u64;
-        if self.cap > 0 && self.body_len > 2 * self.cap {
+        if self.cap > 0 && self.body_len - self.marker_len > 2 * self.cap {
             self.compact()?;
         }
         Ok(())
@@ -369,8 +380,8 @@ impl LogSink {
 
     fn compact(&mut self) -> std::io::Result<()> {
         let keep = self.cap;
-        let drop_now = self.body_len - keep;
-        self.dropped += drop_now;
+        // The previous compaction's line is not output: it is not counted as dropped.
+        self.dropped += self.body_len - self.marker_len - keep;
         let marker = format!("[queuectl: {:>20} earlier bytes of output dropped: log-max-bytes]\n", self.dropped);
         // A second handle without O_APPEND, whose writes go where it seeks.
         let mut rw = std::fs::OpenOptions::new().read(true).write(true).open(&self.path)?;
@@ -379,6 +390,7 @@ impl LogSink {
         rw.seek(SeekFrom::Start(dst))?;
         rw.write_all(marker.as_bytes())?;
         dst += marker.len() as u64;
+        self.marker_len = marker.len() as u64;
         let mut buf = vec![0u8; COPY_CHUNK];
         let end = self.body_start + self.body_len;
         while src < end {
