@@ -51,12 +51,19 @@
   drawChart();
 
   var out = document.getElementById("output");
+  var MAX_OUTPUT = 1024 * 1024;
   if (out && window.EventSource) {
     var url = "/api/jobs/" + encodeURIComponent(out.dataset.job) + "/output";
     var stream = new EventSource(url);
     stream.onmessage = function (e) {
-      // Text, never markup: a job's output is shown as it is.
-      out.textContent += JSON.parse(e.data);
+      // Text, never markup: a job's output is shown as it is. The newest MAX_OUTPUT
+      // characters stay, from a line's start: a fast job's page must not grow forever.
+      var text = out.textContent + JSON.parse(e.data);
+      if (text.length > MAX_OUTPUT) {
+        var cut = text.indexOf("\n", text.length - MAX_OUTPUT);
+        text = text.slice(cut < 0 ? text.length - MAX_OUTPUT : cut + 1);
+      }
+      out.textContent = text;
       out.scrollTop = out.scrollHeight;
     };
     stream.addEventListener("end", function () {
