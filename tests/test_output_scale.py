@@ -371,7 +371,10 @@ def test_the_dashboards_live_output_keeps_up_with_a_fast_writer_in_little_memory
                 newest = max(stamps) if newest is None else max(newest, max(stamps))
         peak_kb = vm_kb(d.proc.pid, "VmHWM")
     assert end == "completed"
+    log = q.run("logs", job).stdout
+    assert re.search(r"\nLAST \d+\n=== exit code 0 after \S+\n\Z", log), log[-300:]
     lines = "".join(texts).split("\n")
+    assert lines[-3].startswith("LAST "), ("".join(texts)[-300:], log[-300:])
     assert lines[-3].startswith("LAST ") and lines[-2].startswith("=== exit code 0 ")
     written = int(lines[-3].split()[1])
     previous = -1

@@ -89,30 +89,24 @@ class LogFollower:
         self.window = window
         self.offset = 0
         self._seen = b""
-        self._file: BinaryIO | None = None
         # A skip or a restart not yet reported with data.
         self._skipped = 0
         self._restarted = False
         # Whether the data returned last ended a line (or there was none).
         self._line_ended = True
 
-    def close(self) -> None:
-        if self._file is not None:
-            self._file.close()
-            self._file = None
-
-    def __enter__(self) -> LogFollower:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
     def read(self, limit: int = READ_BYTES) -> Chunk:
         """The next bytes of the log, at most `limit`; empty when there is nothing new (or
         no file yet)."""
-        f = self._open()
-        if f is None:
+        # Opened for each read, not held: on Windows an open file cannot be deleted, and
+        # `purge` must not fail because a dashboard shows the job.
+        try:
+            with self.path.open("rb") as f:
+                return self._read(f, limit)
+        except FileNotFoundError:
             return Chunk(b"")
+
+    def _read(self, f: BinaryIO, limit: int) -> Chunk:
         for _ in range(3):
             size = os.fstat(f.fileno()).st_size
             if self.window is not None and size - self.offset > self.window:
@@ -139,14 +133,6 @@ class LogFollower:
         chunk = Chunk(data, self._skipped, self._restarted, newline)
         self._skipped, self._restarted, self._line_ended = 0, False, data.endswith(b"\n")
         return chunk
-
-    def _open(self) -> BinaryIO | None:
-        if self._file is None:
-            try:
-                self._file = self.path.open("rb")
-            except FileNotFoundError:
-                return None
-        return self._file
 
     def _in_place(self, f: BinaryIO) -> bool:
         if not self._seen:

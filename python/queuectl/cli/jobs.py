@@ -132,17 +132,17 @@ def logs(app: App, job_id: str, follow: bool) -> None:
         return
     # A follower, not a plain read: the worker may move the log's newest output back
     # (log-max-bytes) while it is being read.
-    with LogFollower(path) as log:
-        while True:
-            if _print_chunk(log.read()):
-                continue
-            if not follow or queue.get(job_id).state in finished:
-                if follow:
-                    # The job has ended: print whatever its last writes added, then stop.
-                    while _print_chunk(log.read()):
-                        pass
-                return
-            time.sleep(0.2)
+    log = LogFollower(path)
+    while True:
+        if _print_chunk(log.read()):
+            continue
+        if not follow or queue.get(job_id).state in finished:
+            if follow:
+                # The job has ended: print whatever its last writes added, then stop.
+                while _print_chunk(log.read()):
+                    pass
+            return
+        time.sleep(0.2)
 
 
 def _print_chunk(chunk: Chunk) -> bool:

@@ -168,31 +168,28 @@ class Feed:
                     sent += len(chunk.data)
 
             idle = 0.0
-            try:
-                while True:
-                    sent = False
-                    async for event in sends():
-                        sent = True
-                        yield event
-                    if not sent:
-                        if await request.is_disconnected():
-                            return
-                        # Ended, or its attempt failed (and nothing more written): say so.
-                        job = await asyncio.to_thread(q.get, job_id)
-                        if job.state in (*ENDED_STATES, "failed"):
-                            async for event in sends():
-                                yield event
-                            yield f"event: end\ndata: {json.dumps(job.state)}\n\n"
-                            return
-                        idle += TICK_S
-                        if idle >= KEEPALIVE_S:
-                            idle = 0.0
-                            yield ": still running\n\n"
-                    else:
+            while True:
+                sent = False
+                async for event in sends():
+                    sent = True
+                    yield event
+                if not sent:
+                    if await request.is_disconnected():
+                        return
+                    # Ended, or its attempt failed (and nothing more written): say so.
+                    job = await asyncio.to_thread(q.get, job_id)
+                    if job.state in (*ENDED_STATES, "failed"):
+                        async for event in sends():
+                            yield event
+                        yield f"event: end\ndata: {json.dumps(job.state)}\n\n"
+                        return
+                    idle += TICK_S
+                    if idle >= KEEPALIVE_S:
                         idle = 0.0
-                    await asyncio.sleep(TICK_S)
-            finally:
-                log.close()
+                        yield ": still running\n\n"
+                else:
+                    idle = 0.0
+                await asyncio.sleep(TICK_S)
 
         return StreamingResponse(stream(), media_type="text/event-stream", headers=no_cache())
 
