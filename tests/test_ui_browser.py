@@ -298,6 +298,35 @@ def test_a_running_jobs_output_grows_in_place(
     assert tab.errors == []
 
 
+def test_a_fast_jobs_page_keeps_the_newest_half_mib_of_its_output(
+    q: Cli, ui: Callable[..., str], tab: Tab, tmp_path: Path
+) -> None:
+    # About 3 MB in 24 bursts over 3 s: the stream sends more than the page keeps.
+    gate = shlex.quote(str(tmp_path / "go"))
+    command = (
+        f"echo start; while [ ! -e {gate} ]; do sleep 0.05; done; "
+        "for i in $(seq 1 24); do seq $((i * 100000)) $((i * 100000 + 20000)); sleep 0.125; "
+        "done; echo LAST"
+    )
+    base = ui()
+    q.start_workers("--count", "1", "--quiet")
+    q.run("enqueue", "--id", "fast", "--command", command)
+    q.wait_for(lambda: q.state("fast") == "processing", what="fast to start")
+    page = tab.open(base + "/jobs/fast")
+    out = page.locator("pre#output")
+    expect(out).to_contain_text(re.compile(r"^start$", re.M))
+    (tmp_path / "go").touch()
+    q.wait_for(lambda: q.state("fast") == "completed", what="fast to end")
+    t = time.monotonic()
+    expect(out).to_contain_text(re.compile(r"^LAST\n=== exit code 0 ", re.M), timeout=30_000)
+    print(f"\nthe page showed the end {time.monotonic() - t:.2f} s after the job's")
+    text = out.text_content()
+    first = text.split("\n", 1)[0]
+    assert 256 * 1024 < len(text) <= 512 * 1024, len(text)
+    assert first.isdigit() and int(first) > 100_000, first[:100]  # from a line's start
+    assert tab.errors == []
+
+
 def test_a_jobs_markup_is_shown_as_text(q: Cli, ui: Callable[..., str], tab: Tab) -> None:
     q.run("enqueue", "--id", "xss", "--command", f"echo '{XSS}'")
     q.run("worker", "start", "--burst", "--quiet")

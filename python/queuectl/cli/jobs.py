@@ -12,6 +12,7 @@ from queuectl.api import ENDED_STATES, JOB_STATES
 from queuectl.cli import complete, render
 from queuectl.cli.app import App
 from queuectl.cli.params import Duration
+from queuectl.logs import Chunk, LogFollower
 
 STATES = list(JOB_STATES)
 
@@ -129,20 +130,28 @@ def logs(app: App, job_id: str, follow: bool) -> None:
         click.echo(f"(no log file here: {job.command!r} printed nothing)", err=True)
         _print_attempts(attempts)
         return
-    with path.open("rb") as f:
-        while True:
-            chunk = f.read(65536)
-            if chunk:
-                sys.stdout.buffer.write(chunk)
-                sys.stdout.buffer.flush()
-                continue
-            if not follow or queue.get(job_id).state in finished:
-                if follow:
-                    # The job has ended: print whatever its last writes added, then stop.
-                    rest = f.read()
-                    sys.stdout.buffer.write(rest)
-                return
-            time.sleep(0.2)
+    # A follower, not a plain read: the worker may move the log's newest output back
+    # (log-max-bytes) while it is being read.
+    log = LogFollower(path)
+    while True:
+        if _print_chunk(log.read()):
+            continue
+        if not follow or queue.get(job_id).state in finished:
+            if follow:
+                # The job has ended: print whatever its last writes added, then stop.
+                while _print_chunk(log.read()):
+                    pass
+            return
+        time.sleep(0.2)
+
+
+def _print_chunk(chunk: Chunk) -> bool:
+    """Prints what a LogFollower read; returns whether there was anything."""
+    if chunk.newline:
+        sys.stdout.buffer.write(b"\n")
+    sys.stdout.buffer.write(chunk.data)
+    sys.stdout.buffer.flush()
+    return bool(chunk.data)
 
 
 def _print_tails(app: App, job: _core.Job) -> None:

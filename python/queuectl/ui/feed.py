@@ -7,11 +7,11 @@ as it grows).
 from __future__ import annotations
 
 import asyncio
+import codecs
 import json
 import threading
 import time
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import NamedTuple
 
 from starlette.requests import Request
@@ -20,6 +20,7 @@ from starlette.responses import PlainTextResponse, Response, StreamingResponse
 from queuectl import InputError, JobNotFoundError, QueuectlError, _core
 from queuectl.api import ENDED_STATES, Queue
 from queuectl.home import Home
+from queuectl.logs import LogFollower
 
 #: How often the event streams look at the change counter (or the log), and the least time
 #: between two "changed" events one sends (seconds).
@@ -29,6 +30,9 @@ MIN_GAP_S = 1.0
 SNAPSHOT_EVERY_S = 5.0
 #: A stream that has sent nothing for this long sends a comment, so proxies keep it open.
 KEEPALIVE_S = 15.0
+#: The most of a log the live output is behind its end, and sends a tick: a person cannot
+#: read faster, and a page that took in all of a fast job's output would never keep up.
+LIVE_WINDOW = 256 * 1024
 
 
 class Snapshot(NamedTuple):
@@ -130,7 +134,9 @@ class Feed:
 
     async def output(self, request: Request) -> Response:
         """`/api/jobs/{id}/output`: a job's log as it grows, `data:` events of JSON strings,
-        then `end` with the state it ended in."""
+        then `end` with the state it ended in. At most the newest LIVE_WINDOW bytes of the
+        log are behind its end at any time, and at most LIVE_WINDOW are sent a tick: past
+        that, a line says how much is not shown and the stream goes on from the newest."""
         job_id = request.path_params["id"]
         q = Queue(self._home)
         try:
@@ -140,44 +146,59 @@ class Feed:
             return PlainTextResponse(str(e), status_code=404)
 
         async def stream() -> AsyncIterator[str]:
-            offset = 0
+            log = LogFollower(path, window=LIVE_WINDOW)
+            decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+
+            async def sends() -> AsyncIterator[str]:
+                """Events for what the log has now, up to LIVE_WINDOW bytes of it."""
+                sent = 0
+                while sent < LIVE_WINDOW:
+                    chunk = await asyncio.to_thread(log.read)
+                    if not chunk.data:
+                        return
+                    text = ""
+                    if chunk.restarted:
+                        text = decoder.decode(b"", final=True)
+                        decoder.reset()
+                    if chunk.newline:
+                        text += "\n"
+                    if chunk.skipped:
+                        text += skipped_line(chunk.skipped)
+                    yield f"data: {json.dumps(text + decoder.decode(chunk.data))}\n\n"
+                    sent += len(chunk.data)
+
             idle = 0.0
             while True:
-                chunk = await asyncio.to_thread(read_from, path, offset)
-                if chunk:
-                    offset += len(chunk)
-                    text = chunk.decode("utf-8", errors="replace")
-                    yield f"data: {json.dumps(text)}\n\n"
-                    continue
-                if await request.is_disconnected():
-                    return
-                # Ended, or its attempt failed (and nothing more written): say so and stop.
-                job = await asyncio.to_thread(q.get, job_id)
-                if job.state in (*ENDED_STATES, "failed"):
-                    rest = await asyncio.to_thread(read_from, path, offset)
-                    if rest:
-                        yield f"data: {json.dumps(rest.decode('utf-8', errors='replace'))}\n\n"
-                    yield f"event: end\ndata: {json.dumps(job.state)}\n\n"
-                    return
-                idle += TICK_S
-                if idle >= KEEPALIVE_S:
+                sent = False
+                async for event in sends():
+                    sent = True
+                    yield event
+                if not sent:
+                    if await request.is_disconnected():
+                        return
+                    # Ended, or its attempt failed (and nothing more written): say so.
+                    job = await asyncio.to_thread(q.get, job_id)
+                    if job.state in (*ENDED_STATES, "failed"):
+                        async for event in sends():
+                            yield event
+                        yield f"event: end\ndata: {json.dumps(job.state)}\n\n"
+                        return
+                    idle += TICK_S
+                    if idle >= KEEPALIVE_S:
+                        idle = 0.0
+                        yield ": still running\n\n"
+                else:
                     idle = 0.0
-                    yield ": still running\n\n"
                 await asyncio.sleep(TICK_S)
 
         return StreamingResponse(stream(), media_type="text/event-stream", headers=no_cache())
 
 
+def skipped_line(skipped: int) -> str:
+    """The line the live output shows where it passed over part of the log."""
+    return f"[queuectl: {skipped:,} bytes of the log not shown here; `queuectl logs` has them]\n"
+
+
 def no_cache() -> dict[str, str]:
     """Headers of an event stream: never cached, never buffered by a proxy."""
     return {"Cache-Control": "no-store", "X-Accel-Buffering": "no"}
-
-
-def read_from(path: Path, offset: int) -> bytes:
-    """Up to 64 KiB of the file at `path` from `offset`; nothing if it does not exist."""
-    try:
-        with path.open("rb") as f:
-            f.seek(offset)
-            return f.read(65536)
-    except FileNotFoundError:
-        return b""

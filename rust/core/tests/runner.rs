@@ -146,7 +146,7 @@ fn a_missing_working_directory_fails_without_running() {
 fn the_log_is_capped_keeping_the_newest_output() {
     let dir = tempfile::tempdir().unwrap();
     let numbers: String = (1..=400_000).map(|i| format!("{i}\n")).collect();
-    std::fs::write(dir.path().join("numbers.txt"), numbers).unwrap();
+    std::fs::write(dir.path().join("numbers.txt"), &numbers).unwrap();
     let log = dir.path().join("job.log");
     let mut s = spec(sh("cat numbers.txt; echo END", "type numbers.txt& echo END"), dir.path(), &log, 0);
     s.log_max_bytes = 100_000;
@@ -161,6 +161,15 @@ fn the_log_is_capped_keeping_the_newest_output() {
     assert!(out.output_tail.ends_with(&format!("400000\nEND{NL}")));
     let lines: Vec<&str> = text.lines().collect();
     assert!(lines[0].starts_with("=== attempt 2"), "the header stays first");
+    // The "dropped" line counts the output it dropped, exactly: with what is kept after
+    // it, all of the output (the line of an earlier compaction is not counted in).
+    let output = format!("{numbers}END{NL}");
+    let dropped_line = lines[2];
+    let dropped: usize = dropped_line["[queuectl: ".len()..].trim_start().split(' ').next().unwrap().parse().unwrap();
+    let kept_from = text.find(dropped_line).unwrap() + dropped_line.len() + 1;
+    let kept = &text[kept_from..text.rfind("=== exit code 0").unwrap()];
+    assert_eq!(dropped + kept.len(), output.len());
+    assert!(output.ends_with(kept));
 }
 
 #[test]

@@ -51,13 +51,39 @@
   drawChart();
 
   var out = document.getElementById("output");
+  // The most characters of output the page keeps, the newest: a fast job's page must not
+  // grow without end (the server sends at most 256 KiB a quarter of a second).
+  var MAX_OUTPUT = 512 * 1024;
   if (out && window.EventSource) {
     var url = "/api/jobs/" + encodeURIComponent(out.dataset.job) + "/output";
     var stream = new EventSource(url);
+    var kept = 0;
+    var scrolling = false;
     stream.onmessage = function (e) {
-      // Text, never markup: a job's output is shown as it is.
-      out.textContent += JSON.parse(e.data);
-      out.scrollTop = out.scrollHeight;
+      // Text, never markup: a job's output is shown as it is. Each event is a text node
+      // of its own, so that an event adds to the page instead of replacing all of it.
+      var text = JSON.parse(e.data);
+      out.appendChild(document.createTextNode(text));
+      kept += text.length;
+      if (kept > MAX_OUTPUT) {
+        while (out.firstChild && kept - out.firstChild.length >= MAX_OUTPUT) {
+          kept -= out.firstChild.length;
+          out.removeChild(out.firstChild);
+        }
+        // The rest of the excess is in the first node: cut it there, at a line's end.
+        var first = out.firstChild;
+        var nl = first.data.indexOf("\n", kept - MAX_OUTPUT);
+        var cut = nl < 0 ? first.length : nl + 1;
+        kept -= cut;
+        first.data = first.data.slice(cut);
+      }
+      if (!scrolling) {
+        scrolling = true;
+        requestAnimationFrame(function () {
+          scrolling = false;
+          out.scrollTop = out.scrollHeight;
+        });
+      }
     };
     stream.addEventListener("end", function () {
       stream.close();

@@ -351,6 +351,9 @@ pub(crate) struct LogSink {
     /// Why the log could not be written (a full disk, a file size limit): from then on the
     /// output is drained and dropped, and the kept tail says so.
     failed: Option<String>,
+    /// The length of the "dropped" line at the start of the body (0 before the first
+    /// compaction): part of the body, not of the output.
+    marker_len: u64,
 }
 
 /// The sink, shared by the runner and whatever copies the output.
@@ -370,6 +373,7 @@ impl LogSink {
             cap,
             dropped: 0,
             failed: None,
+            marker_len: 0,
         };
         if path.exists() {
             if let Err(e) = sink.open() {
@@ -400,7 +404,7 @@ impl LogSink {
             return Err(e);
         }
         self.body_len += data.len() as u64;
-        if self.cap > 0 && self.body_len > 2 * self.cap {
+        if self.cap > 0 && self.body_len - self.marker_len > 2 * self.cap {
             if let Err(e) = self.compact() {
                 self.failed = Some(e.to_string());
                 return Err(e);
@@ -411,8 +415,8 @@ impl LogSink {
 
     fn compact(&mut self) -> std::io::Result<()> {
         let keep = self.cap;
-        let drop_now = self.body_len - keep;
-        self.dropped += drop_now;
+        // The previous compaction's line is not output: it is not counted as dropped.
+        self.dropped += self.body_len - self.marker_len - keep;
         let marker = format!("[queuectl: {:>20} earlier bytes of output dropped: log-max-bytes]\n", self.dropped);
         // A second handle without O_APPEND, whose writes go where it seeks.
         let mut rw = std::fs::OpenOptions::new().read(true).write(true).open(&self.path)?;
@@ -421,6 +425,7 @@ impl LogSink {
         rw.seek(SeekFrom::Start(dst))?;
         rw.write_all(marker.as_bytes())?;
         dst += marker.len() as u64;
+        self.marker_len = marker.len() as u64;
         let mut buf = vec![0u8; COPY_CHUNK];
         let end = self.body_start + self.body_len;
         while src < end {
