@@ -188,7 +188,8 @@ def test_a_partitioned_host_stops_its_jobs_before_its_lease_ends_and_comes_back(
 ) -> None:
     q, script, history = world
     lease = 5.0
-    ids = enqueue_jobs(q, script, history, JOBS, 30, "p")
+    # Jobs longer than the lease, so that the cut host must stop the ones it runs.
+    ids = enqueue_jobs(q, script, history, max(6, JOBS // 2), 60, "p")
     with hosts(tmp_path, pg_url, ["a", "b"]) as (a, b):
         assert a.proxy
         a.start("--count", "2", "--lease", "5s")
@@ -220,6 +221,7 @@ def test_a_partitioned_host_stops_its_jobs_before_its_lease_ends_and_comes_back(
         x.job for x in h.attempts if x.host == "a" and x.start < cut + 0.5 and x.last > cut
     }
     assert in_flight, "host a ran nothing when it was cut off"
+    assert any(x.host == "a" and not x.ended for x in h.attempts), "no job of host a was stopped"
     dups = [x for x in h.attempts if x.job in h.duplicated()]
     assert len(h.duplicated()) <= len(in_flight), (dups, in_flight, cut, healed, err_a)
     # No job started on host a from one lease after the cut until the heal.
@@ -231,6 +233,12 @@ def test_a_partitioned_host_stops_its_jobs_before_its_lease_ends_and_comes_back(
             assert x.last < cut + lease, (x, cut)
     assert {x.host for x in h.attempts if x.job in more} == {"a"}
     assert len(workers) == 2 and all(w["state"] != "lost" for w in workers), workers
+    stopped_by = max((x.last - cut for x in h.attempts if x.host == "a" and not x.ended), default=0)
+    print(
+        f"\npartition: {len(ids)} jobs, {len(in_flight)} in flight on the cut host, "
+        f"{len(h.duplicated())} run twice, its last tick {stopped_by:.2f}s after the cut "
+        f"(lease {lease:g}s), {len(h.attempts)} attempts in all"
+    )
     stopped = [line for line in err_a.splitlines() if "lease could not be renewed" in line]
     assert len(stopped) == len({x.job for x in h.attempts if x.host == "a" and not x.ended}), err_a
     troubles = [line for line in err_a.splitlines() if "heartbeat failed" in line]
@@ -252,9 +260,12 @@ def test_200ms_each_way_slows_but_breaks_nothing(
             h.proxy.latency = 0.2
             # The default lease: a claim and a settle take a few seconds on this link.
             h.start("--count", "2")
+        began = time.monotonic()
         wait_all_completed(q, ids, timeout=60 + JOBS * 4)
+        took = time.monotonic() - began
         errs = a.stop() + b.stop()
     hist = History.read(history)
+    print(f"\nlatency 200 ms each way: {len(ids)} jobs of 0.5 s on 4 workers in {took:.1f}s")
     check_history(hist, ids)
     dups = [x for x in hist.attempts if x.job in hist.duplicated()]
     assert not dups, "\n".join(map(str, dups)) + "\n" + errs
@@ -281,7 +292,9 @@ def test_connections_reset_mid_transaction(
         err_a = a.stop()
         b.stop()
     assert resets > 10, (resets, err_a)
-    check_history(History.read(history), ids)
+    hist = History.read(history)
+    print(f"\nresets: {resets} connections reset, {len(hist.duplicated())} of {len(ids)} run twice")
+    check_history(hist, ids)
 
 
 def restart_server() -> None:
@@ -316,14 +329,20 @@ def test_every_worker_survives_a_server_restart(
         a.start("--count", "2", "--lease", "5s")
         b.start("--count", "2", "--lease", "5s")
         q.wait_for(lambda: len(History.read(history).attempts) >= 2, what="jobs running")
+        down = time.monotonic()
         restart_server()
         q.wait_for(server_answers, timeout=60, what="the server back")
         restarted = time.time()
+        down_for = time.monotonic() - down
         wait_all_completed(q, ids, timeout=90 + JOBS * 3)
         for h in (a, b):
             assert h.proc and h.proc.poll() is None, f"host {h.name}'s worker exited"
         hist = History.read(history)
         errs = a.stop() + b.stop()
+    print(
+        f"\nserver restart: down {down_for:.1f}s, "
+        f"{len(hist.duplicated())} of {len(ids)} run twice, every worker up"
+    )
     check_history(hist, ids)
     assert any(x.start > restarted for x in hist.attempts), "nothing ran after the restart"
     # A line or two per worker thread for the outage, not one per retry.
