@@ -24,6 +24,12 @@ pub struct SpecDefaults {
 const FIELDS: &str =
     "id, command, max_retries, priority, run_at, timeout, cwd, env, queue, unique_key, after, state, attempts, created_at, updated_at";
 
+/// `text` with its control characters escaped (`\n`, `\u{1b}`), for an error that quotes
+/// the input: it stays one line, and sends no escape sequence to the terminal it is shown on.
+pub fn escape_controls(text: &str) -> String {
+    text.chars().map(|c| if c.is_control() { c.escape_debug().to_string() } else { c.to_string() }).collect()
+}
+
 fn bad(field: &str, why: &str) -> Error {
     Error::InvalidInput(format!("field '{field}': {why}"))
 }
@@ -168,7 +174,10 @@ pub fn job_from_object(obj: &Map<String, Value>, d: &SpecDefaults) -> Result<New
                     return Err(bad(key, "must be an ISO-8601 string"));
                 }
             }
-            other => return Err(Error::InvalidInput(format!("unknown field '{other}' (allowed: {FIELDS})"))),
+            other => {
+                let other = escape_controls(other);
+                return Err(Error::InvalidInput(format!("unknown field '{other}' (allowed: {FIELDS})")));
+            }
         }
     }
     if !has_command {
@@ -301,6 +310,12 @@ mod tests {
         assert!(err(r#"{"command":"true","state":"dead"}"#).contains("'state'"));
         assert!(err(r#"{"command":"true","attempts":2}"#).contains("'attempts'"));
         assert!(err(r#"{"command":"true","colour":"red"}"#).contains("unknown field 'colour'"));
+        // Found by the fuzzer: a field name with a control character, quoted raw, broke the
+        // one-line error (and could carry a terminal escape sequence).
+        assert_eq!(
+            err("{\"command\":\"true\",\"a\\tb\\u001b[31m\\n\":1}").split(" (allowed").next(),
+            Some("unknown field 'a\\tb\\u{1b}[31m\\n'")
+        );
         assert!(err(r#"{"command":"true""#).starts_with("invalid JSON"));
         assert!(err(r#"["true"]"#).contains("JSON object"));
     }
