@@ -53,9 +53,12 @@ fn env_of(value: &Value) -> Result<Vec<(String, String)>> {
         if name.is_empty() || name.contains('=') || name.contains('\0') {
             return Err(bad("env", &format!("{name:?} is not a variable name (non-empty, no '=' or NUL)")));
         }
-        let v = v.as_str().ok_or_else(|| bad("env", &format!("the value of {name} must be a string")))?;
+        // The name is quoted as it is (unlike above, where Debug quoting shows it): its
+        // control characters escaped, so the error stays one line (found by fuzzing).
+        let shown = escape_controls(name);
+        let v = v.as_str().ok_or_else(|| bad("env", &format!("the value of {shown} must be a string")))?;
         if v.contains('\0') {
-            return Err(bad("env", &format!("the value of {name} must not contain a NUL character")));
+            return Err(bad("env", &format!("the value of {shown} must not contain a NUL character")));
         }
         env.push((name.clone(), v.to_string()));
     }
@@ -291,6 +294,8 @@ mod tests {
         let d = d();
         let job = parse_one(r#"{"command":"true","env":{"A":"s3cr3t","B_2":""}}"#, &d).unwrap();
         assert_eq!(job.env, [("A".to_string(), "s3cr3t".to_string()), ("B_2".to_string(), String::new())]);
+        let e = parse_one(r#"{"command":"true","env":{"A\tB\u001b":1}}"#, &d).unwrap_err();
+        assert_eq!(e.to_string(), "field 'env': the value of A\\tB\\u{1b} must be a string");
         for bad_env in [r#""x""#, r#"{"A":1}"#, r#"{"":"x"}"#, r#"{"A=B":"x"}"#] {
             let e = parse_one(&format!(r#"{{"command":"true","env":{bad_env}}}"#), &d).unwrap_err();
             assert!(e.to_string().contains("field 'env'"), "{bad_env}: {e}");
