@@ -18,7 +18,7 @@ step "virtualenv at $venv"
     "maturin>=1.7,<2" "pytest>=8" "ruff>=0.6" "mypy>=1.10" "click>=8.1" "platformdirs>=3" \
     "check-jsonschema>=0.29" "hypothesis>=6" "psycopg[binary]>=3.1" \
     "starlette>=0.40,<2" "uvicorn>=0.30,<1" "jinja2>=3.1,<4" \
-    "playwright==1.65.2" "prometheus_client>=0.20" \
+    "playwright==1.65.2" "prometheus_client>=0.20" "schemathesis>=4.1,<5" \
     "mkdocs>=1.6,<2" "mkdocs-material>=9.5,<10" "mkdocstrings-python>=1.10"
 export VIRTUAL_ENV="$venv" PATH="$venv/bin:$PATH"
 

@@ -136,8 +136,17 @@ def cli(ctx: click.Context, home: str | None, db: str | None, debug: bool, versi
 
 
 def _fail(message: str, code: int) -> None:
-    click.echo(f"Error: {message}", err=True)
+    click.echo(f"Error: {_one_line(message)}", err=True)
     sys.exit(code)
+
+
+def _one_line(message: str) -> str:
+    """`message` with its unprintable characters escaped as Python writes them (`\\n`,
+    `\\x1b`, `\\udcff`): an error quoting the user's input stays one line, and nothing in
+    it reaches the terminal as a control sequence."""
+    if message.isprintable():
+        return message
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in message)
 
 
 def _complete(args: list[str]) -> None:
@@ -184,6 +193,18 @@ def main(argv: list[str] | None = None) -> None:
 
             traceback.print_exc()
         _fail(str(e), EXIT_ERROR)
+    except UnicodeEncodeError as e:
+        # Bytes that are not UTF-8 in an argument (`$'\xff'` in a shell) reach Python as
+        # lone surrogates, which the core's text (UTF-8) cannot hold.
+        if e.reason != "surrogates not allowed" or not isinstance(e.object, str):
+            raise
+        if debug:
+            import traceback
+
+            traceback.print_exc()
+        text = e.object if len(e.object) <= 60 else e.object[:57] + "..."
+        why = "an argument holds bytes that are not UTF-8"
+        _fail(f"{text!r} is not UTF-8 text ({why})", EXIT_ERROR)
     except KeyboardInterrupt:
         click.echo("Error: interrupted", err=True)
         sys.exit(EXIT_INTERRUPTED)

@@ -6,6 +6,7 @@ import click
 
 from queuectl.cli import complete, render
 from queuectl.cli.app import App
+from queuectl.cli.params import count
 
 
 @click.group(epilog="\b\nExamples:\n  queuectl dlq list\n  queuectl dlq retry --all")
@@ -16,7 +17,7 @@ def dlq() -> None:
 @dlq.command(
     "list", epilog="\b\nExamples:\n  queuectl dlq list\n  queuectl dlq list --limit 20 --json"
 )
-@click.option("--limit", type=click.IntRange(min=0), help="At most this many jobs.")
+@click.option("--limit", type=count(), help="At most this many jobs.")
 @click.option("--json", "as_json", is_flag=True, help="Compact JSON on stdout.")
 @click.pass_obj
 def dlq_list(app: App, limit: int | None, as_json: bool) -> None:

@@ -142,10 +142,12 @@ def enqueue(
             _read_input(job[1:]) if job.startswith("@") else _read_input(job) if job == "-" else job
         )
         if job != "-" and not job.startswith("@") and not text.lstrip().startswith(("{", "[")):
-            # A bare command where JSON belongs: say what the user most likely meant.
+            # A bare command where JSON belongs: say what the user most likely meant (with
+            # the command quoted to type back, when it can be shown on one line).
+            hint = f" {shlex_quote(text)}" if text.isprintable() else ""
             raise click.ClickException(
                 f"{text!r} is not a JSON job; to enqueue a shell command as it is, "
-                f"use --command {shlex_quote(text)}"
+                f"use --command{hint}"
             )
         _said_one(queue.enqueue_report(text))
         return

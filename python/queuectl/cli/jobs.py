@@ -11,7 +11,7 @@ from queuectl import _core
 from queuectl.api import ENDED_STATES, JOB_STATES
 from queuectl.cli import complete, render
 from queuectl.cli.app import App
-from queuectl.cli.params import Duration
+from queuectl.cli.params import Duration, count
 from queuectl.logs import Chunk, LogFollower
 
 STATES = list(JOB_STATES)
@@ -49,7 +49,7 @@ def status(app: App, as_json: bool) -> None:
     shell_complete=complete.queue_names,
     help="Only jobs of this named queue.",
 )
-@click.option("--limit", type=click.IntRange(min=0), help="At most this many jobs.")
+@click.option("--limit", type=count(), help="At most this many jobs.")
 @click.option("--json", "as_json", is_flag=True, help="Compact JSON on stdout.")
 @click.pass_obj
 def list_jobs(

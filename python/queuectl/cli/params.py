@@ -23,3 +23,13 @@ class Duration(click.ParamType):  # type: ignore[type-arg]
             return parse_seconds(str(value))
         except ValueError as e:
             self.fail(str(e), param, ctx)
+
+
+#: The largest count or limit the command line takes: the stores keep one as a signed
+#: 64-bit integer (a larger number used to reach the core and fail with OverflowError).
+MAX_COUNT = 2**63 - 1
+
+
+def count() -> click.IntRange:
+    """A whole number from 0 to MAX_COUNT."""
+    return click.IntRange(min=0, max=MAX_COUNT)

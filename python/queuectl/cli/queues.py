@@ -6,6 +6,7 @@ import click
 
 from queuectl.cli import complete, render
 from queuectl.cli.app import App
+from queuectl.cli.params import count
 
 
 @click.group(epilog="\b\nExamples:\n  queuectl queue list\n  queuectl queue limit images 2")
@@ -72,7 +73,7 @@ def resume(app: App, names: tuple[str, ...], as_json: bool) -> None:
     epilog="\b\nExamples:\n  queuectl queue limit images 2\n  queuectl queue limit images 0",
 )
 @click.argument("name", metavar="Q", shell_complete=complete.queue_names)
-@click.argument("limit", type=click.IntRange(min=0), metavar="N")
+@click.argument("limit", type=count(), metavar="N")
 @click.option("--json", "as_json", is_flag=True, help="Compact JSON on stdout.")
 @click.pass_obj
 def limit(app: App, name: str, limit: int, as_json: bool) -> None:

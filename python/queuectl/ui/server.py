@@ -26,6 +26,7 @@ from typing import Callable
 from urllib.parse import urlencode
 
 from starlette.applications import Starlette
+from starlette.convertors import PathConvertor, register_url_convertor
 from starlette.middleware import Middleware
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
@@ -40,6 +41,17 @@ from queuectl.ui.view import HERE, View
 __all__ = ["Settings", "build_app", "is_loopback", "serve"]
 
 
+class JobIdConvertor(PathConvertor):
+    """A job id in a path: any text, slashes and line breaks included. Starlette's `path`
+    stops at a line break, so `/api/jobs/a%0Ab` matched no route and got Starlette's plain
+    "Not Found" instead of the JSON 404 of the job routes (found by schemathesis)."""
+
+    regex = "(?s:.*)"
+
+
+register_url_convertor("job_id", JobIdConvertor())
+
+
 def build_app(settings: Settings) -> Starlette:
     """The dashboard's app: every route (no action when read-only) behind the guards."""
     feed = Feed(settings.home)
@@ -49,7 +61,7 @@ def build_app(settings: Settings) -> Starlette:
     routes: list[BaseRoute] = [
         Route("/", g(pages.overview)),
         Route("/jobs", g(pages.jobs)),
-        Route("/jobs/{id:path}", g(pages.job)),
+        Route("/jobs/{id:job_id}", g(pages.job)),
         Route("/dlq", g(pages.dlq)),
         Route("/queues", g(pages.queues)),
         Route("/schedules", g(pages.schedules)),
@@ -62,8 +74,8 @@ def build_app(settings: Settings) -> Starlette:
         Route("/api/status", g(pages.api_status)),
         Route("/api/throughput", g(pages.api_throughput)),
         Route("/api/jobs", g(pages.api_jobs)),
-        Route("/api/jobs/{id:path}/output", feed.output),
-        Route("/api/jobs/{id:path}", g(pages.api_job)),
+        Route("/api/jobs/{id:job_id}/output", feed.output),
+        Route("/api/jobs/{id:job_id}", g(pages.api_job)),
         Route("/api/dlq", g(pages.api_dlq)),
         Route("/api/queues", g(pages.api_queues)),
         Route("/api/schedules", g(pages.api_schedules)),

@@ -91,8 +91,17 @@ pub fn format_iso8601(ms: i64) -> String {
 
 /// Parses an ISO-8601 / RFC 3339 instant: `YYYY-MM-DD`, optionally followed by `T` (or a
 /// space) and `HH:MM[:SS[.fff]]`, optionally followed by `Z` or `+HH:MM` / `-HH:MM`.
-/// A time without an offset is taken as UTC, the zone queuectl speaks everywhere.
+/// A time without an offset is taken as UTC, the zone queuectl speaks everywhere. The
+/// instant must fall in the years 0000 to 9999 in UTC, the ones [`format_iso8601`] writes
+/// as ISO-8601: `0000-01-01T00:00+01:00` (year -1 in UTC) was taken, and shown as
+/// `-001-12-31T23:00:00.000Z`, which nothing reads back (found by fuzzing).
 pub fn parse_iso8601(text: &str) -> Option<i64> {
+    let first_ms = days_from_civil(0, 1, 1) * 86_400_000;
+    let end_ms = days_from_civil(10_000, 1, 1) * 86_400_000;
+    parse_iso8601_any_year(text).filter(|ms| (first_ms..end_ms).contains(ms))
+}
+
+fn parse_iso8601_any_year(text: &str) -> Option<i64> {
     let b = text.trim().as_bytes();
     let num = |s: &[u8]| -> Option<i64> {
         if s.is_empty() || !s.iter().all(u8::is_ascii_digit) {
@@ -202,8 +211,16 @@ mod tests {
             "2024-01-01T25:00",
             "2024-01-01T10:00:00Q",
             "2024-01-01T10:00:00.",
+            // Years -1 and 10000 in UTC: no ISO time to show them as.
+            "0000-01-01T00:00+01:00",
+            "9999-12-31T23:59-01:00",
+            "9999-12-31T23:59:60Z",
         ] {
             assert_eq!(parse_iso8601(bad), None, "{bad}");
+        }
+        for edge in ["0000-01-01T00:00Z", "9999-12-31T23:59:59.999Z"] {
+            let ms = parse_iso8601(edge).unwrap();
+            assert_eq!(parse_iso8601(&format_iso8601(ms)), Some(ms), "{edge}");
         }
     }
 }

@@ -120,7 +120,8 @@ pub fn normalize(key: &str, value: &str) -> Result<(&'static str, String)> {
 }
 
 /// `30`, `1.5`, `30s`, `10m`, `2h`, `7d` (any case, spaces around and before the unit
-/// allowed) as seconds, at most 10^12; an error saying what a duration is.
+/// allowed) as seconds: 0, or from 0.001 (a millisecond) to 10^12; an error saying what a
+/// duration is.
 pub fn parse_seconds(text: &str) -> Result<f64> {
     let not_one = || {
         Error::InvalidInput(format!("{} is not a duration (use seconds, or a number with s, m, h or d)", py_repr(text)))
@@ -145,6 +146,15 @@ pub fn parse_seconds(text: &str) -> Result<f64> {
     let value = number.parse::<f64>().map_err(|_| not_one())? * factor;
     if !value.is_finite() || value > 1e12 {
         return Err(Error::InvalidInput(format!("{} is too long a duration", py_repr(text))));
+    }
+    // Every duration becomes milliseconds: a shorter one would round to 0, which is "none"
+    // for a timeout, and be stored as `1e-05`, which this function refuses to read back
+    // (both found by fuzzing).
+    if value > 0.0 && value < 0.001 {
+        return Err(Error::InvalidInput(format!(
+            "{} is shorter than a millisecond (the shortest duration is 0.001)",
+            py_repr(text)
+        )));
     }
     Ok(value)
 }
@@ -339,7 +349,11 @@ mod tests {
         assert_eq!(n("backoff-base", "nan"), Err("invalid value 'nan' for backoff-base: must be a number >= 1".into()));
         assert!(n("backoff-base", "inf").is_err() && n("backoff-base", "0.5").is_err());
         assert_eq!(n("backoff-max", "10m"), Ok("600".into()));
-        assert_eq!(n("job-timeout", "0.00001"), Ok("1e-05".into()));
+        assert_eq!(n("job-timeout", "0.001"), Ok("0.001".into()));
+        assert_eq!(
+            n("job-timeout", "0.00001"),
+            Err("invalid value '0.00001' for job-timeout: '0.00001' is shorter than a millisecond (the shortest duration is 0.001)".into())
+        );
         assert_eq!(
             n("job-timeout", "-5"),
             Err("invalid value '-5' for job-timeout: '-5' is not a duration (use seconds, or a number with s, m, h or d)"

@@ -24,6 +24,12 @@ pub struct SpecDefaults {
 const FIELDS: &str =
     "id, command, max_retries, priority, run_at, timeout, cwd, env, queue, unique_key, after, state, attempts, created_at, updated_at";
 
+/// `text` with its control characters escaped (`\n`, `\u{1b}`), for an error that quotes
+/// the input: it stays one line, and sends no escape sequence to the terminal it is shown on.
+pub fn escape_controls(text: &str) -> String {
+    text.chars().map(|c| if c.is_control() { c.escape_debug().to_string() } else { c.to_string() }).collect()
+}
+
 fn bad(field: &str, why: &str) -> Error {
     Error::InvalidInput(format!("field '{field}': {why}"))
 }
@@ -47,9 +53,12 @@ fn env_of(value: &Value) -> Result<Vec<(String, String)>> {
         if name.is_empty() || name.contains('=') || name.contains('\0') {
             return Err(bad("env", &format!("{name:?} is not a variable name (non-empty, no '=' or NUL)")));
         }
-        let v = v.as_str().ok_or_else(|| bad("env", &format!("the value of {name} must be a string")))?;
+        // The name is quoted as it is (unlike above, where Debug quoting shows it): its
+        // control characters escaped, so the error stays one line (found by fuzzing).
+        let shown = escape_controls(name);
+        let v = v.as_str().ok_or_else(|| bad("env", &format!("the value of {shown} must be a string")))?;
         if v.contains('\0') {
-            return Err(bad("env", &format!("the value of {name} must not contain a NUL character")));
+            return Err(bad("env", &format!("the value of {shown} must not contain a NUL character")));
         }
         env.push((name.clone(), v.to_string()));
     }
@@ -168,7 +177,10 @@ pub fn job_from_object(obj: &Map<String, Value>, d: &SpecDefaults) -> Result<New
                     return Err(bad(key, "must be an ISO-8601 string"));
                 }
             }
-            other => return Err(Error::InvalidInput(format!("unknown field '{other}' (allowed: {FIELDS})"))),
+            other => {
+                let other = escape_controls(other);
+                return Err(Error::InvalidInput(format!("unknown field '{other}' (allowed: {FIELDS})")));
+            }
         }
     }
     if !has_command {
@@ -282,6 +294,8 @@ mod tests {
         let d = d();
         let job = parse_one(r#"{"command":"true","env":{"A":"s3cr3t","B_2":""}}"#, &d).unwrap();
         assert_eq!(job.env, [("A".to_string(), "s3cr3t".to_string()), ("B_2".to_string(), String::new())]);
+        let e = parse_one(r#"{"command":"true","env":{"A\tB\u001b":1}}"#, &d).unwrap_err();
+        assert_eq!(e.to_string(), "field 'env': the value of A\\tB\\u{1b} must be a string");
         for bad_env in [r#""x""#, r#"{"A":1}"#, r#"{"":"x"}"#, r#"{"A=B":"x"}"#] {
             let e = parse_one(&format!(r#"{{"command":"true","env":{bad_env}}}"#), &d).unwrap_err();
             assert!(e.to_string().contains("field 'env'"), "{bad_env}: {e}");
@@ -301,6 +315,12 @@ mod tests {
         assert!(err(r#"{"command":"true","state":"dead"}"#).contains("'state'"));
         assert!(err(r#"{"command":"true","attempts":2}"#).contains("'attempts'"));
         assert!(err(r#"{"command":"true","colour":"red"}"#).contains("unknown field 'colour'"));
+        // Found by the fuzzer: a field name with a control character, quoted raw, broke the
+        // one-line error (and could carry a terminal escape sequence).
+        assert_eq!(
+            err("{\"command\":\"true\",\"a\\tb\\u001b[31m\\n\":1}").split(" (allowed").next(),
+            Some("unknown field 'a\\tb\\u{1b}[31m\\n'")
+        );
         assert!(err(r#"{"command":"true""#).starts_with("invalid JSON"));
         assert!(err(r#"["true"]"#).contains("JSON object"));
     }
