@@ -113,18 +113,23 @@ def test_a_log_over_a_file_size_limit_is_cut_short_and_the_job_keeps_its_result(
     assert 1_000_000 <= len(log) <= 2_100_000 and "\ndone\n" not in log
 
 
-@pytest.fixture
-def read_only_home(tmp_path: Path) -> Iterator[tuple[Queue, Callable[[], None]]]:
-    """A home on a small filesystem of its own, which the test can remount read-only."""
-    mnt = tmp_path / "mnt"
+def mount_tmpfs(mnt: Path, size: str) -> None:
+    """A filesystem of its own at `mnt` (tmpfs of `size`); skips the test without root."""
     mnt.mkdir()
     r = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=20m", "tmpfs", str(mnt)],
+        ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(mnt)],
         capture_output=True,
         check=False,
     )
     if r.returncode != 0:
         pytest.skip(f"cannot mount a filesystem here (needs root): {r.stderr.decode().strip()}")
+
+
+@pytest.fixture
+def read_only_home(tmp_path: Path) -> Iterator[tuple[Queue, Callable[[], None]]]:
+    """A home on a small filesystem of its own, which the test can remount read-only."""
+    mnt = tmp_path / "mnt"
+    mount_tmpfs(mnt, "20m")
     queue = Queue(mnt / "home")
 
     def make_read_only() -> None:
@@ -162,14 +167,7 @@ def test_a_read_only_database_is_a_clear_error(
 def small_home(tmp_path: Path) -> Iterator[tuple[Queue, Path]]:
     """A home on a 16 MB filesystem of its own (tmpfs with a size), which the test fills."""
     mnt = tmp_path / "small"
-    mnt.mkdir()
-    r = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", str(mnt)],
-        capture_output=True,
-        check=False,
-    )
-    if r.returncode != 0:
-        pytest.skip(f"cannot mount a filesystem here (needs root): {r.stderr.decode().strip()}")
+    mount_tmpfs(mnt, "16m")
     queue = Queue(mnt / "home")
     try:
         yield queue, mnt
