@@ -282,6 +282,11 @@ def test_connections_reset_mid_transaction(
         assert a.proxy
         a.start("--count", "2", "--lease", "5s")
         b.start("--count", "2", "--lease", "5s")
+        # Host a up and running a job first: resets during its start-up only delay it.
+        q.wait_for(
+            lambda: any(x.host == "a" for x in History.read(history).attempts),
+            what="a job on host a",
+        )
         resets = 0
         deadline = time.monotonic() + 8
         while time.monotonic() < deadline:
