@@ -262,11 +262,24 @@ impl Loop<'_> {
         }
     }
 
-    /// Whether jobs wait for parents that are running now: a burst worker then stays for
-    /// them (idle until something commits) rather than leave them to nobody.
-    fn dependents_to_come(&mut self) -> Result<bool> {
-        Ok(!self.store.job_list(Some(JobState::Waiting), Some(1))?.is_empty()
-            && !self.store.job_list(Some(JobState::Processing), Some(1))?.is_empty())
+    /// Whether jobs will become claimable without anyone enqueueing: jobs waiting for
+    /// parents that are running now, pending jobs of a queue at its rate, or due jobs that
+    /// only the slots other workers of the process hold now keep back. A burst worker then
+    /// stays for them (idle until something commits) rather than leave them to nobody.
+    fn jobs_to_come(&mut self) -> Result<bool> {
+        if !self.store.job_list(Some(JobState::Waiting), Some(1))?.is_empty()
+            && !self.store.job_list(Some(JobState::Processing), Some(1))?.is_empty()
+        {
+            return Ok(true);
+        }
+        let all_slots = ClaimParams { max_slots: self.cfg.slots.total(), ..self.cfg.claim_params(self.now(), None) };
+        if all_slots.max_slots > self.cfg.slots.free() && self.store.job_due_exists(&all_slots)? {
+            return Ok(true);
+        }
+        let queues = self.store.queue_list()?;
+        let pending = |q: &crate::store::QueueRow| q.counts.iter().any(|(s, n)| *s == JobState::Pending && *n > 0);
+        let serves = |name: &str| self.cfg.queues.as_ref().is_none_or(|f| f.names().iter().any(|n| n == name));
+        Ok(queues.iter().any(|q| q.rate_n > 0 && !q.paused && serves(&q.name) && pending(q)))
     }
 
     fn run(&mut self) -> Result<()> {
@@ -291,7 +304,7 @@ impl Loop<'_> {
                     error_pause = Duration::from_millis(100);
                     self.work_through(job)?;
                 }
-                Ok(None) if self.cfg.burst && !self.dependents_to_come()? => return Ok(()),
+                Ok(None) if self.cfg.burst && !self.jobs_to_come()? => return Ok(()),
                 Ok(None) => {
                     self.store_ok();
                     error_pause = Duration::from_millis(100);
