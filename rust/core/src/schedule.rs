@@ -214,6 +214,7 @@ pub fn template(text: &str, d: &SpecDefaults) -> Result<String> {
         ("id", "each occurrence's job gets its id from the schedule and the occurrence"),
         ("run_at", "the job runs at each occurrence"),
         ("after", "a scheduled job cannot run after other jobs"),
+        ("expires_at", "every occurrence's job would expire at that one time"),
     ] {
         if obj.contains_key(field) {
             return Err(Error::InvalidInput(format!("field '{field}': leave it out of a schedule's job ({why})")));

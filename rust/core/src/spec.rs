@@ -450,4 +450,39 @@ mod tests {
             .unwrap_err();
         assert!(e.to_string().contains("comes later in the batch"), "{e}");
     }
+
+    #[test]
+    fn flow_fields_parse_and_bad_ones_name_the_field() {
+        let j = parse_one(
+            r#"{"command":"true","key":"c-7","slots":4,"retry_delays":[10,1.5],"retry_on":[75,111,75],
+               "no_retry_on":[2,"timeout"],"expires_at":"1970-01-01T00:00:02Z"}"#,
+            &d(),
+        )
+        .unwrap();
+        assert_eq!(j.flow.key.as_deref(), Some("c-7"));
+        assert_eq!(j.flow.slots, 4);
+        assert_eq!(j.flow.retry.delays_ms, Some(vec![10_000, 1_500]));
+        assert_eq!(j.flow.retry.on, Some(vec![75, 111]), "repeats are dropped");
+        assert_eq!((j.flow.retry.not_on.clone(), j.flow.retry.not_on_timeout), (Some(vec![2]), true));
+        assert_eq!(j.flow.expires_at_ms, Some(2_000));
+        // The stored rule reads back as the same rule.
+        assert_eq!(retry_rule_from_json(&j.flow.retry.to_json().unwrap()), j.flow.retry);
+        for (input, field) in [
+            (r#""slots":0"#, "slots"),
+            (r#""slots":1025"#, "slots"),
+            (r#""slots":"2""#, "slots"),
+            (r#""key":"""#, "key"),
+            (r#""key":"a\u0007b""#, "key"),
+            (r#""retry_delays":[]"#, "retry_delays"),
+            (r#""retry_delays":[-1]"#, "retry_delays"),
+            (r#""retry_on":["abc"]"#, "retry_on"),
+            (r#""retry_on":["timeout"]"#, "retry_on"),
+            (r#""no_retry_on":[256]"#, "no_retry_on"),
+            (r#""expires_at":"1970-01-01T00:00:01Z""#, "expires_at"),
+            (r#""expires_at":"soon""#, "expires_at"),
+        ] {
+            let e = err(&format!(r#"{{"command":"true",{input}}}"#));
+            assert!(e.starts_with(&format!("field '{field}'")), "{input}: {e}");
+        }
+    }
 }

@@ -2,7 +2,7 @@
 //! parsed job, and the checks every accepted job and every refusal must pass.
 
 use queuectl_core::clock::format_iso8601;
-use queuectl_core::job::{validate_queue, validate_unique_key, MAX_AFTER};
+use queuectl_core::job::{validate_queue, validate_unique_key, MAX_AFTER, MAX_KEY_CHARS, MAX_SLOTS};
 use queuectl_core::spec::SpecDefaults;
 use queuectl_core::{jobid, Error, NewJob};
 use serde_json::{json, Map, Value};
@@ -36,6 +36,18 @@ pub fn job_json(job: &NewJob) -> Value {
         obj.insert("unique_key".into(), key.clone().into());
     }
     obj.insert("after".into(), job.after.clone().into());
+    let flow = &job.flow;
+    if let Some(key) = &flow.key {
+        obj.insert("key".into(), key.clone().into());
+    }
+    obj.insert("slots".into(), flow.slots.into());
+    if let Some(at) = flow.expires_at_ms {
+        obj.insert("expires_at".into(), format_iso8601(at).into());
+    }
+    // The retry rule is stored as these fields: its own JSON, merged in.
+    if let Some(Value::Object(rule)) = flow.retry.to_json().map(|t| serde_json::from_str(&t).unwrap()) {
+        obj.extend(rule);
+    }
     Value::Object(obj)
 }
 
@@ -56,6 +68,11 @@ pub fn check_job(job: &NewJob) {
         jobid::validate(parent).expect("every parent id passes the id check");
         assert!(!job.after[..i].contains(parent), "a parent named twice: {job:?}");
     }
+    assert!((1..=MAX_SLOTS).contains(&job.flow.slots), "slots out of range: {job:?}");
+    if let Some(key) = &job.flow.key {
+        assert!(!key.is_empty() && key.chars().count() <= MAX_KEY_CHARS && !key.chars().any(char::is_control));
+    }
+    assert!(job.flow.retry.delays_ms.as_ref().is_none_or(|d| !d.is_empty()), "an empty list of delays");
     for (name, value) in &job.env {
         assert!(!name.is_empty() && !name.contains(['=', '\0']) && !value.contains('\0'), "env {name:?}");
     }
