@@ -70,7 +70,22 @@ fn a_sqlite_queue_copies_into_postgres_whole_or_not_at_all() {
     assert_eq!(settle(src.as_mut(), "done", 1, "w", T0, true), Settled::Completed);
     assert_eq!(claim(src.as_mut(), "w", T0).as_deref(), Some("dies"));
     assert_eq!(settle(src.as_mut(), "dies", 1, "w", T0, false), Settled::Dead);
-    src.job_insert_many(&[job("fresh", 0), after("child", &["fresh", "done"])], T0 + 1).unwrap();
+    // Flow control: a job with every field, and a queue with every setting.
+    let flow = queuectl_core::job::Flow {
+        key: Some("customer-1".into()),
+        slots: 3,
+        retry: queuectl_core::job::RetryRule {
+            delays_ms: Some(vec![1_000, 60_000]),
+            on: Some(vec![75]),
+            not_on: Some(vec![2]),
+            not_on_timeout: true,
+        },
+        expires_at_ms: Some(T0 + 3_600_000),
+    };
+    let fresh = NewJob { flow: flow.clone(), ..job("fresh", 0) };
+    src.job_insert_many(&[fresh, after("child", &["fresh", "done"])], T0 + 1).unwrap();
+    set_queue(src.as_mut(), "default", QueueChange::Rate { starts: 5, period_ms: 60_000 });
+    set_queue(src.as_mut(), "default", QueueChange::KeyLimit(2));
     let d = queuectl_core::spec::SpecDefaults { max_retries: 1, timeout_ms: 0, cwd: "/".into(), now_ms: T0 };
     let daily = queuectl_core::schedule::new_schedule("daily", "@daily", None, "skip", r#"{"command":"x"}"#, &d);
     src.schedule_add(&daily.unwrap()).unwrap();
@@ -93,6 +108,12 @@ fn a_sqlite_queue_copies_into_postgres_whole_or_not_at_all() {
     assert_eq!(again.schedule_list(None, None).unwrap(), src.schedule_list(None, None).unwrap());
     assert_eq!(dst.config_list().unwrap(), src.config_list().unwrap());
     assert_eq!(dst.job_count_by_state().unwrap(), src.job_count_by_state().unwrap());
+    assert_eq!(dst.job_get("fresh").unwrap().flow, flow);
+    assert_eq!(again.job_get("fresh").unwrap().flow, flow);
+    for store in [&mut dst as &mut dyn Store, again.as_mut()] {
+        let q = store.queue_list().unwrap().into_iter().find(|q| q.name == "default").unwrap();
+        assert_eq!((q.rate_n, q.rate_period_ms, q.key_limit), (5, 60_000, 2), "the queue's settings come along");
+    }
     // The retry keeps its priority (3) and due time: it comes before the fresh job.
     assert_eq!(claim(&mut dst, "w", T0 + 2_000).as_deref(), Some("retrying"));
 
