@@ -50,14 +50,17 @@ class Rate(NamedTuple):
     period_ms: int
 
     @property
+    def period_text(self) -> str:
+        """The period as a duration: 1s, 1m, 90s, 1.5s."""
+        for unit, size_ms in (("d", 86_400_000), ("h", 3_600_000), ("m", 60_000), ("s", 1000)):
+            if self.period_ms and self.period_ms % size_ms == 0:
+                return f"{self.period_ms // size_ms}{unit}"
+        return f"{self.period_ms / 1000:g}s"
+
+    @property
     def text(self) -> str:
         """As `queue rate` takes it: 10/1s, 100/1m, 5/1h, 3/90s; `none` when there is none."""
-        if self.n == 0:
-            return NO_RATE
-        for unit, size_ms in (("d", 86_400_000), ("h", 3_600_000), ("m", 60_000), ("s", 1000)):
-            if self.period_ms % size_ms == 0:
-                return f"{self.n}/{self.period_ms // size_ms}{unit}"
-        return f"{self.n}/{self.period_ms / 1000:g}s"
+        return f"{self.n}/{self.period_text}" if self.n else NO_RATE
 
 
 def parse_rate(text: str) -> Rate:
