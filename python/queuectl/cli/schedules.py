@@ -83,7 +83,7 @@ def add(
     every occurrence of --cron by the running workers, once however many run."""
     if (job is None) == (command is None):
         raise click.UsageError("give the job as --command CMD or as JSON, one of them")
-    flags = (priority, max_retries, timeout, queue_name, unique_key)
+    flags: tuple[object, ...] = (priority, max_retries, timeout, queue_name, unique_key)
     flags += (key, slots, retry_delays, retry_on, no_retry_on)
     if command is None:
         if any(f is not None for f in flags) or env:
