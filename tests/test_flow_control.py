@@ -81,6 +81,14 @@ def test_a_rate_is_written_as_queue_rate_takes_it() -> None:
         flow.Rate(0, 0).text,
     ]
     assert shown == ["10/1s", "100/1m", "5/1h", "3/90s", "1/1.5s", "2/1d", "none"]
+    assert [flow.duration_text(ms) for ms in (0, 250, 1000, 90_000, 120_000, 7_200_000)] == [
+        "0s",
+        "0.25s",
+        "1s",
+        "90s",
+        "2m",
+        "2h",
+    ]
     for rate in (flow.Rate(10, 1000), flow.Rate(3, 90_000), flow.Rate(1, 1500)):
         assert flow.parse_rate(rate.text) == rate
 
@@ -205,7 +213,7 @@ def test_the_flags_reach_the_job_and_its_json(q: Queue) -> None:
     text = q.run("show", job_id).stdout
     assert re.search(r"^key: +acme$", text, re.M)
     assert re.search(r"^slots: +4$", text, re.M)
-    assert re.search(r"^retry_delays: +10s, 60s, 300s$", text, re.M)
+    assert re.search(r"^retry_delays: +10s, 1m, 5m$", text, re.M)
     assert re.search(r"^no_retry_on: +2, timeout$", text, re.M)
 
     # A job without them: defaults, and its JSON enqueues again as it is.
@@ -336,8 +344,8 @@ def test_explain_names_a_jobs_own_retry_rules(q: Queue) -> None:
     q.run("worker", "start", "--burst", "--quiet")
     assert (q.state(delays), q.state(usage), q.state(other)) == ("failed", "dead", "dead")
     why = q.json("explain", delays)["explanation"]
-    assert "its retry_delays are 30s, 3600s (the last repeats, each varied by up to 25%" in why
-    assert "this wait is 30s, the next 3600s" in why
+    assert "its retry_delays are 30s, 1h (the last repeats, each varied by up to 25%" in why
+    assert "this wait is 30s, the next 1h" in why
     assert "only exit codes 75 are retried (retry_on)" in why
     assert (
         "exit code 2 is in its no_retry_on, so it was not retried"

@@ -232,10 +232,6 @@ def _slots_reasons(queue: Source, job: _core.Job) -> list[str]:
     ]
 
 
-def _seconds_text(ms: int) -> str:
-    return f"{ms / 1000:g}s"
-
-
 def _retry_policy(queue: Source, job: _core.Job) -> list[str]:
     """A failed job's own retry rules: its delays, and the exit codes it is retried on."""
     reasons = []
@@ -246,9 +242,9 @@ def _retry_policy(queue: Source, job: _core.Job) -> list[str]:
         jitter = float(queue.store.config_get("backoff-jitter") or 0)
         varied = f", each varied by up to {jitter:.0%} (backoff-jitter)" if jitter > 0 else ""
         reasons.append(
-            f"its retry_delays are {', '.join(_seconds_text(d) for d in delays)} (the last "
-            f"repeats{varied}): this wait is {_seconds_text(this)}, the next "
-            f"{_seconds_text(following)}"
+            f"its retry_delays are {', '.join(flow.duration_text(d) for d in delays)} (the last "
+            f"repeats{varied}): this wait is {flow.duration_text(this)}, the next "
+            f"{flow.duration_text(following)}"
         )
     if job.retry_on:
         reasons.append(f"only exit codes {_codes(job.retry_on)} are retried (retry_on)")

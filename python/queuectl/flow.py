@@ -23,6 +23,7 @@ __all__ = [
     "MAX_WORKER_SLOTS",
     "Rate",
     "delay_list",
+    "duration_text",
     "exit_codes",
     "expiry",
     "parse_rate",
@@ -52,15 +53,21 @@ class Rate(NamedTuple):
     @property
     def period_text(self) -> str:
         """The period as a duration: 1s, 1m, 90s, 1.5s."""
-        for unit, size_ms in (("d", 86_400_000), ("h", 3_600_000), ("m", 60_000), ("s", 1000)):
-            if self.period_ms and self.period_ms % size_ms == 0:
-                return f"{self.period_ms // size_ms}{unit}"
-        return f"{self.period_ms / 1000:g}s"
+        return duration_text(self.period_ms)
 
     @property
     def text(self) -> str:
         """As `queue rate` takes it: 10/1s, 100/1m, 5/1h, 3/90s; `none` when there is none."""
         return f"{self.n}/{self.period_text}" if self.n else NO_RATE
+
+
+def duration_text(ms: int) -> str:
+    """A duration as `parse_seconds` reads it back, in its largest whole unit: 1s, 1m, 90s,
+    1.5s, 2h, 1d (0s for none)."""
+    for unit, size_ms in (("d", 86_400_000), ("h", 3_600_000), ("m", 60_000), ("s", 1000)):
+        if ms and ms % size_ms == 0:
+            return f"{ms // size_ms}{unit}"
+    return f"{ms / 1000:g}s"
 
 
 def parse_rate(text: str) -> Rate:

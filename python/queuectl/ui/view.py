@@ -42,6 +42,7 @@ class View:
         self.env.filters["iso"] = iso
         self.env.filters["duration"] = span
         self.env.filters["rate"] = rate_text
+        self.env.filters["seconds"] = lambda s: flow.duration_text(round(s * 1000))
         # The rules the pages show buttons by: the core's.
         self.env.globals["change_allowed"] = _core.change_allowed
         self.env.globals["final_states"] = _core.FINAL_STATES
