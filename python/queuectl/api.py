@@ -448,8 +448,8 @@ class Queue:
     def set_rate(self, name: str, n: int, period_s: float = 1.0) -> int:
         """At most `n` jobs of queue `name` start in any window of `period_s` seconds (a
         sliding window, over every worker on every host); the jobs past it stay pending.
-        `n` is 1 to 1,000,000 and `period_s` above 0 and at most a day; `n` 0 lifts the
-        rate."""
+        `n` is 1 to 1,000,000 and `period_s` above 0 and at most 30 days; `n` 0 lifts
+        the rate."""
         try:
             r = flow.rate(n, period_s)
         except ValueError as e:

@@ -32,8 +32,8 @@ __all__ = [
 
 #: Most starts a rate allows in one period.
 MAX_RATE_N = 1_000_000
-#: The longest period of a rate: one day. A window longer than that is a schedule's job.
-MAX_RATE_PERIOD_S = 86_400
+#: The longest period of a rate: 30 days (the core's MAX_RATE_PERIOD_MS).
+MAX_RATE_PERIOD_S = 30 * 86_400
 #: Most slots one job needs (the core's MAX_SLOTS, rust/core/src/job.rs).
 MAX_JOB_SLOTS = 1024
 #: Most slots one worker process has.
@@ -87,6 +87,8 @@ def parse_rate(text: str) -> Rate:
         seconds = parse_seconds(period)
     except ValueError:
         raise ValueError(usage) from None
+    if int(count) == 0:
+        raise ValueError(f"a rate's N must be from 1 to {MAX_RATE_N:,} (`{NO_RATE}` lifts it)")
     return rate(int(count), seconds)
 
 
@@ -103,8 +105,8 @@ def rate(n: int, period_s: float) -> Rate:
     period_ms = round(period_s * 1000) if math.isfinite(period_s) else 0
     if not 1 <= period_ms <= MAX_RATE_PERIOD_S * 1000:
         raise ValueError(
-            f"a rate's period must be above 0 and at most {MAX_RATE_PERIOD_S // 3600}h "
-            f"({MAX_RATE_PERIOD_S}s), got {period_s:g}s"
+            f"a rate's period must be above 0 and at most {MAX_RATE_PERIOD_S // 86_400}d, "
+            f"got {duration_text(period_ms) if math.isfinite(period_s) else period_s}"
         )
     return Rate(n, period_ms)
 

@@ -102,7 +102,7 @@ def limit(app: App, name: str, limit: int, as_json: bool) -> None:
 @click.pass_obj
 def rate(app: App, name: str, rate: flow.Rate, as_json: bool) -> None:
     """At most N jobs of queue Q start in any window of PERIOD (10/s, 100/1m, 5/1h; at
-    most 1,000,000 per 1d), over every worker on every host; the jobs past it stay pending.
+    most 1,000,000 per 30d), over every worker on every host; the jobs past it stay pending.
     `none` lifts the rate."""
     app.queue.set_rate(name, rate.n, rate.period_ms / 1000)
     if as_json:
