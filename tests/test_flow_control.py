@@ -1,9 +1,8 @@
 """Flow control as the CLI, the API and the metrics show it (DESIGN.md section 13): the
 flags and `queue rate` / `queue key-limit` reach the store, bad input is a one-line error
 that changes nothing, the JSON of show, list and queue list carries every field, and
-`explain` names the rule that holds a job back. The rules' behaviour under races (rates,
-key limits, slots, retry delays, expiry) is tested against the core's workers in
-tests/test_worker.py and the Rust store tests."""
+`explain` and `queuectl_jobs_held` name the rule that holds a job back. Whether the rules
+hold under races (many workers in several processes) is for the race tests, not these."""
 
 from __future__ import annotations
 
