@@ -37,6 +37,7 @@ fn spread(n: usize, queues: usize) -> Vec<NewJob> {
             queue: if queues == 1 { queuectl_core::job::DEFAULT_QUEUE.into() } else { format!("q{}", i % queues) },
             unique_key: None,
             after: Vec::new(),
+            flow: Default::default(),
         })
         .collect()
 }
@@ -51,6 +52,8 @@ fn completed(job: &queuectl_core::Job, worker: &str, now: i64) -> queuectl_core:
         now_ms: now,
         success: true,
         cancelled: false,
+        timed_out: false,
+        retry: &job.flow.retry,
         exit_code: Some(0),
         error: None,
         output_tail: String::new(),
@@ -66,7 +69,7 @@ fn worker_store(db: &Path) -> SqliteStore {
 /// and claim the next in one transaction); returns how many it did.
 fn drain(store: &mut dyn Store, worker: &str) -> u64 {
     fn claim<'a>(worker: &'a str, now: i64, after_queue: Option<&'a str>) -> ClaimParams<'a> {
-        ClaimParams { worker_id: worker, now_ms: now, lease_ms: 30_000, queues: None, after_queue }
+        ClaimParams { worker_id: worker, now_ms: now, lease_ms: 30_000, queues: None, after_queue, max_slots: u32::MAX }
     }
     let mut done = 0;
     let mut next = store.job_claim(&claim(worker, clock::now_ms(), None)).unwrap();
@@ -93,6 +96,7 @@ fn claim_latency_us(store: &mut dyn Store, rounds: usize) -> f64 {
                 lease_ms: 30_000,
                 queues: None,
                 after_queue: None,
+                max_slots: u32::MAX,
             })
             .unwrap()
             .unwrap();

@@ -20,6 +20,8 @@ pub enum Kind {
     Seconds,
     /// Bytes, or a whole number with K, M or G (powers of 1024; `KiB`, `KB` too).
     Bytes,
+    /// A number from 0 to 1.
+    Fraction,
 }
 
 /// One config key.
@@ -55,6 +57,13 @@ pub const BACKOFF_MAX: Key = Key {
     help: "longest retry delay (seconds, or 30s/10m/2h/1d)",
     kind: Kind::Seconds,
 };
+/// How much each retry delay is spread at random; workers read it.
+pub const BACKOFF_JITTER: Key = Key {
+    name: "backoff-jitter",
+    default: 0.0,
+    help: "spread of each retry delay: a random factor in [1 - j, 1 + j] (0 to 1)",
+    kind: Kind::Fraction,
+};
 /// The timeout a job gets at enqueue when it names none.
 pub const JOB_TIMEOUT: Key = Key {
     name: "job-timeout",
@@ -71,7 +80,7 @@ pub const LOG_MAX_BYTES: Key = Key {
 };
 
 /// Every key, in the order `config list` shows them.
-pub static KEYS: [Key; 5] = [MAX_RETRIES, BACKOFF_BASE, BACKOFF_MAX, JOB_TIMEOUT, LOG_MAX_BYTES];
+pub static KEYS: [Key; 6] = [MAX_RETRIES, BACKOFF_BASE, BACKOFF_MAX, BACKOFF_JITTER, JOB_TIMEOUT, LOG_MAX_BYTES];
 
 impl Key {
     /// The default as stored and shown.
@@ -89,6 +98,10 @@ impl Key {
             Kind::AtLeastOne => match py_float(py_strip(value)) {
                 Some(v) if v.is_finite() && v >= 1.0 => Ok(format_number(v)),
                 _ => Err("must be a number >= 1".into()),
+            },
+            Kind::Fraction => match py_float(py_strip(value)) {
+                Some(v) if (0.0..=1.0).contains(&v) => Ok(format_number(v)),
+                _ => Err("must be a number from 0 to 1".into()),
             },
             Kind::Seconds => parse_seconds(value).map(format_number).map_err(|e| e.to_string()),
             Kind::Bytes => bytes(value)
@@ -312,6 +325,7 @@ mod tests {
                 ("max-retries", "3".to_string()),
                 ("backoff-base", "2".to_string()),
                 ("backoff-max", "3600".to_string()),
+                ("backoff-jitter", "0".to_string()),
                 ("job-timeout", "0".to_string()),
                 ("log-max-bytes", "10485760".to_string()),
             ]
@@ -328,7 +342,7 @@ mod tests {
         }
         assert_eq!(
             canonical("colour").unwrap_err().to_string(),
-            "unknown config key 'colour' (allowed: max-retries, backoff-base, backoff-max, job-timeout, log-max-bytes)"
+            "unknown config key 'colour' (allowed: max-retries, backoff-base, backoff-max, backoff-jitter, job-timeout, log-max-bytes)"
         );
     }
 

@@ -24,6 +24,8 @@ pub enum Trouble {
     Schedule,
     /// Adding the per-minute counts to the store.
     Stats,
+    /// Cancelling the jobs whose expiry passed.
+    Expire,
     /// Claiming failed; the worker tries again after the pause.
     Claim {
         retry_in: Duration,
@@ -140,6 +142,7 @@ impl StderrLog {
                 Trouble::Reap => format!("reaping lost workers failed: {error}"),
                 Trouble::Schedule => format!("firing schedules failed: {error}"),
                 Trouble::Stats => format!("writing the per-minute counts failed: {error}"),
+                Trouble::Expire => format!("cancelling expired jobs failed: {error}"),
                 Trouble::Claim { retry_in } => {
                     format!("cannot claim a job: {error}; trying again in {:.1}s", retry_in.as_secs_f64())
                 }

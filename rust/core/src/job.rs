@@ -131,7 +131,105 @@ pub struct NewJob {
     /// The ids of the jobs it runs after (each once): it waits until all of them have
     /// completed, and is cancelled when one ends dead or cancelled.
     pub after: Vec<String>,
+    /// Flow control (DESIGN.md section 13): its key, slots, retry rule and expiry.
+    pub flow: Flow,
 }
+
+/// A job's flow-control fields: what limits when it may start and how it is retried.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Flow {
+    /// At most `queue key-limit` processing jobs of its queue share this key.
+    pub key: Option<String>,
+    /// How many of a worker process's slots it takes while it runs (1 to [`MAX_SLOTS`]).
+    pub slots: u32,
+    /// Which failures are retried and after how long.
+    pub retry: RetryRule,
+    /// A job not started by then ends cancelled ("expired") and never runs.
+    pub expires_at_ms: Option<i64>,
+}
+
+impl Default for Flow {
+    fn default() -> Self {
+        Flow { key: None, slots: 1, retry: RetryRule::default(), expires_at_ms: None }
+    }
+}
+
+/// A job's own retry rule. Empty: every failure is retried while retries are left, after
+/// `backoff-base ^ attempts` seconds.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RetryRule {
+    /// The delay before retry k is the k-th entry (the last one repeats), in ms.
+    pub delays_ms: Option<Vec<u64>>,
+    /// Only failures with these exit codes are retried (a failure with no exit code, a
+    /// timeout, a kill or a failed start, follows the normal rule).
+    pub on: Option<Vec<i32>>,
+    /// Failures with these exit codes go straight to dead.
+    pub not_on: Option<Vec<i32>>,
+    /// A failure with no exit code (a timeout, a kill, a failed start) goes straight to dead.
+    pub not_on_timeout: bool,
+}
+
+impl RetryRule {
+    /// The default rule, as a constant (`&RetryRule::NONE` lives forever).
+    pub const NONE: RetryRule = RetryRule { delays_ms: None, on: None, not_on: None, not_on_timeout: false };
+
+    /// Whether the rule is the default one (nothing stored).
+    pub fn is_empty(&self) -> bool {
+        *self == RetryRule::default()
+    }
+
+    /// Whether a failure with `exit_code` (None: a timeout, a kill, a failed start) may be
+    /// retried at all under this rule.
+    pub fn retries(&self, exit_code: Option<i32>) -> bool {
+        match exit_code {
+            None => !self.not_on_timeout,
+            Some(code) => {
+                !self.not_on.as_ref().is_some_and(|c| c.contains(&code))
+                    && self.on.as_ref().is_none_or(|c| c.contains(&code))
+            }
+        }
+    }
+
+    /// The stored form: the JSON fields of enqueue (`retry_delays` in seconds,
+    /// `retry_on`, `no_retry_on`), or None for the default rule.
+    pub fn to_json(&self) -> Option<String> {
+        if self.is_empty() {
+            return None;
+        }
+        let mut m = serde_json::Map::new();
+        if let Some(d) = &self.delays_ms {
+            let secs: Vec<serde_json::Value> = d.iter().map(|ms| ms_to_seconds_value(*ms)).collect();
+            m.insert("retry_delays".into(), secs.into());
+        }
+        if let Some(on) = &self.on {
+            m.insert("retry_on".into(), on.clone().into());
+        }
+        if self.not_on.is_some() || self.not_on_timeout {
+            let mut v: Vec<serde_json::Value> =
+                self.not_on.iter().flatten().map(|c| serde_json::Value::from(*c)).collect();
+            if self.not_on_timeout {
+                v.push("timeout".into());
+            }
+            m.insert("no_retry_on".into(), v.into());
+        }
+        Some(serde_json::Value::Object(m).to_string())
+    }
+}
+
+/// Milliseconds as a JSON number of seconds: an integer when whole.
+pub fn ms_to_seconds_value(ms: u64) -> serde_json::Value {
+    if ms % 1000 == 0 {
+        (ms / 1000).into()
+    } else {
+        (ms as f64 / 1000.0).into()
+    }
+}
+
+/// Most slots a job may need.
+pub const MAX_SLOTS: u32 = 1024;
+
+/// Longest flow-control key accepted, in characters.
+pub const MAX_KEY_CHARS: usize = 200;
 
 /// Most jobs one job may run after.
 pub const MAX_AFTER: usize = 10_000;
@@ -201,6 +299,8 @@ pub struct Job {
     pub unique_key: Option<String>,
     /// How many of the jobs it runs after have not completed yet (0 unless waiting).
     pub waiting_on: u32,
+    /// Flow control: its key, slots, retry rule and expiry.
+    pub flow: Flow,
 }
 
 impl Job {

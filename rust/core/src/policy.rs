@@ -3,10 +3,10 @@
 //! decides (fenced) and decide nothing; the maintenance chores (`crate::maintenance`) read,
 //! ask this module, and write.
 
-use crate::backoff::BackoffPolicy;
+use crate::backoff::{random_unit, BackoffPolicy};
 use crate::config;
 use crate::error::Result;
-use crate::job::{NewJob, Outcome};
+use crate::job::{NewJob, Outcome, RetryRule};
 use crate::schedule::{self, Firing, Timing};
 use crate::spec::{self, SpecDefaults};
 use crate::store::{ConfigStore, ExpiredJob, ScheduleRow, SettleParams};
@@ -35,6 +35,8 @@ impl WorkerSettings {
                 s.backoff.base = value.parse().unwrap_or(s.backoff.base);
             } else if key == config::BACKOFF_MAX.name {
                 s.backoff.max_s = value.parse().unwrap_or(s.backoff.max_s);
+            } else if key == config::BACKOFF_JITTER.name {
+                s.backoff.jitter = value.parse().unwrap_or(s.backoff.jitter);
             } else if key == config::LOG_MAX_BYTES.name {
                 s.log_max_bytes = value.parse().unwrap_or(s.log_max_bytes);
             }
@@ -49,19 +51,24 @@ impl WorkerSettings {
 }
 
 /// The next state an attempt leads to: completed, failed with a backoff while
-/// `attempts <= max_retries`, dead after that (docs/internals/life-of-a-job.md).
-/// Returns the outcome and when the job may run next.
+/// `attempts <= max_retries` and the job's retry rule retries such a failure, dead after
+/// that (docs/internals/life-of-a-job.md). `exit_code` is None for a failure with no exit
+/// code (a timeout, a kill, a failed start). Returns the outcome and when the job may run
+/// next.
 pub fn next_state(
     success: bool,
+    exit_code: Option<i32>,
     attempts: u32,
     max_retries: u32,
+    rule: &RetryRule,
     policy: &BackoffPolicy,
     now_ms: i64,
 ) -> (Outcome, i64) {
     if success {
         (Outcome::Completed, now_ms)
-    } else if crate::rules::tries_left(attempts, max_retries) > 0 {
-        (Outcome::Failed, now_ms.saturating_add(policy.delay_ms(attempts)))
+    } else if crate::rules::tries_left(attempts, max_retries) > 0 && rule.retries(exit_code) {
+        let delay = policy.retry_delay_ms(attempts, rule.delays_ms.as_deref(), random_unit());
+        (Outcome::Failed, now_ms.saturating_add(delay))
     } else {
         (Outcome::Dead, now_ms)
     }
@@ -80,6 +87,10 @@ pub struct AttemptEnd<'a> {
     pub success: bool,
     /// It was killed because someone cancelled the job: it ends cancelled, never retried.
     pub cancelled: bool,
+    /// It ran past its timeout (its exit code, if any, is the kill's).
+    pub timed_out: bool,
+    /// The job's retry rule.
+    pub retry: &'a RetryRule,
     pub exit_code: Option<i32>,
     pub error: Option<String>,
     pub output_tail: String,
@@ -91,7 +102,8 @@ impl AttemptEnd<'_> {
         let (outcome, run_at_ms) = if self.cancelled {
             (Outcome::Cancelled, self.now_ms)
         } else {
-            next_state(self.success, self.attempt, self.max_retries, policy, self.now_ms)
+            let code = if self.timed_out { None } else { self.exit_code };
+            next_state(self.success, code, self.attempt, self.max_retries, self.retry, policy, self.now_ms)
         };
         SettleParams {
             id: self.id.to_string(),
@@ -125,6 +137,8 @@ pub fn lost_attempt(job: &ExpiredJob, policy: &BackoffPolicy, now_ms: i64) -> Se
         now_ms,
         success: false,
         cancelled: false,
+        timed_out: false,
+        retry: &job.retry,
         exit_code: None,
         error: Some(lost_worker_error(&job.worker_id)),
         output_tail: String::new(),
@@ -161,12 +175,12 @@ mod tests {
 
     #[test]
     fn default_policy_runs_four_times() {
-        let p = BackoffPolicy::default();
-        assert_eq!(next_state(false, 1, 3, &p, 0), (Outcome::Failed, 2_000));
-        assert_eq!(next_state(false, 3, 3, &p, 0), (Outcome::Failed, 8_000));
-        assert_eq!(next_state(false, 4, 3, &p, 0), (Outcome::Dead, 0));
-        assert_eq!(next_state(false, 1, 0, &p, 0), (Outcome::Dead, 0));
-        assert_eq!(next_state(true, 4, 3, &p, 5), (Outcome::Completed, 5));
+        let (p, none) = (BackoffPolicy::default(), RetryRule::default());
+        assert_eq!(next_state(false, Some(1), 1, 3, &none, &p, 0), (Outcome::Failed, 2_000));
+        assert_eq!(next_state(false, Some(1), 3, 3, &none, &p, 0), (Outcome::Failed, 8_000));
+        assert_eq!(next_state(false, Some(1), 4, 3, &none, &p, 0), (Outcome::Dead, 0));
+        assert_eq!(next_state(false, Some(1), 1, 0, &none, &p, 0), (Outcome::Dead, 0));
+        assert_eq!(next_state(true, Some(0), 4, 3, &none, &p, 5), (Outcome::Completed, 5));
     }
 
     #[test]
@@ -177,7 +191,7 @@ mod tests {
             ("max-retries".to_string(), "9".to_string()),
         ];
         let s = WorkerSettings::from_pairs(&pairs);
-        assert_eq!(s.backoff, BackoffPolicy { base: 3.0, max_s: 3600.0 });
+        assert_eq!(s.backoff, BackoffPolicy { base: 3.0, max_s: 3600.0, jitter: 0.0 });
         assert_eq!(s.log_max_bytes, crate::runner::DEFAULT_LOG_MAX_BYTES);
         // The defaults are the config table's (its test checks them as `config list` shows them).
         let d = WorkerSettings::default();
@@ -187,6 +201,7 @@ mod tests {
 
     #[test]
     fn a_decided_settle_maps_to_what_it_did() {
+        let rule = RetryRule::default();
         let end = AttemptEnd {
             id: "j",
             attempt: 1,
@@ -195,6 +210,8 @@ mod tests {
             now_ms: 1_000,
             success: false,
             cancelled: false,
+            timed_out: false,
+            retry: &rule,
             exit_code: Some(1),
             error: None,
             output_tail: String::new(),
@@ -217,13 +234,38 @@ mod tests {
 
     #[test]
     fn a_lost_attempt_fails_with_the_lost_worker_error_fenced_on_its_lease() {
-        let job = ExpiredJob { id: "j".into(), attempt: 2, max_retries: 3, worker_id: "w".into(), lease_expires_ms: 5 };
+        let job = ExpiredJob {
+            id: "j".into(),
+            attempt: 2,
+            max_retries: 3,
+            worker_id: "w".into(),
+            lease_expires_ms: 5,
+            retry: RetryRule::default(),
+        };
         let p = lost_attempt(&job, &BackoffPolicy::default(), 1_000);
         assert_eq!((p.outcome, p.run_at_ms, p.lease_expired_before), (Outcome::Failed, 5_000, Some(1_000)));
         assert_eq!((p.id.as_str(), p.attempt, p.worker_id.as_str()), ("j", 2, "w"));
         assert_eq!(p.error.as_deref(), Some("worker w was lost (its lease expired)"));
         let p = lost_attempt(&ExpiredJob { attempt: 4, ..job }, &BackoffPolicy::default(), 1_000);
         assert_eq!(p.outcome, Outcome::Dead);
+    }
+
+    #[test]
+    fn exit_code_rules_send_each_code_where_they_say() {
+        let p = BackoffPolicy::default();
+        let rule = RetryRule { on: Some(vec![75, 111]), not_on: Some(vec![2]), ..RetryRule::default() };
+        let outcome = |code| next_state(false, code, 1, 3, &rule, &p, 0).0;
+        assert_eq!(outcome(Some(75)), Outcome::Failed);
+        assert_eq!(outcome(Some(111)), Outcome::Failed);
+        assert_eq!(outcome(Some(1)), Outcome::Dead, "not in retry_on");
+        assert_eq!(outcome(Some(2)), Outcome::Dead, "in no_retry_on");
+        assert_eq!(outcome(None), Outcome::Failed, "a timeout follows the normal rule");
+        let no_timeout = RetryRule { not_on_timeout: true, ..RetryRule::default() };
+        assert_eq!(next_state(false, None, 1, 3, &no_timeout, &p, 0).0, Outcome::Dead);
+        assert_eq!(next_state(false, Some(1), 1, 3, &no_timeout, &p, 0).0, Outcome::Failed);
+        let delays = RetryRule { delays_ms: Some(vec![10_000, 60_000]), ..RetryRule::default() };
+        let at = |attempt| next_state(false, Some(1), attempt, 5, &delays, &p, 1_000).1;
+        assert_eq!((at(1), at(2), at(3)), (11_000, 61_000, 61_000));
     }
 
     #[test]

@@ -9,7 +9,10 @@ use serde_json::{Map, Value};
 
 use crate::clock::parse_iso8601;
 use crate::error::{Error, Result};
-use crate::job::{validate_queue, validate_unique_key, NewJob, DEFAULT_QUEUE, MAX_AFTER, MAX_QUEUE_CHARS};
+use crate::job::{
+    validate_queue, validate_unique_key, Flow, NewJob, RetryRule, DEFAULT_QUEUE, MAX_AFTER, MAX_KEY_CHARS,
+    MAX_QUEUE_CHARS, MAX_SLOTS,
+};
 use crate::jobid;
 
 /// What a job gets for each field its JSON leaves out.
@@ -21,8 +24,11 @@ pub struct SpecDefaults {
     pub now_ms: i64,
 }
 
-const FIELDS: &str =
-    "id, command, max_retries, priority, run_at, timeout, cwd, env, queue, unique_key, after, state, attempts, created_at, updated_at";
+const FIELDS: &str = "id, command, max_retries, priority, run_at, timeout, cwd, env, queue, unique_key, after, \
+     key, slots, retry_delays, retry_on, no_retry_on, expires_at, state, attempts, created_at, updated_at";
+
+/// Most entries of `retry_delays`.
+pub const MAX_RETRY_DELAYS: usize = 100;
 
 /// `text` with its control characters escaped (`\n`, `\u{1b}`), for an error that quotes
 /// the input: it stays one line, and sends no escape sequence to the terminal it is shown on.
@@ -85,6 +91,97 @@ fn after_of(value: &Value) -> Result<Vec<String>> {
     Ok(ids)
 }
 
+/// A list of exit codes (`retry_on`, `no_retry_on`): integers 0 to 255, and in
+/// `no_retry_on` the string "timeout". Returns the codes and whether "timeout" was named.
+fn exit_codes_of(field: &str, value: &Value, timeout_allowed: bool) -> Result<(Vec<i32>, bool)> {
+    let why = if timeout_allowed {
+        "must be an array of exit codes (0 to 255) and \"timeout\""
+    } else {
+        "must be an array of exit codes (0 to 255)"
+    };
+    let items = value.as_array().ok_or_else(|| bad(field, why))?;
+    if items.is_empty() || items.len() > 256 {
+        return Err(bad(field, why));
+    }
+    let (mut codes, mut timeout) = (Vec::new(), false);
+    for v in items {
+        match (v.as_u64(), v.as_str()) {
+            (Some(n), _) if n <= 255 => {
+                let n = i32::try_from(n).unwrap_or_default();
+                if !codes.contains(&n) {
+                    codes.push(n);
+                }
+            }
+            (_, Some("timeout")) if timeout_allowed => timeout = true,
+            _ => return Err(bad(field, why)),
+        }
+    }
+    Ok((codes, timeout))
+}
+
+/// A job's `retry_delays`: 1 to [`MAX_RETRY_DELAYS`] numbers of seconds.
+fn delays_of(value: &Value) -> Result<Vec<u64>> {
+    let why = format!("must be an array of 1 to {MAX_RETRY_DELAYS} numbers of seconds >= 0");
+    let items = value.as_array().ok_or_else(|| bad("retry_delays", &why))?;
+    if items.is_empty() || items.len() > MAX_RETRY_DELAYS {
+        return Err(bad("retry_delays", &why));
+    }
+    items
+        .iter()
+        .map(|v| {
+            let secs = v.as_f64().filter(|_| v.is_number()).ok_or_else(|| bad("retry_delays", &why))?;
+            seconds_to_ms("retry_delays", secs)
+        })
+        .collect()
+}
+
+/// Sets the flow-control field `key` of `flow` from `value`; false when `key` is not one.
+fn flow_field(flow: &mut Flow, key: &str, value: &Value, now_ms: i64) -> Result<bool> {
+    match key {
+        "key" => {
+            let k = value.as_str().ok_or_else(|| bad("key", "must be a string"))?;
+            let n = k.chars().count();
+            if n == 0 || n > MAX_KEY_CHARS || k.chars().any(char::is_control) {
+                return Err(bad("key", &format!("must be 1 to {MAX_KEY_CHARS} characters, no control characters")));
+            }
+            flow.key = Some(k.to_string());
+        }
+        "slots" => {
+            let why = format!("must be an integer from 1 to {MAX_SLOTS}");
+            let n = value.as_u64().filter(|n| (1..=u64::from(MAX_SLOTS)).contains(n));
+            flow.slots = u32::try_from(n.ok_or_else(|| bad("slots", &why))?).unwrap_or(1);
+        }
+        "retry_delays" => flow.retry.delays_ms = Some(delays_of(value)?),
+        "retry_on" => flow.retry.on = Some(exit_codes_of("retry_on", value, false)?.0),
+        "no_retry_on" => {
+            let (codes, timeout) = exit_codes_of("no_retry_on", value, true)?;
+            flow.retry.not_on = (!codes.is_empty()).then_some(codes);
+            flow.retry.not_on_timeout = timeout;
+        }
+        "expires_at" => {
+            let s = value.as_str().ok_or_else(|| bad("expires_at", "must be an ISO-8601 string"))?;
+            let at = parse_iso8601(s).ok_or_else(|| bad("expires_at", &format!("{s:?} is not an ISO-8601 time")))?;
+            if at <= now_ms {
+                return Err(bad("expires_at", &format!("{s:?} has already passed")));
+            }
+            flow.expires_at_ms = Some(at);
+        }
+        _ => return Ok(false),
+    }
+    Ok(true)
+}
+
+/// A stored retry rule (the JSON [`RetryRule::to_json`] wrote) back as the rule; what
+/// cannot be read is the default rule.
+pub fn retry_rule_from_json(text: &str) -> RetryRule {
+    let Ok(Value::Object(obj)) = serde_json::from_str::<Value>(text) else { return RetryRule::default() };
+    let mut flow = Flow::default();
+    for (k, v) in &obj {
+        let _ = flow_field(&mut flow, k, v, i64::MIN);
+    }
+    flow.retry
+}
+
 /// Checks one JSON object and turns it into a job.
 pub fn job_from_object(obj: &Map<String, Value>, d: &SpecDefaults) -> Result<NewJob> {
     let mut job = NewJob {
@@ -99,6 +196,7 @@ pub fn job_from_object(obj: &Map<String, Value>, d: &SpecDefaults) -> Result<New
         queue: DEFAULT_QUEUE.to_string(),
         unique_key: None,
         after: Vec::new(),
+        flow: Flow::default(),
     };
     let mut has_command = false;
     for (key, value) in obj {
@@ -177,6 +275,7 @@ pub fn job_from_object(obj: &Map<String, Value>, d: &SpecDefaults) -> Result<New
                     return Err(bad(key, "must be an ISO-8601 string"));
                 }
             }
+            other if flow_field(&mut job.flow, other, value, d.now_ms)? => {}
             other => {
                 let other = escape_controls(other);
                 return Err(Error::InvalidInput(format!("unknown field '{other}' (allowed: {FIELDS})")));

@@ -22,6 +22,7 @@ fn job(id: &str, command: &str, dir: &std::path::Path) -> NewJob {
         queue: queuectl_core::job::DEFAULT_QUEUE.into(),
         unique_key: None,
         after: Vec::new(),
+        flow: Default::default(),
     }
 }
 

@@ -27,6 +27,7 @@ fn shell_job(id: &str, command: &str, max_retries: u32, dir: &tempfile::TempDir)
         queue: queuectl_core::job::DEFAULT_QUEUE.into(),
         unique_key: None,
         after: Vec::new(),
+        flow: Default::default(),
     }
 }
 
@@ -184,7 +185,14 @@ fn a_worker_rescues_a_lost_workers_job_when_its_clock_passes_the_lease() {
     let mut store = open_store(db.to_str().unwrap(), &StoreOptions::default()).unwrap();
     let job = shell_job("orphan", "true", 3, &dir);
     store.job_insert_many(&[job], T).unwrap();
-    let claim = ClaimParams { worker_id: "ghost", now_ms: T, lease_ms: 30_000, queues: None, after_queue: None };
+    let claim = ClaimParams {
+        worker_id: "ghost",
+        now_ms: T,
+        lease_ms: 30_000,
+        queues: None,
+        after_queue: None,
+        max_slots: u32::MAX,
+    };
     assert!(store.job_claim(&claim).unwrap().is_some());
     // Inside the lease the job is left alone.
     let counts = run_burst(&db, dir.path(), Arc::new(ManualClock::at(T + 29_000)));

@@ -11,7 +11,8 @@ use queuectl_core::events::{Counters, Observer, Observers, StderrLog};
 use queuectl_core::stats::Rollup;
 use queuectl_core::store::{QueueFilter, StoreOptions};
 use queuectl_core::worker::{
-    new_worker_id, Pool, WorkerConfig, DEFAULT_HEARTBEAT_MS, DEFAULT_KILL_GRACE_MS, DEFAULT_LEASE_MS, DEFAULT_POLL_MS,
+    new_worker_id, Pool, Slots, WorkerConfig, DEFAULT_HEARTBEAT_MS, DEFAULT_KILL_GRACE_MS, DEFAULT_LEASE_MS,
+    DEFAULT_POLL_MS,
 };
 
 use crate::errors::py_err;
@@ -31,7 +32,8 @@ impl WorkerPool {
     #[new]
     #[pyo3(signature = (location, count, *, logs_dir, host, pid, lease_ms = DEFAULT_LEASE_MS,
                         heartbeat_ms = DEFAULT_HEARTBEAT_MS, poll_ms = DEFAULT_POLL_MS,
-                        kill_grace_ms = DEFAULT_KILL_GRACE_MS, burst = false, verbose = true, queues = None))]
+                        kill_grace_ms = DEFAULT_KILL_GRACE_MS, burst = false, verbose = true, queues = None,
+                        slots = None))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
@@ -47,7 +49,10 @@ impl WorkerPool {
         burst: bool,
         verbose: bool,
         queues: Option<Vec<String>>,
+        slots: Option<u32>,
     ) -> PyResult<Self> {
+        // The slots of the process, shared by its workers; as many as workers by default.
+        let slots = Arc::new(Slots::new(slots.unwrap_or_else(|| u32::try_from(count).unwrap_or(u32::MAX))));
         let queues = queues.map(|q| QueueFilter::new(&q)).transpose().map_err(py_err)?;
         let counters = Arc::new(Counters::default());
         let rollup = Arc::new(Rollup::default());
@@ -66,6 +71,7 @@ impl WorkerPool {
                 observer: Arc::clone(&observer),
                 queues: queues.clone(),
                 rollup: Some(Arc::clone(&rollup)),
+                slots: Arc::clone(&slots),
                 ..WorkerConfig::new(new_worker_id(), host.clone(), pid, logs_dir.clone())
             })
             .collect();

@@ -129,6 +129,28 @@ impl Store {
         self.with(py, |s| s.queue_set(&QueueSetting { names: &names, change, now_ms: clock::now_ms() }))
     }
 
+    /// Sets a queue's rate: at most `n` starts in any `period_ms` (n 0: no rate).
+    fn queue_rate(&self, py: Python<'_>, name: String, n: u64, period_ms: u64) -> PyResult<u64> {
+        let names = [name];
+        let change = QueueChange::Rate { starts: n, period_ms };
+        self.with(py, |s| s.queue_set(&QueueSetting { names: &names, change, now_ms: clock::now_ms() }))
+    }
+
+    /// Sets a queue's limit of processing jobs per key (0: none).
+    fn queue_key_limit(&self, py: Python<'_>, name: String, limit: u64) -> PyResult<u64> {
+        let names = [name];
+        let change = QueueChange::KeyLimit(limit);
+        self.with(py, |s| s.queue_set(&QueueSetting { names: &names, change, now_ms: clock::now_ms() }))
+    }
+
+    /// Where queue `queue`'s rate and key `key`'s limit stand now: (starts in the rate's
+    /// window, when the full window opens again or None, processing jobs with the key).
+    #[pyo3(signature = (queue, key = None))]
+    fn flow_state(&self, py: Python<'_>, queue: String, key: Option<String>) -> PyResult<(u64, Option<i64>, u64)> {
+        let f = self.with(py, |s| s.queue_flow(&queue, key.as_deref(), clock::now_ms()))?;
+        Ok((f.starts_in_window, f.window_opens_at_ms, f.running_with_key))
+    }
+
     /// A page of jobs newest first, filtered, below the cursor `before` (a previous page's
     /// `next`): (jobs, next), next None when no older job is left.
     #[pyo3(signature = (state = None, queue = None, search = None, before = None, limit = 50))]

@@ -34,6 +34,21 @@ pub struct Job {
     unique_key: Option<String>,
     /// How many of the jobs it runs after have not completed (0 unless waiting).
     waiting_on: u32,
+    /// Flow control: at most `queue key-limit` processing jobs of its queue share the key.
+    key: Option<String>,
+    /// The slots it takes in its worker process while it runs.
+    slots: u32,
+    /// Its own retry delays in ms (the k-th before retry k, the last repeating); None: the
+    /// config's backoff.
+    retry_delays_ms: Option<Vec<u64>>,
+    /// Only failures with these exit codes are retried; None: any.
+    retry_on: Option<Vec<i32>>,
+    /// Failures with these exit codes are not retried.
+    no_retry_on: Option<Vec<i32>>,
+    /// A failure with no exit code (a timeout, a kill, a failed start) is not retried.
+    no_retry_timeout: bool,
+    /// A job not started by then is cancelled ("expired").
+    expires_at_ms: Option<i64>,
 }
 
 impl From<queuectl_core::Job> for Job {
@@ -61,6 +76,13 @@ impl From<queuectl_core::Job> for Job {
             cancel_requested_ms: j.cancel_requested_ms,
             unique_key: j.unique_key,
             waiting_on: j.waiting_on,
+            key: j.flow.key,
+            slots: j.flow.slots,
+            retry_delays_ms: j.flow.retry.delays_ms,
+            retry_on: j.flow.retry.on,
+            no_retry_on: j.flow.retry.not_on,
+            no_retry_timeout: j.flow.retry.not_on_timeout,
+            expires_at_ms: j.flow.expires_at_ms,
         }
     }
 }
@@ -115,6 +137,8 @@ pub struct Worker {
     exited_at_ms: Option<i64>,
     /// The queues it serves; None: every queue.
     queues: Option<Vec<String>>,
+    /// The slots of its process; None for a worker registered before slots existed.
+    slots: Option<u32>,
 }
 
 impl From<WorkerRow> for Worker {
@@ -131,6 +155,7 @@ impl From<WorkerRow> for Worker {
             stop_requested: w.stop_requested.as_u8(),
             exited_at_ms: w.exited_at_ms,
             queues: w.queues,
+            slots: w.slots,
         }
     }
 }
@@ -142,6 +167,11 @@ pub struct Queue {
     paused: bool,
     /// At most this many of its jobs processing at once; 0: no limit.
     limit: u64,
+    /// At most `rate_n` of its jobs start in any window of `rate_period_ms`; 0: no rate.
+    rate_n: u64,
+    rate_period_ms: u64,
+    /// At most this many of its processing jobs share one key; 0: no limit.
+    key_limit: u64,
     /// (state, count) for every state, zeros included.
     counts: Vec<(&'static str, u64)>,
 }
@@ -152,6 +182,9 @@ impl From<QueueRow> for Queue {
             name: q.name,
             paused: q.paused,
             limit: q.limit,
+            rate_n: q.rate_n,
+            rate_period_ms: q.rate_period_ms,
+            key_limit: q.key_limit,
             counts: q.counts.into_iter().map(|(s, n)| (s.as_str(), n)).collect(),
         }
     }

@@ -9,7 +9,8 @@
 //!    attempts, as `crate::policy` decides;
 //! 2. [`reap`]: workers whose heartbeat is older than their lease are marked exited;
 //! 3. [`schedules`]: the schedules that are due fire their occurrence;
-//! 4. [`stats_flush`]: the per-minute counts the process gathered are added to the store.
+//! 4. [`stats_flush`]: the per-minute counts the process gathered are added to the store;
+//! 5. [`expire`]: jobs not started by their expiry are cancelled.
 //!
 //! Every worker runs every chore: the stores fence each write, so two workers doing the
 //! same chore at once do it once. The retention chore (forgetting finished jobs past their
@@ -18,6 +19,7 @@
 //! A chore decides nothing itself: it reads, asks `crate::policy` (or `crate::schedule`)
 //! what to write, writes through the store, and tells the observer what it did.
 
+pub mod expire;
 pub mod reap;
 pub mod rescue;
 pub mod schedules;
@@ -48,11 +50,12 @@ pub struct Round<'a> {
 type Chore = fn(&mut dyn Store, &Round<'_>) -> Result<()>;
 
 /// The chores in the order a round runs them, each with what its failure is reported as.
-const CHORES: [(Chore, Trouble); 4] = [
+const CHORES: [(Chore, Trouble); 5] = [
     (rescue::chore, Trouble::Rescue),
     (reap::chore, Trouble::Reap),
     (schedules::chore, Trouble::Schedule),
     (stats_flush::chore, Trouble::Stats),
+    (expire::chore, Trouble::Expire),
 ];
 
 impl Round<'_> {

@@ -36,6 +36,7 @@ pub(super) const MIGRATIONS: &[Migration] = &[
     migration!("007_dependencies"),
     migration!("008_schedules"),
     migration!("009_stats"),
+    migration!("010_flow_control"),
 ];
 
 /// The schema version this build creates and understands.
@@ -55,7 +56,7 @@ mod tests {
 
     #[test]
     fn every_migration_has_both_dialects_in_numbered_files() {
-        assert_eq!(SCHEMA_VERSION, 9);
+        assert_eq!(SCHEMA_VERSION, 10);
         for (i, m) in MIGRATIONS.iter().enumerate() {
             let title = format!("-- Migration {}:", i + 1);
             assert!(m.sqlite.starts_with(&title), "sqlite {i}");

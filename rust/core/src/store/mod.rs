@@ -43,16 +43,17 @@ use std::path::PathBuf;
 
 pub use migrations::SCHEMA_VERSION;
 pub use params::{
-    Beat, ByIdParams, Changed, ClaimParams, ExpiredJob, Fence, Fire, InsertBatch, Inserted, ListFilter, Page,
-    PageFilter, QueueChange, QueueFilter, QueueRow, QueueSetting, Registration, ScheduleChange, Setting, SettleParams,
-    Settled, StatRow, StopLevel, Wakeups, WorkerRow, WorkerState, PAGE_SCAN_WINDOW, PROGRESS_EVERY,
+    Beat, ByIdParams, Changed, ClaimParams, ExpiredJob, Fence, Fire, FlowState, InsertBatch, Inserted, ListFilter,
+    Page, PageFilter, QueueChange, QueueFilter, QueueRow, QueueSetting, Registration, ScheduleChange, Setting,
+    SettleParams, Settled, StatRow, StopLevel, Wakeups, WorkerRow, WorkerState, MAX_RATE_PERIOD_MS, MAX_RATE_STARTS,
+    PAGE_SCAN_WINDOW, PROGRESS_EVERY,
 };
 pub use postgres::{redact, PostgresStore};
 pub use roles::{
     ChangeFeed, ConfigStore, JobAdmin, JobInspect, JobQueue, QueueControl, ScheduleStore, StatsStore, Store,
     WorkerRegistry,
 };
-pub use sql::jobs::CANCELLED_ERROR;
+pub use sql::jobs::{CANCELLED_ERROR, EXPIRED_ERROR};
 pub use sqlite::SqliteStore;
 
 pub use crate::rules::ByIdChange;

@@ -40,6 +40,15 @@ pub struct ClaimParams<'a> {
     /// The queue of the worker's last job: queues take turns, in name order, from the one
     /// after it. `None`: from the first.
     pub after_queue: Option<&'a str>,
+    /// The slots its process has free: only a job needing at most this many is claimed.
+    pub max_slots: u32,
+}
+
+impl ClaimParams<'_> {
+    /// [`Self::max_slots`] as the statements bind it.
+    pub(crate) fn free_slots(&self) -> i64 {
+        i64::from(self.max_slots)
+    }
 }
 
 /// The named queues a worker serves: at least one, each a valid queue name, no repeats.
@@ -95,6 +104,11 @@ pub struct QueueRow {
     pub paused: bool,
     /// At most this many of its jobs processing at once; 0: no limit.
     pub limit: u64,
+    /// At most `rate_n` of its jobs start in any window of `rate_period_ms`; 0: no rate.
+    pub rate_n: u64,
+    pub rate_period_ms: u64,
+    /// At most this many of its processing jobs share one key; 0: no limit.
+    pub key_limit: u64,
     /// Jobs of the queue in every state, zeros included, in `JobState::ALL` order.
     pub counts: Vec<(JobState, u64)>,
 }
@@ -107,6 +121,29 @@ pub enum QueueChange {
     Resume,
     /// At most N of its jobs processing at once over every worker; 0 lifts the limit.
     Limit(u64),
+    /// At most `starts` of its jobs start in any window of `period_ms`; 0 starts: no rate.
+    Rate {
+        starts: u64,
+        period_ms: u64,
+    },
+    /// At most N of its processing jobs share one key; 0 lifts the limit.
+    KeyLimit(u64),
+}
+
+/// Most starts a queue's rate may allow per period.
+pub const MAX_RATE_STARTS: u64 = 1_000_000;
+/// Longest period of a queue's rate: 30 days.
+pub const MAX_RATE_PERIOD_MS: u64 = 30 * 86_400_000;
+
+/// Where a queue's rate and a key's limit stand at one moment (for `explain`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct FlowState {
+    /// Its jobs started within the last period of its rate (0 without a rate).
+    pub starts_in_window: u64,
+    /// When a start leaves the window, when it is full; `None` when it has room.
+    pub window_opens_at_ms: Option<i64>,
+    /// Its processing jobs with the key (0 without a key).
+    pub running_with_key: u64,
 }
 
 /// Which queues a [`QueueChange`] applies to (each a valid name; created when new).
@@ -118,8 +155,16 @@ pub struct QueueSetting<'a> {
 }
 
 impl QueueSetting<'_> {
-    /// Checks every name before a store writes any (all or nothing).
+    /// Checks every name and the value before a store writes any (all or nothing).
     pub(crate) fn check(&self) -> Result<()> {
+        if let QueueChange::Rate { starts, period_ms } = self.change {
+            if starts > MAX_RATE_STARTS {
+                return Err(Error::InvalidInput(format!("a rate allows at most {MAX_RATE_STARTS} starts per period")));
+            }
+            if starts > 0 && !(1..=MAX_RATE_PERIOD_MS).contains(&period_ms) {
+                return Err(Error::InvalidInput("a rate's period must be from 1 ms to 30 days".into()));
+            }
+        }
         self.names.iter().try_for_each(|n| crate::job::validate_queue(n))
     }
 }
@@ -284,6 +329,8 @@ pub struct ExpiredJob {
     /// The worker that held it (empty if none was recorded).
     pub worker_id: String,
     pub lease_expires_ms: i64,
+    /// Its retry rule (a lost worker's attempt is a failure with no exit code).
+    pub retry: crate::job::RetryRule,
 }
 
 /// A stop request, as stored with a worker's registration.
@@ -369,6 +416,8 @@ pub struct WorkerRow {
     pub exited_at_ms: Option<i64>,
     /// The queues it serves; `None`: every queue.
     pub queues: Option<Vec<String>>,
+    /// The slots of its process; `None` for a worker registered before slots existed.
+    pub slots: Option<u32>,
 }
 
 impl WorkerRow {
@@ -387,6 +436,8 @@ pub struct Registration<'a> {
     pub lease_ms: i64,
     pub now_ms: i64,
     pub queues: Option<&'a QueueFilter>,
+    /// The slots of its process (`worker start --slots`).
+    pub slots: u32,
 }
 
 /// How a store tells waiting workers that another connection committed.

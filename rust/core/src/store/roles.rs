@@ -5,8 +5,8 @@
 use std::time::Duration;
 
 use super::params::{
-    Beat, ByIdParams, Changed, ClaimParams, ExpiredJob, Fence, Fire, InsertBatch, Inserted, ListFilter, Page,
-    PageFilter, QueueRow, QueueSetting, Registration, ScheduleChange, Setting, SettleParams, Settled, StatRow,
+    Beat, ByIdParams, Changed, ClaimParams, ExpiredJob, Fence, Fire, FlowState, InsertBatch, Inserted, ListFilter,
+    Page, PageFilter, QueueRow, QueueSetting, Registration, ScheduleChange, Setting, SettleParams, Settled, StatRow,
     StopLevel, Wakeups, WorkerRow,
 };
 use crate::error::Result;
@@ -73,6 +73,9 @@ pub trait JobAdmin {
     }
     /// Puts every dead job back to pending with attempts 0.
     fn dead_retry_all(&mut self, now_ms: i64) -> Result<u64>;
+    /// Cancels the jobs not started yet (waiting, pending, failed) whose expiry passed by
+    /// `now_ms`, and what runs after them down the chain; returns their ids.
+    fn job_expire(&mut self, now_ms: i64) -> Result<Vec<String>>;
 }
 
 /// Reads for people and for `check`.
@@ -150,6 +153,8 @@ pub trait QueueControl {
     /// Applies `s.change` to every queue of `s.names` in one transaction (a queue not seen
     /// before is created with it); wakes idle workers. Returns how many queues changed.
     fn queue_set(&mut self, s: &QueueSetting<'_>) -> Result<u64>;
+    /// Where queue `queue`'s rate and a key's limit stand at `now_ms` (for `explain`).
+    fn queue_flow(&mut self, queue: &str, key: Option<&str>, now_ms: i64) -> Result<FlowState>;
 }
 
 /// Schedules: what people add and workers fire.

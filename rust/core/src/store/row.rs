@@ -9,7 +9,8 @@
 //! these places too; `env` (migration 3) was added that way.
 
 use crate::error::{Error, Result};
-use crate::job::{Attempt, Job, JobState, Outcome};
+use crate::job::{Attempt, Flow, Job, JobState, Outcome};
+use crate::spec::retry_rule_from_json;
 
 use super::{ExpiredJob, ScheduleRow, StatRow, StopLevel, WorkerRow, WorkerState};
 
@@ -70,6 +71,10 @@ columns!(job_col {
     unique_key: Text,
     waiting_on: Int8,
     has_dependents: Int8,
+    flow_key: Text,
+    slots: Int8,
+    retry_rule: Text,
+    expires_at_ms: Int8,
 });
 
 columns!(attempt_col {
@@ -155,7 +160,18 @@ pub(crate) fn job_from(r: &impl Cells, at: usize) -> Result<Job> {
         cancel_requested_ms: r.opt_int(at + c::cancel_requested_ms)?,
         unique_key: r.opt_text(at + c::unique_key)?,
         waiting_on: u32_of(r.int(at + c::waiting_on)?),
+        flow: Flow {
+            key: r.opt_text(at + c::flow_key)?,
+            slots: u32_of(r.int(at + c::slots)?).max(1),
+            retry: r.opt_text(at + c::retry_rule)?.as_deref().map(retry_rule_from_json).unwrap_or_default(),
+            expires_at_ms: r.opt_int(at + c::expires_at_ms)?,
+        },
     })
+}
+
+/// A job's flow-control fields as stored: key, slots, retry rule (JSON or NULL), expiry.
+pub(crate) fn flow_values(f: &crate::job::Flow) -> (Option<&str>, i64, Option<String>, Option<i64>) {
+    (f.key.as_deref(), i64::from(f.slots), f.retry.to_json(), f.expires_at_ms)
 }
 
 /// A job's environment as stored: a JSON object of strings, NULL when it has none.
@@ -194,6 +210,7 @@ pub(crate) fn worker_from(r: &impl Cells) -> Result<WorkerRow> {
         stop_requested: StopLevel::from_u8(u8::try_from(r.int(8)?).unwrap_or(0)),
         exited_at_ms: r.opt_int(9)?,
         queues: r.opt_text(10)?.map(|q| q.split(',').map(str::to_string).collect()),
+        slots: r.opt_int(11)?.map(u32_of),
     })
 }
 
@@ -257,6 +274,7 @@ pub(crate) fn expired_from(r: &impl Cells) -> Result<ExpiredJob> {
         max_retries: u32_of(r.int(2)?),
         worker_id: r.opt_text(3)?.unwrap_or_default(),
         lease_expires_ms: r.opt_int(4)?.unwrap_or_default(),
+        retry: r.opt_text(5)?.as_deref().map(retry_rule_from_json).unwrap_or_default(),
     })
 }
 

@@ -132,11 +132,12 @@ pub fn sqlite_to_postgres(src: &std::path::Path, dst: &str, opts: &StoreOptions)
         }
         let mut st = conn.prepare(queues::ROWS.sqlite)?;
         let rows = st.query_map([], |r| {
-            Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?, r.get::<_, i64>(2)?, r.get::<_, i64>(3)?))
+            let n: [i64; 6] = [r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?];
+            Ok((r.get::<_, String>(0)?, n))
         })?;
         for row in rows {
-            let (name, paused, limit, at) = row?;
-            tx.execute(queues::COPY.postgres, &[&name, &paused, &limit, &at])?;
+            let (name, [paused, limit, at, rate_n, rate_period, key_limit]) = row?;
+            tx.execute(queues::COPY.postgres, &[&name, &paused, &limit, &at, &rate_n, &rate_period, &key_limit])?;
         }
         let mut st = conn.prepare(schedules::ROWS.sqlite)?;
         let rows = st.query_map([], |r| {
@@ -235,9 +236,16 @@ fn postgres_into_sqlite(src: &str, dst: &Path, opts: &StoreOptions, snapshot: bo
                 let mut rows = rtx.query_raw(queues::ROWS.postgres, [] as [&(dyn ToSql + Sync); 0])?;
                 let mut st = conn.prepare(queues::COPY.sqlite)?;
                 while let Some(row) = rows.next()? {
-                    let (name, paused, limit, at): (String, i64, i64, i64) =
-                        (row.try_get(0)?, row.try_get(1)?, row.try_get(2)?, row.try_get(3)?);
-                    st.execute(rusqlite::params![name, paused, limit, at])?;
+                    let name: String = row.try_get(0)?;
+                    let n: [i64; 6] = [
+                        row.try_get(1)?,
+                        row.try_get(2)?,
+                        row.try_get(3)?,
+                        row.try_get(4)?,
+                        row.try_get(5)?,
+                        row.try_get(6)?,
+                    ];
+                    st.execute(rusqlite::params![name, n[0], n[1], n[2], n[3], n[4], n[5]])?;
                 }
             }
             {

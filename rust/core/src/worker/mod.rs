@@ -31,11 +31,13 @@ use lease::{LeaseClock, Watch};
 mod beat;
 mod lease;
 mod pool;
+mod slots;
 
 /// At its old path for callers: the summary travels with the exit event, so it is defined
 /// with the events.
 pub use crate::events::WorkerSummary;
 pub use pool::Pool;
+pub use slots::Slots;
 
 /// A job whose worker misses heartbeats this long is rescued by another worker.
 pub const DEFAULT_LEASE_MS: i64 = 30_000;
@@ -71,6 +73,8 @@ pub struct WorkerConfig {
     /// The process's per-minute counts (also one of its observers), added to the store
     /// with every heartbeat and when the worker exits.
     pub rollup: Option<Arc<Rollup>>,
+    /// The slots of its process, shared by the workers of a pool.
+    pub slots: Arc<Slots>,
 }
 
 impl WorkerConfig {
@@ -91,6 +95,7 @@ impl WorkerConfig {
             clock: Arc::new(SystemClock),
             queues: None,
             rollup: None,
+            slots: Arc::new(Slots::new(1)),
         }
     }
 }
@@ -104,6 +109,7 @@ impl WorkerConfig {
             lease_ms: self.lease_ms,
             queues: self.queues.as_ref(),
             after_queue,
+            max_slots: self.slots.free(),
         }
     }
 
@@ -116,6 +122,7 @@ impl WorkerConfig {
             lease_ms: self.lease_ms,
             now_ms,
             queues: self.queues.as_ref(),
+            slots: self.slots.total(),
         }
     }
 }
@@ -230,15 +237,29 @@ impl Loop<'_> {
         }
     }
 
-    /// Claims the next due job, skipping the write lock when none is due.
+    /// Claims the next due job that fits the process's free slots, skipping the write
+    /// lock when none is due.
     fn claim(&mut self) -> Result<Option<Job>> {
         self.renewed_at = Instant::now();
         let now = self.now();
         let claim = self.cfg.claim_params(now, None);
-        if !self.store.job_due_exists(&claim)? {
+        if claim.max_slots == 0 || !self.store.job_due_exists(&claim)? {
             return Ok(None);
         }
-        self.store.job_claim(&claim)
+        let job = self.store.job_claim(&claim)?;
+        self.hold_slots(job)
+    }
+
+    /// Takes the slots of a job just claimed; a job whose slots another worker of the
+    /// process took meanwhile goes back to pending, uncounted.
+    fn hold_slots(&mut self, job: Option<Job>) -> Result<Option<Job>> {
+        match job {
+            Some(job) if !self.cfg.slots.take(job.flow.slots) => {
+                self.requeue(&job)?;
+                Ok(None)
+            }
+            other => Ok(other),
+        }
     }
 
     /// Whether jobs wait for parents that are running now: a burst worker then stays for
@@ -293,6 +314,7 @@ impl Loop<'_> {
         while let Some(job) = next.take() {
             if self.stop_level() > StopLevel::None {
                 // Claimed but not started: back to pending, uncounted.
+                self.cfg.slots.give(job.flow.slots);
                 self.requeue(&job)?;
                 break;
             }
@@ -386,6 +408,8 @@ impl Loop<'_> {
         let wait_ms = u64::try_from(self.now() - due).unwrap_or(0);
         self.emit(Event::Started { worker: &self.cfg.worker_id, job: &job.id, attempt, queue: &job.queue, wait_ms });
         let outcome = self.attempt(&job);
+        // Its slots are free again: the next claim (with the settle) may use them.
+        self.cfg.slots.give(job.flow.slots);
         if let Some(e) = self.fault.take() {
             return Err(e);
         }
@@ -409,6 +433,7 @@ impl Loop<'_> {
         let claim_next = self.stop_level() == StopLevel::None && !self.unregistered;
         let before_claim = Instant::now();
         let (settled, next) = self.settle(&job, &outcome, claim_next)?;
+        let next = self.hold_slots(next)?;
         if next.is_some() {
             self.renewed_at = before_claim;
         }
@@ -445,6 +470,8 @@ impl Loop<'_> {
                 now_ms: now,
                 success: outcome.success(),
                 cancelled: outcome.cancelled(),
+                timed_out: outcome.end == runner::RunEnd::TimedOut,
+                retry: &job.flow.retry,
                 exit_code: outcome.exit_code,
                 error: outcome.error.clone(),
                 output_tail: outcome.output_tail.clone(),

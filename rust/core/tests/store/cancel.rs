@@ -52,6 +52,8 @@ fn cancel_ends_waiting_jobs_and_asks_the_worker_of_a_running_one(s: &mut dyn Sto
         now_ms: T0 + 20,
         success: false,
         cancelled: true,
+        timed_out: false,
+        retry: &queuectl_core::job::RetryRule::NONE,
         exit_code: None,
         error: Some("killed: cancelled on request".into()),
         output_tail: String::new(),

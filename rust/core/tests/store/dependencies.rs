@@ -55,7 +55,14 @@ fn dependents_wait_for_every_parent_then_run(s: &mut dyn Store) {
     assert_eq!(state_of(s, "d"), (JobState::Waiting, 1));
     // A settle+claim that completes a parent releases the dependent in the same step.
     assert_eq!(claim(s, "w", T0 + 3).as_deref(), Some("c"));
-    let claim_p = ClaimParams { worker_id: "w", now_ms: T0 + 4, lease_ms: 30_000, queues: None, after_queue: None };
+    let claim_p = ClaimParams {
+        worker_id: "w",
+        now_ms: T0 + 4,
+        lease_ms: 30_000,
+        queues: None,
+        after_queue: None,
+        max_slots: u32::MAX,
+    };
     let (settled, next) = s.job_settle_and_claim(&succeeded("c", 1, "w", T0 + 4, ""), &claim_p).unwrap();
     assert_eq!(settled, Settled::Completed);
     assert_eq!(state_of(s, "d").1, 0);

@@ -113,6 +113,8 @@ fn a_rescue_leaves_a_job_whose_lease_was_renewed_alone(s: &mut dyn Store) {
         now_ms: T0 + 30_001,
         success: false,
         cancelled: false,
+        timed_out: false,
+        retry: &queuectl_core::job::RetryRule::NONE,
         exit_code: None,
         error: Some(policy::lost_worker_error("w")),
         output_tail: String::new(),
@@ -128,7 +130,14 @@ fn settle_and_claim_is_one_step(s: &mut dyn Store) {
     s.job_insert_many(&[job("one", 0), job("two", 0)], T0).unwrap();
     assert_eq!(claim(s, "w", T0).as_deref(), Some("one"));
     let settle = succeeded("one", 1, "w", T0 + 1, "done\n");
-    let claim_next = ClaimParams { worker_id: "w", now_ms: T0 + 1, lease_ms: 30_000, queues: None, after_queue: None };
+    let claim_next = ClaimParams {
+        worker_id: "w",
+        now_ms: T0 + 1,
+        lease_ms: 30_000,
+        queues: None,
+        after_queue: None,
+        max_slots: u32::MAX,
+    };
     let (settled, next) = s.job_settle_and_claim(&settle, &claim_next).unwrap();
     assert_eq!((settled, next.map(|j| j.id).as_deref()), (Settled::Completed, Some("two")));
     // The same settle again is fenced; the claim finds nothing more.
@@ -151,6 +160,8 @@ fn binary_output_is_kept(s: &mut dyn Store) {
             now_ms: T0 + 60_000 * attempt,
             success,
             cancelled: false,
+            timed_out: false,
+            retry: &queuectl_core::job::RetryRule::NONE,
             exit_code: Some(0),
             error: (!success).then(|| "bad\0byte".into()),
             output_tail: "a\0b\n".into(),
@@ -171,7 +182,14 @@ fn a_jobs_env_round_trips(s: &mut dyn Store) {
     with_env.env = vec![("TOKEN".into(), "s3cr3t".into()), ("EMPTY".into(), String::new())];
     s.job_insert_many(&[with_env, job("plain", 0)], T0).unwrap();
     let claimed = s
-        .job_claim(&ClaimParams { worker_id: "w", now_ms: T0, lease_ms: 30_000, queues: None, after_queue: None })
+        .job_claim(&ClaimParams {
+            worker_id: "w",
+            now_ms: T0,
+            lease_ms: 30_000,
+            queues: None,
+            after_queue: None,
+            max_slots: u32::MAX,
+        })
         .unwrap()
         .unwrap();
     assert_eq!(claimed.id, "e");

@@ -34,6 +34,7 @@ fn job(id: &str, priority: i64) -> NewJob {
         queue: queuectl_core::job::DEFAULT_QUEUE.into(),
         unique_key: None,
         after: Vec::new(),
+        flow: Default::default(),
     }
 }
 
@@ -45,7 +46,14 @@ fn queued(id: &str, queue: &str, priority: i64) -> NewJob {
 /// What a claim by `worker` from `queues` takes.
 fn claim_from(s: &mut dyn Store, worker: &str, now: i64, queues: &[&str]) -> Option<String> {
     let filter = QueueFilter::new(queues).unwrap();
-    let p = ClaimParams { worker_id: worker, now_ms: now, lease_ms: 30_000, queues: Some(&filter), after_queue: None };
+    let p = ClaimParams {
+        worker_id: worker,
+        now_ms: now,
+        lease_ms: 30_000,
+        queues: Some(&filter),
+        after_queue: None,
+        max_slots: u32::MAX,
+    };
     s.job_claim(&p).unwrap().map(|j| j.id)
 }
 
@@ -58,6 +66,7 @@ fn due(s: &mut dyn Store, now: i64, queues: Option<&[&str]>) -> bool {
         lease_ms: 30_000,
         queues: filter.as_ref(),
         after_queue: None,
+        max_slots: u32::MAX,
     })
     .unwrap()
 }
@@ -67,9 +76,16 @@ fn set_queue(s: &mut dyn Store, name: &str, change: QueueChange) {
 }
 
 fn claim(s: &mut dyn Store, worker: &str, now: i64) -> Option<String> {
-    s.job_claim(&ClaimParams { worker_id: worker, now_ms: now, lease_ms: 30_000, queues: None, after_queue: None })
-        .unwrap()
-        .map(|j| j.id)
+    s.job_claim(&ClaimParams {
+        worker_id: worker,
+        now_ms: now,
+        lease_ms: 30_000,
+        queues: None,
+        after_queue: None,
+        max_slots: u32::MAX,
+    })
+    .unwrap()
+    .map(|j| j.id)
 }
 
 /// Settles as a worker does: the policy (from the queue's config) decides, the store writes.
@@ -84,6 +100,8 @@ fn settle(s: &mut dyn Store, id: &str, attempt: u32, worker: &str, now: i64, suc
         now_ms: now,
         success,
         cancelled: false,
+        timed_out: false,
+        retry: &queuectl_core::job::RetryRule::NONE,
         exit_code: Some(if success { 0 } else { 1 }),
         error: (!success).then(|| "exit code 1".to_string()),
         output_tail: "tail".into(),
@@ -101,6 +119,8 @@ fn succeeded(id: &str, attempt: u32, worker: &str, now: i64, tail: &str) -> Sett
         now_ms: now,
         success: true,
         cancelled: false,
+        timed_out: false,
+        retry: &queuectl_core::job::RetryRule::NONE,
         exit_code: Some(0),
         error: None,
         output_tail: tail.into(),
@@ -115,7 +135,7 @@ fn rescue(s: &mut dyn Store, now: i64) -> Vec<(String, u32)> {
 }
 
 fn reg<'a>(id: &'a str, host: &'a str, pid: u32, lease_ms: i64, now_ms: i64) -> Registration<'a> {
-    Registration { id, host, pid, lease_ms, now_ms, queues: None }
+    Registration { id, host, pid, lease_ms, now_ms, queues: None, slots: 1 }
 }
 
 fn fence<'a>(id: &'a str, attempt: u32, worker_id: &'a str) -> Fence<'a> {

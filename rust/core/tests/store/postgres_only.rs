@@ -69,8 +69,14 @@ fn postgres_claim_lost_in_flight_goes_back_to_pending() {
         )
         .unwrap();
     assert_eq!(kill_connections(&schema), 1);
-    let err =
-        s.job_claim(&ClaimParams { worker_id: "w", now_ms: T0, lease_ms: 30_000, queues: None, after_queue: None });
+    let err = s.job_claim(&ClaimParams {
+        worker_id: "w",
+        now_ms: T0,
+        lease_ms: 30_000,
+        queues: None,
+        after_queue: None,
+        max_slots: u32::MAX,
+    });
     assert!(err.is_err(), "a claim on a killed connection cannot succeed");
     // The next claim by the same worker first releases what it cannot be running.
     assert_eq!(claim(&mut s, "w", T0).as_deref(), Some("j"));
@@ -87,7 +93,14 @@ fn postgres_settle_retried_after_a_lost_connection_still_settles() {
     s.job_insert_many(&[job("a", 0), job("b", 0)], T0).unwrap();
     assert_eq!(claim(&mut s, "w", T0).as_deref(), Some("a"));
     let settle = succeeded("a", 1, "w", T0 + 1, "");
-    let next = ClaimParams { worker_id: "w", now_ms: T0 + 1, lease_ms: 30_000, queues: None, after_queue: None };
+    let next = ClaimParams {
+        worker_id: "w",
+        now_ms: T0 + 1,
+        lease_ms: 30_000,
+        queues: None,
+        after_queue: None,
+        max_slots: u32::MAX,
+    };
     assert_eq!(kill_connections(&schema), 1);
     assert!(s.job_settle_and_claim(&settle, &next).is_err());
     let (settled, claimed) = s.job_settle_and_claim(&settle, &next).unwrap();

@@ -37,6 +37,7 @@ fn claims_take_turns_over_the_workers_queues(s: &mut dyn Store) {
             lease_ms: 30_000,
             queues: Some(&filter),
             after_queue: after.as_deref(),
+            max_slots: u32::MAX,
         };
         let Some(j) = s.job_claim(&p).unwrap() else { break };
         order.push(j.id);
@@ -76,7 +77,14 @@ fn a_limit_caps_the_processing_jobs_of_a_queue(s: &mut dyn Store) {
     let (settled, next) = s
         .job_settle_and_claim(
             &succeeded("t1", 1, "w1", T0 + 1, ""),
-            &ClaimParams { worker_id: "w1", now_ms: T0 + 1, lease_ms: 30_000, queues: None, after_queue: None },
+            &ClaimParams {
+                worker_id: "w1",
+                now_ms: T0 + 1,
+                lease_ms: 30_000,
+                queues: None,
+                after_queue: None,
+                max_slots: u32::MAX,
+            },
         )
         .unwrap();
     assert_eq!((settled, next.map(|j| j.id).as_deref()), (Settled::Completed, Some("t3")));

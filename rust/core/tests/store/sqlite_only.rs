@@ -104,6 +104,7 @@ fn sqlite_settle_and_claim_from_many_threads_runs_each_job_once() {
                         lease_ms: 30_000,
                         queues: None,
                         after_queue: None,
+                        max_slots: u32::MAX,
                     };
                     let (settled, claimed) = s.job_settle_and_claim(&settle, &c).unwrap();
                     assert_eq!(settled, Settled::Completed, "{id}");

@@ -109,4 +109,19 @@ impl JobAdmin for PostgresStore {
     fn dead_retry_all(&mut self, now_ms: i64) -> Result<u64> {
         self.write(jobs::DEAD_RETRY_ALL.postgres, &[&now_ms], true).map_err(refusal::retry_all_error)
     }
+
+    fn job_expire(&mut self, now_ms: i64) -> Result<Vec<String>> {
+        let due = self.prepared(jobs::EXPIRY_DUE.postgres)?;
+        let expire = self.prepared(jobs::EXPIRE.postgres)?;
+        self.with(|c, _| {
+            if c.query_opt(&due, &[&now_ms])?.is_none() {
+                return Ok(Vec::new());
+            }
+            let mut tx = c.transaction()?;
+            let rows = tx.query(&expire, &[&now_ms])?;
+            super::dependents_after(&mut tx, &rows, now_ms)?;
+            tx.commit()?;
+            Ok(rows.iter().map(|r| r.get(3)).collect())
+        })
+    }
 }

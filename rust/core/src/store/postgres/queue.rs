@@ -18,7 +18,7 @@ use crate::store::sql::{claim, dependencies, jobs, queues};
 use crate::store::{ClaimParams, Fence, InsertBatch, Inserted, JobQueue, SettleParams, Settled};
 
 /// The types of the columns an enqueue writes (`jobs::postgres::INSERT_COLUMNS`), in order.
-const INSERT_TYPES: [Type; 12] = [
+const INSERT_TYPES: [Type; 16] = [
     Type::TEXT,
     Type::TEXT,
     Type::TEXT,
@@ -31,17 +31,35 @@ const INSERT_TYPES: [Type; 12] = [
     Type::INT8,
     Type::TEXT,
     Type::TEXT,
+    Type::TEXT,
+    Type::INT8,
+    Type::TEXT,
+    Type::INT8,
 ];
 
-/// Checks a claim of `job` in a queue with a limit again, under the queue's row lock: the
+/// Checks a claim of `job` in a guarded queue again, under the queue's row lock: the
 /// claims of that queue on every host take the lock in turn, and each counts the others'
-/// committed claims, so at most `limit` stay claimed. Over the limit, the claim is put
-/// back, uncounted. Returns whether the job stays claimed.
-fn hold_within_limit(c: &mut Client, channel: &str, job: &Job, worker_id: &str, now_ms: i64) -> Result<bool> {
+/// committed claims and starts, so at most `limit` stay claimed, at most `key_limit` of
+/// one key, and at most `rate_n` start in any period (the start is recorded here, and
+/// the starts that left every window dropped). Past a rule, the claim is put back,
+/// uncounted. Returns whether the job stays claimed.
+fn hold_within_rules(c: &mut Client, channel: &str, job: &Job, worker_id: &str, now_ms: i64) -> Result<bool> {
     let mut tx = c.transaction()?;
-    let limit: i64 = tx.query_one(queues::postgres::LIMIT_LOCKED, &[&job.queue])?.get(0);
-    let others: i64 = tx.query_one(queues::postgres::RUNNING_OTHERS, &[&job.queue, &job.id])?.get(0);
-    if limit == 0 || others < limit {
+    let rules = tx.query_one(queues::postgres::RULES_LOCKED, &[&job.queue])?;
+    let (limit, rate_n, period, key_limit): (i64, i64, i64, i64) =
+        (rules.get(0), rules.get(1), rules.get(2), rules.get(3));
+    let window_start = now_ms - period;
+    let counts =
+        tx.query_one(queues::postgres::COUNTS_FOR_CLAIM, &[&job.queue, &job.id, &job.flow.key, &window_start])?;
+    let (running, running_key, started): (i64, i64, i64) = (counts.get(0), counts.get(1), counts.get(2));
+    let within = (limit == 0 || running < limit)
+        && (key_limit == 0 || job.flow.key.is_none() || running_key < key_limit)
+        && (rate_n == 0 || started < rate_n);
+    if within {
+        if rate_n > 0 {
+            tx.execute(queues::starts::RECORD.postgres, &[&job.queue, &now_ms])?;
+            tx.execute(queues::starts::PRUNE.postgres, &[&job.queue, &window_start])?;
+        }
         tx.commit()?;
         return Ok(true);
     }
@@ -53,7 +71,7 @@ fn hold_within_limit(c: &mut Client, channel: &str, job: &Job, worker_id: &str, 
     Ok(false)
 }
 
-/// A claimed job from a row of a claim, with its queue's limit (column `at`).
+/// A claimed job from a row of a claim, with whether its queue is guarded (column `at`).
 fn claimed_from(row: &Row, at: usize) -> Result<Option<(Job, i64)>> {
     if row.try_get::<_, Option<String>>(job_col::id)?.is_none() {
         return Ok(None);
@@ -113,8 +131,8 @@ fn duplicate_id(e: &postgres::Error) -> Option<String> {
 }
 
 impl PostgresStore {
-    /// Claims for `p`, leaving out the queues in `excluded`; a claim in a limited queue
-    /// that finds the queue full on its second look is put back and that queue left out.
+    /// Claims for `p`, leaving out the queues in `excluded`; a claim in a guarded queue
+    /// that breaks a rule on its second look is put back and that queue left out.
     /// An insert of a batch with unique keys or dependencies: a statement per job. One
     /// whose key an unfinished job holds is skipped (a concurrent insert of the key waits
     /// for the other transaction, then skips) and stands for the holder's id. One that
@@ -142,7 +160,8 @@ impl PostgresStore {
                     }
                     parents.extend(row.map(|r| r.get::<_, i64>(0)));
                 }
-                let params: [&(dyn ToSql + Sync); 12] = [
+                let (key, slots, retry, expires) = row::flow_values(&j.flow);
+                let params: [&(dyn ToSql + Sync); 16] = [
                     id,
                     &j.command,
                     &max_retries,
@@ -155,6 +174,10 @@ impl PostgresStore {
                     &j.queue,
                     &j.unique_key,
                     &waiting_on,
+                    &key,
+                    &slots,
+                    &retry,
+                    &expires,
                 ];
                 let row = tx
                     .query_opt(&ins, &params)
@@ -202,14 +225,17 @@ impl PostgresStore {
         let after = p.after_queue.unwrap_or("");
         loop {
             let claimed = self.claiming(p.worker_id, None, p.now_ms, |c| {
-                let row = c.query_opt(&st, &[&p.worker_id, &p.now_ms, &lease_until, &queues, &excluded, &after])?;
+                let row = c.query_opt(
+                    &st,
+                    &[&p.worker_id, &p.now_ms, &lease_until, &queues, &excluded, &after, &p.free_slots()],
+                )?;
                 row.map(|r| claimed_from(&r, job_col::COUNT)).transpose().map(Option::flatten)
             })?;
             match claimed {
                 None => return Ok(None),
                 Some((job, 0)) => return Ok(Some(job)),
                 Some((job, _)) => {
-                    let kept = self.with(|c, channel| hold_within_limit(c, channel, &job, p.worker_id, p.now_ms))?;
+                    let kept = self.with(|c, channel| hold_within_rules(c, channel, &job, p.worker_id, p.now_ms))?;
                     if kept {
                         return Ok(Some(job));
                     }
@@ -219,10 +245,10 @@ impl PostgresStore {
         }
     }
 
-    /// After a settle+claim took `job` from a limited queue: keeps it when the queue's
-    /// limit allows, else puts it back and claims from the other queues.
+    /// After a settle+claim took `job` from a guarded queue: keeps it when the queue's
+    /// rules allow, else puts it back and claims from the other queues.
     fn keep_or_claim_again(&mut self, p: &ClaimParams<'_>, job: Job) -> Result<Option<Job>> {
-        if self.with(|c, channel| hold_within_limit(c, channel, &job, p.worker_id, p.now_ms))? {
+        if self.with(|c, channel| hold_within_rules(c, channel, &job, p.worker_id, p.now_ms))? {
             return Ok(Some(job));
         }
         self.claim_excluding(p, vec![job.queue])
@@ -246,6 +272,7 @@ impl JobQueue for PostgresStore {
             let written = (|| -> std::result::Result<u64, postgres::Error> {
                 for (n, (j, id)) in jobs.iter().zip(&ids).enumerate() {
                     let (max_retries, timeout, env) = insert_values(j);
+                    let (key, slots, retry, expires) = row::flow_values(&j.flow);
                     writer.write(&[
                         id,
                         &j.command,
@@ -259,6 +286,10 @@ impl JobQueue for PostgresStore {
                         &now_ms,
                         &env,
                         &j.queue,
+                        &key,
+                        &slots,
+                        &retry,
+                        &expires,
                     ])?;
                     if (n + 1) % crate::store::PROGRESS_EVERY == 0 {
                         if let Some(report) = progress.as_mut() {
@@ -281,7 +312,10 @@ impl JobQueue for PostgresStore {
         let st = self.prepared(claim::postgres::DUE)?;
         let queues = p.queues.map(|q| q.names());
         let none: &[String] = &[];
-        self.with(|c, _| Ok(c.query_opt(&st, &[&p.now_ms, &queues, &none])?.is_some()))
+        let (no_text, no_int) = (None::<&str>, None::<i64>);
+        let params: [&(dyn ToSql + Sync); 7] =
+            [&no_text, &p.now_ms, &no_int, &queues, &none, &no_text, &p.free_slots()];
+        self.with(|c, _| Ok(c.query_opt(&st, &params)?.is_some()))
     }
 
     fn job_claim(&mut self, p: &ClaimParams<'_>) -> Result<Option<Job>> {
@@ -307,7 +341,8 @@ impl JobQueue for PostgresStore {
         let after = p.after_queue.unwrap_or("");
         let (stored, claimed) = self.claiming(p.worker_id, Some(&s.id), p.now_ms, |c| {
             let mut params: Vec<&(dyn ToSql + Sync)> = args.params().to_vec();
-            params.extend_from_slice(&[&p.worker_id, &p.now_ms, &lease_until, &queues, &none, &after]);
+            let slots = p.free_slots();
+            params.extend_from_slice(&[&p.worker_id, &p.now_ms, &lease_until, &queues, &none, &after, &slots]);
             let row = c.query_one(&st, &params)?;
             Ok((row.try_get::<_, Option<String>>(job_col::COUNT + 1)?, claimed_from(&row, job_col::COUNT)?))
         })?;

@@ -5,7 +5,7 @@ use crate::error::Result;
 use crate::store::queue_rows;
 use crate::store::row;
 use crate::store::sql::queues;
-use crate::store::{QueueControl, QueueRow, QueueSetting};
+use crate::store::{FlowState, QueueControl, QueueRow, QueueSetting};
 
 impl QueueControl for PostgresStore {
     fn queue_list(&mut self) -> Result<Vec<QueueRow>> {
@@ -14,7 +14,7 @@ impl QueueControl for PostgresStore {
             let settings = tx
                 .query(queues::SETTINGS.postgres, &[])?
                 .iter()
-                .map(|r| (r.get::<_, String>(0), r.get::<_, i64>(1) != 0, r.get::<_, i64>(2)))
+                .map(|r| (r.get::<_, String>(0), r.get::<_, i64>(1) != 0, [r.get(2), r.get(3), r.get(4), r.get(5)]))
                 .collect();
             let mut counts = Vec::new();
             for r in tx.query(queues::postgres::COUNTS, &[])? {
@@ -27,17 +27,37 @@ impl QueueControl for PostgresStore {
         })
     }
 
+    fn queue_flow(&mut self, queue: &str, key: Option<&str>, now_ms: i64) -> Result<FlowState> {
+        self.with(|c, _| {
+            let mut tx = c.build_transaction().isolation_level(postgres::IsolationLevel::RepeatableRead).start()?;
+            let mut flow = FlowState::default();
+            let rate = tx.query_opt(queues::starts::RATE_OF.postgres, &[&queue])?;
+            if let Some((n, period)) = rate.map(|r| (r.get::<_, i64>(0), r.get::<_, i64>(1))).filter(|r| r.0 > 0) {
+                let window_start = now_ms - period;
+                let r = tx.query_one(queues::starts::WINDOW.postgres, &[&queue, &window_start, &n, &period])?;
+                let (count, opens): (i64, Option<i64>) = (r.get(0), r.get(1));
+                flow.starts_in_window = u64::try_from(count).unwrap_or(0);
+                flow.window_opens_at_ms = opens.filter(|_| count >= n);
+            }
+            if let Some(key) = key {
+                let running: i64 = tx.query_one(queues::starts::KEY_RUNNING.postgres, &[&queue, &key])?.get(0);
+                flow.running_with_key = u64::try_from(running).unwrap_or(0);
+            }
+            tx.commit()?;
+            Ok(flow)
+        })
+    }
+
     fn queue_set(&mut self, s: &QueueSetting<'_>) -> Result<u64> {
         s.check()?;
-        let (sql, limit) = queues::change(s.change);
+        let (sql, values) = queues::change(s.change);
         let st = self.prepared(sql.postgres)?;
         self.with(|c, channel| {
             let mut tx = c.transaction()?;
             for name in s.names {
-                match limit {
-                    Some(n) => tx.execute(&st, &[name, &s.now_ms, &n])?,
-                    None => tx.execute(&st, &[name, &s.now_ms])?,
-                };
+                let mut p: Vec<&(dyn postgres::types::ToSql + Sync)> = vec![name, &s.now_ms];
+                p.extend(values.iter().map(|v| v as &(dyn postgres::types::ToSql + Sync)));
+                tx.execute(&st, &p)?;
             }
             notify(&mut tx, channel)?;
             tx.commit()?;

@@ -11,8 +11,11 @@ impl WorkerRegistry for PostgresStore {
     fn worker_register(&mut self, r: &Registration<'_>) -> Result<()> {
         let pid = i64::from(r.pid);
         let queues = r.queues.map(|q| q.stored());
-        let n =
-            self.write(workers::REGISTER.postgres, &[&r.id, &r.host, &pid, &r.now_ms, &r.lease_ms, &queues], false)?;
+        let n = self.write(
+            workers::REGISTER.postgres,
+            &[&r.id, &r.host, &pid, &r.now_ms, &r.lease_ms, &queues, &i64::from(r.slots)],
+            false,
+        )?;
         if n == 0 {
             return Err(refusal::already_registered(r.id));
         }

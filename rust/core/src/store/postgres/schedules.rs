@@ -28,7 +28,8 @@ impl FireTx for PgTx<'_> {
 
     fn job_insert_scheduled(&mut self, j: &NewJob, now_ms: i64) -> Result<()> {
         let (max_retries, timeout, env) = insert_values(j);
-        let params: [&(dyn ToSql + Sync); 11] = [
+        let (key, slots, retry, expires) = row::flow_values(&j.flow);
+        let params: [&(dyn ToSql + Sync); 15] = [
             &j.id,
             &j.command,
             &max_retries,
@@ -40,6 +41,10 @@ impl FireTx for PgTx<'_> {
             &env,
             &j.queue,
             &j.unique_key,
+            &key,
+            &slots,
+            &retry,
+            &expires,
         ];
         self.execute(jobs::SCHEDULED_INSERT.postgres, &params)?;
         Ok(())

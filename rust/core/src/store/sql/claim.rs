@@ -35,62 +35,74 @@ pub(crate) const REQUEUE: Sql = shared!(
 pub(crate) mod sqlite {
     use super::job_col;
 
+    /// A queue's head, as a claim with ?6 free slots at ?2 takes it: its most urgent due
+    /// job (priority high to low, then enqueue order) that fits the free slots, has not
+    /// expired, and whose key (if any) is below the queue's limit per key (counted through
+    /// jobs_keyed). Read through jobs_due, which leads with the queue and holds every
+    /// column tested here: `INDEXED BY` because without statistics the planner preferred
+    /// other indexes and sorted every runnable row.
+    const HEAD: &str = "(SELECT d.seq FROM jobs d INDEXED BY jobs_due
+             WHERE d.queue = q.name AND d.state IN ('pending', 'failed') AND d.run_at_ms <= ?2
+               AND d.slots <= ?6 AND (d.expires_at_ms IS NULL OR d.expires_at_ms > ?2)
+               AND (d.flow_key IS NULL OR q.key_limit = 0
+                    OR q.key_limit > (SELECT count(*) FROM jobs k INDEXED BY jobs_keyed
+                                      WHERE k.state = 'processing' AND k.queue = q.name AND k.flow_key = d.flow_key))
+             ORDER BY d.priority DESC, d.seq LIMIT 1)";
+
+    /// Whether queue q may be claimed from at ?2: not paused, among the worker's queues
+    /// (?4, a JSON array; NULL: all), below its limit (its processing jobs counted through
+    /// jobs_processing, which holds one row per busy worker), and below its rate (the
+    /// starts of its last period).
+    const OPEN: &str = "q.paused = 0
+               AND (?4 IS NULL OR q.name IN (SELECT value FROM json_each(?4)))
+               AND (q.max_running = 0 OR q.max_running > (SELECT count(*) FROM jobs r INDEXED BY jobs_processing
+                                                          WHERE r.state = 'processing' AND r.queue = q.name))
+               AND (q.rate_n = 0 OR q.rate_n > (SELECT count(*) FROM queue_starts s
+                                                WHERE s.queue = q.name AND s.at_ms > ?2 - q.rate_period_ms))";
+
     /// The claim, one statement: ?1 worker, ?2 now, ?3 lease end, ?4 the worker's queues
-    /// (a JSON array; NULL: all), ?5 the queue of its last job ('' for none). Returns the
-    /// job claimed. A queue may be claimed from when it is not paused, among the worker's
-    /// queues, and below its limit (its processing jobs counted through jobs_processing,
-    /// which holds one row per busy worker). A queue's head is read through jobs_due,
-    /// which leads with the queue, stopping at its first due row: `INDEXED BY` because
-    /// without statistics the planner preferred other indexes and sorted every runnable
-    /// row.
+    /// (a JSON array; NULL: all), ?5 the queue of its last job ('' for none), ?6 the slots
+    /// its process has free. Returns the job claimed, then its queue's rate period when
+    /// the queue has a rate (the store then records the start). A queue may be claimed
+    /// from when [`OPEN`]; its [`HEAD`] is the job.
     pub(crate) const CLAIM: &str = text!(
         "UPDATE jobs SET state = 'processing', attempts = attempts + 1, runs = runs + 1, worker_id = ?1,
              started_at_ms = ?2, finished_at_ms = NULL, exit_code = NULL, last_error = NULL,
              lease_expires_ms = ?3, updated_at_ms = ?2
          WHERE seq = (
              SELECT seq FROM (
-                 SELECT (SELECT d.seq FROM jobs d INDEXED BY jobs_due
-                         WHERE d.queue = q.name AND d.state IN ('pending', 'failed') AND d.run_at_ms <= ?2
-                         ORDER BY d.priority DESC, d.seq LIMIT 1) AS seq
+                 SELECT ",
+        HEAD,
+        " AS seq
                  FROM queues q
-                 WHERE q.name > ?5 AND q.paused = 0
-                   AND (?4 IS NULL OR q.name IN (SELECT value FROM json_each(?4)))
-                   AND (q.max_running = 0 OR q.max_running > (SELECT count(*) FROM jobs r INDEXED BY jobs_processing
-                                                              WHERE r.state = 'processing' AND r.queue = q.name))
-                   AND (SELECT d.seq FROM jobs d INDEXED BY jobs_due
-                        WHERE d.queue = q.name AND d.state IN ('pending', 'failed') AND d.run_at_ms <= ?2
-                        ORDER BY d.priority DESC, d.seq LIMIT 1) IS NOT NULL
+                 WHERE q.name > ?5 AND ",
+        OPEN,
+        " AND ",
+        HEAD,
+        " IS NOT NULL
                  ORDER BY q.name LIMIT 1)
              UNION ALL
              SELECT seq FROM (
-                 SELECT (SELECT d.seq FROM jobs d INDEXED BY jobs_due
-                         WHERE d.queue = q.name AND d.state IN ('pending', 'failed') AND d.run_at_ms <= ?2
-                         ORDER BY d.priority DESC, d.seq LIMIT 1) AS seq
+                 SELECT ",
+        HEAD,
+        " AS seq
                  FROM queues q
-                 WHERE q.name <= ?5 AND q.paused = 0
-                   AND (?4 IS NULL OR q.name IN (SELECT value FROM json_each(?4)))
-                   AND (q.max_running = 0 OR q.max_running > (SELECT count(*) FROM jobs r INDEXED BY jobs_processing
-                                                              WHERE r.state = 'processing' AND r.queue = q.name))
-                   AND (SELECT d.seq FROM jobs d INDEXED BY jobs_due
-                        WHERE d.queue = q.name AND d.state IN ('pending', 'failed') AND d.run_at_ms <= ?2
-                        ORDER BY d.priority DESC, d.seq LIMIT 1) IS NOT NULL
+                 WHERE q.name <= ?5 AND ",
+        OPEN,
+        " AND ",
+        HEAD,
+        " IS NOT NULL
                  ORDER BY q.name LIMIT 1)
              LIMIT 1)
          RETURNING ",
-        job_col::LIST
+        job_col::LIST,
+        ", (SELECT rate_period_ms FROM queues WHERE name = jobs.queue AND rate_n > 0)"
     );
 
-    /// Whether a claim would find a job (any queue open as [`CLAIM`] opens it with a due
-    /// head): ?2 now, ?4 the worker's queues (?1 and ?3 are bound to NULL).
-    pub(crate) const DUE: &str = "SELECT 1 FROM queues q
-         WHERE q.paused = 0
-           AND (?4 IS NULL OR q.name IN (SELECT value FROM json_each(?4)))
-           AND (q.max_running = 0 OR q.max_running > (SELECT count(*) FROM jobs r INDEXED BY jobs_processing
-                                                      WHERE r.state = 'processing' AND r.queue = q.name))
-           AND (SELECT d.seq FROM jobs d INDEXED BY jobs_due
-                WHERE d.queue = q.name AND d.state IN ('pending', 'failed') AND d.run_at_ms <= ?2
-                ORDER BY d.priority DESC, d.seq LIMIT 1) IS NOT NULL
-         LIMIT 1";
+    /// Whether a claim would find a job (any queue open as [`CLAIM`] opens it with a
+    /// head): ?2 now, ?4 the worker's queues, ?6 its free slots (?1, ?3 and ?5 are bound
+    /// to NULL, unread).
+    pub(crate) const DUE: &str = text!("SELECT 1 FROM queues q WHERE ", OPEN, " AND ", HEAD, " IS NOT NULL LIMIT 1");
 
     /// The fenced settle: ?1 id, ?2 attempt, ?3 worker, ?4 state, ?5 run at, ?6 now, ?7
     /// exit code, ?8 error, ?9 the tail a completed job keeps in its row, ?10 for a rescue
@@ -123,54 +135,78 @@ pub(crate) mod sqlite {
 /// array, NULL: every queue), not excluded (the queues a claim already found full), below
 /// its limit by the count of this statement's snapshot. That count can be stale when two
 /// claims race: a claim in a limited queue is checked again under the queue's row lock
-/// (`queues::postgres::LIMIT_LOCKED`).
+/// (`queues::postgres::RULES_LOCKED`).
 pub(crate) mod postgres {
     use super::job_col;
 
+    /// A queue's head, as a claim with $7 free slots at $2 takes it (as SQLite's `HEAD`),
+    /// locked, skipping rows other claims hold.
+    const HEAD: &str = "SELECT d.seq FROM jobs d
+                  WHERE d.queue = q.name AND d.state IN ('pending', 'failed') AND d.run_at_ms <= $2
+                    AND d.slots <= $7 AND (d.expires_at_ms IS NULL OR d.expires_at_ms > $2)
+                    AND (d.flow_key IS NULL OR q.key_limit = 0
+                         OR q.key_limit > (SELECT count(*) FROM jobs k
+                                           WHERE k.state = 'processing' AND k.queue = q.name AND k.flow_key = d.flow_key))
+                  ORDER BY d.priority DESC, d.seq LIMIT 1 FOR UPDATE SKIP LOCKED";
+
+    /// Whether queue q may be claimed from at $2 (as SQLite's `OPEN`), not left out ($5).
+    const OPEN: &str = "q.paused = 0 AND (CAST($4 AS TEXT[]) IS NULL OR q.name = ANY($4))
+                AND NOT (q.name = ANY(CAST($5 AS TEXT[])))
+                AND (q.max_running = 0 OR q.max_running > (SELECT count(*) FROM jobs r
+                                                           WHERE r.queue = q.name AND r.state = 'processing'))
+                AND (q.rate_n = 0 OR q.rate_n > (SELECT count(*) FROM queue_starts s
+                                                 WHERE s.queue = q.name AND s.at_ms > $2 - q.rate_period_ms))";
+
+    /// Whether the claimed job's queue has a rule a race can break (a limit, a rate, or a
+    /// limit per key and the job a key): the store then checks the claim again under the
+    /// queue's row lock (`hold_within_rules`).
+    const GUARDED: &str =
+        ", (SELECT CASE WHEN max_running > 0 OR rate_n > 0 OR (key_limit > 0 AND jobs.flow_key IS NOT NULL)
+                    THEN CAST(1 AS BIGINT) ELSE 0 END FROM queues WHERE name = jobs.queue)";
+
     /// The claim: $1 worker, $2 now, $3 lease end, $4 the worker's queues, $5 the queues
-    /// to leave out, $6 the queue of the worker's last job ('' for none). A queue's head
-    /// is locked, skipping rows other claims hold. Returns the job and its queue's limit.
+    /// to leave out, $6 the queue of the worker's last job ('' for none), $7 the slots its
+    /// process has free. Returns the job and whether its queue is guarded.
     pub(crate) const CLAIM: &str = text!(
         "UPDATE jobs SET state = 'processing', attempts = attempts + 1, runs = runs + 1, worker_id = $1,
              started_at_ms = $2, finished_at_ms = NULL, exit_code = NULL, last_error = NULL,
              lease_expires_ms = $3, updated_at_ms = $2
          WHERE seq = (
-             (SELECT c.seq FROM queues q CROSS JOIN LATERAL (
-                  SELECT d.seq FROM jobs d
-                  WHERE d.queue = q.name AND d.state IN ('pending', 'failed') AND d.run_at_ms <= $2
-                  ORDER BY d.priority DESC, d.seq LIMIT 1 FOR UPDATE SKIP LOCKED) c
-              WHERE q.name > CAST($6 AS TEXT)
-                AND q.paused = 0 AND (CAST($4 AS TEXT[]) IS NULL OR q.name = ANY($4))
-                AND NOT (q.name = ANY(CAST($5 AS TEXT[])))
-                AND (q.max_running = 0 OR q.max_running > (SELECT count(*) FROM jobs r
-                                                           WHERE r.queue = q.name AND r.state = 'processing'))
+             (SELECT c.seq FROM queues q CROSS JOIN LATERAL (",
+        HEAD,
+        ") c
+              WHERE q.name > CAST($6 AS TEXT) AND ",
+        OPEN,
+        "
               ORDER BY q.name LIMIT 1)
              UNION ALL
-             (SELECT c.seq FROM queues q CROSS JOIN LATERAL (
-                  SELECT d.seq FROM jobs d
-                  WHERE d.queue = q.name AND d.state IN ('pending', 'failed') AND d.run_at_ms <= $2
-                  ORDER BY d.priority DESC, d.seq LIMIT 1 FOR UPDATE SKIP LOCKED) c
-              WHERE q.name <= CAST($6 AS TEXT)
-                AND q.paused = 0 AND (CAST($4 AS TEXT[]) IS NULL OR q.name = ANY($4))
-                AND NOT (q.name = ANY(CAST($5 AS TEXT[])))
-                AND (q.max_running = 0 OR q.max_running > (SELECT count(*) FROM jobs r
-                                                           WHERE r.queue = q.name AND r.state = 'processing'))
+             (SELECT c.seq FROM queues q CROSS JOIN LATERAL (",
+        HEAD,
+        ") c
+              WHERE q.name <= CAST($6 AS TEXT) AND ",
+        OPEN,
+        "
               ORDER BY q.name LIMIT 1)
              LIMIT 1)
          RETURNING ",
         job_col::LIST,
-        ", (SELECT max_running FROM queues WHERE name = jobs.queue)"
+        GUARDED
     );
 
-    /// Whether a claim would find a job: $1 now, $2 the worker's queues, $3 none left out.
-    pub(crate) const DUE: &str = "SELECT 1 FROM queues q
-         WHERE q.paused = 0 AND (CAST($2 AS TEXT[]) IS NULL OR q.name = ANY($2))
-           AND NOT (q.name = ANY(CAST($3 AS TEXT[])))
-           AND (q.max_running = 0 OR q.max_running > (SELECT count(*) FROM jobs r
-                                                      WHERE r.queue = q.name AND r.state = 'processing'))
-           AND EXISTS (
-             SELECT 1 FROM jobs d WHERE d.queue = q.name AND d.state IN ('pending', 'failed') AND d.run_at_ms <= $1)
-         LIMIT 1";
+    /// Whether a claim would find a job: $2 now, $4 the worker's queues, $5 none left out,
+    /// $7 its free slots, in [`CLAIM`]'s numbering so that both share [`OPEN`]: $1, $3 and
+    /// $6 are bound to NULL and only tested as such (PostgreSQL must see each parameter
+    /// to know its type).
+    pub(crate) const DUE: &str = text!(
+        "SELECT 1 FROM queues q WHERE ", OPEN, " AND EXISTS (",
+        "SELECT d.seq FROM jobs d
+                  WHERE d.queue = q.name AND d.state IN ('pending', 'failed') AND d.run_at_ms <= $2
+                    AND d.slots <= $7 AND (d.expires_at_ms IS NULL OR d.expires_at_ms > $2)
+                    AND (d.flow_key IS NULL OR q.key_limit = 0
+                         OR q.key_limit > (SELECT count(*) FROM jobs k
+                                           WHERE k.state = 'processing' AND k.queue = q.name AND k.flow_key = d.flow_key))",
+        ") AND CAST($1 AS TEXT) IS NULL AND CAST($3 AS BIGINT) IS NULL AND CAST($6 AS TEXT) IS NULL LIMIT 1"
+    );
 
     /// The fast settle, of a job nobody runs after: $1 id, $2 attempt, $3 worker, $4
     /// state, $5 run at, $6 now, $7 exit code, $8 error, $9 the tail a completed job keeps
@@ -233,14 +269,34 @@ pub(crate) mod postgres {
          FROM doomed WHERE jobs.seq = doomed.seq AND jobs.state = 'waiting')
      SELECT (SELECT state FROM settled), (SELECT count(*) FROM released WHERE state = 'pending')";
 
+    /// [`HEAD`] in [`SETTLE_AND_CLAIM`]'s numbering ($13 now, $18 free slots), the settled
+    /// job ($1) left out of the count of its key.
+    const HEAD_AFTER_SETTLE: &str = "SELECT d.seq FROM jobs d
+                  WHERE d.queue = q.name AND d.state IN ('pending', 'failed') AND d.run_at_ms <= $13
+                    AND d.slots <= $18 AND (d.expires_at_ms IS NULL OR d.expires_at_ms > $13)
+                    AND (d.flow_key IS NULL OR q.key_limit = 0
+                         OR q.key_limit > (SELECT count(*) FROM jobs k
+                                           WHERE k.state = 'processing' AND k.queue = q.name AND k.flow_key = d.flow_key AND k.id <> $1))
+                  ORDER BY d.priority DESC, d.seq LIMIT 1 FOR UPDATE SKIP LOCKED";
+
+    /// [`OPEN`] in [`SETTLE_AND_CLAIM`]'s numbering ($13 now, $15 the worker's queues, $16
+    /// none left out), the settled job ($1) left out of the count of the queue's
+    /// processing jobs.
+    const OPEN_AFTER_SETTLE: &str = "q.paused = 0 AND (CAST($15 AS TEXT[]) IS NULL OR q.name = ANY($15))
+                AND NOT (q.name = ANY(CAST($16 AS TEXT[])))
+                AND (q.max_running = 0 OR q.max_running > (SELECT count(*) FROM jobs r
+                                                           WHERE r.queue = q.name AND r.state = 'processing' AND r.id <> $1))
+                AND (q.rate_n = 0 OR q.rate_n > (SELECT count(*) FROM queue_starts s
+                                                 WHERE s.queue = q.name AND s.at_ms > $13 - q.rate_period_ms))";
+
     /// Settle and claim in one statement, one round trip: what a busy worker does between
     /// jobs. $1 to $11 settle as [`SETTLE`] (a job others run after is left alone); $12 to
-    /// $17 claim as [`CLAIM`]'s $1 to $6 (worker, now, lease end, the worker's queues, the
-    /// queues to leave out, the queue of its last job). The claim's snapshot still sees
-    /// the settled job processing, but its slot is the one the claim may take: the count
-    /// of a queue's processing jobs leaves it out (`r.id <> $1`). Returns one row: the
-    /// claimed job's columns and its queue's limit (NULL when none was claimed), then the
-    /// state the settle stored.
+    /// $18 claim as [`CLAIM`]'s $1 to $7 (worker, now, lease end, the worker's queues, the
+    /// queues to leave out, the queue of its last job, its free slots). The claim's
+    /// snapshot still sees the settled job processing, but its place is the one the claim
+    /// may take: the counts of a queue's and a key's processing jobs leave it out (`r.id
+    /// <> $1`, `k.id <> $1`). Returns one row: the claimed job's columns and whether its
+    /// queue is guarded (NULL when none was claimed), then the state the settle stored.
     pub(crate) const SETTLE_AND_CLAIM: &str = text!(
         "WITH settled AS (
          UPDATE jobs SET state = CASE WHEN cancel_requested_ms IS NULL OR $4 = 'completed' THEN $4 ELSE 'cancelled' END,
@@ -257,31 +313,18 @@ pub(crate) mod postgres {
              started_at_ms = $13, finished_at_ms = NULL, exit_code = NULL, last_error = NULL,
              lease_expires_ms = $14, updated_at_ms = $13
          WHERE seq = (
-             (SELECT c.seq FROM queues q CROSS JOIN LATERAL (
-                  SELECT d.seq FROM jobs d
-                  WHERE d.queue = q.name AND d.state IN ('pending', 'failed') AND d.run_at_ms <= $13
-                  ORDER BY d.priority DESC, d.seq LIMIT 1 FOR UPDATE SKIP LOCKED) c
-              WHERE q.name > CAST($17 AS TEXT)
-                AND q.paused = 0 AND (CAST($15 AS TEXT[]) IS NULL OR q.name = ANY($15))
-                AND NOT (q.name = ANY(CAST($16 AS TEXT[])))
-                AND (q.max_running = 0 OR q.max_running > (SELECT count(*) FROM jobs r
-                                                           WHERE r.queue = q.name AND r.state = 'processing' AND r.id <> $1))
+             (SELECT c.seq FROM queues q CROSS JOIN LATERAL (", HEAD_AFTER_SETTLE, ") c
+              WHERE q.name > CAST($17 AS TEXT) AND ", OPEN_AFTER_SETTLE, "
               ORDER BY q.name LIMIT 1)
              UNION ALL
-             (SELECT c.seq FROM queues q CROSS JOIN LATERAL (
-                  SELECT d.seq FROM jobs d
-                  WHERE d.queue = q.name AND d.state IN ('pending', 'failed') AND d.run_at_ms <= $13
-                  ORDER BY d.priority DESC, d.seq LIMIT 1 FOR UPDATE SKIP LOCKED) c
-              WHERE q.name <= CAST($17 AS TEXT)
-                AND q.paused = 0 AND (CAST($15 AS TEXT[]) IS NULL OR q.name = ANY($15))
-                AND NOT (q.name = ANY(CAST($16 AS TEXT[])))
-                AND (q.max_running = 0 OR q.max_running > (SELECT count(*) FROM jobs r
-                                                           WHERE r.queue = q.name AND r.state = 'processing' AND r.id <> $1))
+             (SELECT c.seq FROM queues q CROSS JOIN LATERAL (", HEAD_AFTER_SETTLE, ") c
+              WHERE q.name <= CAST($17 AS TEXT) AND ", OPEN_AFTER_SETTLE, "
               ORDER BY q.name LIMIT 1)
              LIMIT 1)
          RETURNING ",
         job_col::LIST,
-        ", (SELECT max_running FROM queues WHERE name = jobs.queue))
+        GUARDED,
+        ")
      SELECT claimed.*, (SELECT state FROM settled) FROM (VALUES (1)) AS one LEFT JOIN claimed ON true"
     );
 
@@ -354,7 +397,8 @@ mod tests {
         let settle = flat(postgres::SETTLE);
         let ctes = settle.strip_prefix("WITH ").unwrap().strip_suffix(" SELECT (SELECT state FROM settled)").unwrap();
         let claim = flat(&shifted(postgres::CLAIM, 11))
-            .replace("r.state = 'processing'))", "r.state = 'processing' AND r.id <> $1))");
+            .replace("r.state = 'processing'))", "r.state = 'processing' AND r.id <> $1))")
+            .replace("k.flow_key = d.flow_key))", "k.flow_key = d.flow_key AND k.id <> $1))");
         let expected = format!(
             "WITH {ctes}, claimed AS ( {claim}) SELECT claimed.*, (SELECT state FROM settled) FROM (VALUES (1)) AS one LEFT JOIN claimed ON true"
         );
@@ -390,6 +434,6 @@ mod tests {
             sql[..sql.find(" WHERE seq").unwrap()].replace('$', "?")
         };
         assert_eq!(set(sqlite::CLAIM), set(postgres::CLAIM));
-        assert!(sqlite::CLAIM.ends_with(job_col::LIST));
+        assert!(sqlite::CLAIM.contains(&format!("RETURNING {},", job_col::LIST)));
     }
 }

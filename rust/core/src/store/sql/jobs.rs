@@ -23,11 +23,31 @@ pub(crate) const UNIQUE_HOLDER: Sql = shared!(
 );
 
 /// An occurrence's job: ?1 id, ?2 command, ?3 max retries, ?4 priority, ?5 run at, ?6
-/// timeout, ?7 cwd, ?8 now, ?9 env, ?10 queue, ?11 unique key. A job already there with
-/// its id (or its unique key) leaves it at that.
+/// timeout, ?7 cwd, ?8 now, ?9 env, ?10 queue, ?11 unique key, ?12 to ?15 flow control
+/// (key, slots, retry rule, expiry). A job already there with its id (or its unique key)
+/// leaves it at that.
 pub(crate) const SCHEDULED_INSERT: Sql = shared!(
-    "INSERT INTO jobs (id, command, state, max_retries, priority, run_at_ms, timeout_ms, cwd, created_at_ms, updated_at_ms, env, queue, unique_key)
-     VALUES (?1, ?2, 'pending', ?3, ?4, ?5, ?6, ?7, ?8, ?8, ?9, ?10, ?11) ON CONFLICT DO NOTHING"
+    "INSERT INTO jobs (id, command, state, max_retries, priority, run_at_ms, timeout_ms, cwd, created_at_ms, updated_at_ms, env, queue, unique_key,
+                       flow_key, slots, retry_rule, expires_at_ms)
+     VALUES (?1, ?2, 'pending', ?3, ?4, ?5, ?6, ?7, ?8, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15) ON CONFLICT DO NOTHING"
+);
+
+/// The error an expired job records.
+pub const EXPIRED_ERROR: &str = "expired";
+
+/// Whether a job not started yet has passed its expiry at ?1 (a read through
+/// jobs_expiring, so that the usual answer takes no write lock).
+pub(crate) const EXPIRY_DUE: Sql = shared!(
+    "SELECT 1 FROM jobs WHERE expires_at_ms IS NOT NULL AND state IN ('waiting', 'pending', 'failed')
+         AND expires_at_ms <= ?1 LIMIT 1"
+);
+
+/// Cancels the jobs not started yet whose expiry passed at ?1, with
+/// [`EXPIRED_ERROR`]. Returns what `dependencies::dependents_step` needs, then the id.
+pub(crate) const EXPIRE: Sql = shared!(
+    "UPDATE jobs SET state = 'cancelled', last_error = 'expired', waiting_on = 0, finished_at_ms = ?1, updated_at_ms = ?1
+     WHERE expires_at_ms IS NOT NULL AND state IN ('waiting', 'pending', 'failed') AND expires_at_ms <= ?1
+     RETURNING seq, state, has_dependents, id"
 );
 
 /// One job by id: ?1 id.
@@ -110,11 +130,14 @@ pub(crate) mod sqlite {
 
     /// The insert of an enqueue, a statement per job: ?1 id, ?2 command, ?3 max retries,
     /// ?4 priority, ?5 run at, ?6 timeout, ?7 cwd, ?8 now, ?9 env, ?10 queue, ?11 unique
-    /// key, ?12 how many of its parents have not completed (it waits while any has not).
-    /// No row when its unique key is held.
+    /// key, ?12 how many of its parents have not completed (it waits while any has not),
+    /// ?13 to ?16 flow control (key, slots, retry rule, expiry). No row when its unique key
+    /// is held.
     pub(crate) const INSERT: &str = text!(
-        "INSERT INTO jobs (id, command, state, max_retries, priority, run_at_ms, timeout_ms, cwd, created_at_ms, updated_at_ms, env, queue, unique_key, waiting_on)
-         VALUES (?1, ?2, CASE WHEN ?12 > 0 THEN 'waiting' ELSE 'pending' END, ?3, ?4, ?5, ?6, ?7, ?8, ?8, ?9, ?10, ?11, ?12)",
+        "INSERT INTO jobs (id, command, state, max_retries, priority, run_at_ms, timeout_ms, cwd, created_at_ms, updated_at_ms, env, queue, unique_key, waiting_on,
+                           flow_key, slots, retry_rule, expires_at_ms)
+         VALUES (?1, ?2, CASE WHEN ?12 > 0 THEN 'waiting' ELSE 'pending' END, ?3, ?4, ?5, ?6, ?7, ?8, ?8, ?9, ?10, ?11, ?12,
+                 ?13, ?14, ?15, ?16)",
         UNIQUE_CONFLICT
     );
 
@@ -144,7 +167,7 @@ pub(crate) mod sqlite {
     /// Jobs whose lease ran out before ?1, through the small index of processing jobs: a
     /// heartbeat runs this every second.
     pub(crate) const EXPIRED: &str =
-        "SELECT id, attempts, max_retries, worker_id, lease_expires_ms FROM jobs INDEXED BY jobs_processing
+        "SELECT id, attempts, max_retries, worker_id, lease_expires_ms, retry_rule FROM jobs INDEXED BY jobs_processing
      WHERE state = 'processing' AND lease_expires_ms < ?1 ORDER BY seq";
 
     /// The renewal of a worker's lease with its heartbeat, through the index of processing
@@ -162,22 +185,23 @@ pub(crate) mod postgres {
 
     /// The columns an enqueue writes, in the order of `COPY_IN` and of the store's
     /// `INSERT_TYPES`.
-    pub(crate) const INSERT_COLUMNS: &str =
-        "id, command, state, max_retries, priority, run_at_ms, timeout_ms, cwd, created_at_ms, updated_at_ms, env, queue";
+    pub(crate) const INSERT_COLUMNS: &str = "id, command, state, max_retries, priority, run_at_ms, timeout_ms, cwd, \
+         created_at_ms, updated_at_ms, env, queue, flow_key, slots, retry_rule, expires_at_ms";
 
     /// A batch with no unique key and no dependency: every row in one binary stream.
     pub(crate) const COPY_IN: &str = text!("COPY jobs (", INSERT_COLUMNS, ") FROM STDIN (FORMAT binary)");
 
     /// The insert of a job of a batch with unique keys or dependencies: $1 id, $2
     /// command, $3 max retries, $4 priority, $5 run at, $6 timeout, $7 cwd, $8 now, $9 env,
-    /// $10 queue, $11 unique key, $12 how many of its parents have not completed. Returns
-    /// its seq; no row when its unique key is held.
+    /// $10 queue, $11 unique key, $12 how many of its parents have not completed, $13 to
+    /// $16 flow control (key, slots, retry rule, expiry). Returns its seq; no row when its
+    /// unique key is held.
     pub(crate) const INSERT: &str = text!(
         "INSERT INTO jobs (",
         INSERT_COLUMNS,
         ", unique_key, waiting_on)
                  VALUES ($1, $2, CASE WHEN CAST($12 AS BIGINT) > 0 THEN 'waiting' ELSE 'pending' END,
-                         $3, $4, $5, $6, $7, $8, $8, $9, $10, $11, $12)",
+                         $3, $4, $5, $6, $7, $8, $8, $9, $10, $13, $14, $15, $16, $11, $12)",
         UNIQUE_CONFLICT,
         " RETURNING seq"
     );
@@ -206,7 +230,8 @@ pub(crate) mod postgres {
      FROM jobs j WHERE j.id = $1";
 
     /// Jobs whose lease ran out before $1.
-    pub(crate) const EXPIRED: &str = "SELECT id, attempts, max_retries, worker_id, lease_expires_ms FROM jobs
+    pub(crate) const EXPIRED: &str =
+        "SELECT id, attempts, max_retries, worker_id, lease_expires_ms, retry_rule FROM jobs
      WHERE state = 'processing' AND lease_expires_ms < $1 ORDER BY seq";
 
     /// The state of job $1, its row locked until the change by id commits.
@@ -220,6 +245,8 @@ pub(crate) mod postgres {
 pub(super) fn texts() -> super::Texts {
     super::Texts {
         shared: vec![
+            EXPIRY_DUE,
+            EXPIRE,
             UNIQUE_HOLDER,
             SCHEDULED_INSERT,
             GET,

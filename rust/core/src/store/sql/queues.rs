@@ -1,4 +1,4 @@
-//! Statements on queues (their settings: paused, limit) and the counts of their jobs that
+//! Statements on queues (their settings: paused, limit, rate, key limit) and the counts of their jobs that
 //! the queue list reads; a copy between stores moves their rows too. A claim reads the
 //! queues table in `claim`.
 
@@ -6,18 +6,25 @@ use super::Sql;
 use crate::store::QueueChange;
 
 /// A queue's row as a copy from another store writes it (the source's settings win):
-/// ?1 name, ?2 paused, ?3 limit, ?4 changed at.
+/// ?1 name, ?2 paused, ?3 limit, ?4 changed at, ?5 and ?6 its rate (starts, period),
+/// ?7 its key limit.
 pub(crate) const COPY: Sql = shared!(
-    "INSERT INTO queues (name, paused, max_running, updated_at_ms) VALUES (?1, ?2, ?3, ?4)
+    "INSERT INTO queues (name, paused, max_running, updated_at_ms, rate_n, rate_period_ms, key_limit)
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
      ON CONFLICT (name) DO UPDATE SET paused = excluded.paused, max_running = excluded.max_running,
-         updated_at_ms = excluded.updated_at_ms"
+         updated_at_ms = excluded.updated_at_ms, rate_n = excluded.rate_n,
+         rate_period_ms = excluded.rate_period_ms, key_limit = excluded.key_limit"
 );
 
 /// Every queue row as [`COPY`] takes it.
-pub(crate) const ROWS: Sql = shared!("SELECT name, CAST(paused AS BIGINT), max_running, updated_at_ms FROM queues");
+pub(crate) const ROWS: Sql = shared!(
+    "SELECT name, CAST(paused AS BIGINT), max_running, updated_at_ms, rate_n, rate_period_ms, key_limit FROM queues"
+);
 
-/// The settings of every queue: name, paused, limit.
-pub(crate) const SETTINGS: Sql = shared!("SELECT name, CAST(paused AS BIGINT), max_running FROM queues ORDER BY name");
+/// The settings of every queue: name, paused, limit, rate (starts, period), key limit.
+pub(crate) const SETTINGS: Sql = shared!(
+    "SELECT name, CAST(paused AS BIGINT), max_running, rate_n, rate_period_ms, key_limit FROM queues ORDER BY name"
+);
 
 /// Pauses queue ?1 at ?2 (its row made when new).
 pub(crate) const PAUSE: Sql = shared!(
@@ -37,14 +44,60 @@ pub(crate) const LIMIT: Sql = shared!(
              ON CONFLICT (name) DO UPDATE SET max_running = excluded.max_running, updated_at_ms = excluded.updated_at_ms"
 );
 
-/// The statement of a queue change (?1 name, ?2 now, for a limit ?3 the limit), and the
-/// value of ?3 when it takes one.
-pub(crate) fn change(change: QueueChange) -> (Sql, Option<i64>) {
+/// Sets queue ?1's rate to ?3 starts in any ?4 ms at ?2 (0 starts: none). The starts
+/// recorded stay: a new rate counts the starts of its window that happened already.
+pub(crate) const RATE: Sql = shared!(
+    "INSERT INTO queues (name, rate_n, rate_period_ms, updated_at_ms) VALUES (?1, ?3, ?4, ?2)
+             ON CONFLICT (name) DO UPDATE SET rate_n = excluded.rate_n, rate_period_ms = excluded.rate_period_ms,
+                 updated_at_ms = excluded.updated_at_ms"
+);
+
+/// Sets queue ?1's limit per key to ?3 at ?2 (its row made when new).
+pub(crate) const KEY_LIMIT: Sql = shared!(
+    "INSERT INTO queues (name, key_limit, updated_at_ms) VALUES (?1, ?3, ?2)
+             ON CONFLICT (name) DO UPDATE SET key_limit = excluded.key_limit, updated_at_ms = excluded.updated_at_ms"
+);
+
+/// The statement of a queue change (?1 name, ?2 now, then what it sets from ?3 on), and
+/// the values from ?3 on.
+pub(crate) fn change(change: QueueChange) -> (Sql, Vec<i64>) {
+    let n = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
     match change {
-        QueueChange::Pause => (PAUSE, None),
-        QueueChange::Resume => (RESUME, None),
-        QueueChange::Limit(n) => (LIMIT, Some(i64::try_from(n).unwrap_or(i64::MAX))),
+        QueueChange::Pause => (PAUSE, vec![]),
+        QueueChange::Resume => (RESUME, vec![]),
+        QueueChange::Limit(v) => (LIMIT, vec![n(v)]),
+        QueueChange::Rate { starts, period_ms } => (RATE, vec![n(starts), n(period_ms)]),
+        QueueChange::KeyLimit(v) => (KEY_LIMIT, vec![n(v)]),
     }
+}
+
+/// The starts of a queue with a rate: recorded by each claim in it, counted over the
+/// last period, pruned as they age out.
+pub(crate) mod starts {
+    use super::Sql;
+
+    /// How many jobs of queue ?1 started after ?2 (now minus its period), and the time
+    /// the window opens again for one more start when ?3 of them fill it (the ?3-th
+    /// latest start plus ?4, the period); NULL when it has room.
+    pub(crate) const WINDOW: Sql = shared!(
+        "SELECT (SELECT count(*) FROM queue_starts WHERE queue = ?1 AND at_ms > ?2),
+                (SELECT at_ms + ?4 FROM queue_starts WHERE queue = ?1 AND at_ms > ?2
+                 ORDER BY at_ms DESC LIMIT 1 OFFSET CAST(?3 AS BIGINT) - 1)"
+    );
+
+    /// Records a start of queue ?1 at ?2, when the queue has a rate.
+    pub(crate) const RECORD: Sql =
+        shared!("INSERT INTO queue_starts (queue, at_ms) SELECT name, ?2 FROM queues WHERE name = ?1 AND rate_n > 0");
+
+    /// Drops the starts of queue ?1 at or before ?2 (they left every window).
+    pub(crate) const PRUNE: Sql = shared!("DELETE FROM queue_starts WHERE queue = ?1 AND at_ms <= ?2");
+
+    /// The rate of queue ?1: its starts and period (no row: a queue with no settings).
+    pub(crate) const RATE_OF: Sql = shared!("SELECT rate_n, rate_period_ms FROM queues WHERE name = ?1");
+
+    /// The processing jobs of queue ?1 with key ?2.
+    pub(crate) const KEY_RUNNING: Sql =
+        shared!("SELECT count(*) FROM jobs WHERE state = 'processing' AND queue = ?1 AND flow_key = CAST(?2 AS TEXT)");
 }
 
 /// SQLite's statements on queues. Its counts per state and queue are in `by_state`.
@@ -67,20 +120,41 @@ pub(crate) mod postgres {
     /// The jobs of each queue in each state.
     pub(crate) const COUNTS: &str = "SELECT queue, state, count(*) FROM jobs GROUP BY queue, state";
 
-    /// The limit of queue $1, its row locked: the claims of a limited queue on every host
-    /// take this lock in turn to check the limit again.
-    pub(crate) const LIMIT_LOCKED: &str = "SELECT max_running FROM queues WHERE name = $1 FOR UPDATE";
+    /// The rules of queue $1, its row locked: the claims of a guarded queue on every host
+    /// take this lock in turn to check its rules again. Returns its limit, rate (starts,
+    /// period) and limit per key.
+    pub(crate) const RULES_LOCKED: &str =
+        "SELECT max_running, rate_n, rate_period_ms, key_limit FROM queues WHERE name = $1 FOR UPDATE";
 
-    /// The processing jobs of queue $1 other than job $2 (the claim being checked).
-    pub(crate) const RUNNING_OTHERS: &str =
-        "SELECT count(*) FROM jobs WHERE queue = $1 AND state = 'processing' AND id <> $2";
+    /// What the rules of queue $1 count for the claim of job $2 with key $3 (NULL: none)
+    /// at $4 (now minus the period): its other processing jobs, its other processing jobs
+    /// with the key, and its starts in the window.
+    pub(crate) const COUNTS_FOR_CLAIM: &str = "SELECT
+         (SELECT count(*) FROM jobs WHERE queue = $1 AND state = 'processing' AND id <> $2),
+         (SELECT count(*) FROM jobs WHERE queue = $1 AND state = 'processing' AND id <> $2
+              AND flow_key = CAST($3 AS TEXT)),
+         (SELECT count(*) FROM queue_starts WHERE queue = $1 AND at_ms > $4)";
 }
 
 #[cfg(test)]
 pub(super) fn texts() -> super::Texts {
     super::Texts {
-        shared: vec![COPY, ROWS, SETTINGS, PAUSE, RESUME, LIMIT],
+        shared: vec![
+            COPY,
+            ROWS,
+            SETTINGS,
+            PAUSE,
+            RESUME,
+            LIMIT,
+            RATE,
+            KEY_LIMIT,
+            starts::WINDOW,
+            starts::RECORD,
+            starts::PRUNE,
+            starts::RATE_OF,
+            starts::KEY_RUNNING,
+        ],
         sqlite: vec![sqlite::ENSURE, sqlite::JOBS],
-        postgres: vec![postgres::ENSURE, postgres::COUNTS, postgres::LIMIT_LOCKED, postgres::RUNNING_OTHERS],
+        postgres: vec![postgres::ENSURE, postgres::COUNTS, postgres::RULES_LOCKED, postgres::COUNTS_FOR_CLAIM],
     }
 }

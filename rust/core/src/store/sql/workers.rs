@@ -5,14 +5,16 @@
 
 use super::Sql;
 
-/// ?1 id, ?2 host, ?3 pid, ?4 now, ?5 lease, ?6 its queues (comma-separated, NULL: all).
+/// ?1 id, ?2 host, ?3 pid, ?4 now, ?5 lease, ?6 its queues (comma-separated, NULL: all),
+/// ?7 the slots of its process.
 /// The WHERE leaves a registration that is still running alone: 0 rows, an error.
 pub(crate) const REGISTER: Sql = shared!(
-    "INSERT INTO workers (id, host, pid, state, started_at_ms, heartbeat_ms, lease_ms, queues)
-     VALUES (?1, ?2, ?3, 'running', ?4, ?4, ?5, ?6)
+    "INSERT INTO workers (id, host, pid, state, started_at_ms, heartbeat_ms, lease_ms, queues, slots)
+     VALUES (?1, ?2, ?3, 'running', ?4, ?4, ?5, ?6, ?7)
      ON CONFLICT (id) DO UPDATE SET host = excluded.host, pid = excluded.pid, state = 'running',
          started_at_ms = excluded.started_at_ms, heartbeat_ms = excluded.heartbeat_ms,
-         lease_ms = excluded.lease_ms, stop_requested = 0, exited_at_ms = NULL, queues = excluded.queues
+         lease_ms = excluded.lease_ms, stop_requested = 0, exited_at_ms = NULL, queues = excluded.queues,
+         slots = excluded.slots
      WHERE workers.state = 'exited'"
 );
 
@@ -46,7 +48,7 @@ pub(crate) mod sqlite {
     pub(crate) const LIST: &str = "SELECT w.id, w.host, w.pid,
              CASE WHEN w.state = 'exited' THEN 'exited' WHEN j.id IS NOT NULL THEN 'busy' ELSE 'idle' END,
              j.id, w.started_at_ms, w.heartbeat_ms, w.lease_ms, CAST(w.stop_requested AS BIGINT), w.exited_at_ms,
-             w.queues
+             w.queues, w.slots
          FROM workers w LEFT JOIN jobs j INDEXED BY jobs_processing ON j.state = 'processing' AND j.worker_id = w.id
          WHERE ?1 OR w.state <> 'exited' ORDER BY w.started_at_ms DESC, w.id";
 
@@ -67,7 +69,7 @@ pub(crate) mod postgres {
     pub(crate) const LIST: &str = "SELECT w.id, w.host, w.pid,
              CASE WHEN w.state = 'exited' THEN 'exited' WHEN j.id IS NOT NULL THEN 'busy' ELSE 'idle' END,
              j.id, w.started_at_ms, w.heartbeat_ms, w.lease_ms, CAST(w.stop_requested AS BIGINT), w.exited_at_ms,
-             w.queues
+             w.queues, w.slots
          FROM workers w LEFT JOIN jobs j ON j.state = 'processing' AND j.worker_id = w.id
          WHERE $1 OR w.state <> 'exited' ORDER BY w.started_at_ms DESC, w.id";
 

@@ -96,4 +96,21 @@ impl JobAdmin for SqliteStore {
     fn dead_retry_all(&mut self, now_ms: i64) -> Result<u64> {
         Ok(self.write(jobs::DEAD_RETRY_ALL.sqlite, params![now_ms]).map_err(refusal::retry_all_error)? as u64)
     }
+
+    fn job_expire(&mut self, now_ms: i64) -> Result<Vec<String>> {
+        if !self.conn.prepare_cached(jobs::EXPIRY_DUE.sqlite)?.exists(params![now_ms])? {
+            return Ok(Vec::new());
+        }
+        let tx = self.immediate()?;
+        let rows: Vec<(i64, String, Option<i64>, String)> = {
+            let mut st = tx.prepare_cached(jobs::EXPIRE.sqlite)?;
+            let rows = st.query_map(params![now_ms], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?;
+            rows.collect::<rusqlite::Result<_>>()?
+        };
+        for (seq, state, has_dependents, _) in &rows {
+            super::write::dependents_in(&tx, *seq, state, has_dependents.is_some(), now_ms)?;
+        }
+        tx.commit()?;
+        Ok(rows.into_iter().map(|r| r.3).collect())
+    }
 }

@@ -50,6 +50,7 @@ struct Combined {
     lease_ms: i64,
     queues: Option<QueueFilter>,
     after_queue: Option<String>,
+    max_slots: u32,
     result: Mutex<Option<SettleAndClaim>>,
     ready: Condvar,
 }
@@ -62,6 +63,7 @@ impl Combined {
             lease_ms: self.lease_ms,
             queues: self.queues.as_ref(),
             after_queue: self.after_queue.as_deref(),
+            max_slots: self.max_slots,
         };
         Ok((settle_in(tx, &self.settle)?, claim_in(tx, &claim)?))
     }
@@ -97,6 +99,7 @@ fn take_turn(shared: &'static Shared, s: &SettleParams, c: &ClaimParams<'_>) -> 
         lease_ms: c.lease_ms,
         queues: c.queues.cloned(),
         after_queue: c.after_queue.map(str::to_string),
+        max_slots: c.max_slots,
         result: Mutex::new(None),
         ready: Condvar::new(),
     });

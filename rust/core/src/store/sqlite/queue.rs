@@ -32,6 +32,7 @@ impl JobQueue for SqliteStore {
                 };
                 let timeout = i64::try_from(j.timeout_ms).unwrap_or(i64::MAX);
                 let env = row::env_text(&j.env);
+                let (key, slots, retry, expires) = row::flow_values(&j.flow);
                 let (parents, waiting_on) = if j.after.is_empty() {
                     (Vec::new(), 0)
                 } else {
@@ -49,7 +50,11 @@ impl JobQueue for SqliteStore {
                     env,
                     j.queue,
                     j.unique_key,
-                    waiting_on
+                    waiting_on,
+                    key,
+                    slots,
+                    retry,
+                    expires
                 ]) {
                     Ok(n) => {
                         if n == 0 {
@@ -89,7 +94,8 @@ impl JobQueue for SqliteStore {
 
     fn job_due_exists(&mut self, p: &ClaimParams<'_>) -> Result<bool> {
         let mut st = self.conn.prepare_cached(claim::sqlite::DUE)?;
-        Ok(st.exists(params![None::<i64>, p.now_ms, None::<i64>, p.queues.map(|q| q.json())])?)
+        let queues = p.queues.map(|q| q.json());
+        Ok(st.exists(params![None::<i64>, p.now_ms, None::<i64>, queues, None::<i64>, p.free_slots()])?)
     }
 
     fn job_claim(&mut self, p: &ClaimParams<'_>) -> Result<Option<Job>> {

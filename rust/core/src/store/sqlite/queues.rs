@@ -1,13 +1,13 @@
 //! Named queues on SQLite: their settings and counts.
 
-use rusqlite::params;
-
 use super::SqliteStore;
 use crate::error::Result;
 use crate::job::JobState;
 use crate::store::queue_rows;
 use crate::store::sql::{by_state, queues};
-use crate::store::{QueueControl, QueueRow, QueueSetting};
+use rusqlite::OptionalExtension;
+
+use crate::store::{FlowState, QueueControl, QueueRow, QueueSetting};
 
 impl QueueControl for SqliteStore {
     fn queue_list(&mut self) -> Result<Vec<QueueRow>> {
@@ -16,8 +16,9 @@ impl QueueControl for SqliteStore {
         let tx = self.conn.transaction()?;
         let settings = {
             let mut st = tx.prepare_cached(queues::SETTINGS.sqlite)?;
-            let rows =
-                st.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)? != 0, r.get::<_, i64>(2)?)))?;
+            let rows = st.query_map([], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)? != 0, [r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?]))
+            })?;
             rows.collect::<rusqlite::Result<Vec<_>>>()?
         };
         let mut counts: Vec<(String, JobState, u64)> = Vec::new();
@@ -44,17 +45,40 @@ impl QueueControl for SqliteStore {
         Ok(queue_rows::queue_rows(settings, &counts))
     }
 
+    fn queue_flow(&mut self, queue: &str, key: Option<&str>, now_ms: i64) -> Result<FlowState> {
+        let tx = self.conn.transaction()?;
+        let rate: Option<(i64, i64)> = tx
+            .prepare_cached(queues::starts::RATE_OF.sqlite)?
+            .query_row([queue], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()?;
+        let mut flow = FlowState::default();
+        if let Some((n, period)) = rate.filter(|r| r.0 > 0) {
+            let (count, opens): (i64, Option<i64>) = tx
+                .prepare_cached(queues::starts::WINDOW.sqlite)?
+                .query_row(rusqlite::params![queue, now_ms - period, n, period], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            flow.starts_in_window = u64::try_from(count).unwrap_or(0);
+            flow.window_opens_at_ms = opens.filter(|_| count >= n);
+        }
+        if let Some(key) = key {
+            let running: i64 = tx
+                .prepare_cached(queues::starts::KEY_RUNNING.sqlite)?
+                .query_row(rusqlite::params![queue, key], |r| r.get(0))?;
+            flow.running_with_key = u64::try_from(running).unwrap_or(0);
+        }
+        tx.commit()?;
+        Ok(flow)
+    }
+
     fn queue_set(&mut self, s: &QueueSetting<'_>) -> Result<u64> {
         s.check()?;
-        let (sql, limit) = queues::change(s.change);
+        let (sql, values) = queues::change(s.change);
         let tx = self.immediate()?;
         {
             let mut st = tx.prepare_cached(sql.sqlite)?;
             for name in s.names {
-                match limit {
-                    Some(n) => st.execute(params![name, s.now_ms, n])?,
-                    None => st.execute(params![name, s.now_ms])?,
-                };
+                let mut p: Vec<&dyn rusqlite::ToSql> = vec![name, &s.now_ms];
+                p.extend(values.iter().map(|v| v as &dyn rusqlite::ToSql));
+                st.execute(p.as_slice())?;
             }
         }
         tx.commit()?;

@@ -12,7 +12,8 @@ use crate::store::{Beat, Registration, StopLevel, WorkerRegistry, WorkerRow};
 impl WorkerRegistry for SqliteStore {
     fn worker_register(&mut self, r: &Registration<'_>) -> Result<()> {
         let queues = r.queues.map(|q| q.stored());
-        let n = self.write(workers::REGISTER.sqlite, params![r.id, r.host, r.pid, r.now_ms, r.lease_ms, queues])?;
+        let n =
+            self.write(workers::REGISTER.sqlite, params![r.id, r.host, r.pid, r.now_ms, r.lease_ms, queues, r.slots])?;
         if n == 0 {
             return Err(refusal::already_registered(r.id));
         }

@@ -35,6 +35,7 @@ impl FireTx for WriteTx<'_> {
 
     fn job_insert_scheduled(&mut self, j: &NewJob, now_ms: i64) -> Result<()> {
         let timeout = i64::try_from(j.timeout_ms).unwrap_or(i64::MAX);
+        let (key, slots, retry, expires) = row::flow_values(&j.flow);
         self.prepare_cached(jobs::SCHEDULED_INSERT.sqlite)?.execute(params![
             j.id,
             j.command,
@@ -46,7 +47,11 @@ impl FireTx for WriteTx<'_> {
             now_ms,
             row::env_text(&j.env),
             j.queue,
-            j.unique_key
+            j.unique_key,
+            key,
+            slots,
+            retry,
+            expires
         ])?;
         Ok(())
     }

@@ -7,7 +7,7 @@ use rusqlite::{params, OptionalExtension};
 use crate::error::Result;
 use crate::job::{Job, Outcome};
 use crate::store::row;
-use crate::store::sql::{attempts, claim, dependencies};
+use crate::store::sql::{attempts, claim, dependencies, queues};
 use crate::store::{ClaimParams, SettleParams, Settled};
 
 /// What a settle's RETURNING gives: seq, started at, run, the state stored, whether any
@@ -91,11 +91,20 @@ pub(super) fn parents_in(tx: &rusqlite::Transaction<'_>, after: &[&str]) -> Resu
     Ok((seqs, open))
 }
 
-/// Claims the next due job inside `tx` for `p.worker_id`.
+/// Claims the next due job inside `tx` for `p.worker_id`; a start in a queue with a rate
+/// is recorded (and the starts that left every window dropped).
 pub(super) fn claim_in(tx: &rusqlite::Transaction<'_>, p: &ClaimParams<'_>) -> Result<Option<Job>> {
     let mut st = tx.prepare_cached(claim::sqlite::CLAIM)?;
     let queues = p.queues.map(|q| q.json());
     let after = p.after_queue.unwrap_or("");
-    let mut rows = st.query(params![p.worker_id, p.now_ms, p.now_ms + p.lease_ms, queues, after])?;
-    rows.next()?.map(|r| row::job_from(r, 0)).transpose()
+    let mut rows = st.query(params![p.worker_id, p.now_ms, p.now_ms + p.lease_ms, queues, after, p.free_slots()])?;
+    let Some(r) = rows.next()? else { return Ok(None) };
+    let job = row::job_from(r, 0)?;
+    let rate_period: Option<i64> = r.get(row::job_col::COUNT)?;
+    drop(rows);
+    if let Some(period) = rate_period {
+        tx.prepare_cached(queues::starts::RECORD.sqlite)?.execute(params![job.queue, p.now_ms])?;
+        tx.prepare_cached(queues::starts::PRUNE.sqlite)?.execute(params![job.queue, p.now_ms - period])?;
+    }
+    Ok(Some(job))
 }
