@@ -389,7 +389,10 @@ def test_a_service_passes_slots_on(q: Queue) -> None:
     r = q.run("service", "install", "--print", "--count", "2", "--slots", "6", check=False)
     if r.returncode != 0:
         pytest.skip(f"no service manager preview here: {r.stderr.strip()}")
-    assert "--count 2" in r.stdout and "--slots 6" in r.stdout
+    words = r.stdout.replace('"', " ").split()
+    start = words.index("start")
+    assert words[start - 1 : start + 3] == ["worker", "start", "--count", "2"], words
+    assert words[words.index("--slots") + 1] == "6", words
 
 
 # The Python API.
