@@ -321,6 +321,11 @@ def test_an_expired_job_ends_cancelled_and_never_runs(q: Queue, tmp_path: Path) 
     job_id = q.run("enqueue", "--command", f"touch {marker}", "--expires", "1s").stdout.strip()
     assert "it expires at " in q.json("explain", job_id)["explanation"]
     time.sleep(1.5)
+    # A burst worker does not start it; explain says that a running worker cancels it.
+    q.run("worker", "start", "--burst", "--quiet")
+    assert q.state(job_id) in ("pending", "cancelled") and not marker.exists()
+    if q.state(job_id) == "pending":
+        assert "a running worker cancels it" in q.json("explain", job_id)["explanation"]
     q.start_workers("--quiet")
     q.wait_for(lambda: q.state(job_id) == "cancelled", what="the job to expire")
     shown = q.job(job_id)
@@ -333,7 +338,15 @@ def test_an_expired_job_ends_cancelled_and_never_runs(q: Queue, tmp_path: Path) 
 def test_explain_names_a_jobs_own_retry_rules(q: Queue) -> None:
     q.run("config", "set", "backoff-jitter", "0.25")
     delays = q.run(
-        "enqueue", "--command", "exit 75", "--retry-delays", "30s,1h", "--retry-on", "75"
+        "enqueue",
+        "--command",
+        "exit 75",
+        "--retry-delays",
+        "30s,1h",
+        "--retry-on",
+        "75",
+        "--no-retry-on",
+        "2,timeout",
     ).stdout.strip()
     usage = q.run(
         "enqueue", "--command", "exit 2", "--no-retry-on", "2,timeout", "--max-retries", "3"
@@ -344,16 +357,21 @@ def test_explain_names_a_jobs_own_retry_rules(q: Queue) -> None:
     q.run("worker", "start", "--burst", "--quiet")
     assert (q.state(delays), q.state(usage), q.state(other)) == ("failed", "dead", "dead")
     why = q.json("explain", delays)["explanation"]
-    assert "its retry_delays are 30s, 1h (the last repeats, each varied by up to 25%" in why
-    assert "this wait is 30s, the next 1h" in why
-    assert "only exit codes 75 are retried (retry_on)" in why
     assert (
-        "exit code 2 is in its no_retry_on, so it was not retried"
-        in (q.json("explain", usage)["explanation"])
+        "retry_delays are 30s, 1h (the last repeats; backoff-jitter varies each by up to 25%)"
+        in why
     )
+    assert "this wait is 30s, the next 1h" in why
+    assert "only exit code 75 is retried (retry_on)" in why
+    assert "exit code 2 and a timeout end it dead without a retry (no_retry_on)" in why
+    why = q.json("explain", usage)["explanation"]
     assert (
-        "exit code 3 is not in its retry_on (75 and 111), so it was not retried"
-        in (q.json("explain", other)["explanation"])
+        "attempt 1 failed (exit code 2) and exit code 2 is in its no_retry_on, so it was not "
+        "retried" in why
+    )
+    why = q.json("explain", other)["explanation"]
+    assert (
+        "exit code 3 is not in its retry_on (exit codes 75 and 111), so it was not retried" in why
     )
 
 

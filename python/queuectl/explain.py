@@ -117,10 +117,7 @@ def explain(queue: Source, id: str) -> Explanation:
     if runnable and job.run_at_ms <= now:
         reasons.extend(_slots_reasons(queue, job))
     if job.state in ("waiting", "pending") and job.expires_at_ms is not None:
-        reasons.append(
-            f"it expires at {iso(job.expires_at_ms)} (in {span(job.expires_at_ms - now)}) "
-            "unless it has started by then"
-        )
+        reasons.append(_expiry_reason(job, now))
     if tries_left is not None:
         reasons.append(f"{tries_left} tr{'y' if tries_left == 1 else 'ies'} left")
     if job.state == "failed":
@@ -240,24 +237,42 @@ def _retry_policy(queue: Source, job: _core.Job) -> list[str]:
         this = delays[min(job.attempts, len(delays)) - 1] if job.attempts else delays[0]
         following = delays[min(job.attempts, len(delays) - 1)]
         jitter = float(queue.store.config_get("backoff-jitter") or 0)
-        varied = f", each varied by up to {jitter:.0%} (backoff-jitter)" if jitter > 0 else ""
+        varied = f"; backoff-jitter varies each by up to {jitter:.0%}" if jitter > 0 else ""
         reasons.append(
             f"its retry_delays are {', '.join(flow.duration_text(d) for d in delays)} (the last "
             f"repeats{varied}): this wait is {flow.duration_text(this)}, the next "
             f"{flow.duration_text(following)}"
         )
     if job.retry_on:
-        reasons.append(f"only exit codes {_codes(job.retry_on)} are retried (retry_on)")
-    never = _codes(job.no_retry_on or [], job.no_retry_timeout)
-    if never:
-        reasons.append(f"{never} end it dead without a retry (no_retry_on)")
+        codes, many = _codes(job.retry_on)
+        reasons.append(f"only {codes} {'are' if many else 'is'} retried (retry_on)")
+    if job.no_retry_on or job.no_retry_timeout:
+        codes, many = _codes(job.no_retry_on or [], job.no_retry_timeout)
+        reasons.append(f"{codes} end{'' if many else 's'} it dead without a retry (no_retry_on)")
     return reasons
 
 
-def _codes(codes: Sequence[int], timeout: bool = False) -> str:
-    """Exit codes as a sentence reads them: `2, 3 and a timeout`."""
-    parts = [str(c) for c in codes] + (["a timeout"] if timeout else [])
-    return " and ".join([", ".join(parts[:-1]), parts[-1]] if len(parts) > 1 else parts)
+def _codes(codes: Sequence[int], timeout: bool = False) -> tuple[str, bool]:
+    """Exit codes as a sentence names them (`exit code 2`, `exit codes 2, 3 and a
+    timeout`, `a timeout`), and whether that is more than one."""
+    parts = [str(c) for c in codes]
+    if parts:
+        parts[0] = f"exit code{'s' if len(parts) > 1 else ''} {parts[0]}"
+    parts += ["a timeout"] if timeout else []
+    text = " and ".join([", ".join(parts[:-1]), parts[-1]] if len(parts) > 1 else parts)
+    return text, len(parts) > 1
+
+
+def _expiry_reason(job: _core.Job, now: int) -> str:
+    """When a job that has not started expires, or that its expiry has passed."""
+    at_ms = job.expires_at_ms or now
+    at = _core.format_time(at_ms)
+    if at_ms > now:
+        return f"it expires at {at} (in {span(at_ms - now)}) unless it has started by then"
+    return (
+        f"it expired at {at}: a running worker cancels it (last_error expired) instead of "
+        "starting it"
+    )
 
 
 def _not_retried(job: _core.Job) -> str | None:
@@ -266,7 +281,7 @@ def _not_retried(job: _core.Job) -> str | None:
     if code is not None and code in (job.no_retry_on or []):
         return f"exit code {code} is in its no_retry_on"
     if code is not None and job.retry_on and code not in job.retry_on:
-        return f"exit code {code} is not in its retry_on ({_codes(job.retry_on)})"
+        return f"exit code {code} is not in its retry_on ({_codes(job.retry_on)[0]})"
     if code is None and job.no_retry_timeout:
         return "its no_retry_on names timeout"
     return None
