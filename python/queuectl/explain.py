@@ -320,7 +320,11 @@ def _cancelled_reason(queue: Source, job: _core.Job) -> str:
         how = f"when it expired at {_core.format_time(job.expires_at_ms)} before it started"
         if history:
             how = f"{how} again after {len(history)} failed attempt(s)"
-    elif history and history[-1].outcome == "cancelled":
+        # A retry keeps the expiry that has passed: only a new job runs it.
+        return (
+            f"cancelled at {when} {how}; enqueue it again, with a later expiry or none, to run it"
+        )
+    if history and history[-1].outcome == "cancelled":
         how = f"while attempt {history[-1].attempt} ran ({history[-1].error})"
     elif cause.startswith("cancelled: it runs after"):
         how = f"before it ran ({cause.removeprefix('cancelled: ')})"
