@@ -177,8 +177,8 @@ def enqueue(
     if command is None and (any(f is not None for f in (*flags, *flow_flags)) or env or after):
         raise click.UsageError(
             "--id, --priority, --max-retries, --timeout, --run-at, --delay, --env, --queue, "
-            "--unique-key, --after and the flow-control flags go with --command "
-            "(in JSON, give the fields)"
+            "--unique-key, --key, --slots, --retry-delays, --retry-on, --no-retry-on, "
+            "--expires and --after go with --command (in JSON, give the fields)"
         )
     queue = app.queue
     if command is not None:
