@@ -458,3 +458,52 @@ def test_the_api_takes_every_flow_argument(q: Queue) -> None:
                 bad()
         assert len(queue.jobs()) == 2
         assert [x.name for x in queue.queues()] == ["api", "default"]
+
+
+def test_the_dashboard_shows_rates_key_limits_and_a_jobs_flow_fields(q: Queue) -> None:
+    from test_ui import dashboard
+
+    q.run("queue", "rate", "api", "10/1m")
+    q.run("queue", "key-limit", "api", "2")
+    job_id = q.run(
+        "enqueue",
+        "--command",
+        "true",
+        "--queue",
+        "api",
+        "--key",
+        "acme",
+        "--slots",
+        "4",
+        "--retry-delays",
+        "10s,1m",
+        "--retry-on",
+        "75",
+        "--no-retry-on",
+        "2,timeout",
+        "--expires",
+        "1h",
+    ).stdout.strip()
+    expires_at = q.job(job_id)["expires_at"]
+    with dashboard(q) as d:
+        (api,) = [x for x in d.api("/api/queues") if x["name"] == "api"]
+        assert (api["rate"], api["key_limit"]) == ({"n": 10, "period": 60}, 2)
+        status, page = d.get("/queues")
+        assert status == 200
+        row = re.search(
+            r"<tr>\s*<td><a href=\"/jobs\?queue=api\">api</a></td>(.*?)</tr>", page, re.S
+        )
+        assert row, page
+        cells = re.findall(r"<td>([^<]*)</td>", row[1])
+        assert cells[:4] == ["active", "none", "10/1m", "2"], cells
+        status, page = d.get(f"/jobs/{job_id}")
+        assert status == 200
+        for th, td in (
+            ("Key", "acme"),
+            ("Slots", "4"),
+            ("Retry delays", "10s, 1m"),
+            ("Retry on", "exit code 75 only"),
+            ("No retry on", "2, timeout"),
+            ("Expires", expires_at),
+        ):
+            assert re.search(rf"<th>{th}</th><td[^>]*>{re.escape(td)}", page), (th, page)
