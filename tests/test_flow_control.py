@@ -507,3 +507,19 @@ def test_the_dashboard_shows_rates_key_limits_and_a_jobs_flow_fields(q: Queue) -
             ("Expires", expires_at),
         ):
             assert re.search(rf"<th>{th}</th><td[^>]*>{re.escape(td)}", page), (th, page)
+
+
+def test_a_backup_carries_every_flow_field_and_setting(q: Queue, tmp_path: Path) -> None:
+    q.run("queue", "rate", "api", "10/1m")
+    q.run("queue", "key-limit", "api", "2")
+    q.run("config", "set", "backoff-jitter", "0.5")
+    flags = ["--key", "k", "--slots", "3", "--retry-delays", "5s", "--retry-on", "75"]
+    flags += ["--no-retry-on", "timeout", "--expires", "1h"]
+    job_id = q.run("enqueue", "--command", "true", "--queue", "api", *flags).stdout.strip()
+    q.run("backup", str(tmp_path / "copy.db"))
+    copy = Queue(tmp_path / "copy-home", str(tmp_path / "copy.db"))
+    fields = ("key", "slots", "retry_delays", "retry_on", "no_retry_on", "expires_at")
+    assert {k: copy.job(job_id)[k] for k in fields} == {k: q.job(job_id)[k] for k in fields}
+    (api,) = [x for x in copy.json("queue", "list") if x["name"] == "api"]
+    assert (api["rate"], api["key_limit"]) == ({"n": 10, "period": 60}, 2)
+    assert copy.run("config", "get", "backoff-jitter").stdout.strip() == "0.5"
