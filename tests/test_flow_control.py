@@ -523,3 +523,25 @@ def test_a_backup_carries_every_flow_field_and_setting(q: Queue, tmp_path: Path)
     (api,) = [x for x in copy.json("queue", "list") if x["name"] == "api"]
     assert (api["rate"], api["key_limit"]) == ({"n": 10, "period": 60}, 2)
     assert copy.run("config", "get", "backoff-jitter").stdout.strip() == "0.5"
+
+
+@pytest.mark.postgres_only
+def test_migrate_carries_every_flow_field_and_setting_both_ways(q: Queue, tmp_path: Path) -> None:
+    assert q.db
+    laptop = Queue(tmp_path / "laptop")
+    laptop.run("queue", "rate", "api", "10/1m")
+    laptop.run("queue", "key-limit", "api", "2")
+    laptop.run("config", "set", "backoff-jitter", "0.5")
+    flags = ["--key", "k", "--slots", "3", "--retry-delays", "5s", "--retry-on", "75"]
+    flags += ["--no-retry-on", "2,timeout", "--expires", "1h"]
+    job_id = laptop.run("enqueue", "--command", "true", "--queue", "api", *flags).stdout.strip()
+    fields = ("key", "slots", "retry_delays", "retry_on", "no_retry_on", "expires_at")
+    want = {k: laptop.job(job_id)[k] for k in fields}
+    laptop.run("migrate", "--to", q.db)
+    back = Queue(tmp_path / "back", str(tmp_path / "back.db"))
+    q.run("migrate", "--to", str(tmp_path / "back.db"))
+    for copy in (q, back):
+        assert {k: copy.job(job_id)[k] for k in fields} == want
+        (api,) = [x for x in copy.json("queue", "list") if x["name"] == "api"]
+        assert (api["rate"], api["key_limit"]) == ({"n": 10, "period": 60}, 2)
+        assert copy.run("config", "get", "backoff-jitter").stdout.strip() == "0.5"
