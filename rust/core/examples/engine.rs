@@ -7,7 +7,10 @@
 //! `... -- JOBS 0 postgresql://...` measures throughput on that (empty) PostgreSQL queue.
 //!
 //! Both also measure the throughput with the jobs spread over 10 named queues, 2 of them
-//! limited to one running job (`throughput_10_queues_per_s`), in the same run.
+//! limited to one running job (`throughput_10_queues_per_s`), and over 10 named queues
+//! with flow control (`throughput_flow_per_s`): 2 with a rate (one that does not bind:
+//! the cost of counting starts, not the wait), 2 with a limit of 1 per key and their jobs
+//! keyed over 50 keys, in the same run.
 
 use std::path::Path;
 use std::time::Instant;
@@ -107,17 +110,43 @@ fn claim_latency_us(store: &mut dyn Store, rounds: usize) -> f64 {
     total / rounds as f64 * 1e6
 }
 
+/// The rules of the queues of a throughput run.
+#[derive(Clone, Copy, PartialEq)]
+enum Rules {
+    /// None.
+    Plain,
+    /// The first 2 queues allow one running job.
+    Limited,
+    /// Queues q0 and q1 have a rate that does not bind; the jobs of q2 and q3 are keyed
+    /// over 50 keys, their queues allowing one running job per key.
+    Flow,
+}
+
 /// Claims and settles `jobs` no-op jobs with 2 threads on `location`, the jobs spread over
-/// `queues` named queues of which the first `limited` allow one running job; jobs per
-/// second.
-fn throughput(location: &str, jobs: usize, queues: usize, limited: usize) -> f64 {
+/// `queues` named queues under `rules`; jobs per second.
+fn throughput(location: &str, jobs: usize, queues: usize, rules: Rules) -> f64 {
     let opts = StoreOptions { durable: false, ..StoreOptions::default() };
     let mut store = open_store(location, &opts).unwrap();
-    store.job_insert_many(&spread(jobs, queues), clock::now_ms()).unwrap();
-    let names: Vec<String> = (0..limited).map(|i| format!("q{i}")).collect();
-    if !names.is_empty() {
-        let set = QueueSetting { names: &names, change: QueueChange::Limit(1), now_ms: clock::now_ms() };
-        store.queue_set(&set).unwrap();
+    let mut batch = spread(jobs, queues);
+    if rules == Rules::Flow {
+        for (i, j) in batch.iter_mut().enumerate() {
+            if j.queue == "q2" || j.queue == "q3" {
+                j.flow.key = Some(format!("key{}", i % 50));
+            }
+        }
+    }
+    store.job_insert_many(&batch, clock::now_ms()).unwrap();
+    let set = |store: &mut Box<dyn Store>, names: &[&str], change: QueueChange| {
+        let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
+        store.queue_set(&QueueSetting { names: &names, change, now_ms: clock::now_ms() }).unwrap();
+    };
+    match rules {
+        Rules::Plain => {}
+        Rules::Limited => set(&mut store, &["q0", "q1"], QueueChange::Limit(1)),
+        Rules::Flow => {
+            set(&mut store, &["q0", "q1"], QueueChange::Rate { starts: 1_000_000, period_ms: 1_000 });
+            set(&mut store, &["q2", "q3"], QueueChange::KeyLimit(1));
+        }
     }
     let t = Instant::now();
     let threads: Vec<_> = (0..2)
@@ -173,17 +202,20 @@ fn main() {
     let jobs = number(0, 20_000);
     let prefill = number(1, 1_000_000);
     if let Some(url) = raw.get(2) {
-        let rate = throughput(url, jobs, 1, 0);
-        let queues_rate = throughput(url, jobs, 10, 2);
+        let rate = throughput(url, jobs, 1, Rules::Plain);
+        let queues_rate = throughput(url, jobs, 10, Rules::Limited);
+        let flow_rate = throughput(url, jobs, 10, Rules::Flow);
         println!(
-            "{{\"jobs\": {jobs}, \"throughput_per_s\": {rate:.0}, \"throughput_10_queues_per_s\": {queues_rate:.0}}}"
+            "{{\"jobs\": {jobs}, \"throughput_per_s\": {rate:.0}, \"throughput_10_queues_per_s\": {queues_rate:.0}, \
+             \"throughput_flow_per_s\": {flow_rate:.0}}}"
         );
         return;
     }
     let dir = tempfile::tempdir().unwrap();
 
-    let throughput_10 = throughput(dir.path().join("queues.db").to_str().unwrap(), jobs, 10, 2);
-    let throughput = throughput(dir.path().join("throughput.db").to_str().unwrap(), jobs, 1, 0);
+    let throughput_10 = throughput(dir.path().join("queues.db").to_str().unwrap(), jobs, 10, Rules::Limited);
+    let throughput_flow = throughput(dir.path().join("flow.db").to_str().unwrap(), jobs, 10, Rules::Flow);
+    let throughput = throughput(dir.path().join("throughput.db").to_str().unwrap(), jobs, 1, Rules::Plain);
 
     let db = dir.path().join("latency.db");
     let mut store = worker_store(&db);
@@ -197,6 +229,7 @@ fn main() {
     let (rollup_ns, flush_ms) = rollup_cost(&dir.path().join("rollup.db"));
     println!(
         "{{\"jobs\": {jobs}, \"throughput_per_s\": {throughput:.0}, \"throughput_10_queues_per_s\": {throughput_10:.0}, \
+         \"throughput_flow_per_s\": {throughput_flow:.0}, \
          \"claim_us_empty\": {empty_us:.1}, \"claim_us_full\": {full_us:.1}, \"prefill\": {prefill}, \
          \"rollup_ns_per_job\": {rollup_ns:.0}, \"rollup_flush_ms\": {flush_ms:.2}}}"
     );

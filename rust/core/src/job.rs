@@ -218,7 +218,7 @@ impl RetryRule {
 
 /// Milliseconds as a JSON number of seconds: an integer when whole.
 pub fn ms_to_seconds_value(ms: u64) -> serde_json::Value {
-    if ms % 1000 == 0 {
+    if ms.is_multiple_of(1000) {
         (ms / 1000).into()
     } else {
         (ms as f64 / 1000.0).into()

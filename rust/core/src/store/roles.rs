@@ -155,6 +155,8 @@ pub trait QueueControl {
     fn queue_set(&mut self, s: &QueueSetting<'_>) -> Result<u64>;
     /// Where queue `queue`'s rate and a key's limit stand at `now_ms` (for `explain`).
     fn queue_flow(&mut self, queue: &str, key: Option<&str>, now_ms: i64) -> Result<FlowState>;
+    /// The names of the queues with a rate that are not paused.
+    fn queue_rated(&mut self) -> Result<Vec<String>>;
 }
 
 /// Schedules: what people add and workers fire.

@@ -229,12 +229,36 @@ impl Loop<'_> {
         }
     }
 
-    /// Waits for a change in the store (or the poll interval), whichever is first.
-    fn idle(&self, seen: Option<u64>) {
-        match (self.wake, seen) {
-            (Some(w), Some(seen)) => w.wait(seen, Duration::from_millis(self.cfg.poll_ms)),
-            _ => self.nap(Duration::from_millis(self.cfg.poll_ms)),
+    /// Waits for a change in the store, the poll interval, or the moment the first full
+    /// window of a queue with a rate opens, whichever is first: a queue at its rate
+    /// starts its next job as its window allows, not up to a poll interval later.
+    fn idle(&mut self, seen: Option<u64>) {
+        let mut pause = Duration::from_millis(self.cfg.poll_ms);
+        if let Ok(Some(opens_at)) = self.rate_opens_at() {
+            let wait_ms = u64::try_from(opens_at - self.now()).unwrap_or(0);
+            pause = pause.min(Duration::from_millis(wait_ms));
         }
+        match (self.wake, seen) {
+            (Some(w), Some(seen)) => w.wait(seen, pause),
+            _ => self.nap(pause),
+        }
+    }
+
+    /// When the first full window among the rated queues this worker serves opens again;
+    /// `None` when none is full (or none has a rate: one small read).
+    fn rate_opens_at(&mut self) -> Result<Option<i64>> {
+        let now = self.now();
+        let mut first: Option<i64> = None;
+        for name in self.store.queue_rated()? {
+            if self.cfg.queues.as_ref().is_none_or(|f| f.names().contains(&name)) {
+                let opens = self.store.queue_flow(&name, None, now)?.window_opens_at_ms;
+                first = match (first, opens) {
+                    (Some(a), Some(b)) => Some(a.min(b)),
+                    (a, b) => a.or(b),
+                };
+            }
+        }
+        Ok(first)
     }
 
     /// Claims the next due job that fits the process's free slots, skipping the write
@@ -262,11 +286,24 @@ impl Loop<'_> {
         }
     }
 
-    /// Whether jobs wait for parents that are running now: a burst worker then stays for
-    /// them (idle until something commits) rather than leave them to nobody.
-    fn dependents_to_come(&mut self) -> Result<bool> {
-        Ok(!self.store.job_list(Some(JobState::Waiting), Some(1))?.is_empty()
-            && !self.store.job_list(Some(JobState::Processing), Some(1))?.is_empty())
+    /// Whether jobs will become claimable without anyone enqueueing: jobs waiting for
+    /// parents that are running now, pending jobs of a queue at its rate, or due jobs that
+    /// only the slots other workers of the process hold now keep back. A burst worker then
+    /// stays for them (idle until something commits) rather than leave them to nobody.
+    fn jobs_to_come(&mut self) -> Result<bool> {
+        if !self.store.job_list(Some(JobState::Waiting), Some(1))?.is_empty()
+            && !self.store.job_list(Some(JobState::Processing), Some(1))?.is_empty()
+        {
+            return Ok(true);
+        }
+        let all_slots = ClaimParams { max_slots: self.cfg.slots.total(), ..self.cfg.claim_params(self.now(), None) };
+        if all_slots.max_slots > self.cfg.slots.free() && self.store.job_due_exists(&all_slots)? {
+            return Ok(true);
+        }
+        let queues = self.store.queue_list()?;
+        let pending = |q: &crate::store::QueueRow| q.counts.iter().any(|(s, n)| *s == JobState::Pending && *n > 0);
+        let serves = |name: &str| self.cfg.queues.as_ref().is_none_or(|f| f.names().iter().any(|n| n == name));
+        Ok(queues.iter().any(|q| q.rate_n > 0 && !q.paused && serves(&q.name) && pending(q)))
     }
 
     fn run(&mut self) -> Result<()> {
@@ -291,7 +328,12 @@ impl Loop<'_> {
                     error_pause = Duration::from_millis(100);
                     self.work_through(job)?;
                 }
-                Ok(None) if self.cfg.burst && !self.dependents_to_come()? => return Ok(()),
+                Ok(None) if self.cfg.burst && !self.jobs_to_come()? => {
+                    // Its last look: what expired while it ran ends now, not with the next
+                    // worker's heartbeat.
+                    self.store.job_expire(self.now())?;
+                    return Ok(());
+                }
                 Ok(None) => {
                     self.store_ok();
                     error_pause = Duration::from_millis(100);

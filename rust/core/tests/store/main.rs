@@ -194,6 +194,7 @@ mod admin;
 mod cancel;
 mod config;
 mod dependencies;
+mod flow;
 mod inspect;
 mod jobs;
 mod postgres_only;

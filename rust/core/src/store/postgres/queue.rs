@@ -46,19 +46,18 @@ const INSERT_TYPES: [Type; 16] = [
 fn hold_within_rules(c: &mut Client, channel: &str, job: &Job, worker_id: &str, now_ms: i64) -> Result<bool> {
     let mut tx = c.transaction()?;
     let rules = tx.query_one(queues::postgres::RULES_LOCKED, &[&job.queue])?;
-    let (limit, rate_n, period, key_limit): (i64, i64, i64, i64) =
-        (rules.get(0), rules.get(1), rules.get(2), rules.get(3));
-    let window_start = now_ms - period;
-    let counts =
-        tx.query_one(queues::postgres::COUNTS_FOR_CLAIM, &[&job.queue, &job.id, &job.flow.key, &window_start])?;
-    let (running, running_key, started): (i64, i64, i64) = (counts.get(0), counts.get(1), counts.get(2));
+    let (limit, rate_n, key_limit): (i64, i64, i64) = (rules.get(0), rules.get(1), rules.get(2));
+    let counts = tx.query_one(queues::postgres::COUNTS_FOR_CLAIM, &[&job.queue, &job.id, &job.flow.key, &now_ms])?;
+    let (running, running_key, window_full): (i64, i64, bool) = (counts.get(0), counts.get(1), counts.get(2));
     let within = (limit == 0 || running < limit)
         && (key_limit == 0 || job.flow.key.is_none() || running_key < key_limit)
-        && (rate_n == 0 || started < rate_n);
+        && (rate_n == 0 || !window_full);
     if within {
         if rate_n > 0 {
-            tx.execute(queues::starts::RECORD.postgres, &[&job.queue, &now_ms])?;
-            tx.execute(queues::starts::PRUNE.postgres, &[&job.queue, &window_start])?;
+            let n: i64 = tx.query_one(queues::starts::RECORD.postgres, &[&job.queue, &now_ms])?.get(0);
+            if n % queues::starts::PRUNE_EVERY == 0 {
+                tx.execute(queues::starts::PRUNE.postgres, &[&job.queue, &n, &now_ms])?;
+            }
         }
         tx.commit()?;
         return Ok(true);

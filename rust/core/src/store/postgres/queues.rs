@@ -31,13 +31,9 @@ impl QueueControl for PostgresStore {
         self.with(|c, _| {
             let mut tx = c.build_transaction().isolation_level(postgres::IsolationLevel::RepeatableRead).start()?;
             let mut flow = FlowState::default();
-            let rate = tx.query_opt(queues::starts::RATE_OF.postgres, &[&queue])?;
-            if let Some((n, period)) = rate.map(|r| (r.get::<_, i64>(0), r.get::<_, i64>(1))).filter(|r| r.0 > 0) {
-                let window_start = now_ms - period;
-                let r = tx.query_one(queues::starts::WINDOW.postgres, &[&queue, &window_start, &n, &period])?;
-                let (count, opens): (i64, Option<i64>) = (r.get(0), r.get(1));
-                flow.starts_in_window = u64::try_from(count).unwrap_or(0);
-                flow.window_opens_at_ms = opens.filter(|_| count >= n);
+            if let Some(r) = tx.query_opt(queues::starts::WINDOW.postgres, &[&queue, &now_ms])? {
+                flow.starts_in_window = u64::try_from(r.get::<_, i64>(0)).unwrap_or(0);
+                flow.window_opens_at_ms = r.get(1);
             }
             if let Some(key) = key {
                 let running: i64 = tx.query_one(queues::starts::KEY_RUNNING.postgres, &[&queue, &key])?.get(0);
@@ -46,6 +42,11 @@ impl QueueControl for PostgresStore {
             tx.commit()?;
             Ok(flow)
         })
+    }
+
+    fn queue_rated(&mut self) -> Result<Vec<String>> {
+        let st = self.prepared(queues::starts::RATED.postgres)?;
+        self.with(|c, _| Ok(c.query(&st, &[])?.iter().map(|r| r.get(0)).collect()))
     }
 
     fn queue_set(&mut self, s: &QueueSetting<'_>) -> Result<u64> {

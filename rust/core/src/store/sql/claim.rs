@@ -51,14 +51,15 @@ pub(crate) mod sqlite {
 
     /// Whether queue q may be claimed from at ?2: not paused, among the worker's queues
     /// (?4, a JSON array; NULL: all), below its limit (its processing jobs counted through
-    /// jobs_processing, which holds one row per busy worker), and below its rate (the
-    /// starts of its last period).
+    /// jobs_processing, which holds one row per busy worker), and below its rate (its
+    /// rate_n-th latest start, one row of queue_starts, is out of the period).
     const OPEN: &str = "q.paused = 0
                AND (?4 IS NULL OR q.name IN (SELECT value FROM json_each(?4)))
                AND (q.max_running = 0 OR q.max_running > (SELECT count(*) FROM jobs r INDEXED BY jobs_processing
                                                           WHERE r.state = 'processing' AND r.queue = q.name))
-               AND (q.rate_n = 0 OR q.rate_n > (SELECT count(*) FROM queue_starts s
-                                                WHERE s.queue = q.name AND s.at_ms > ?2 - q.rate_period_ms))";
+               AND (q.rate_n = 0 OR NOT EXISTS (SELECT 1 FROM queue_starts s
+                                                WHERE s.queue = q.name AND s.n = (SELECT max(m.n) FROM queue_starts m WHERE m.queue = q.name) - q.rate_n + 1
+                                                  AND s.at_ms > ?2 - q.rate_period_ms))";
 
     /// The claim, one statement: ?1 worker, ?2 now, ?3 lease end, ?4 the worker's queues
     /// (a JSON array; NULL: all), ?5 the queue of its last job ('' for none), ?6 the slots
@@ -154,8 +155,9 @@ pub(crate) mod postgres {
                 AND NOT (q.name = ANY(CAST($5 AS TEXT[])))
                 AND (q.max_running = 0 OR q.max_running > (SELECT count(*) FROM jobs r
                                                            WHERE r.queue = q.name AND r.state = 'processing'))
-                AND (q.rate_n = 0 OR q.rate_n > (SELECT count(*) FROM queue_starts s
-                                                 WHERE s.queue = q.name AND s.at_ms > $2 - q.rate_period_ms))";
+                AND (q.rate_n = 0 OR NOT EXISTS (SELECT 1 FROM queue_starts s
+                                                 WHERE s.queue = q.name AND s.n = (SELECT max(m.n) FROM queue_starts m WHERE m.queue = q.name) - q.rate_n + 1
+                                                   AND s.at_ms > $2 - q.rate_period_ms))";
 
     /// Whether the claimed job's queue has a rule a race can break (a limit, a rate, or a
     /// limit per key and the job a key): the store then checks the claim again under the
@@ -286,8 +288,9 @@ pub(crate) mod postgres {
                 AND NOT (q.name = ANY(CAST($16 AS TEXT[])))
                 AND (q.max_running = 0 OR q.max_running > (SELECT count(*) FROM jobs r
                                                            WHERE r.queue = q.name AND r.state = 'processing' AND r.id <> $1))
-                AND (q.rate_n = 0 OR q.rate_n > (SELECT count(*) FROM queue_starts s
-                                                 WHERE s.queue = q.name AND s.at_ms > $13 - q.rate_period_ms))";
+                AND (q.rate_n = 0 OR NOT EXISTS (SELECT 1 FROM queue_starts s
+                                                 WHERE s.queue = q.name AND s.n = (SELECT max(m.n) FROM queue_starts m WHERE m.queue = q.name) - q.rate_n + 1
+                                                   AND s.at_ms > $13 - q.rate_period_ms))";
 
     /// Settle and claim in one statement, one round trip: what a busy worker does between
     /// jobs. $1 to $11 settle as [`SETTLE`] (a job others run after is left alone); $12 to

@@ -71,29 +71,45 @@ pub(crate) fn change(change: QueueChange) -> (Sql, Vec<i64>) {
     }
 }
 
-/// The starts of a queue with a rate: recorded by each claim in it, counted over the
-/// last period, pruned as they age out.
+/// The starts of a queue with a rate, numbered per queue: recorded by each claim in it.
+/// A window is full when the start numbered `latest - rate_n + 1` (the rate_n-th latest)
+/// is within the period; a claim reads the latest's number and that row, however high
+/// the rate.
 pub(crate) mod starts {
     use super::Sql;
 
-    /// How many jobs of queue ?1 started after ?2 (now minus its period), and the time
-    /// the window opens again for one more start when ?3 of them fill it (the ?3-th
-    /// latest start plus ?4, the period); NULL when it has room.
-    pub(crate) const WINDOW: Sql = shared!(
-        "SELECT (SELECT count(*) FROM queue_starts WHERE queue = ?1 AND at_ms > ?2),
-                (SELECT at_ms + ?4 FROM queue_starts WHERE queue = ?1 AND at_ms > ?2
-                 ORDER BY at_ms DESC LIMIT 1 OFFSET CAST(?3 AS BIGINT) - 1)"
+    /// Records a start of queue ?1 at ?2, numbered one past its latest. Returns the number.
+    pub(crate) const RECORD: Sql = shared!(
+        "INSERT INTO queue_starts (queue, n, at_ms)
+         SELECT ?1, coalesce(max(n), 0) + 1, ?2 FROM queue_starts WHERE queue = ?1 RETURNING n"
     );
 
-    /// Records a start of queue ?1 at ?2, when the queue has a rate.
-    pub(crate) const RECORD: Sql =
-        shared!("INSERT INTO queue_starts (queue, at_ms) SELECT name, ?2 FROM queues WHERE name = ?1 AND rate_n > 0");
+    /// Every how many starts of a queue [`PRUNE`] runs: a queue keeps at most this many
+    /// starts beyond those that can still fill a window.
+    pub(crate) const PRUNE_EVERY: i64 = 32;
 
-    /// Drops the starts of queue ?1 at or before ?2 (they left every window).
-    pub(crate) const PRUNE: Sql = shared!("DELETE FROM queue_starts WHERE queue = ?1 AND at_ms <= ?2");
+    /// Drops the starts of queue ?1 older than its last rate_n (?2 is the latest's number)
+    /// that also began at or before ?3 minus the period (out of the window): neither can
+    /// fill a window again, whatever the rate becomes.
+    pub(crate) const PRUNE: Sql = shared!(
+        "DELETE FROM queue_starts WHERE queue = ?1
+           AND n <= ?2 - (SELECT rate_n FROM queues WHERE name = ?1)
+           AND at_ms <= ?3 - (SELECT rate_period_ms FROM queues WHERE name = ?1)"
+    );
 
-    /// The rate of queue ?1: its starts and period (no row: a queue with no settings).
-    pub(crate) const RATE_OF: Sql = shared!("SELECT rate_n, rate_period_ms FROM queues WHERE name = ?1");
+    /// Queue ?1's rate at time ?2: the starts of its window, and when the window opens again if it is full (the rate_n-th latest start
+    /// plus the period; NULL when it has room). No row: no rate.
+    pub(crate) const WINDOW: Sql = shared!(
+        "SELECT (SELECT count(*) FROM queue_starts s WHERE s.queue = q.name AND s.at_ms > ?2 - q.rate_period_ms),
+                (SELECT s.at_ms + q.rate_period_ms FROM queue_starts s
+                 WHERE s.queue = q.name AND s.n = (SELECT max(m.n) FROM queue_starts m WHERE m.queue = q.name) - q.rate_n + 1
+                   AND s.at_ms > ?2 - q.rate_period_ms)
+         FROM queues q WHERE q.name = ?1 AND q.rate_n > 0"
+    );
+
+    /// The queues with a rate that are not paused: a worker with nothing to claim sleeps
+    /// until the first of their full windows opens.
+    pub(crate) const RATED: Sql = shared!("SELECT name FROM queues WHERE rate_n > 0 AND paused = 0 ORDER BY name");
 
     /// The processing jobs of queue ?1 with key ?2.
     pub(crate) const KEY_RUNNING: Sql =
@@ -121,19 +137,21 @@ pub(crate) mod postgres {
     pub(crate) const COUNTS: &str = "SELECT queue, state, count(*) FROM jobs GROUP BY queue, state";
 
     /// The rules of queue $1, its row locked: the claims of a guarded queue on every host
-    /// take this lock in turn to check its rules again. Returns its limit, rate (starts,
-    /// period) and limit per key.
+    /// take this lock in turn to check its rules again. Returns its limit, its rate's
+    /// starts and its limit per key.
     pub(crate) const RULES_LOCKED: &str =
-        "SELECT max_running, rate_n, rate_period_ms, key_limit FROM queues WHERE name = $1 FOR UPDATE";
+        "SELECT max_running, rate_n, key_limit FROM queues WHERE name = $1 FOR UPDATE";
 
     /// What the rules of queue $1 count for the claim of job $2 with key $3 (NULL: none)
-    /// at $4 (now minus the period): its other processing jobs, its other processing jobs
-    /// with the key, and its starts in the window.
+    /// at $4 (now): its other processing jobs, its other processing jobs with the key, and
+    /// whether its rate's window is full.
     pub(crate) const COUNTS_FOR_CLAIM: &str = "SELECT
          (SELECT count(*) FROM jobs WHERE queue = $1 AND state = 'processing' AND id <> $2),
          (SELECT count(*) FROM jobs WHERE queue = $1 AND state = 'processing' AND id <> $2
               AND flow_key = CAST($3 AS TEXT)),
-         (SELECT count(*) FROM queue_starts WHERE queue = $1 AND at_ms > $4)";
+         EXISTS (SELECT 1 FROM queues q JOIN queue_starts s
+                   ON s.queue = q.name AND s.n = (SELECT max(m.n) FROM queue_starts m WHERE m.queue = q.name) - q.rate_n + 1
+                 WHERE q.name = $1 AND q.rate_n > 0 AND s.at_ms > $4 - q.rate_period_ms)";
 }
 
 #[cfg(test)]
@@ -148,10 +166,10 @@ pub(super) fn texts() -> super::Texts {
             LIMIT,
             RATE,
             KEY_LIMIT,
-            starts::WINDOW,
             starts::RECORD,
             starts::PRUNE,
-            starts::RATE_OF,
+            starts::WINDOW,
+            starts::RATED,
             starts::KEY_RUNNING,
         ],
         sqlite: vec![sqlite::ENSURE, sqlite::JOBS],

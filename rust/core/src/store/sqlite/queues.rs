@@ -47,17 +47,14 @@ impl QueueControl for SqliteStore {
 
     fn queue_flow(&mut self, queue: &str, key: Option<&str>, now_ms: i64) -> Result<FlowState> {
         let tx = self.conn.transaction()?;
-        let rate: Option<(i64, i64)> = tx
-            .prepare_cached(queues::starts::RATE_OF.sqlite)?
-            .query_row([queue], |r| Ok((r.get(0)?, r.get(1)?)))
-            .optional()?;
         let mut flow = FlowState::default();
-        if let Some((n, period)) = rate.filter(|r| r.0 > 0) {
-            let (count, opens): (i64, Option<i64>) = tx
-                .prepare_cached(queues::starts::WINDOW.sqlite)?
-                .query_row(rusqlite::params![queue, now_ms - period, n, period], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        let window: Option<(i64, Option<i64>)> = tx
+            .prepare_cached(queues::starts::WINDOW.sqlite)?
+            .query_row(rusqlite::params![queue, now_ms], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()?;
+        if let Some((count, opens)) = window {
             flow.starts_in_window = u64::try_from(count).unwrap_or(0);
-            flow.window_opens_at_ms = opens.filter(|_| count >= n);
+            flow.window_opens_at_ms = opens;
         }
         if let Some(key) = key {
             let running: i64 = tx
@@ -67,6 +64,12 @@ impl QueueControl for SqliteStore {
         }
         tx.commit()?;
         Ok(flow)
+    }
+
+    fn queue_rated(&mut self) -> Result<Vec<String>> {
+        let mut st = self.conn.prepare_cached(queues::starts::RATED.sqlite)?;
+        let rows = st.query_map([], |r| r.get(0))?;
+        Ok(rows.collect::<rusqlite::Result<Vec<String>>>()?)
     }
 
     fn queue_set(&mut self, s: &QueueSetting<'_>) -> Result<u64> {

@@ -91,6 +91,16 @@ pub(super) fn parents_in(tx: &rusqlite::Transaction<'_>, after: &[&str]) -> Resu
     Ok((seqs, open))
 }
 
+/// Records a start of `queue` at `now_ms` when it has a rate, and drops the starts that
+/// can no longer fill a window (`queues::starts`).
+fn start_in(tx: &rusqlite::Transaction<'_>, queue: &str, now_ms: i64) -> Result<()> {
+    let n: i64 = tx.prepare_cached(queues::starts::RECORD.sqlite)?.query_row(params![queue, now_ms], |r| r.get(0))?;
+    if n % queues::starts::PRUNE_EVERY == 0 {
+        tx.prepare_cached(queues::starts::PRUNE.sqlite)?.execute(params![queue, n, now_ms])?;
+    }
+    Ok(())
+}
+
 /// Claims the next due job inside `tx` for `p.worker_id`; a start in a queue with a rate
 /// is recorded (and the starts that left every window dropped).
 pub(super) fn claim_in(tx: &rusqlite::Transaction<'_>, p: &ClaimParams<'_>) -> Result<Option<Job>> {
@@ -100,11 +110,10 @@ pub(super) fn claim_in(tx: &rusqlite::Transaction<'_>, p: &ClaimParams<'_>) -> R
     let mut rows = st.query(params![p.worker_id, p.now_ms, p.now_ms + p.lease_ms, queues, after, p.free_slots()])?;
     let Some(r) = rows.next()? else { return Ok(None) };
     let job = row::job_from(r, 0)?;
-    let rate_period: Option<i64> = r.get(row::job_col::COUNT)?;
+    let rated = r.get::<_, Option<i64>>(row::job_col::COUNT)?.is_some();
     drop(rows);
-    if let Some(period) = rate_period {
-        tx.prepare_cached(queues::starts::RECORD.sqlite)?.execute(params![job.queue, p.now_ms])?;
-        tx.prepare_cached(queues::starts::PRUNE.sqlite)?.execute(params![job.queue, p.now_ms - period])?;
+    if rated {
+        start_in(tx, &job.queue, p.now_ms)?;
     }
     Ok(Some(job))
 }

@@ -4,8 +4,11 @@
 -- jobs of a key through jobs_keyed, which holds only keyed processing jobs (an
 -- unkeyed job never enters it). The retry rule is the job's own JSON (retry_delays,
 -- retry_on, no_retry_on), read only when an attempt fails. queue_starts holds the
--- start times of jobs in queues with a rate, within the last period: a claim in such
--- a queue counts them and inserts one under the queue's row lock.
+-- starts of jobs in queues with a rate, numbered per queue from 1:
+-- a queue's window is full when its start numbered (its latest) - rate_n + 1 is within
+-- the period, two lookups however high the rate. A claim in such a queue records its
+-- start under the queue's row lock. Starts both out of the window and older than the
+-- last rate_n are dropped.
 ALTER TABLE jobs ADD COLUMN flow_key TEXT;
 ALTER TABLE jobs ADD COLUMN slots BIGINT NOT NULL DEFAULT 1;
 ALTER TABLE jobs ADD COLUMN retry_rule TEXT;
@@ -18,7 +21,8 @@ ALTER TABLE queues ADD COLUMN rate_period_ms BIGINT NOT NULL DEFAULT 0;
 ALTER TABLE queues ADD COLUMN key_limit BIGINT NOT NULL DEFAULT 0;
 CREATE TABLE queue_starts (
     queue TEXT NOT NULL,
-    at_ms BIGINT NOT NULL
+    n     BIGINT NOT NULL,
+    at_ms BIGINT NOT NULL,
+    PRIMARY KEY (queue, n)
 );
-CREATE INDEX queue_starts_at ON queue_starts (queue, at_ms);
 ALTER TABLE workers ADD COLUMN slots BIGINT;
