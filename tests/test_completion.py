@@ -88,7 +88,11 @@ def test_bash_completes_commands_subcommands_and_options(q: Queue) -> None:
     assert bash_complete(q, "queuectl list --state d") == ["dead"]
     assert bash_complete(q, "queuectl enqueue --q") == ["--queue"]
     assert bash_complete(q, "queuectl completion ") == ["bash", "zsh", "fish", "powershell"]
-    assert bash_complete(q, "queuectl config get backoff-") == ["backoff-base", "backoff-max"]
+    assert bash_complete(q, "queuectl config get backoff-") == [
+        "backoff-base",
+        "backoff-max",
+        "backoff-jitter",
+    ]
     # Nothing was opened or created to answer.
     assert not q.home.exists()
 

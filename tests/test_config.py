@@ -12,6 +12,7 @@ def test_defaults_and_spellings(q: Queue) -> None:
         "max-retries": "3",
         "backoff-base": "2",
         "backoff-max": "3600",
+        "backoff-jitter": "0",
         "job-timeout": "0",
         "log-max-bytes": "10485760",
     }
@@ -35,7 +36,10 @@ def test_defaults_and_spellings(q: Queue) -> None:
         ("job-timeout", "-5", "duration"),
         ("log-max-bytes", "lots", "bytes"),
         ("log-max-bytes", "-1", "bytes"),
-        ("colour", "red", "allowed: max-retries, backoff-base, backoff-max, job-timeout, log-max"),
+        ("backoff-jitter", "-1", "from 0 to 1"),
+        ("backoff-jitter", "1.5", "from 0 to 1"),
+        ("backoff-jitter", "nan", "from 0 to 1"),
+        ("colour", "red", "allowed: max-retries, backoff-base, backoff-max, backoff-jitter, job-t"),
     ],
 )
 def test_bad_values_change_nothing(q: Queue, key: str, value: str, needle: str) -> None:

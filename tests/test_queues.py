@@ -130,9 +130,9 @@ def test_explain_names_the_jobs_that_hold_a_full_queue(q: Queue, tmp_path: Path)
     text = q.run("queue", "list").stdout.splitlines()
     assert text[0].split() == [
         "QUEUE", "WAITING", "PENDING", "PROCESSING", "COMPLETED", "FAILED", "DEAD", "CANCELLED",
-        "LIMIT", "PAUSED",
+        "LIMIT", "RATE", "KEY", "LIMIT", "PAUSED",
     ]  # fmt: skip
-    assert text[1].split() == ["one", "0", "1", "1", "0", "0", "0", "0", "1", "no"]
+    assert text[1].split() == ["one", "0", "1", "1", "0", "0", "0", "0", "1", "-", "-", "no"]
     assert q.run("queue", "limit", "one", "0").stdout == "queue one: no limit\n"
     q.wait_for(lambda: q.state(held) == "processing", what="the job the limit held")
 

@@ -20,7 +20,7 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
 
-from queuectl import InputError, _core, database, explain, logs, wait
+from queuectl import InputError, _core, database, explain, flow, logs, wait
 from queuectl.config import Config
 from queuectl.database import BackupReport, CheckReport, MigrateReport
 from queuectl.explain import Explanation
@@ -89,9 +89,17 @@ def command_job(
     queue: str | None = None,
     unique_key: str | None = None,
     after: Iterable[str] = (),
+    key: str | None = None,
+    slots: int | None = None,
+    retry_delays: Iterable[float] | None = None,
+    retry_on: Iterable[int] | None = None,
+    no_retry_on: Iterable[int | str] | None = None,
+    expires: str | float | None = None,
 ) -> str:
     """The enqueue JSON of one job given by its fields; the store validates each of them
-    (InputError naming the field), this checks only what never reaches it."""
+    (InputError naming the field), this checks only what never reaches it. `expires` (a
+    duration from now, in seconds or as text such as "30m", or an ISO-8601 time) becomes
+    `expires_at`."""
     import json
 
     if run_at is not None and delay_s is not None:
@@ -120,6 +128,19 @@ def command_job(
     parents = _unique(after)
     if parents:
         spec["after"] = parents
+    flow_fields = {
+        "key": key,
+        "slots": slots,
+        "retry_delays": None if retry_delays is None else list(retry_delays),
+        "retry_on": None if retry_on is None else list(retry_on),
+        "no_retry_on": None if no_retry_on is None else list(no_retry_on),
+    }
+    spec.update((k, v) for k, v in flow_fields.items() if v is not None)
+    if expires is not None:
+        try:
+            spec["expires_at"] = flow.expiry(expires)
+        except ValueError as e:
+            raise InputError(f"expires: {e}") from None
     return json.dumps(spec)
 
 
@@ -242,6 +263,12 @@ class Queue:
         queue: str | None = None,
         unique_key: str | None = None,
         after: Iterable[str] = (),
+        key: str | None = None,
+        slots: int | None = None,
+        retry_delays: Iterable[float] | None = None,
+        retry_on: Iterable[int] | None = None,
+        no_retry_on: Iterable[int | str] | None = None,
+        expires: str | float | None = None,
     ) -> str:
         """Adds one shell command and returns its id (generated unless `id` is given; the
         unfinished job's when one holds `unique_key`). With `after` (job ids), it waits
@@ -249,7 +276,14 @@ class Queue:
         cancelled.
         `run_at` is an ISO-8601 time (UTC without an offset); `delay_s` counts from now;
         give one of them at most. `env` is added to the job's environment; its values are
-        stored but never shown. `queue` names its queue (default "default")."""
+        stored but never shown. `queue` names its queue (default "default").
+        Flow control (docs/guide/flow-control.md): at most the queue's key limit of jobs
+        with the same `key` run at once; the job needs `slots` of a worker process (1 to
+        1024, default 1); `retry_delays` (seconds) are the waits before each retry, the
+        last repeating; only exit codes in `retry_on` are retried, and those in
+        `no_retry_on` (which may name "timeout") end it dead at once; a job not started by
+        `expires` (seconds or a duration such as "30m" from now, or an ISO-8601 time) ends
+        cancelled, "expired"."""
         text = command_job(
             command,
             id=id,
@@ -262,6 +296,12 @@ class Queue:
             queue=queue,
             unique_key=unique_key,
             after=after,
+            key=key,
+            slots=slots,
+            retry_delays=retry_delays,
+            retry_on=retry_on,
+            no_retry_on=no_retry_on,
+            expires=expires,
         )
         (new_id,) = self.enqueue(text)
         return new_id
@@ -404,6 +444,25 @@ class Queue:
         if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
             raise InputError(f"a queue limit must be an integer >= 0, got {limit!r}")
         return self.store.queue_limit(name, limit)
+
+    def set_rate(self, name: str, n: int, period_s: float = 1.0) -> int:
+        """At most `n` jobs of queue `name` start in any window of `period_s` seconds (a
+        sliding window, over every worker on every host); the jobs past it stay pending.
+        `n` is 1 to 1,000,000 and `period_s` above 0 and at most 30 days; `n` 0 lifts
+        the rate."""
+        try:
+            r = flow.rate(n, period_s)
+        except ValueError as e:
+            raise InputError(str(e)) from None
+        return self.store.queue_rate(name, r.n, r.period_ms)
+
+    def set_key_limit(self, name: str, limit: int) -> int:
+        """At most `limit` jobs of queue `name` with the same `key` processing at once,
+        over every worker on every host (jobs without a key are not counted); 0 lifts
+        the limit."""
+        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
+            raise InputError(f"a key limit must be an integer >= 0, got {limit!r}")
+        return self.store.queue_key_limit(name, limit)
 
     # Logs
 

@@ -2,8 +2,9 @@
 and checks as the core decides them (`_core.CONFIG_KEYS`, `_core.config_normalize`),
 and the settings of one queue with defaults for keys never set.
 
-Workers read `backoff-base`, `backoff-max` and `log-max-bytes` themselves (at start and
-with every heartbeat); `max-retries` and `job-timeout` are copied into each job at enqueue.
+Workers read `backoff-base`, `backoff-max`, `backoff-jitter` and `log-max-bytes` themselves
+(at start and with every heartbeat); `max-retries` and `job-timeout` are copied into each job
+at enqueue.
 """
 
 from __future__ import annotations

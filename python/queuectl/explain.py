@@ -1,6 +1,8 @@
 """Why a job is where it is (`queuectl explain`, `Queue.explain`): what keeps it from
 running (its state, its run_at, its parents not done, a paused queue, a full queue and the
-jobs holding it, no worker serving its queue) or how it ended.
+jobs holding it, the queue's rate, the limit on its key, more slots than any worker
+process has, no worker serving its queue), when it expires, its own retry rules, or how it
+ended.
 
 It only reads: the job, its parents, its named queue, the workers and its attempts, through
 the few queue methods `Source` names (the API's `Queue` has them).
@@ -11,7 +13,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, NamedTuple, Protocol
 
-from queuectl import _core
+from queuectl import _core, flow
 from queuectl.text import span
 
 if TYPE_CHECKING:
@@ -111,9 +113,15 @@ def explain(queue: Source, id: str) -> Explanation:
         ahead = queue.store.ahead(id)
         reasons.append(f"due now; {ahead} job(s) of queue {job.queue} ahead of it")
     if runnable:
-        reasons.extend(_queue_reasons(queue, job))
+        reasons.extend(_queue_reasons(queue, job, now))
+    if runnable and job.run_at_ms <= now:
+        reasons.extend(_slots_reasons(queue, job))
+    if job.state in ("waiting", "pending") and job.expires_at_ms is not None:
+        reasons.append(_expiry_reason(job, now))
     if tries_left is not None:
         reasons.append(f"{tries_left} tr{'y' if tries_left == 1 else 'ies'} left")
+    if job.state == "failed":
+        reasons.extend(_retry_policy(queue, job))
     if job.state == "processing":
         reasons.extend(_running_reasons(queue, job, now))
     if job.state == "completed":
@@ -122,10 +130,18 @@ def explain(queue: Source, id: str) -> Explanation:
             f"after {job.attempts} attempt(s)"
         )
     if job.state == "dead":
-        reasons.append(
-            f"all {job.attempts} attempt(s) failed (max_retries {job.max_retries}); the last: "
-            f"{job.last_error or 'no error recorded'}; `queuectl dlq retry {id}` runs it again"
-        )
+        cut_short = _not_retried(job) if _tries_left(job) > 0 else None
+        if cut_short:
+            how = (
+                f"attempt {job.attempts} failed ({job.last_error or 'no error recorded'}) "
+                f"and {cut_short}, so it was not retried"
+            )
+        else:
+            how = (
+                f"all {job.attempts} attempt(s) failed (max_retries {job.max_retries}); "
+                f"the last: {job.last_error or 'no error recorded'}"
+            )
+        reasons.append(f"{how}; `queuectl dlq retry {id}` runs it again")
     if job.state == "cancelled":
         reasons.append(_cancelled_reason(queue, job))
     if runnable:
@@ -145,8 +161,9 @@ def _parents_reason(queue: Source, id: str) -> str:
     )
 
 
-def _queue_reasons(queue: Source, job: _core.Job) -> list[str]:
-    """What the job's named queue holds it back by: a pause, a full limit."""
+def _queue_reasons(queue: Source, job: _core.Job, now: int) -> list[str]:
+    """What the job's named queue holds it back by: a pause, a full limit, its rate, the
+    limit on the job's key."""
     settings = {q.name: q for q in queue.store.queues()}
     q = settings.get(job.queue)
     if q is None:
@@ -161,7 +178,113 @@ def _queue_reasons(queue: Source, job: _core.Job) -> list[str]:
             reasons.append(
                 f"queue {q.name} is at its limit of {q.limit} running job(s), held by {shown}"
             )
+    if q.rate_n == 0 and not (q.key_limit > 0 and job.key is not None):
+        return reasons
+    key = job.key if q.key_limit > 0 else None
+    started, opens_ms, running_with_key = queue.store.flow_state(q.name, key)
+    if q.rate_n > 0 and opens_ms is not None:
+        rate = flow.Rate(q.rate_n, q.rate_period_ms)
+        reasons.append(
+            f"queue {q.name} is at its rate {rate.text} ({started} started in the last "
+            f"{rate.period_text}): next start at {_core.format_time(opens_ms)} "
+            f"(in {span(opens_ms - now)})"
+        )
+    if key is not None and running_with_key >= q.key_limit:
+        reasons.append(
+            f"{running_with_key} job(s) with key {key} are running, the key limit of queue "
+            f"{q.name} is {q.key_limit}: it starts when one of them ends"
+        )
     return reasons
+
+
+def _process_slots(workers: Sequence[WorkerSeen]) -> dict[tuple[str, int], int]:
+    """The slots of each worker process (host, pid) among `workers`; a process whose rows
+    predate slots has as many as it has workers."""
+    count: dict[tuple[str, int], int] = {}
+    slots: dict[tuple[str, int], int] = {}
+    for seen in workers:
+        w = seen.worker
+        where = (w.host, w.pid)
+        count[where] = count.get(where, 0) + 1
+        if w.slots is not None:
+            slots[where] = w.slots
+    return {where: slots.get(where, n) for where, n in count.items()}
+
+
+def _slots_reasons(queue: Source, job: _core.Job) -> list[str]:
+    """A job needing more slots than any live worker process serving its queue has: no
+    claim takes it until one with enough starts."""
+    if job.slots <= 1:
+        return []
+    serving = _serving(queue.live_workers(), job.queue)
+    if not serving:
+        return []  # the workers' reason says so
+    largest = max(_process_slots(serving).values())
+    if job.slots <= largest:
+        return []
+    return [
+        f"it needs {job.slots} slots; the largest live worker process serving queue "
+        f"{job.queue} has {largest}: start one with `queuectl worker start --slots "
+        f"{job.slots}`"
+    ]
+
+
+def _retry_policy(queue: Source, job: _core.Job) -> list[str]:
+    """A failed job's own retry rules: its delays, and the exit codes it is retried on."""
+    reasons = []
+    delays = job.retry_delays_ms
+    if delays:
+        this = delays[min(job.attempts, len(delays)) - 1] if job.attempts else delays[0]
+        following = delays[min(job.attempts, len(delays) - 1)]
+        jitter = float(queue.store.config_get("backoff-jitter") or 0)
+        varied = f"; backoff-jitter varies each by up to {jitter:.0%}" if jitter > 0 else ""
+        reasons.append(
+            f"its retry_delays are {', '.join(flow.duration_text(d) for d in delays)} (the last "
+            f"repeats{varied}): this wait is {flow.duration_text(this)}, the next "
+            f"{flow.duration_text(following)}"
+        )
+    if job.retry_on:
+        codes, many = _codes(job.retry_on)
+        reasons.append(f"only {codes} {'are' if many else 'is'} retried (retry_on)")
+    if job.no_retry_on or job.no_retry_timeout:
+        codes, many = _codes(job.no_retry_on or [], job.no_retry_timeout)
+        reasons.append(f"{codes} end{'' if many else 's'} it dead without a retry (no_retry_on)")
+    return reasons
+
+
+def _codes(codes: Sequence[int], timeout: bool = False) -> tuple[str, bool]:
+    """Exit codes as a sentence names them (`exit code 2`, `exit codes 2, 3 and a
+    timeout`, `a timeout`), and whether that is more than one."""
+    parts = [str(c) for c in codes]
+    if parts:
+        parts[0] = f"exit code{'s' if len(parts) > 1 else ''} {parts[0]}"
+    parts += ["a timeout"] if timeout else []
+    text = " and ".join([", ".join(parts[:-1]), parts[-1]] if len(parts) > 1 else parts)
+    return text, len(parts) > 1
+
+
+def _expiry_reason(job: _core.Job, now: int) -> str:
+    """When a job that has not started expires, or that its expiry has passed."""
+    at_ms = job.expires_at_ms or now
+    at = _core.format_time(at_ms)
+    if at_ms > now:
+        return f"it expires at {at} (in {span(at_ms - now)}) unless it has started by then"
+    return (
+        f"it expired at {at}: a running worker cancels it (last_error expired) instead of "
+        "starting it"
+    )
+
+
+def _not_retried(job: _core.Job) -> str | None:
+    """Which of the job's own exit-code rules sent its last failure straight to dead."""
+    code = job.exit_code
+    if code is not None and code in (job.no_retry_on or []):
+        return f"exit code {code} is in its no_retry_on"
+    if code is not None and job.retry_on and code not in job.retry_on:
+        return f"exit code {code} is not in its retry_on ({_codes(job.retry_on)[0]})"
+    if code is None and job.no_retry_timeout:
+        return "its no_retry_on names timeout"
+    return None
 
 
 def _running_reasons(queue: Source, job: _core.Job, now: int) -> list[str]:
@@ -193,6 +316,14 @@ def _cancelled_reason(queue: Source, job: _core.Job) -> str:
     when = _core.format_time(job.finished_at_ms or job.updated_at_ms)
     history = queue.attempts(job.id)
     cause = job.last_error or ""
+    if cause == "expired" and job.expires_at_ms is not None:
+        how = f"when it expired at {_core.format_time(job.expires_at_ms)} before it started"
+        if history:
+            how = f"{how} again after {len(history)} failed attempt(s)"
+        # A retry keeps the expiry that has passed: only a new job runs it.
+        return (
+            f"cancelled at {when} {how}; enqueue it again, with a later expiry or none, to run it"
+        )
     if history and history[-1].outcome == "cancelled":
         how = f"while attempt {history[-1].attempt} ran ({history[-1].error})"
     elif cause.startswith("cancelled: it runs after"):
@@ -206,10 +337,15 @@ def _cancelled_reason(queue: Source, job: _core.Job) -> str:
     )
 
 
+def _serving(live: Sequence[WorkerSeen], queue_name: str) -> list[WorkerSeen]:
+    """The workers among `live` that take jobs of queue `queue_name`."""
+    return [w for w in live if w.worker.queues is None or queue_name in w.worker.queues]
+
+
 def _workers_reason(queue: Source, job: _core.Job) -> str:
     """Whether any running worker serves the job's queue."""
     live = queue.live_workers()
-    serving = [w for w in live if w.worker.queues is None or job.queue in w.worker.queues]
+    serving = _serving(live, job.queue)
     if not live:
         return "no worker is running: start one with `queuectl worker start`"
     if not serving:

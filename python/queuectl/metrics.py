@@ -21,6 +21,13 @@ if TYPE_CHECKING:
 FINISHED = tuple(_core.FINAL_STATES)
 
 
+#: The rules of `queuectl_jobs_held`, in its order.
+HELD_RULES = ("rate", "key", "slots")
+#: How many pending jobs (the oldest) a scrape reads to count those held by key or slots:
+#: a bound on its cost however long the queue is.
+HELD_SCAN = 1000
+
+
 class Family(NamedTuple):
     """One metric as `# HELP` and `# TYPE` announce it, with the labels its samples carry
     (a histogram's `_bucket` samples add `le`)."""
@@ -68,6 +75,16 @@ FAMILIES: dict[str, Family] = {
             "histogram",
             ("queue",),
             "From when a job was due to when a worker started it, by queue.",
+        ),
+        Family(
+            "queuectl_jobs_held",
+            "gauge",
+            ("queue", "rule"),
+            "Pending jobs a flow-control rule holds back now, by queue and rule: rate (the "
+            "queue's pending jobs while it is at its rate), key (due jobs whose key is at "
+            f"the queue's key limit) and slots (due jobs needing more slots than any live "
+            f"worker process has); key and slots are counted among the {HELD_SCAN:,} oldest "
+            "pending jobs.",
         ),
         Family("queuectl_workers", "gauge", ("host", "state"), "Workers by host and state."),
         Family(
@@ -141,6 +158,43 @@ def _histogram(out: _Text, name: str, kind: str, totals: dict[str, dict[str, int
         out.sample(f"{name}_count", {"queue": queue}, running)
 
 
+def held_counts(
+    queue: Queue, queues: list[_core.Queue], live: list[_core.Worker]
+) -> dict[tuple[str, str], int]:
+    """Pending jobs held back now, by (queue, rule) (see `queuectl_jobs_held`), with
+    `live` the running workers: one
+    flow_state per rate-limited queue, the running jobs, and at most HELD_SCAN pending
+    jobs."""
+    held: dict[tuple[str, str], int] = defaultdict(int)
+    key_limits = {q.name: q.key_limit for q in queues if q.key_limit > 0}
+    for q in queues:
+        if q.rate_n > 0 and queue.store.flow_state(q.name, None)[1] is not None:
+            held[q.name, "rate"] = dict(q.counts).get("pending", 0)
+    processes: dict[tuple[str, int], list[_core.Worker]] = defaultdict(list)
+    for w in live:
+        processes[w.host, w.pid].append(w)
+    # A process whose rows predate slots has as many as it has workers.
+    largest = max(
+        (next((w.slots for w in ws if w.slots is not None), len(ws)) for ws in processes.values()),
+        default=None,
+    )
+    running: dict[tuple[str, str], int] = defaultdict(int)
+    if key_limits:
+        for j in queue.store.jobs("processing", None, None):
+            if j.key is not None:
+                running[j.queue, j.key] += 1
+    now = _core.now_ms()
+    for j in queue.store.jobs("pending", HELD_SCAN, None):
+        if j.run_at_ms > now:
+            continue
+        limit = key_limits.get(j.queue, 0)
+        if limit and j.key is not None and running[j.queue, j.key] >= limit:
+            held[j.queue, "key"] += 1
+        if largest is not None and j.slots > largest:
+            held[j.queue, "slots"] += 1
+    return held
+
+
 def oldest_pending_age_s(job: _core.Job | None) -> float:
     """How long the oldest pending job has been due, in seconds (0 when there is none)."""
     if job is None:
@@ -193,9 +247,16 @@ def render(
     _histogram(out, "queuectl_job_duration_seconds", "run", totals)
     _histogram(out, "queuectl_job_wait_seconds", "wait", totals)
 
+    workers = queue.workers(include_exited=False)
+    out.family("queuectl_jobs_held")
+    held = held_counts(queue, queues, [w for w, _ in workers])
+    for q in queues:
+        for rule in HELD_RULES:
+            out.sample("queuectl_jobs_held", {"queue": q.name, "rule": rule}, held[q.name, rule])
+
     out.family("queuectl_workers")
     by_host: dict[tuple[str, str], int] = defaultdict(int)
-    for w, w_state in queue.workers(include_exited=False):
+    for w, w_state in workers:
         by_host[(w.host, w_state)] += 1
     for (host, w_state), n in sorted(by_host.items()):
         out.sample("queuectl_workers", {"host": host, "state": w_state}, n)

@@ -1,5 +1,6 @@
 """The JSON shapes that both `queuectl ... --json` prints and the dashboard's `/api/` serves:
-a job, an attempt, a job with its history, a worker, a queue, a schedule, the status counts,
+a job, an attempt, a job with its history, a worker, a queue (and its rate), a schedule, the
+status counts,
 and what the shared actions report (retried, cancelled, deleted, queues paused or resumed).
 
 Each shape is written here once, so that the CLI and the dashboard print the same bytes for
@@ -28,7 +29,9 @@ __all__ = [
     "iso",
     "job_detail_dict",
     "job_dict",
+    "no_retry_on",
     "queue_dict",
+    "rate_dict",
     "retried_dict",
     "schedule_dict",
     "status_dict",
@@ -66,7 +69,23 @@ def job_dict(job: _core.Job) -> dict[str, Any]:
         "cancel_requested_at": iso(job.cancel_requested_ms),
         "unique_key": job.unique_key,
         "waiting_on": job.waiting_on,
+        "key": job.key,
+        "slots": job.slots,
+        "retry_delays": None
+        if job.retry_delays_ms is None
+        else [ms / 1000 for ms in job.retry_delays_ms],
+        "retry_on": job.retry_on,
+        "no_retry_on": no_retry_on(job),
+        "expires_at": iso(job.expires_at_ms),
     }
+
+
+def no_retry_on(job: _core.Job) -> list[int | str] | None:
+    """A job's `no_retry_on` as its JSON has it: the exit codes, then "timeout" if named."""
+    codes: list[int | str] = list(job.no_retry_on or [])
+    if job.no_retry_timeout:
+        codes.append("timeout")
+    return codes or None
 
 
 def attempt_dict(a: _core.Attempt) -> dict[str, Any]:
@@ -103,21 +122,30 @@ def worker_dict(w: _core.Worker, state: str) -> dict[str, Any]:
         "state": state,
         "current_job": w.current_job,
         "queues": w.queues,
+        "slots": w.slots,
         "started_at": iso(w.started_at_ms),
         "last_heartbeat": iso(w.heartbeat_ms),
     }
 
 
 def queue_dict(q: _core.Queue) -> dict[str, Any]:
-    """A named queue: paused or not, its limit, how many of its jobs run, counts by state."""
+    """A named queue: paused or not, its limits and rate, how many of its jobs run, counts
+    by state."""
     counts = dict(q.counts)
     return {
         "name": q.name,
         "paused": q.paused,
         "limit": q.limit,
+        "rate": rate_dict(q.rate_n, q.rate_period_ms),
+        "key_limit": q.key_limit,
         "running": counts.get("processing", 0),
         "jobs": counts,
     }
+
+
+def rate_dict(n: int, period_ms: int) -> dict[str, Any] | None:
+    """A queue's rate: at most `n` starts in any window of `period` seconds; None: no rate."""
+    return {"n": n, "period": period_ms / 1000} if n else None
 
 
 def schedule_dict(s: _core.Schedule) -> dict[str, Any]:

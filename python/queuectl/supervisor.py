@@ -60,6 +60,9 @@ class WorkerSettings(NamedTuple):
     #: After a stop signal, how long running jobs get to finish before they are killed and
     #: requeued; None: as long as they take.
     stop_timeout_s: float | None = None
+    #: Slots of the process: its running jobs' slots add up to at most this; None: as
+    #: many as workers.
+    slots: int | None = None
 
     def pool(self, home: Home) -> _core.WorkerPool:
         lease_ms = max(1000, round(self.lease_s * 1000))
@@ -75,6 +78,7 @@ class WorkerSettings(NamedTuple):
             burst=self.burst,
             verbose=self.verbose,
             queues=list(self.queues) if self.queues is not None else None,
+            slots=self.slots,
         )
 
 
@@ -185,6 +189,8 @@ def start_detached(home: Home, settings: WorkerSettings, wait_s: float = 20.0) -
         args += ["--queue", ",".join(settings.queues)]
     if settings.stop_timeout_s is not None:
         args += ["--stop-timeout", f"{settings.stop_timeout_s:g}"]
+    if settings.slots is not None:
+        args += ["--slots", str(settings.slots)]
     with open(home.worker_log, "ab") as log:
         proc = subprocess.Popen(
             args, stdin=subprocess.DEVNULL, stdout=log, stderr=log, **detach_options()

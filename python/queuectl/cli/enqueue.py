@@ -3,17 +3,69 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import click
 
-from queuectl import _core
+from queuectl import _core, flow
 from queuectl.api import EnqueueReport, Queue, command_job
 from queuectl.cli import complete
 from queuectl.cli.app import App
-from queuectl.cli.params import Duration
+from queuectl.cli.params import Delays, Duration, ExitCodes, Expiry
 
 PROGRESS_MIN_JOBS = 50_000
+
+
+def flow_options(f: Callable[..., Any]) -> Callable[..., Any]:
+    """The flow-control flags of a job (DESIGN.md section 13), shared with `schedule add`
+    (which takes all but --expires: an occurrence's expiry is not one fixed time)."""
+    f = click.option(
+        "--expires",
+        type=Expiry(),
+        metavar="WHEN",
+        help='Cancel it ("expired") if it has not started by then: 30m from now, or ISO.',
+    )(f)
+    return flow_job_options(f)
+
+
+def flow_job_options(f: Callable[..., Any]) -> Callable[..., Any]:
+    """--key, --slots, --retry-delays, --retry-on and --no-retry-on."""
+    for option in reversed(
+        [
+            click.option(
+                "--key",
+                metavar="K",
+                help="Its key: the queue's key-limit caps running jobs with one key.",
+            ),
+            click.option(
+                "--slots",
+                type=click.IntRange(1, flow.MAX_JOB_SLOTS),
+                help="Slots of a worker process it needs (default 1; see worker start).",
+            ),
+            click.option(
+                "--retry-delays",
+                type=Delays(),
+                metavar="D[,D...]",
+                help="Wait before each retry, the last repeating (10s,1m,5m).",
+            ),
+            click.option(
+                "--retry-on",
+                type=ExitCodes(),
+                metavar="CODES",
+                help="Retry only on these exit codes (75,111).",
+            ),
+            click.option(
+                "--no-retry-on",
+                type=ExitCodes(timeout=True),
+                metavar="CODES",
+                help="Dead at once on these exit codes, or timeout (2,timeout).",
+            ),
+        ]
+    ):
+        f = option(f)
+    return f
 
 
 def _read_input(source: str) -> str:
@@ -84,6 +136,7 @@ def _check_flags(run_at: str | None, delay: float | None) -> None:
     shell_complete=complete.job_ids,
     help="Run once job ID has completed (repeatable: all of them); cancelled if one never does.",
 )
+@flow_options
 @click.pass_obj
 def enqueue(
     app: App,
@@ -100,6 +153,12 @@ def enqueue(
     queue_name: str | None,
     unique_key: str | None,
     after: tuple[str, ...],
+    key: str | None,
+    slots: int | None,
+    retry_delays: list[float] | None,
+    retry_on: list[int] | None,
+    no_retry_on: list[int | str] | None,
+    expires: str | None,
 ) -> None:
     """Add a job: JSON (a string, @FILE, or - for stdin), --file for many, or --command.
 
@@ -108,15 +167,18 @@ def enqueue(
     queuectl enqueue --command 'make test' --priority 5 --delay 30s
     queuectl enqueue --command 'convert a.png' --queue images
     queuectl enqueue --command './report.sh' --after fetch --after transform
+    queuectl enqueue --command './deploy.sh acme' --key acme --slots 4 --expires 30m
     """
     forms = [x for x in (job, file_, command) if x is not None]
     if len(forms) != 1:
         raise click.UsageError("give exactly one of JSON, --file or --command")
     flags = (job_id, priority, max_retries, timeout, run_at, delay, queue_name, unique_key)
-    if command is None and (any(f is not None for f in flags) or env or after):
+    flow_flags = (key, slots, retry_delays, retry_on, no_retry_on, expires)
+    if command is None and (any(f is not None for f in (*flags, *flow_flags)) or env or after):
         raise click.UsageError(
             "--id, --priority, --max-retries, --timeout, --run-at, --delay, --env, --queue, "
-            "--unique-key and --after go with --command (in JSON, give the fields)"
+            "--unique-key, --key, --slots, --retry-delays, --retry-on, --no-retry-on, "
+            "--expires and --after go with --command (in JSON, give the fields)"
         )
     queue = app.queue
     if command is not None:
@@ -133,6 +195,12 @@ def enqueue(
             queue=queue_name,
             unique_key=unique_key,
             after=after,
+            key=key,
+            slots=slots,
+            retry_delays=retry_delays,
+            retry_on=retry_on,
+            no_retry_on=no_retry_on,
+            expires=expires,
         )
         _said_one(queue.enqueue_report(text))
         return

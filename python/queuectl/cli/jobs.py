@@ -7,7 +7,7 @@ import time
 
 import click
 
-from queuectl import _core
+from queuectl import _core, flow
 from queuectl.api import ENDED_STATES, JOB_STATES
 from queuectl.cli import complete, render
 from queuectl.cli.app import App
@@ -80,8 +80,12 @@ def show(app: App, job_id: str, as_json: bool) -> None:
     for key, value in fields.items():
         if key == "timeout" and not value:
             value = "none"
-        if key == "waiting_on" and not value:
+        if (key == "waiting_on" and not value) or (key == "slots" and value == 1):
             value = None
+        if key == "retry_delays" and value:
+            value = ", ".join(flow.duration_text(round(d * 1000)) for d in value)
+        if key in ("retry_on", "no_retry_on") and value:
+            value = ", ".join(str(c) for c in value)
         if key == "env":
             # Names only: the values may be secrets.
             value = ", ".join(value) if value else None

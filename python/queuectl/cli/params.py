@@ -6,6 +6,7 @@ from typing import Any
 
 import click
 
+from queuectl import flow
 from queuectl.duration import parse_seconds
 
 
@@ -33,3 +34,57 @@ MAX_COUNT = 2**63 - 1
 def count() -> click.IntRange:
     """A whole number from 0 to MAX_COUNT."""
     return click.IntRange(min=0, max=MAX_COUNT)
+
+
+class _FlowText(click.ParamType):  # type: ignore[type-arg]
+    """Text read by one of queuectl.flow's readers; its ValueError is a usage error."""
+
+    def read(self, text: str) -> Any:
+        raise NotImplementedError
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if not isinstance(value, str):
+            return value
+        try:
+            return self.read(value)
+        except ValueError as e:
+            self.fail(str(e), param, ctx)
+
+
+class RateText(_FlowText):
+    """N/PERIOD (10/s, 100/1m, 5/1h), or none."""
+
+    name = "rate"
+
+    def read(self, text: str) -> flow.Rate:
+        return flow.parse_rate(text)
+
+
+class ExitCodes(_FlowText):
+    """Exit codes 0 to 255, comma-separated (and `timeout`, with `timeout=True`)."""
+
+    name = "codes"
+
+    def __init__(self, timeout: bool = False) -> None:
+        self.timeout = timeout
+
+    def read(self, text: str) -> list[int | str]:
+        return flow.exit_codes(text, timeout=self.timeout)
+
+
+class Delays(_FlowText):
+    """Durations, comma-separated: 10s,1m,5m (as seconds)."""
+
+    name = "delays"
+
+    def read(self, text: str) -> list[float]:
+        return flow.delay_list(text)
+
+
+class Expiry(_FlowText):
+    """A duration from now (30m) or an ISO-8601 time, as an ISO-8601 time ahead of now."""
+
+    name = "expiry"
+
+    def read(self, text: str) -> str:
+        return flow.expiry(text)

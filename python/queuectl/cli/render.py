@@ -12,7 +12,7 @@ from typing import Any
 
 import click
 
-from queuectl import _core
+from queuectl import _core, flow
 from queuectl.shapes import (
     attempt_dict,
     cancelled_dict,
@@ -21,6 +21,7 @@ from queuectl.shapes import (
     job_detail_dict,
     job_dict,
     queue_dict,
+    rate_dict,
     retried_dict,
     schedule_dict,
     status_dict,
@@ -39,6 +40,8 @@ __all__ = [
     "job_dict",
     "job_rows",
     "queue_dict",
+    "rate_dict",
+    "rate_text",
     "retried_dict",
     "schedule_dict",
     "short",
@@ -79,6 +82,11 @@ def age(ms: int, now_ms: int) -> str:
     return f"{secs / 3600:.1f}h ago"
 
 
+def rate_text(q: _core.Queue) -> str | None:
+    """A queue's rate as `queue rate` takes it (10/1m), None when it has none."""
+    return flow.Rate(q.rate_n, q.rate_period_ms).text if q.rate_n else None
+
+
 def job_rows(jobs: list[_core.Job]) -> None:
     if not jobs:
         click.echo("no jobs")
@@ -103,9 +111,17 @@ def job_rows(jobs: list[_core.Job]) -> None:
 def worker_rows(workers: Sequence[tuple[_core.Worker, str]], now_ms: int) -> None:
     """Workers with their displayed state, as `worker list` and `status` show them."""
     table(
-        ["WORKER", "HOST", "PID", "STATE", "JOB", "HEARTBEAT"],
+        ["WORKER", "HOST", "PID", "SLOTS", "STATE", "JOB", "HEARTBEAT"],
         [
-            [w.id, w.host, str(w.pid), s, w.current_job or "-", age(w.heartbeat_ms, now_ms)]
+            [
+                w.id,
+                w.host,
+                str(w.pid),
+                "-" if w.slots is None else str(w.slots),
+                s,
+                w.current_job or "-",
+                age(w.heartbeat_ms, now_ms),
+            ]
             for w, s in workers
         ],
     )

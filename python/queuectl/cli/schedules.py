@@ -10,7 +10,7 @@ from queuectl import _core
 from queuectl.api import command_job
 from queuectl.cli import complete, render
 from queuectl.cli.app import App
-from queuectl.cli.enqueue import _env_pairs, _read_input
+from queuectl.cli.enqueue import _env_pairs, _read_input, flow_job_options
 from queuectl.cli.params import Duration
 
 
@@ -55,6 +55,7 @@ def schedule() -> None:
     help="Its named queue (default: default).",
 )
 @click.option("--unique-key", metavar="K", help="Add nothing while an unfinished job has this key.")
+@flow_job_options
 @click.option("--json", "as_json", is_flag=True, help="Compact JSON on stdout.")
 @click.pass_obj
 def add(
@@ -71,13 +72,19 @@ def add(
     env: tuple[str, ...],
     queue_name: str | None,
     unique_key: str | None,
+    key: str | None,
+    slots: int | None,
+    retry_delays: list[float] | None,
+    retry_on: list[int] | None,
+    no_retry_on: list[int | str] | None,
     as_json: bool,
 ) -> None:
     """Add schedule NAME: the job (--command CMD with job flags, or JSON) is enqueued at
     every occurrence of --cron by the running workers, once however many run."""
     if (job is None) == (command is None):
         raise click.UsageError("give the job as --command CMD or as JSON, one of them")
-    flags = (priority, max_retries, timeout, queue_name, unique_key)
+    flags: tuple[object, ...] = (priority, max_retries, timeout, queue_name, unique_key)
+    flags += (key, slots, retry_delays, retry_on, no_retry_on)
     if command is None:
         if any(f is not None for f in flags) or env:
             raise click.UsageError("job flags go with --command (in JSON, give the fields)")
@@ -92,6 +99,11 @@ def add(
             env=_env_pairs(env),
             queue=queue_name,
             unique_key=unique_key,
+            key=key,
+            slots=slots,
+            retry_delays=retry_delays,
+            retry_on=retry_on,
+            no_retry_on=no_retry_on,
         )
     s = app.queue.schedule_add(name, cron, text, tz=tz, overlap=overlap)
     if as_json:

@@ -12,7 +12,7 @@ from typing import Any
 
 import click
 
-from queuectl import _core, service, supervisor
+from queuectl import _core, flow, service, supervisor
 from queuectl.cli import complete, render
 from queuectl.cli.app import App
 from queuectl.cli.params import Duration
@@ -59,6 +59,11 @@ def _note(text: str) -> None:
     shell_complete=complete.queue_name_lists,
     help="Only these named queues.",
 )
+@click.option(
+    "--slots",
+    type=click.IntRange(1, flow.MAX_WORKER_SLOTS),
+    help="Slots of the workers' process (default: --count; see worker start).",
+)
 @click.option("--lease", type=Duration(), default=_core.DEFAULT_LEASE_MS / 1000, show_default=True)
 @click.option(
     "--stop-timeout",
@@ -83,6 +88,7 @@ def install(
     user_scope: bool,
     count: int,
     queues: str | None,
+    slots: int | None,
     lease: float,
     stop_timeout: float,
     env_file: Path | None,
@@ -108,6 +114,7 @@ def install(
         lease_s=lease,
         stop_timeout_s=stop_timeout,
         env_file=env_file,
+        slots=slots,
     )
     manager = service.for_this_platform(app.home)
     if print_only:

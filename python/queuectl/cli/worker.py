@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from queuectl import _core, supervisor
+from queuectl import _core, flow, supervisor
 from queuectl.cli import complete, render
 from queuectl.cli.app import App
 from queuectl.cli.params import Duration
@@ -30,6 +30,12 @@ def worker() -> None:
     default=1,
     show_default=True,
     help="How many workers.",
+)
+@click.option(
+    "--slots",
+    type=click.IntRange(1, flow.MAX_WORKER_SLOTS),
+    help="Slots of this process: its running jobs' slots add up to at most this "
+    "(default: --count).",
 )
 @click.option("--burst", is_flag=True, help="Exit when no job is due.")
 @click.option("--detach", is_flag=True, help="Run in the background; return once they are up.")
@@ -58,6 +64,7 @@ def worker() -> None:
 def start(
     app: App,
     count: int,
+    slots: int | None,
     burst: bool,
     detach: bool,
     lease: float,
@@ -77,6 +84,7 @@ def start(
                 raise click.BadParameter(str(e), param_hint="--queue") from None
     settings = supervisor.WorkerSettings(
         worker_count=count,
+        slots=slots,
         burst=burst,
         lease_s=lease,
         verbose=not quiet,

@@ -94,6 +94,8 @@ class ServiceSpec(NamedTuple):
     env: tuple[tuple[str, str], ...] = ()
     env_file: Path | None = None
     user: str | None = None
+    #: Slots of the worker process (`worker start --slots`); None: as many as workers.
+    slots: int | None = None
 
     @classmethod
     def build(
@@ -108,6 +110,7 @@ class ServiceSpec(NamedTuple):
         stop_timeout_s: float = 60.0,
         env_file: Path | None = None,
         user: str | None = None,
+        slots: int | None = None,
     ) -> ServiceSpec:
         validate_name(name)
         env: tuple[tuple[str, str], ...] = ()
@@ -132,14 +135,18 @@ class ServiceSpec(NamedTuple):
             env=env,
             env_file=env_file,
             user=user,
+            slots=slots,
         )
 
     def worker_flags(self) -> list[str]:
-        """--count, --lease, --stop-timeout and --queue as the service passes them on."""
+        """--count, --lease, --stop-timeout, --queue and --slots as the service passes them
+        on."""
         flags = ["--count", str(self.workers), "--lease", f"{self.lease_s:g}"]
         flags += ["--stop-timeout", f"{self.stop_timeout_s:g}"]
         if self.queues:
             flags += ["--queue", ",".join(self.queues)]
+        if self.slots is not None:
+            flags += ["--slots", str(self.slots)]
         return flags
 
     def worker_argv(self) -> list[str]:

@@ -96,6 +96,25 @@ def components() -> dict[str, Any]:
                     "description": "most jobs of the queue running at once, on all hosts; "
                     "0: no limit",
                 },
+                "rate": {
+                    "anyOf": [
+                        object_schema(
+                            {
+                                "n": {"type": "integer", "minimum": 1},
+                                "period": {"type": "number", "exclusiveMinimum": 0},
+                            }
+                        ),
+                        {"type": "null"},
+                    ],
+                    "description": "at most n starts in any window of period seconds, on "
+                    "all hosts; null: no rate",
+                },
+                "key_limit": {
+                    "type": "integer",
+                    "minimum": 0,
+                    "description": "most jobs with one key running at once, on all hosts; "
+                    "0: no limit",
+                },
                 "running": {"type": "integer", "minimum": 0},
                 "jobs": counts_schema("its jobs by state (states with none may be left out)"),
             },
@@ -115,6 +134,11 @@ def components() -> dict[str, Any]:
                     "type": ["array", "null"],
                     "items": STR,
                     "description": "the queues it takes jobs from; null: all",
+                },
+                "slots": {
+                    "type": ["integer", "null"],
+                    "minimum": 1,
+                    "description": "slots of its process; null: written by an older version",
                 },
                 "started_at": TIME,
                 "last_heartbeat": TIME,
@@ -230,6 +254,35 @@ def job_properties() -> dict[str, Any]:
             "type": "integer",
             "minimum": 0,
             "description": "how many of the jobs it runs after have not completed",
+        },
+        "key": {
+            "type": ["string", "null"],
+            "description": "its key, counted by the queue's key limit",
+        },
+        "slots": {"type": "integer", "minimum": 1, "description": "slots of a worker it needs"},
+        "retry_delays": {
+            "type": ["array", "null"],
+            "items": {"type": "number", "minimum": 0},
+            "description": "seconds before each retry, the last repeating; null: backoff",
+        },
+        "retry_on": {
+            "type": ["array", "null"],
+            "items": {"type": "integer", "minimum": 0, "maximum": 255},
+            "description": "the only exit codes retried; null: any",
+        },
+        "no_retry_on": {
+            "type": ["array", "null"],
+            "items": {
+                "anyOf": [
+                    {"type": "integer", "minimum": 0, "maximum": 255},
+                    {"const": "timeout"},
+                ]
+            },
+            "description": "exit codes (and timeout) that end it dead at once",
+        },
+        "expires_at": {
+            **TIME_OR_NULL,
+            "description": "cancelled (expired) if it has not started by then",
         },
     }
 

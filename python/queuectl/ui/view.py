@@ -14,7 +14,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 
-from queuectl import InputError, JobNotFoundError, QueuectlError, _core
+from queuectl import InputError, JobNotFoundError, QueuectlError, _core, flow
 from queuectl.api import Queue
 from queuectl.shapes import iso
 from queuectl.text import shown_location, span
@@ -22,6 +22,11 @@ from queuectl.ui.feed import Feed
 from queuectl.ui.guards import Settings
 
 HERE = Path(__file__).parent
+
+
+def rate_text(rate: dict[str, Any] | None) -> str:
+    """A queue's rate as its JSON has it (`shapes.rate_dict`), as `queue rate` takes it."""
+    return "none" if rate is None else flow.Rate(rate["n"], round(rate["period"] * 1000)).text
 
 
 class View:
@@ -36,6 +41,8 @@ class View:
         )
         self.env.filters["iso"] = iso
         self.env.filters["duration"] = span
+        self.env.filters["rate"] = rate_text
+        self.env.filters["seconds"] = lambda s: flow.duration_text(round(s * 1000))
         # The rules the pages show buttons by: the core's.
         self.env.globals["change_allowed"] = _core.change_allowed
         self.env.globals["final_states"] = _core.FINAL_STATES
