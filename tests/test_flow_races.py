@@ -10,6 +10,8 @@ from pathlib import Path
 
 from conftest import Queue
 
+from queuectl import _core
+
 
 def _record(runs: Path, sleep: float = 0.1) -> str:
     """A job command that writes its start and end (ns), its slots and its worker process
@@ -62,7 +64,7 @@ def test_a_rate_holds_over_many_worker_processes_and_the_queue_drains_at_it(
         q.start_workers("--count", "2", "--quiet")
     q.wait_for(lambda: _completed(q, "api") == 20, timeout=60, what="the rated queue")
     # The rule holds on the claims' clock (the started_at the store wrote)...
-    claimed = sorted(q.job(f"r{i:02}")["started_at_ms"] for i in range(20))
+    claimed = sorted(_core.parse_time(q.job(f"r{i:02}")["started_at"]) for i in range(20))
     for w in zip(claimed, claimed[5:]):
         assert w[1] - w[0] >= 1000, f"6 starts within {w[1] - w[0]} ms: {claimed}"
     # ...and on the jobs' own, up to the time a start takes to spawn.

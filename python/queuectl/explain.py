@@ -320,10 +320,8 @@ def _cancelled_reason(queue: Source, job: _core.Job) -> str:
         how = f"when it expired at {_core.format_time(job.expires_at_ms)} before it started"
         if history:
             how = f"{how} again after {len(history)} failed attempt(s)"
-        # A retry keeps the expiry that has passed: only a new job runs it.
-        return (
-            f"cancelled at {when} {how}; enqueue it again, with a later expiry or none, to run it"
-        )
+        # A retry clears an expiry that has passed, so the job runs.
+        return f"cancelled at {when} {how}; `queuectl retry {job.id}` runs it (with no expiry)"
     if history and history[-1].outcome == "cancelled":
         how = f"while attempt {history[-1].attempt} ran ({history[-1].error})"
     elif cause.startswith("cancelled: it runs after"):

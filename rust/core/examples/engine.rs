@@ -180,6 +180,7 @@ fn rollup_cost(db: &Path) -> (f64, f64) {
             settled: queuectl_core::store::Settled::Completed,
             duration_ms: i % 3000,
             error: None,
+            by_rule: false,
         });
     }
     let per_job_ns = t.elapsed().as_nanos() as f64 / n as f64;

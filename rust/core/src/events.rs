@@ -70,6 +70,9 @@ pub enum Event<'a> {
         settled: Settled,
         duration_ms: u64,
         error: Option<&'a str>,
+        /// It went to the DLQ with retries left: its own retry rule does not retry such
+        /// a failure (`retry_on`, `no_retry_on`).
+        by_rule: bool,
     },
     /// A job was stopped on request (or claimed while stopping) and put back to pending.
     Requeued { worker: &'a str, job: &'a str },
@@ -110,12 +113,15 @@ impl StderrLog {
     pub fn describe(event: &Event<'_>) -> String {
         match *event {
             Event::Started { job, attempt, .. } => format!("started job {job} (attempt {attempt})"),
-            Event::Finished { job, settled, duration_ms, error, .. } => {
+            Event::Finished { job, settled, duration_ms, error, by_rule, .. } => {
                 let why = error.unwrap_or("");
                 match settled {
                     Settled::Completed => format!("completed job {job} in {:.3}s", duration_ms as f64 / 1000.0),
                     Settled::Retry { run_at_ms } => {
                         format!("job {job} failed ({why}); retry at {}", format_iso8601(run_at_ms))
+                    }
+                    Settled::Dead if by_rule => {
+                        format!("job {job} failed ({why}); its retry rule does not retry this, moved to the DLQ")
                     }
                     Settled::Dead => format!("job {job} failed ({why}); no retries left, moved to the DLQ"),
                     Settled::Cancelled => format!("job {job} was cancelled ({why}); it will not be retried"),
@@ -321,6 +327,7 @@ mod tests {
             settled,
             duration_ms: 5,
             error: None,
+            by_rule: false,
         };
         c.on_event(&Event::Started { worker: "w", job: "j", attempt: 1, queue: "default", wait_ms: 0 });
         c.on_event(&ev(Settled::Completed));
@@ -343,6 +350,7 @@ mod tests {
             settled: Settled::Dead,
             duration_ms: 0,
             error: Some("exit code 3"),
+            by_rule: false,
         };
         assert_eq!(StderrLog::describe(&e), "job j failed (exit code 3); no retries left, moved to the DLQ");
     }

@@ -190,6 +190,7 @@ mod tests {
             settled: Settled::Dead,
             duration_ms: 300,
             error: None,
+            by_rule: false,
         });
         r.on_event(&Event::Rescued { worker: "w", job: "b", attempt: 2 });
         let pending = r.pending.lock().unwrap();

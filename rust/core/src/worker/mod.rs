@@ -494,6 +494,7 @@ impl Loop<'_> {
             settled,
             duration_ms: outcome.duration_ms,
             error: outcome.error.as_deref(),
+            by_rule: settled == Settled::Dead && crate::rules::tries_left(attempt, job.max_retries) > 0,
         });
         Ok(next)
     }

@@ -56,12 +56,14 @@ pub(crate) const GET: Sql = shared!("SELECT ", job_col::LIST, " FROM jobs WHERE 
 /// Whether job ?1 exists.
 pub(crate) const EXISTS: Sql = shared!("SELECT 1 FROM jobs WHERE id = ?1");
 
-/// Back to pending, attempts reset, runnable now: ?1 id, ?2 now. A job that runs after
+/// Back to pending, attempts reset, runnable now: ?1 id, ?2 now. An expiry that has
+/// passed is cleared (a retry asks for the job to run). A job that runs after
 /// others counts again those that have not completed (a cancelled dependent, retried
 /// while they still run, waits for them: [`RETRY_WAIT`]).
 pub(crate) const RETRY: Sql = shared!(
     "UPDATE jobs SET state = 'pending', attempts = 0, run_at_ms = ?2, updated_at_ms = ?2,
      worker_id = NULL, lease_expires_ms = NULL, cancel_requested_ms = NULL,
+     expires_at_ms = CASE WHEN expires_at_ms <= ?2 THEN NULL ELSE expires_at_ms END,
      waiting_on = (SELECT count(*) FROM job_deps d JOIN jobs p ON p.seq = d.parent_seq
                    WHERE d.child_seq = jobs.seq AND p.state <> 'completed')
      WHERE id = ?1"
@@ -73,7 +75,8 @@ pub(crate) const RETRY_WAIT: Sql = shared!("UPDATE jobs SET state = 'waiting' WH
 /// Every dead job back to pending: ?1 now.
 pub(crate) const DEAD_RETRY_ALL: Sql = shared!(
     "UPDATE jobs SET state = 'pending', attempts = 0, run_at_ms = ?1, updated_at_ms = ?1,
-     worker_id = NULL, lease_expires_ms = NULL, cancel_requested_ms = NULL WHERE state = 'dead'"
+     worker_id = NULL, lease_expires_ms = NULL, cancel_requested_ms = NULL,
+     expires_at_ms = CASE WHEN expires_at_ms <= ?1 THEN NULL ELSE expires_at_ms END WHERE state = 'dead'"
 );
 
 /// Cancel, for a processing job: the request its worker reads with its next heartbeat (an
