@@ -9,7 +9,6 @@ import time
 from pathlib import Path
 
 from conftest import Queue
-
 from queuectl import _core
 
 
