@@ -381,4 +381,5 @@ if sys.platform == "win32":
         stop_timeout_s: float,
         host: str,
         queues: list[str] | None = ...,
+        slots: int | None = ...,
     ) -> None: ...

@@ -247,17 +247,25 @@ def logs(app: App, name: str, system: bool, follow: bool) -> None:
 @name_option
 @click.option("--count", type=int, default=1)
 @click.option("--queue", "queues", default=None)
+@click.option("--slots", type=click.IntRange(1, flow.MAX_WORKER_SLOTS), default=None)
 @click.option("--lease", type=float, default=30.0)
 @click.option("--stop-timeout", type=float, default=60.0)
 @click.pass_obj
 def run(
-    app: App, name: str, count: int, queues: str | None, lease: float, stop_timeout: float
+    app: App,
+    name: str,
+    count: int,
+    queues: str | None,
+    slots: int | None,
+    lease: float,
+    stop_timeout: float,
 ) -> None:
     """What the Windows service manager starts: hosts the workers until the service stops."""
     service.for_this_platform(app.home).run(
         name,
         count=count,
         queues=queues.split(",") if queues else None,
+        slots=slots,
         lease_s=lease,
         stop_timeout_s=stop_timeout,
         prepare=lambda: app.queue.store,  # migrated before the workers start

@@ -111,6 +111,7 @@ class ServiceManager(Protocol):
         *,
         count: int,
         queues: list[str] | None,
+        slots: int | None,
         lease_s: float,
         stop_timeout_s: float,
         prepare: Callable[[], object],

@@ -141,6 +141,7 @@ class LaunchdManager:
         *,
         count: int,
         queues: list[str] | None,
+        slots: int | None,
         lease_s: float,
         stop_timeout_s: float,
         prepare: Callable[[], object],

@@ -186,6 +186,7 @@ class SystemdManager:
         *,
         count: int,
         queues: list[str] | None,
+        slots: int | None,
         lease_s: float,
         stop_timeout_s: float,
         prepare: Callable[[], object],

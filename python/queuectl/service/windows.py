@@ -19,7 +19,7 @@ from typing import Any
 
 from queuectl import _core, supervisor
 from queuectl.home import Home
-from queuectl.service.spec import ServiceError, ServiceSpec, installed_file
+from queuectl.service.spec import ServiceSpec, installed_file
 
 # Tells mypy, when it checks the package for POSIX, that this module is not for it.
 assert sys.platform == "win32"
@@ -85,10 +85,6 @@ class WindowsManager:
         self, spec: ServiceSpec, *, start: bool, account: str | None, note: Callable[[str], None]
     ) -> str:
         """Writes the service's environment into the home and creates the service."""
-        if spec.slots is not None:
-            # TODO: the core's service loop (`winservice_run`) takes no slots yet, so the
-            # service's workers would run with as many slots as workers.
-            raise ServiceError("--slots is not supported by Windows services yet")
         state = windows_state_file(spec.home, spec.name)
         state.write_text(json.dumps({"env": spec.environment()}), encoding="utf-8")
         notes = _core.winservice_install(
@@ -149,6 +145,7 @@ class WindowsManager:
         *,
         count: int,
         queues: list[str] | None,
+        slots: int | None,
         lease_s: float,
         stop_timeout_s: float,
         prepare: Callable[[], object],
@@ -169,4 +166,5 @@ class WindowsManager:
             stop_timeout_s,
             supervisor.host_name(),
             queues,
+            slots,
         )

@@ -20,6 +20,7 @@ fn main() {
         count: args[7].parse().unwrap_or(1),
         lease_ms: queuectl_core::worker::DEFAULT_LEASE_MS,
         queues: None,
+        slots: None,
         host: "winsvc".into(),
     };
     if let Err(e) = queuectl_core::winservice::run(cfg) {

@@ -28,7 +28,7 @@ use crate::error::{Error, Result};
 use crate::events::{Event, Observer, Observers, StderrLog};
 use crate::stats::Rollup;
 use crate::store::{QueueFilter, StopLevel, StoreOptions};
-use crate::worker::{new_worker_id, Pool, WorkerConfig};
+use crate::worker::{new_worker_id, Pool, Slots, WorkerConfig};
 
 pub use windows_service::service::ServiceState as State;
 
@@ -49,6 +49,8 @@ pub struct HostConfig {
     /// How long running jobs get to finish once a stop is asked for.
     pub stop_timeout: Duration,
     pub queues: Option<Vec<String>>,
+    /// The slots of the process (`worker start --slots`); None: as many as workers.
+    pub slots: Option<u32>,
     pub host: String,
 }
 
@@ -131,10 +133,12 @@ fn serve(cfg: &HostConfig, log: &FileLog) -> Result<()> {
     let rollup = Arc::new(Rollup::default());
     let observer: Arc<dyn Observer> = Arc::new(Observers(vec![Arc::new(FileLog::open(&cfg.log_file)), rollup.clone()]));
     let filter = cfg.queues.as_ref().map(|q| QueueFilter::new(q)).transpose()?;
+    let slots = Arc::new(Slots::new(cfg.slots.unwrap_or_else(|| u32::try_from(cfg.count).unwrap_or(u32::MAX))));
     let cfgs = (0..cfg.count)
         .map(|_| WorkerConfig {
             lease_ms: cfg.lease_ms,
             queues: filter.clone(),
+            slots: Arc::clone(&slots),
             observer: Arc::clone(&observer),
             rollup: Some(Arc::clone(&rollup)),
             ..WorkerConfig::new(new_worker_id(), cfg.host.clone(), std::process::id(), cfg.logs_dir.clone())

@@ -64,7 +64,7 @@ fn winservice_uninstall(py: Python<'_>, name: String, wait_s: f64) -> PyResult<(
 
 /// Hosts the service `name` in this process until it is stopped.
 #[pyfunction]
-#[pyo3(signature = (name, location, logs_dir, log_file, count, lease_ms, stop_timeout_s, host, queues = None))]
+#[pyo3(signature = (name, location, logs_dir, log_file, count, lease_ms, stop_timeout_s, host, queues = None, slots = None))]
 #[allow(clippy::too_many_arguments)]
 fn winservice_run(
     py: Python<'_>,
@@ -77,6 +77,7 @@ fn winservice_run(
     stop_timeout_s: f64,
     host: String,
     queues: Option<Vec<String>>,
+    slots: Option<u32>,
 ) -> PyResult<()> {
     let cfg = HostConfig {
         name,
@@ -87,6 +88,7 @@ fn winservice_run(
         lease_ms,
         stop_timeout: Duration::from_secs_f64(stop_timeout_s.max(0.0)),
         queues,
+        slots,
         host,
     };
     py.detach(|| winservice::run(cfg)).map_err(py_err)
