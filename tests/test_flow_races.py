@@ -66,12 +66,14 @@ def test_a_rate_holds_over_many_worker_processes_and_the_queue_drains_at_it(
     claimed = sorted(_core.parse_time(q.job(f"r{i:02}")["started_at"]) for i in range(20))
     for w in zip(claimed, claimed[5:]):
         assert w[1] - w[0] >= 1000, f"6 starts within {w[1] - w[0]} ms: {claimed}"
-    # ...and on the jobs' own, up to the time a start takes to spawn.
+    # ...and on the jobs' own, up to the time a start takes to spawn (on a loaded machine,
+    # a few hundred ms at worst).
     own = sorted(start // 1_000_000 for start, _, _ in _runs(runs).values())
     for w in zip(own, own[5:]):
-        assert w[1] - w[0] >= 1000 - 100, f"6 jobs began within {w[1] - w[0]} ms: {own}"
-    # Drained at its rate, not slower: 20 starts at 5 a second take 3 s after the first.
-    assert 3000 <= claimed[-1] - claimed[0] < 3000 + 800, claimed
+        assert w[1] - w[0] >= 1000 - 300, f"6 jobs began within {w[1] - w[0]} ms: {own}"
+    # Drained at its rate, not slower: 20 starts at 5 a second take 3 s after the first
+    # (each window opening is met within a few ms; 1 s of slack over the three).
+    assert 3000 <= claimed[-1] - claimed[0] < 3000 + 1000, claimed
 
 
 def test_a_key_limit_holds_over_many_worker_processes(q: Queue, tmp_path: Path) -> None:
