@@ -4,7 +4,8 @@
 
 It builds a queue in a new temporary home with the real `queuectl`: completed jobs, one
 that fails, is retried and ends dead, pending and waiting jobs (a dependency, a paused
-queue, a delayed job), a queue with a limit, two schedules, config values, and two
+queue, a delayed job), a queue with a limit and a rate, a job with every flow-control
+field in a queue with a limit per key, two schedules, config values, and two
 workers, one of them busy with a job that keeps writing output. Then it starts
 `queuectl ui` on a free port and photographs each page (1280x800 viewport, whole page)
 in Debian's Chromium driven by Playwright: $QUEUECTL_CHROMIUM, else `chromium` on PATH
@@ -146,6 +147,9 @@ def build_queue(q: Demo) -> None:
     chart_history(q.home / "qctl.db")
     q.run("queue", "pause", "images")
     q.run("queue", "limit", "emails", "2")
+    q.run("queue", "rate", "emails", "100/1m")
+    q.run("queue", "key-limit", "deploys", "1")
+    q.run("queue", "pause", "deploys")
     q.run(
         "enqueue", "--id", "nightly-report", "--command",
         "echo 'fetching 1,204 rows from orders'; sleep 0.2; echo 'wrote report-2024-06-01.csv'",
@@ -161,6 +165,11 @@ def build_queue(q: Demo) -> None:
     q.run(
         "enqueue", "--id", "sync-crm", "--max-retries", "1", "--command",
         "echo 'connecting to crm.example.com'; echo 'error: connection refused' >&2; exit 7",
+    )  # fmt: skip
+    q.run(
+        "enqueue", "--id", "deploy-acme", "--queue", "deploys", "--key", "acme", "--slots", "2",
+        "--retry-delays", "30s,5m", "--no-retry-on", "2", "--expires", "2h",
+        "--command", "./deploy.sh acme",
     )  # fmt: skip
     q.run("enqueue", "--id", "thumbs", "--queue", "images", "--command", "./thumbnails.sh")
     q.run("enqueue", "--queue", "images", "--after", "thumbs", "--command", "./upload.sh")
