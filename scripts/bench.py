@@ -577,12 +577,13 @@ def pg_rows(
         f"{rate / base:.2f} x",
         "(no target)",
     )
-    engine_rates, flow_rates = [], []
+    engine_rates, limited_rates, flow_rates = [], [], []
     for _ in range(runs):
         with pg_schema() as url:
             eng = engine(n_engine, 0, url)
         if eng:
             engine_rates.append(eng["throughput_per_s"])
+            limited_rates.append(eng["throughput_10_queues_per_s"])
             flow_rates.append(eng["throughput_flow_per_s"])
     if engine_rates:
         row(
@@ -593,6 +594,14 @@ def pg_rows(
             "(no target)",
         )
         plain, flowing = statistics.median(engine_rates), statistics.median(flow_rates)
+        limited = statistics.median(limited_rates)
+        row(
+            "PostgreSQL: engine, 10 queues, 2 limited to 1 running",
+            f"{limited:,.0f} jobs/s",
+            f"one queue: {plain:,.0f} jobs/s",
+            f"{limited / plain:.2f} x",
+            "(no target)",
+        )
         row(
             "PostgreSQL: engine, 10 queues, 2 with a rate, 2 with a limit per key",
             f"{flowing:,.0f} jobs/s",
